@@ -1,0 +1,197 @@
+// Opening, reading and listing accounts, and the per-shard GL (system) accounts.
+import { createHash } from 'node:crypto';
+import {
+  bucketedId,
+  bucketOf,
+  DomainError,
+  isCurrency,
+  Violations,
+  writeEvents,
+  type ShardMap,
+  type ShardRouter,
+} from '@corebank/kit';
+import {
+  CreateAccountResultCode as C,
+  SystemAccountKind,
+  type Account,
+  type CreateAccountResult,
+  type NewAccount,
+} from '@corebank/kit/gen/corebank/v1/account';
+import { accountOpenedEvent } from './events.js';
+import { accountToProto, type AccountRow } from './proto.js';
+
+const MAX_KEY = 128;
+
+export function validateNewAccounts(items: NewAccount[]): void {
+  const v = new Violations();
+  if (!items.length) v.add('accounts', 'must hold at least one account');
+  if (items.length > 1000) v.add('accounts', 'must hold at most 1000 accounts');
+  items.forEach((a, i) => {
+    const p = `accounts[${i}]`;
+    if (!a.idempotencyKey) v.add(`${p}.idempotency_key`, 'is required');
+    else if (a.idempotencyKey.length > MAX_KEY) v.add(`${p}.idempotency_key`, `must be at most ${MAX_KEY} characters`);
+    if (!a.ownerId) v.add(`${p}.owner_id`, 'is required');
+    else if (a.ownerId.length > MAX_KEY || a.ownerId.startsWith('system:')) v.add(`${p}.owner_id`, 'is not a customer id');
+    if (!isCurrency(a.currency)) v.add(`${p}.currency`, `"${a.currency}" is not a supported ISO 4217 currency code`);
+    const f = a.flags ?? { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
+    if (f.debitsMustNotExceedCredits && f.creditsMustNotExceedDebits) {
+      v.add(`${p}.flags`, 'debits_must_not_exceed_credits and credits_must_not_exceed_debits exclude each other');
+    }
+    if (a.overdraftLimit < 0n) v.add(`${p}.overdraft_limit`, 'must not be negative');
+    if (a.overdraftLimit > 0n && !f.debitsMustNotExceedCredits) {
+      v.add(`${p}.overdraft_limit`, 'needs flags.debits_must_not_exceed_credits');
+    }
+    if (a.reference.length > 256) v.add(`${p}.reference`, 'must be at most 256 characters');
+  });
+  v.throwIfAny();
+}
+
+const accountBodyHash = (a: NewAccount) =>
+  createHash('sha256')
+    .update(
+      JSON.stringify([
+        a.currency,
+        a.code,
+        !!a.flags?.debitsMustNotExceedCredits,
+        !!a.flags?.creditsMustNotExceedDebits,
+        a.overdraftLimit.toString(),
+        a.reference,
+      ]),
+    )
+    .digest('base64url');
+
+export const accountIdFor = (ownerId: string, idempotencyKey: string) =>
+  bucketedId(bucketOf(ownerId), 'account', ownerId, idempotencyKey);
+
+const ACCOUNT_COLUMNS = `id, owner_id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
+  overdraft_limit, debits_pending, debits_posted, credits_pending, credits_posted, system, reference, created_at, body_hash`;
+
+/** Inserts what is new, returns what existed: per shard, one transaction with its events. */
+export async function createAccounts(router: ShardRouter, items: NewAccount[]): Promise<CreateAccountResult[]> {
+  const results: CreateAccountResult[] = new Array(items.length);
+  const byShard = new Map<number, number[]>();
+  items.forEach((a, i) => {
+    const s = router.byCustomer(a.ownerId).index;
+    byShard.set(s, [...(byShard.get(s) ?? []), i]);
+  });
+  await Promise.all(
+    [...byShard].map(async ([shardIndex, idx]) => {
+      const shard = router.shards[shardIndex]!;
+      await shard.db.transaction(async (tx) => {
+        const now = new Date();
+        const rows = idx.map((i) => {
+          const a = items[i]!;
+          return {
+            id: accountIdFor(a.ownerId, a.idempotencyKey),
+            owner_id: a.ownerId,
+            idempotency_key: a.idempotencyKey,
+            body_hash: accountBodyHash(a),
+            currency: a.currency,
+            code: a.code,
+            debits_must_not_exceed_credits: !!a.flags?.debitsMustNotExceedCredits,
+            credits_must_not_exceed_debits: !!a.flags?.creditsMustNotExceedDebits,
+            overdraft_limit: a.overdraftLimit.toString(),
+            reference: a.reference,
+            created_at: now,
+          };
+        });
+        const inserted = (await tx('accounts').insert(rows).onConflict('id').ignore().returning(ACCOUNT_COLUMNS.split(/,\s*/))) as AccountRow[];
+        const insertedIds = new Set(inserted.map((r) => r.id));
+        const existing = (await tx('accounts')
+          .select(tx.raw(ACCOUNT_COLUMNS))
+          .whereIn(
+            'id',
+            rows.map((r) => r.id),
+          )) as AccountRow[];
+        const byId = new Map(existing.map((r) => [r.id, r]));
+        const opened: Account[] = [];
+        idx.forEach((i, k) => {
+          const row = byId.get(rows[k]!.id)!;
+          const account = accountToProto(row, shardIndex);
+          if (insertedIds.has(row.id)) {
+            insertedIds.delete(row.id); // a key repeated in one request opens one account
+            opened.push(account);
+            results[i] = { code: C.CREATE_ACCOUNT_RESULT_CODE_OK, account, replayed: false };
+          } else if (row.body_hash === rows[k]!.body_hash) {
+            results[i] = { code: C.CREATE_ACCOUNT_RESULT_CODE_OK, account, replayed: true };
+          } else {
+            results[i] = { code: C.CREATE_ACCOUNT_RESULT_CODE_EXISTS_WITH_DIFFERENT_BODY, account, replayed: true };
+          }
+        });
+        await writeEvents(
+          tx,
+          opened.map((a) => accountOpenedEvent(a, shardIndex, now)),
+        );
+      });
+    }),
+  );
+  return results;
+}
+
+export async function getAccount(router: ShardRouter, id: string, field = 'account_id'): Promise<Account> {
+  const shard = router.byId(id.toLowerCase());
+  if (!shard) throw DomainError.notFound(field, 'account');
+  const row = (await shard.db('accounts').select(shard.db.raw(ACCOUNT_COLUMNS)).where('id', id.toLowerCase()).first()) as
+    | AccountRow
+    | undefined;
+  if (!row) throw DomainError.notFound(field, 'account');
+  return accountToProto(row, shard.index);
+}
+
+export async function listAccounts(router: ShardRouter, ownerId: string, pageSize: number, after: string) {
+  const shard = router.byCustomer(ownerId);
+  const rows = (await shard
+    .db('accounts')
+    .select(shard.db.raw(ACCOUNT_COLUMNS))
+    .where('owner_id', ownerId)
+    .andWhere('id', '>', after || '00000000-0000-0000-0000-000000000000')
+    .orderBy('id')
+    .limit(pageSize + 1)) as AccountRow[];
+  const page = rows.slice(0, pageSize).map((r) => accountToProto(r, shard.index));
+  return { accounts: page, nextPageToken: rows.length > pageSize ? page[page.length - 1]!.id : '' };
+}
+
+export const systemOwner = (shard: number) => `system:shard-${shard}`;
+
+export function systemAccountId(map: ShardMap, shard: number, kind: SystemAccountKind, currency: string): string {
+  return bucketedId(map.firstBucketOf(shard), 'system', String(shard), String(kind), currency);
+}
+
+const SYSTEM_KINDS = [SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH, SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT];
+
+/** Every shard has, per currency, its cash and in-transit GL accounts (no balance constraints). */
+export async function ensureSystemAccounts(router: ShardRouter, currencies: string[]): Promise<void> {
+  await Promise.all(
+    router.shards.map(({ index, db }) =>
+      db('accounts')
+        .insert(
+          currencies.flatMap((currency) =>
+            SYSTEM_KINDS.map((kind) => ({
+              id: systemAccountId(router.map, index, kind, currency),
+              owner_id: systemOwner(index),
+              idempotency_key: `${SystemAccountKind[kind]}:${currency}`,
+              body_hash: '',
+              currency,
+              code: kind,
+              debits_must_not_exceed_credits: false,
+              credits_must_not_exceed_debits: false,
+              system: true,
+              reference: SystemAccountKind[kind].replace('SYSTEM_ACCOUNT_KIND_', '').toLowerCase(),
+            })),
+          ),
+        )
+        .onConflict('id')
+        .ignore(),
+    ),
+  );
+}
+
+export async function listSystemAccounts(router: ShardRouter) {
+  const all = await Promise.all(
+    router.shards.map(async ({ index, db }) => {
+      const rows = (await db('accounts').select(db.raw(ACCOUNT_COLUMNS)).where('system', true).orderBy(['currency', 'code'])) as AccountRow[];
+      return rows.map((r) => ({ kind: r.code as SystemAccountKind, account: accountToProto(r, index) }));
+    }),
+  );
+  return all.flat();
+}

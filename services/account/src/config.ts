@@ -1,0 +1,30 @@
+import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+
+/** Variables only the account service reads (with the kit's baseSpec, the whole list). */
+export const accountSpec = {
+  relayEnabled: {
+    name: 'RELAY_ENABLED',
+    description: 'run the outbox relay in this process',
+    parse: parsers.bool,
+    default: 'true',
+  },
+  expirySweepIntervalMs: {
+    name: 'EXPIRY_SWEEP_INTERVAL_MS',
+    description: 'how often expired pending transfers are voided; 0 disables the sweeper in this process',
+    parse: parsers.int(0, 3_600_000),
+    default: '1000',
+  },
+  systemCurrencies: {
+    name: 'SYSTEM_CURRENCIES',
+    description: 'currencies for which every shard has its GL accounts (cash, in-transit)',
+    parse: parsers.list,
+    default: 'EUR,USD,GBP',
+  },
+} satisfies Spec;
+
+export type AccountConfig = ReturnType<typeof loadAccountConfig>;
+
+export function loadAccountConfig(env: NodeJS.ProcessEnv = process.env) {
+  const c = loadConfig({ ...baseSpec, ...accountSpec }, env);
+  return { ...c, shardUrls: loadShardUrls(c.shardCount, env), shards: ShardMap.parse(c.shardMap, c.shardCount) };
+}

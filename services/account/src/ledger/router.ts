@@ -1,0 +1,58 @@
+// Splits a request's transfers by shard, hands each shard's part to its batcher, and puts the
+// outcomes back in request order. A transfer (or linked chain) that spans shards is refused
+// here: crossing shards is the payment saga's job, never a distributed transaction.
+import type { ShardRouter } from '@corebank/kit';
+import type { ShardBatcher } from './batcher.js';
+import { ResultCode as R, type TransferInput, type TransferOutcome } from './types.js';
+
+export async function routeTransfers(
+  inputs: TransferInput[],
+  router: ShardRouter,
+  batchers: ShardBatcher[],
+  signal?: AbortSignal,
+): Promise<TransferOutcome[]> {
+  const outcomes: TransferOutcome[] = new Array(inputs.length);
+  const perShard = new Map<number, { inputs: TransferInput[]; at: number[] }>();
+  let start = 0;
+  while (start < inputs.length) {
+    let end = start;
+    while (end < inputs.length - 1 && inputs[end]!.linked) end++;
+    const chain = inputs.slice(start, end + 1);
+    // Where each transfer lives: its debit account's shard; its credit account must be there too.
+    let failure: { index: number; code: R; field: string } | undefined;
+    let shard: number | undefined;
+    chain.forEach((t, k) => {
+      if (failure) return;
+      const d = router.byId(t.debitAccountId);
+      const c = router.byId(t.creditAccountId);
+      if (!d) failure = { index: k, code: R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND, field: `${t.path}.debit_account_id` };
+      else if (!c) failure = { index: k, code: R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND, field: `${t.path}.credit_account_id` };
+      else if (d.index !== c.index || (shard !== undefined && shard !== d.index)) {
+        failure = { index: k, code: R.TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS, field: `${t.path}.credit_account_id` };
+      } else shard = d.index;
+    });
+    if (failure) {
+      chain.forEach((t, k) => {
+        outcomes[start + k] =
+          k === failure!.index
+            ? { id: t.id, code: failure!.code, replayed: false, field: failure!.field }
+            : { id: t.id, code: R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, replayed: false, field: `${t.path}.linked` };
+      });
+    } else {
+      const part = perShard.get(shard!) ?? { inputs: [], at: [] };
+      chain.forEach((t, k) => {
+        part.inputs.push(t);
+        part.at.push(start + k);
+      });
+      perShard.set(shard!, part);
+    }
+    start = end + 1;
+  }
+  await Promise.all(
+    [...perShard].map(async ([shard, part]) => {
+      const res = await batchers[shard]!.submit(part.inputs, signal);
+      res.forEach((o, k) => (outcomes[part.at[k]!] = o));
+    }),
+  );
+  return outcomes;
+}

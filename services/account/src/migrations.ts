@@ -1,0 +1,87 @@
+import type { Migration } from '@corebank/kit';
+
+/**
+ * The journal (transfers, entries) is append-only: a post, void or expiry is a new transfer row
+ * pointing at its pending transfer, never an update. Account rows hold the running balances.
+ */
+export const accountMigrations: Migration[] = [
+  {
+    name: '001_ledger',
+    async up(db) {
+      await db.raw(`
+        create table accounts (
+          id uuid primary key,
+          owner_id text not null,
+          idempotency_key text not null,
+          body_hash text not null,
+          currency char(3) not null,
+          code integer not null,
+          debits_must_not_exceed_credits boolean not null,
+          credits_must_not_exceed_debits boolean not null,
+          overdraft_limit bigint not null default 0 check (overdraft_limit >= 0),
+          debits_pending bigint not null default 0 check (debits_pending >= 0),
+          debits_posted bigint not null default 0 check (debits_posted >= 0),
+          credits_pending bigint not null default 0 check (credits_pending >= 0),
+          credits_posted bigint not null default 0 check (credits_posted >= 0),
+          entry_seq bigint not null default 0,
+          system boolean not null default false,
+          reference text not null default '',
+          created_at timestamptz not null default now(),
+          check (not (debits_must_not_exceed_credits and credits_must_not_exceed_debits))
+        );
+        create index accounts_owner on accounts (owner_id, id);
+
+        create table transfers (
+          id uuid primary key,
+          debit_account_id uuid not null references accounts (id),
+          credit_account_id uuid not null references accounts (id),
+          amount bigint not null check (amount >= 0),
+          currency char(3) not null,
+          kind smallint not null,
+          linked boolean not null,
+          pending_id uuid references transfers (id),
+          timeout_seconds integer not null default 0,
+          expires_at timestamptz,
+          code integer not null,
+          reference text not null default '',
+          body_hash text not null,
+          created_at timestamptz not null default now()
+        );
+        -- A pending transfer is resolved (posted, voided or expired) at most once.
+        create unique index transfers_one_resolution on transfers (pending_id) where pending_id is not null;
+
+        create table entries (
+          account_id uuid not null references accounts (id),
+          seq bigint not null,
+          transfer_id uuid not null references transfers (id),
+          counterparty_id uuid not null,
+          posted_change bigint not null,
+          pending_change bigint not null,
+          debits_pending bigint not null,
+          debits_posted bigint not null,
+          credits_pending bigint not null,
+          credits_posted bigint not null,
+          created_at timestamptz not null,
+          primary key (account_id, seq)
+        );
+
+        -- Outcomes that depend on balances or on a pending transfer's state are final for their id,
+        -- so a retry can never turn an earlier refusal into a payment.
+        create table transfer_rejections (
+          id uuid primary key,
+          body_hash text not null,
+          result smallint not null,
+          field text not null,
+          created_at timestamptz not null default now()
+        );
+
+        -- Open holds with a timeout: what the expiry sweeper scans. Rows leave when the hold resolves.
+        create table pending_holds (
+          transfer_id uuid primary key references transfers (id),
+          expires_at timestamptz not null
+        );
+        create index pending_holds_expiry on pending_holds (expires_at);
+      `);
+    },
+  },
+];

@@ -1,0 +1,154 @@
+// Read-side of the ledger: a transfer, an account statement, and the invariant check.
+import { DomainError, isUuid, registry, toTimestamp, type Row, type ShardRouter } from '@corebank/kit';
+import {
+  PendingStatus,
+  type CheckLedgerInvariantResponse,
+  type CurrencyTotals,
+  type GetTransferResponse,
+  type StatementEntry,
+} from '@corebank/kit/gen/corebank/v1/account';
+import { Gauge } from 'prom-client';
+import { transferFromRow, TRANSFER_COLUMNS } from './ledger/store.js';
+import { TransferKind as K } from './ledger/types.js';
+import { transferToProto } from './proto.js';
+
+const invariantOk = new Gauge({
+  name: 'ledger_invariant_ok',
+  help: '1 when debits equal credits for the currency on every shard and balances match the journal',
+  labelNames: ['currency'] as const,
+  registers: [registry],
+});
+
+const STATUS_BY_KIND: Record<number, PendingStatus> = {
+  [K.TRANSFER_KIND_POST_PENDING]: PendingStatus.PENDING_STATUS_POSTED,
+  [K.TRANSFER_KIND_VOID_PENDING]: PendingStatus.PENDING_STATUS_VOIDED,
+  [K.TRANSFER_KIND_EXPIRE_PENDING]: PendingStatus.PENDING_STATUS_EXPIRED,
+};
+
+/** Transfer ids carry no shard, so a lookup asks every shard (in parallel, by primary key). */
+export async function getTransfer(router: ShardRouter, rawId: string): Promise<GetTransferResponse> {
+  const id = rawId.toLowerCase();
+  if (!isUuid(id)) throw DomainError.invalid([{ field: 'transfer_id', description: 'must be a UUID' }]);
+  const found = await Promise.all(
+    router.shards.map((s) =>
+      s.db.raw(
+        `select ${TRANSFER_COLUMNS}, (select kind from transfers r where r.pending_id = t.id) as resolved_by
+           from transfers t where t.id = ?`,
+        [id],
+      ),
+    ),
+  );
+  const row = found.flatMap((r) => r.rows as Row[])[0];
+  if (!row) throw DomainError.notFound('transfer_id', 'transfer');
+  const t = transferFromRow(row as Parameters<typeof transferFromRow>[0]);
+  const resolvedBy = row.resolved_by as number | null;
+  return {
+    transfer: transferToProto(t),
+    pendingStatus:
+      t.kind !== K.TRANSFER_KIND_PENDING
+        ? PendingStatus.PENDING_STATUS_UNSPECIFIED
+        : resolvedBy === null
+          ? PendingStatus.PENDING_STATUS_PENDING
+          : STATUS_BY_KIND[resolvedBy]!,
+  };
+}
+
+export async function getStatement(router: ShardRouter, accountId: string, pageSize: number, pageToken: string) {
+  const shard = router.byId(accountId.toLowerCase())!;
+  const after = pageToken ? BigInt(/^\d+$/.test(pageToken) ? pageToken : 'x') : 0n;
+  const { rows } = await shard.db.raw(
+    `select e.*, t.kind, t.reference from entries e join transfers t on t.id = e.transfer_id
+      where e.account_id = ? and e.seq > ? order by e.seq limit ?`,
+    [accountId.toLowerCase(), after.toString(), pageSize + 1],
+  );
+  const entries: StatementEntry[] = (rows as Row[]).slice(0, pageSize).map((r) => ({
+    sequence: r.seq,
+    transferId: r.transfer_id,
+    transferKind: r.kind,
+    counterpartyAccountId: r.counterparty_id,
+    postedChange: r.posted_change,
+    pendingChange: r.pending_change,
+    debitsPending: r.debits_pending,
+    debitsPosted: r.debits_posted,
+    creditsPending: r.credits_pending,
+    creditsPosted: r.credits_posted,
+    postedBalance: (r.credits_posted as bigint) - (r.debits_posted as bigint),
+    createdAt: toTimestamp(r.created_at),
+    reference: r.reference,
+  }));
+  const last = entries[entries.length - 1];
+  return { entries, nextPageToken: rows.length > pageSize && last ? last.sequence.toString() : '' };
+}
+
+/**
+ * Per shard and currency: posted and pending debits equal credits; the balances equal what the
+ * journal says they should be; no constrained account is past its limit. Then the same globally.
+ */
+export async function checkInvariant(router: ShardRouter): Promise<CheckLedgerInvariantResponse> {
+  const perShard = await Promise.all(
+    router.shards.map(async ({ index, db }) => {
+      const { rows } = await db.raw(`
+        with balances as (
+          select currency, sum(debits_posted)::text as dpo, sum(credits_posted)::text as cpo,
+                 sum(debits_pending)::text as dp, sum(credits_pending)::text as cp
+            from accounts group by currency),
+        journal as (
+          select currency,
+                 coalesce(sum(amount) filter (where kind in (1, 3)), 0)::text as posted,
+                 coalesce(sum(amount) filter (where kind = 2 and not exists
+                   (select 1 from transfers r where r.pending_id = t.id)), 0)::text as pending
+            from transfers t group by currency)
+        select b.*, coalesce(j.posted, '0') as posted, coalesce(j.pending, '0') as pending
+          from balances b left join journal j using (currency) order by currency`);
+      const violations = await db.raw(`
+        select count(*) as n from accounts
+         where (debits_must_not_exceed_credits and debits_pending + debits_posted > credits_posted + overdraft_limit)
+            or (credits_must_not_exceed_debits and credits_pending + credits_posted > debits_posted)`);
+      const totals: CurrencyTotals[] = (rows as Record<string, string>[]).map((r) => {
+        const t = {
+          currency: r.currency!,
+          shard: index,
+          debitsPosted: BigInt(r.dpo!),
+          creditsPosted: BigInt(r.cpo!),
+          debitsPending: BigInt(r.dp!),
+          creditsPending: BigInt(r.cp!),
+        };
+        return {
+          ...t,
+          journalMatchesBalances:
+            t.debitsPosted === BigInt(r.posted!) && t.creditsPosted === BigInt(r.posted!) && t.debitsPending === BigInt(r.pending!),
+          balanced: t.debitsPosted === t.creditsPosted && t.debitsPending === t.creditsPending,
+        };
+      });
+      return { totals, violations: (violations.rows[0] as { n: bigint }).n };
+    }),
+  );
+  const shardTotals = perShard.flatMap((s) => s.totals);
+  const global = new Map<string, CurrencyTotals>();
+  for (const t of shardTotals) {
+    const g = global.get(t.currency) ?? {
+      currency: t.currency,
+      debitsPosted: 0n,
+      creditsPosted: 0n,
+      debitsPending: 0n,
+      creditsPending: 0n,
+      journalMatchesBalances: true,
+      balanced: true,
+    };
+    g.debitsPosted += t.debitsPosted;
+    g.creditsPosted += t.creditsPosted;
+    g.debitsPending += t.debitsPending;
+    g.creditsPending += t.creditsPending;
+    g.journalMatchesBalances &&= t.journalMatchesBalances;
+    g.balanced = g.debitsPosted === g.creditsPosted && g.debitsPending === g.creditsPending && g.balanced && t.balanced;
+    global.set(t.currency, g);
+  }
+  const constraintViolations = perShard.reduce((n, s) => n + s.violations, 0n);
+  const totals = [...shardTotals, ...global.values()];
+  for (const g of global.values()) invariantOk.set({ currency: g.currency }, g.balanced && g.journalMatchesBalances ? 1 : 0);
+  return {
+    ok: constraintViolations === 0n && totals.every((t) => t.balanced && t.journalMatchesBalances),
+    totals,
+    constraintViolations,
+  };
+}

@@ -1,0 +1,187 @@
+// The account service: wires the ledger to gRPC, the outbox relay and the expiry sweeper.
+import {
+  bindService,
+  connectNats,
+  createLogger,
+  DomainError,
+  ensureStream,
+  OutboxRelay,
+  requireCustomer,
+  ShardRouter,
+  startServer,
+  Violations,
+  dbPoolInUse,
+  dbPoolWaiting,
+  serveMetrics,
+  type Logger,
+  type Nats,
+  type RunningServer,
+} from '@corebank/kit';
+import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
+import type { PageRequest } from '@corebank/kit/gen/corebank/v1/common';
+import {
+  createAccounts,
+  ensureSystemAccounts,
+  getAccount,
+  listAccounts,
+  listSystemAccounts,
+  validateNewAccounts,
+} from './accounts.js';
+import type { AccountConfig } from './config.js';
+import { DOMAIN } from './events.js';
+import { startExpirySweeper } from './expiry.js';
+import { ShardBatcher } from './ledger/batcher.js';
+import { routeTransfers } from './ledger/router.js';
+import { transferToProto } from './proto.js';
+import { validateTransfers } from './ledger/validate.js';
+import { checkInvariant, getStatement, getTransfer } from './reports.js';
+import { assertShardIdentity } from '@corebank/kit';
+import { stopTelemetry } from '@corebank/kit/telemetry';
+
+export const SERVICE = 'account';
+export const SERVICE_NAME = 'corebank.v1.AccountService';
+
+/** Scopes a caller's token must hold, per RPC. */
+export const SCOPES = {
+  createAccounts: 'accounts:write',
+  getAccount: 'accounts:read',
+  listAccounts: 'accounts:read',
+  listSystemAccounts: 'ledger:admin',
+  createTransfers: 'transfers:write',
+  getTransfer: 'accounts:read',
+  getStatement: 'accounts:read',
+  checkLedgerInvariant: 'ledger:admin',
+} as const;
+
+function page(p: PageRequest | undefined, field = 'page.page_size'): { size: number; token: string } {
+  const size = p?.pageSize || 100;
+  if (size > 1000) throw DomainError.invalid([{ field, description: 'must be at most 1000' }]);
+  return { size, token: p?.pageToken ?? '' };
+}
+
+export interface AccountApp {
+  server: RunningServer;
+  router: ShardRouter;
+  batchers: ShardBatcher[];
+  nats: Nats;
+  log: Logger;
+  shutdown: () => Promise<void>;
+}
+
+export async function startAccountService(config: AccountConfig, log: Logger = createLogger(SERVICE, config.logLevel)): Promise<AccountApp> {
+  const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
+  await assertShardIdentity(router);
+  const nats = await connectNats({ url: config.natsUrl, user: config.natsUser, password: config.natsPassword, name: SERVICE });
+  await ensureStream(nats.jsm, DOMAIN);
+  await ensureSystemAccounts(router, config.systemCurrencies);
+  const batchers = router.shards.map((s) => new ShardBatcher(s, log));
+
+  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
+  relay?.start();
+  const stopSweeper =
+    config.expirySweepIntervalMs > 0 ? startExpirySweeper(router, batchers, config.expirySweepIntervalMs, log) : undefined;
+
+  const binding = bindService(
+    SERVICE_NAME,
+    AccountServiceService,
+    {
+      async createAccounts(req, ctx) {
+        validateNewAccounts(req.accounts);
+        req.accounts.forEach((a, i) => requireCustomer(ctx.principal, a.ownerId, `accounts[${i}].owner_id`));
+        return { results: await createAccounts(router, req.accounts) };
+      },
+      async getAccount(req, ctx) {
+        const account = await getAccount(router, req.accountId);
+        requireCustomer(ctx.principal, account.ownerId, 'account_id');
+        return { account };
+      },
+      async listAccounts(req, ctx) {
+        const v = new Violations();
+        if (!req.ownerId) v.add('owner_id', 'is required');
+        v.throwIfAny();
+        requireCustomer(ctx.principal, req.ownerId, 'owner_id');
+        const p = page(req.page);
+        const { accounts, nextPageToken } = await listAccounts(router, req.ownerId, p.size, p.token);
+        return { accounts, page: { nextPageToken } };
+      },
+      async listSystemAccounts() {
+        return { accounts: await listSystemAccounts(router) };
+      },
+      async createTransfers(req, ctx) {
+        const inputs = validateTransfers(req.transfers, ctx.principal.customerId);
+        const outcomes = await routeTransfers(inputs, router, batchers, ctx.signal);
+        return {
+          results: outcomes.map((o) => ({
+            id: o.id,
+            code: o.code,
+            replayed: o.replayed,
+            field: o.field,
+            ...(o.transfer ? { transfer: transferToProto(o.transfer) } : {}),
+          })),
+        };
+      },
+      async getTransfer(req, ctx) {
+        const res = await getTransfer(router, req.transferId);
+        if (ctx.principal.customerId !== undefined) {
+          const debit = await getAccount(router, res.transfer!.debitAccountId);
+          const credit = await getAccount(router, res.transfer!.creditAccountId);
+          if (debit.ownerId !== ctx.principal.customerId && credit.ownerId !== ctx.principal.customerId) {
+            throw DomainError.notFound('transfer_id', 'transfer');
+          }
+        }
+        return res;
+      },
+      async getStatement(req, ctx) {
+        const account = await getAccount(router, req.accountId);
+        requireCustomer(ctx.principal, account.ownerId, 'account_id');
+        const p = page(req.page);
+        if (p.token && !/^\d+$/.test(p.token)) throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
+        const { entries, nextPageToken } = await getStatement(router, account.id, p.size, p.token);
+        return { account, entries, page: { nextPageToken } };
+      },
+      async checkLedgerInvariant() {
+        return checkInvariant(router);
+      },
+    },
+    SCOPES,
+    config.authTokenKey,
+    log,
+  );
+
+  const poolTimer = setInterval(() => {
+    for (const s of router.shards) {
+      const pool = s.db.client.pool as { numUsed(): number; numPendingAcquires(): number } | undefined;
+      if (!pool) continue;
+      dbPoolInUse.set({ shard: String(s.index) }, pool.numUsed());
+      dbPoolWaiting.set({ shard: String(s.index) }, pool.numPendingAcquires());
+    }
+  }, 5000);
+  poolTimer.unref();
+  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
+
+  const server = await startServer({
+    host: config.grpcHost,
+    port: config.grpcPort,
+    services: [binding],
+    log,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    readinessDrainMs: config.readinessDrainMs,
+    ready: async () => {
+      await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
+      return !nats.nc.isClosed() && nats.nc.info !== undefined;
+    },
+    onShutdown: [
+      async () => {
+        clearInterval(poolTimer);
+        metrics?.close();
+        await stopSweeper?.();
+        await relay?.stop();
+      },
+      () => nats.nc.drain(),
+      () => router.close(),
+      () => stopTelemetry(),
+    ],
+  });
+  return { server, router, batchers, nats, log, shutdown: server.shutdown };
+}

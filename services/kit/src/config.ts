@@ -1,0 +1,154 @@
+// Typed configuration from environment variables, validated once at start-up.
+// Every variable a service reads is declared here (or in the service's own spec) so that
+// the Helm chart and the local launcher can be checked against one list.
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+export interface VarSpec<T> {
+  /** The environment variable's name; `{i}` stands for a shard index. */
+  name: string;
+  description: string;
+  parse: Parser<T>;
+  /** Absent means the variable is required. */
+  default?: string;
+  /** Holds a credential: the chart must take it from a Secret, the logs must never show it. */
+  secret?: boolean;
+}
+
+export const parsers = {
+  string: ((raw) => raw) as Parser<string>,
+  int:
+    (min: number, max: number): Parser<number> =>
+    (raw, name) => {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+      const n = Number(raw);
+      if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+      return n;
+    },
+  bool: ((raw, name) => {
+    const v = raw.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+    throw new ConfigError(name, `must be true or false, got "${raw}"`);
+  }) as Parser<boolean>,
+  oneOf:
+    <const T extends string>(...values: T[]): Parser<T> =>
+    (raw, name) => {
+      if (!(values as string[]).includes(raw)) throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+      return raw as T;
+    },
+  list: ((raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) as Parser<string[]>,
+  url:
+    (...protocols: string[]): Parser<string> =>
+    (raw, name) => {
+      let u: URL;
+      try {
+        u = new URL(raw);
+      } catch {
+        throw new ConfigError(name, 'must be a URL');
+      }
+      if (!protocols.includes(u.protocol.replace(':', ''))) {
+        throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
+      }
+      return raw;
+    },
+  secretKey: ((raw, name) => {
+    const key = Buffer.from(raw, 'base64');
+    if (key.length < 32) throw new ConfigError(name, 'must be at least 32 bytes, base64-encoded');
+    return key;
+  }) as Parser<Buffer>,
+};
+
+export type Spec = Record<string, VarSpec<unknown>>;
+export type ConfigOf<S extends Spec> = { [K in keyof S]: S[K] extends VarSpec<infer T> ? T : never };
+
+export function loadConfig<S extends Spec>(spec: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(spec)) {
+    const raw = env[v.name] ?? v.default;
+    if (raw === undefined || (raw === '' && v.default === undefined)) {
+      throw new ConfigError(v.name, `is required (${v.description})`);
+    }
+    out[key] = v.parse(raw, v.name);
+  }
+  return out as ConfigOf<S>;
+}
+
+/** Variables every service reads. */
+export const baseSpec = {
+  grpcPort: { name: 'GRPC_PORT', description: 'port of the gRPC server', parse: parsers.int(0, 65535), default: '50051' },
+  grpcHost: { name: 'GRPC_HOST', description: 'address the gRPC server binds', parse: parsers.string, default: '0.0.0.0' },
+  metricsPort: {
+    name: 'METRICS_PORT',
+    description: 'port of the Prometheus /metrics endpoint; 0 disables it',
+    parse: parsers.int(0, 65535),
+    default: '9464',
+  },
+  logLevel: {
+    name: 'LOG_LEVEL',
+    description: 'pino log level',
+    parse: parsers.oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    default: 'info',
+  },
+  shardCount: { name: 'SHARD_COUNT', description: 'number of database shards', parse: parsers.int(1, 1024), default: '1' },
+  shardMap: {
+    name: 'SHARD_MAP',
+    description: 'JSON shard map {"version":n,"ranges":[[firstBucket,lastBucket,shard],...]}; empty = even split',
+    parse: parsers.string,
+    default: '',
+  },
+  dbPoolMax: { name: 'DATABASE_POOL_MAX', description: 'connections per shard pool', parse: parsers.int(1, 200), default: '10' },
+  natsUrl: { name: 'NATS_URL', description: 'NATS server URL(s), comma-separated', parse: parsers.string, default: 'nats://127.0.0.1:4222' },
+  natsUser: { name: 'NATS_USER', description: 'NATS user name', parse: parsers.string, default: '' },
+  natsPassword: { name: 'NATS_PASSWORD', description: 'NATS password', parse: parsers.string, default: '', secret: true },
+  authTokenKey: {
+    name: 'AUTH_TOKEN_KEY',
+    description: 'base64 HMAC key (>= 32 bytes) that signs and verifies bearer tokens',
+    parse: parsers.secretKey,
+    secret: true,
+  },
+  shutdownGraceMs: {
+    name: 'SHUTDOWN_GRACE_MS',
+    description: 'how long in-flight RPCs may drain on SIGTERM before they are cut',
+    parse: parsers.int(0, 600_000),
+    default: '10000',
+  },
+  readinessDrainMs: {
+    name: 'READINESS_DRAIN_MS',
+    description: 'how long health reports NOT_SERVING before the server stops accepting (one readiness period)',
+    parse: parsers.int(0, 600_000),
+    default: '0',
+  },
+  maxConnectionAgeMs: {
+    name: 'GRPC_MAX_CONNECTION_AGE_MS',
+    description: 'clients reconnect after this long, so pods added by the autoscaler get traffic',
+    parse: parsers.int(0, 86_400_000),
+    default: '300000',
+  },
+} satisfies Spec;
+
+/** One database URL per shard: SHARD_0_DATABASE_URL ... SHARD_{n-1}_DATABASE_URL. */
+export const shardUrlVar = (i: number) => `SHARD_${i}_DATABASE_URL`;
+
+export function loadShardUrls(count: number, env: NodeJS.ProcessEnv = process.env): string[] {
+  const parse = parsers.url('postgres', 'postgresql');
+  return Array.from({ length: count }, (_, i) => {
+    const raw = env[shardUrlVar(i)];
+    if (!raw) throw new ConfigError(shardUrlVar(i), `is required: SHARD_COUNT is ${count}`);
+    return parse(raw, shardUrlVar(i));
+  });
+}

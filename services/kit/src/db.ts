@@ -1,0 +1,48 @@
+// PostgreSQL access: one knex pool per shard. int8 is parsed to bigint here, once, for every service.
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => BigInt(v));
+
+export type Db = Knex;
+export type Tx = Knex.Transaction;
+
+/**
+ * Each service keeps its tables in a schema named after it, so services can share a shard's
+ * database or have one each, and never see one another's tables.
+ */
+export function createPool(url: string, max: number, applicationName: string, schema: string): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: { connectionString: url, application_name: applicationName },
+    searchPath: [schema],
+    pool: { min: 0, max },
+    acquireConnectionTimeout: 10_000,
+  });
+}
+
+/** SQLSTATEs after which a whole transaction may be retried safely. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+
+export function isRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
+}
+
+/** Runs fn in a transaction, retrying serialization failures, deadlocks and unique races a few times. */
+export async function withRetry<T>(db: Knex, fn: (tx: Tx) => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await db.transaction(fn);
+    } catch (err) {
+      if (i >= attempts || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 10));
+    }
+  }
+}
+
+/** A row as pg returns it (int8 already bigint): typed where the query is read. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Row = Record<string, any>;
+
+/** Raw bindings may be arrays (for unnest and any()); knex's types do not say so. */
+export const bind = (values: unknown[]): Knex.RawBinding[] => values as Knex.RawBinding[];

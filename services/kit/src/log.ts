@@ -1,0 +1,21 @@
+// pino logs that carry the active trace id and print bigint amounts as strings.
+import { trace } from '@opentelemetry/api';
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(service: string, level: string): Logger {
+  return pino({
+    level,
+    base: { service },
+    // JSON has no bigint: without this pino would throw on an amount.
+    formatters: {
+      log: (obj) => JSON.parse(JSON.stringify(obj, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))),
+    },
+    mixin() {
+      const span = trace.getActiveSpan()?.spanContext();
+      return span ? { trace_id: span.traceId, span_id: span.spanId } : {};
+    },
+    redact: { paths: ['authorization', '*.authorization', 'token', '*.token', 'password', '*.password'], remove: true },
+  });
+}

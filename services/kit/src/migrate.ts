@@ -1,0 +1,85 @@
+// knex migrations, applied to every shard by one call. Migrations are code (not files) so the
+// same list runs from TypeScript sources in tests and from dist/ in the image.
+import type { Knex } from 'knex';
+import type { Logger } from './log.js';
+import type { ShardRouter } from './sharding.js';
+
+export interface Migration {
+  name: string;
+  up: (db: Knex) => Promise<void>;
+}
+
+/** Tables every service has on every shard: identity of the shard, outbox and inbox. */
+export const kitMigrations: Migration[] = [
+  {
+    name: '000_kit_shard_outbox_inbox',
+    async up(db) {
+      await db.raw(`
+        create table shard_info (
+          singleton boolean primary key default true check (singleton),
+          shard_index integer not null,
+          created_at timestamptz not null default now()
+        );
+        create table outbox (
+          seq bigserial primary key,
+          id uuid not null unique,
+          subject text not null,
+          payload bytea not null,
+          headers jsonb not null default '{}',
+          created_at timestamptz not null default now(),
+          sent_at timestamptz
+        );
+        create index outbox_unsent on outbox (seq) where sent_at is null;
+        create table inbox (
+          consumer text not null,
+          event_id uuid not null,
+          processed_at timestamptz not null default now(),
+          primary key (consumer, event_id)
+        );
+      `);
+    },
+  },
+];
+
+class ListSource implements Knex.MigrationSource<Migration> {
+  constructor(private readonly list: Migration[]) {}
+  getMigrations() {
+    return Promise.resolve(this.list);
+  }
+  getMigrationName(m: Migration) {
+    return m.name;
+  }
+  getMigration(m: Migration) {
+    return Promise.resolve({ up: m.up, down: () => Promise.reject(new Error('migrations only go forward')) });
+  }
+}
+
+/**
+ * Migrates every shard (in parallel) and records or checks which shard each database is, so a
+ * connection string pointing at the wrong database stops the service instead of mixing data.
+ */
+export async function migrateAllShards(router: ShardRouter, migrations: Migration[], log: Logger): Promise<void> {
+  await Promise.all(
+    router.shards.map(async ({ index, db }) => {
+      await db.raw('create schema if not exists ??', [router.service]);
+      const [, applied] = (await db.migrate.latest({
+        migrationSource: new ListSource([...kitMigrations, ...migrations]),
+        tableName: 'migrations',
+        schemaName: router.service,
+      })) as [number, string[]];
+      await db.raw('insert into shard_info (shard_index) values (?) on conflict do nothing', [index]);
+      log.info({ shard: index, applied }, 'shard migrated');
+    }),
+  );
+  await assertShardIdentity(router);
+}
+
+export async function assertShardIdentity(router: ShardRouter): Promise<void> {
+  for (const { index, db } of router.shards) {
+    const row = (await db('shard_info').first('shard_index')) as { shard_index: number } | undefined;
+    if (!row) throw new Error(`shard ${index}: not migrated (run the migrate command)`);
+    if (row.shard_index !== index) {
+      throw new Error(`SHARD_${index}_DATABASE_URL points at the database of shard ${row.shard_index}`);
+    }
+  }
+}
