@@ -5,7 +5,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['source'] } },
   test: {
     include: ['services/*/test/**/*.test.ts', 'services/*/src/**/*.test.ts', 'charts/**/*.test.ts', 'deploy/**/*.test.ts'],
-    globalSetup: ['services/kit/src/testing/global-setup.ts'],
+    globalSetup: ['services/kit/test/global-setup.ts'],
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -80,13 +80,33 @@ export async function getStatement(router: ShardRouter, accountId: string, pageS
   return { entries, nextPageToken: rows.length > pageSize && last ? last.sequence.toString() : '' };
 }
 
+interface Sums {
+  dpo: bigint;
+  cpo: bigint;
+  dp: bigint;
+  cp: bigint;
+  journal: boolean;
+  balanced: boolean;
+}
+
+const toTotals = (currency: string, shard: number | undefined, s: Sums): CurrencyTotals => ({
+  currency,
+  ...(shard !== undefined ? { shard } : {}),
+  debitsPosted: s.dpo.toString(),
+  creditsPosted: s.cpo.toString(),
+  debitsPending: s.dp.toString(),
+  creditsPending: s.cp.toString(),
+  journalMatchesBalances: s.journal,
+  balanced: s.balanced,
+});
+
 /**
  * Per shard and currency: posted and pending debits equal credits; the balances equal what the
  * journal says they should be; no constrained account is past its limit. Then the same globally.
  */
 export async function checkInvariant(router: ShardRouter): Promise<CheckLedgerInvariantResponse> {
   const perShard = await Promise.all(
-    router.shards.map(async ({ index, db }) => {
+    router.shards.map(async ({ db }) => {
       const { rows } = await db.raw(`
         with balances as (
           select currency, sum(debits_posted)::text as dpo, sum(credits_posted)::text as cpo,
@@ -104,48 +124,41 @@ export async function checkInvariant(router: ShardRouter): Promise<CheckLedgerIn
         select count(*) as n from accounts
          where (debits_must_not_exceed_credits and debits_pending + debits_posted > credits_posted + overdraft_limit)
             or (credits_must_not_exceed_debits and credits_pending + credits_posted > debits_posted)`);
-      const totals: CurrencyTotals[] = (rows as Record<string, string>[]).map((r) => {
-        const t = {
-          currency: r.currency!,
-          shard: index,
-          debitsPosted: BigInt(r.dpo!),
-          creditsPosted: BigInt(r.cpo!),
-          debitsPending: BigInt(r.dp!),
-          creditsPending: BigInt(r.cp!),
-        };
+      const sums = (rows as Record<string, string>[]).map((r) => {
+        const dpo = BigInt(r.dpo!);
+        const cpo = BigInt(r.cpo!);
+        const dp = BigInt(r.dp!);
+        const cp = BigInt(r.cp!);
+        const posted = BigInt(r.posted!);
         return {
-          ...t,
-          journalMatchesBalances:
-            t.debitsPosted === BigInt(r.posted!) && t.creditsPosted === BigInt(r.posted!) && t.debitsPending === BigInt(r.pending!),
-          balanced: t.debitsPosted === t.creditsPosted && t.debitsPending === t.creditsPending,
+          currency: r.currency!,
+          sums: { dpo, cpo, dp, cp, journal: dpo === posted && cpo === posted && dp === BigInt(r.pending!), balanced: dpo === cpo && dp === cp },
         };
       });
-      return { totals, violations: (violations.rows[0] as { n: bigint }).n };
+      return { sums, violations: (violations.rows[0] as { n: bigint }).n };
     }),
   );
-  const shardTotals = perShard.flatMap((s) => s.totals);
-  const global = new Map<string, CurrencyTotals>();
-  for (const t of shardTotals) {
-    const g = global.get(t.currency) ?? {
-      currency: t.currency,
-      debitsPosted: 0n,
-      creditsPosted: 0n,
-      debitsPending: 0n,
-      creditsPending: 0n,
-      journalMatchesBalances: true,
-      balanced: true,
-    };
-    g.debitsPosted += t.debitsPosted;
-    g.creditsPosted += t.creditsPosted;
-    g.debitsPending += t.debitsPending;
-    g.creditsPending += t.creditsPending;
-    g.journalMatchesBalances &&= t.journalMatchesBalances;
-    g.balanced = g.debitsPosted === g.creditsPosted && g.debitsPending === g.creditsPending && g.balanced && t.balanced;
-    global.set(t.currency, g);
+  const global = new Map<string, Sums>();
+  const totals: CurrencyTotals[] = [];
+  perShard.forEach((s, shard) => {
+    for (const { currency, sums } of s.sums) {
+      totals.push(toTotals(currency, shard, sums));
+      const g = global.get(currency) ?? { dpo: 0n, cpo: 0n, dp: 0n, cp: 0n, journal: true, balanced: true };
+      g.dpo += sums.dpo;
+      g.cpo += sums.cpo;
+      g.dp += sums.dp;
+      g.cp += sums.cp;
+      g.journal &&= sums.journal;
+      g.balanced &&= sums.balanced;
+      global.set(currency, g);
+    }
+  });
+  for (const [currency, g] of global) {
+    g.balanced &&= g.dpo === g.cpo && g.dp === g.cp;
+    totals.push(toTotals(currency, undefined, g));
+    invariantOk.set({ currency }, g.balanced && g.journal ? 1 : 0);
   }
   const constraintViolations = perShard.reduce((n, s) => n + s.violations, 0n);
-  const totals = [...shardTotals, ...global.values()];
-  for (const g of global.values()) invariantOk.set({ currency: g.currency }, g.balanced && g.journalMatchesBalances ? 1 : 0);
   return {
     ok: constraintViolations === 0n && totals.every((t) => t.balanced && t.journalMatchesBalances),
     totals,

@@ -553,10 +553,11 @@ export interface CurrencyTotals {
   currency: string;
   /** Empty for the global total. */
   shard?: number | undefined;
-  debitsPosted: bigint;
-  creditsPosted: bigint;
-  debitsPending: bigint;
-  creditsPending: bigint;
+  /** Sums over many accounts can pass int64, so totals are decimal strings of minor units. */
+  debitsPosted: string;
+  creditsPosted: string;
+  debitsPending: string;
+  creditsPending: string;
   /** Balances equal the sums of the journal they were built from. */
   journalMatchesBalances: boolean;
   balanced: boolean;
@@ -3693,10 +3694,10 @@ function createBaseCurrencyTotals(): CurrencyTotals {
   return {
     currency: "",
     shard: undefined,
-    debitsPosted: 0n,
-    creditsPosted: 0n,
-    debitsPending: 0n,
-    creditsPending: 0n,
+    debitsPosted: "",
+    creditsPosted: "",
+    debitsPending: "",
+    creditsPending: "",
     journalMatchesBalances: false,
     balanced: false,
   };
@@ -3713,39 +3714,17 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
     if (message.shard !== undefined) {
       writer.uint32(16).uint32(message.shard);
     }
-    if (message.debitsPosted !== 0n) {
-      if (BigInt.asIntN(64, message.debitsPosted) !== message.debitsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPosted of type int64 too large",
-        );
-      }
-      writer.uint32(24).int64(message.debitsPosted);
+    if (message.debitsPosted !== "") {
+      writer.uint32(26).string(message.debitsPosted);
     }
-    if (message.creditsPosted !== 0n) {
-      if (BigInt.asIntN(64, message.creditsPosted) !== message.creditsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPosted of type int64 too large",
-        );
-      }
-      writer.uint32(32).int64(message.creditsPosted);
+    if (message.creditsPosted !== "") {
+      writer.uint32(34).string(message.creditsPosted);
     }
-    if (message.debitsPending !== 0n) {
-      if (BigInt.asIntN(64, message.debitsPending) !== message.debitsPending) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPending of type int64 too large",
-        );
-      }
-      writer.uint32(40).int64(message.debitsPending);
+    if (message.debitsPending !== "") {
+      writer.uint32(42).string(message.debitsPending);
     }
-    if (message.creditsPending !== 0n) {
-      if (
-        BigInt.asIntN(64, message.creditsPending) !== message.creditsPending
-      ) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPending of type int64 too large",
-        );
-      }
-      writer.uint32(48).int64(message.creditsPending);
+    if (message.creditsPending !== "") {
+      writer.uint32(50).string(message.creditsPending);
     }
     if (message.journalMatchesBalances !== false) {
       writer.uint32(56).bool(message.journalMatchesBalances);
@@ -3787,35 +3766,35 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
             continue;
           }
           case 3: {
-            if (tag !== 24) {
+            if (tag !== 26) {
               break;
             }
 
-            message.debitsPosted = reader.int64() as bigint;
+            message.debitsPosted = reader.string();
             continue;
           }
           case 4: {
-            if (tag !== 32) {
+            if (tag !== 34) {
               break;
             }
 
-            message.creditsPosted = reader.int64() as bigint;
+            message.creditsPosted = reader.string();
             continue;
           }
           case 5: {
-            if (tag !== 40) {
+            if (tag !== 42) {
               break;
             }
 
-            message.debitsPending = reader.int64() as bigint;
+            message.debitsPending = reader.string();
             continue;
           }
           case 6: {
-            if (tag !== 48) {
+            if (tag !== 50) {
               break;
             }
 
-            message.creditsPending = reader.int64() as bigint;
+            message.creditsPending = reader.string();
             continue;
           }
           case 7: {
@@ -3853,25 +3832,25 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
         : "",
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : undefined,
       debitsPosted: isSet(object.debitsPosted)
-        ? BigInt(object.debitsPosted)
+        ? globalThis.String(object.debitsPosted)
         : isSet(object.debits_posted)
-          ? BigInt(object.debits_posted)
-          : 0n,
+          ? globalThis.String(object.debits_posted)
+          : "",
       creditsPosted: isSet(object.creditsPosted)
-        ? BigInt(object.creditsPosted)
+        ? globalThis.String(object.creditsPosted)
         : isSet(object.credits_posted)
-          ? BigInt(object.credits_posted)
-          : 0n,
+          ? globalThis.String(object.credits_posted)
+          : "",
       debitsPending: isSet(object.debitsPending)
-        ? BigInt(object.debitsPending)
+        ? globalThis.String(object.debitsPending)
         : isSet(object.debits_pending)
-          ? BigInt(object.debits_pending)
-          : 0n,
+          ? globalThis.String(object.debits_pending)
+          : "",
       creditsPending: isSet(object.creditsPending)
-        ? BigInt(object.creditsPending)
+        ? globalThis.String(object.creditsPending)
         : isSet(object.credits_pending)
-          ? BigInt(object.credits_pending)
-          : 0n,
+          ? globalThis.String(object.credits_pending)
+          : "",
       journalMatchesBalances: isSet(object.journalMatchesBalances)
         ? globalThis.Boolean(object.journalMatchesBalances)
         : isSet(object.journal_matches_balances)
@@ -3891,17 +3870,17 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
     if (message.shard !== undefined) {
       obj.shard = Math.round(message.shard);
     }
-    if (message.debitsPosted !== 0n) {
-      obj.debitsPosted = message.debitsPosted.toString();
+    if (message.debitsPosted !== "") {
+      obj.debitsPosted = message.debitsPosted;
     }
-    if (message.creditsPosted !== 0n) {
-      obj.creditsPosted = message.creditsPosted.toString();
+    if (message.creditsPosted !== "") {
+      obj.creditsPosted = message.creditsPosted;
     }
-    if (message.debitsPending !== 0n) {
-      obj.debitsPending = message.debitsPending.toString();
+    if (message.debitsPending !== "") {
+      obj.debitsPending = message.debitsPending;
     }
-    if (message.creditsPending !== 0n) {
-      obj.creditsPending = message.creditsPending.toString();
+    if (message.creditsPending !== "") {
+      obj.creditsPending = message.creditsPending;
     }
     if (message.journalMatchesBalances !== false) {
       obj.journalMatchesBalances = message.journalMatchesBalances;
@@ -3923,22 +3902,10 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
     const message = createBaseCurrencyTotals();
     message.currency = object.currency ?? "";
     message.shard = object.shard ?? undefined;
-    message.debitsPosted =
-      object.debitsPosted !== undefined && object.debitsPosted !== null
-        ? BigInt(object.debitsPosted)
-        : 0n;
-    message.creditsPosted =
-      object.creditsPosted !== undefined && object.creditsPosted !== null
-        ? BigInt(object.creditsPosted)
-        : 0n;
-    message.debitsPending =
-      object.debitsPending !== undefined && object.debitsPending !== null
-        ? BigInt(object.debitsPending)
-        : 0n;
-    message.creditsPending =
-      object.creditsPending !== undefined && object.creditsPending !== null
-        ? BigInt(object.creditsPending)
-        : 0n;
+    message.debitsPosted = object.debitsPosted ?? "";
+    message.creditsPosted = object.creditsPosted ?? "";
+    message.debitsPending = object.debitsPending ?? "";
+    message.creditsPending = object.creditsPending ?? "";
     message.journalMatchesBalances = object.journalMatchesBalances ?? false;
     message.balanced = object.balanced ?? false;
     return message;

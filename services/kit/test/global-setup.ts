@@ -1,7 +1,7 @@
 // vitest global setup: one real PostgreSQL server and one real nats-server for the whole run.
 // Each test file creates its own databases and streams on them, so files run in parallel safely.
 import type { TestProject } from 'vitest/node';
-import { startNats, startPostgres } from './infra.js';
+import { startNats, startPostgres } from '../src/testing/infra.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
