@@ -136,11 +136,16 @@ function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes
     if (o?.replayed) return o;
     return fail(t, R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, `${t.path}.linked`);
   });
-  const f = chain[outcomes.indexOf(failed)]!;
+  // A refusal that depends on balances or pending state is final for every id of the chain, so a
+  // retried chain gets its original results even after the balances have changed.
   if (!failed.replayed && PERSISTED.has(failed.code)) {
-    const rej: Rejection = { id: f.id, bodyHash: f.bodyHash, result: failed.code, field: failed.field };
-    state.rejections.set(rej.id, rej);
-    writes.rejections.push(rej);
+    chain.forEach((t, i) => {
+      const o = result[i]!;
+      if (o.replayed) return;
+      const rej: Rejection = { id: t.id, bodyHash: t.bodyHash, result: o.code, field: o.field };
+      state.rejections.set(rej.id, rej);
+      writes.rejections.push(rej);
+    });
   }
   return result;
 }
