@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
 import YAML from 'yaml';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -124,9 +125,7 @@ function builtInSchemas(version) {
     schema.properties.apiVersion = { type: 'string', enum: [apiVersion] };
     schema.properties.kind = { type: 'string', enum: [gvk.kind] };
     schema.required = [...new Set([...(schema.required ?? []), 'apiVersion', 'kind', 'metadata'])];
-    schema.definitions = Object.fromEntries(
-      reachable(defs, name).map((d) => [d, special[d] ?? convert(defs[d])]),
-    );
+    schema.definitions = Object.fromEntries(reachable(defs, name).map((d) => [d, special[d] ?? convert(defs[d])]));
     const group = gvk.group ? gvk.group.split('.')[0] + '-' : '';
     files[`v${version}-standalone-strict/${gvk.kind.toLowerCase()}-${group}${gvk.version}.json`] = schema;
   }
@@ -161,7 +160,7 @@ function crdSchemas() {
   return files;
 }
 
-function main() {
+async function main() {
   const check = process.argv.includes('--check');
   const files = { ...crdSchemas() };
   for (const v of KUBERNETES_VERSIONS) Object.assign(files, builtInSchemas(v));
@@ -173,8 +172,13 @@ function main() {
       ' (example/prometheus-operator-crd), fetched through the Go module proxy. Do not edit by hand.\n' +
       'Only the kinds the chart renders are kept; add a kind to KINDS in the script when the chart renders a new one.\n',
   };
-  const want = new Map(Object.entries(files).map(([p, s]) => [p, JSON.stringify(s, null, 1) + '\n']));
+  const want = new Map(Object.entries(files).map(([p, s]) => [p, JSON.stringify(s) + '\n']));
   for (const [p, s] of Object.entries(sources)) want.set(p, s);
+  // Formatted as the repository's Prettier settings would, so `prettier --check .` and --check agree.
+  for (const [p, text] of want) {
+    const filepath = join(outDir, p);
+    want.set(p, await prettier.format(text, { ...((await prettier.resolveConfig(filepath)) ?? {}), filepath }));
+  }
 
   if (check) {
     const stale = [];
@@ -207,4 +211,4 @@ function listFiles(dir, base = dir) {
   );
 }
 
-main();
+await main();

@@ -177,7 +177,8 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
       name: {{ $s.existingSecret }}
       key: {{ $s.passwordKey }}
 - name: SHARD_{{ $i }}_DATABASE_URL
-  {{- $url := printf "postgres://%s:$(SHARD_%d_DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $s.user $i $s.host (int $s.port) $s.database $s.sslmode }}
+  {{- $db := $s.database | replace "{service}" $.name | replace "{shard}" (toString $i) }}
+  {{- $url := printf "postgres://%s:$(SHARD_%d_DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $s.user $i $s.host (int $s.port) $db $s.sslmode }}
   {{- if $v.database.caBundle.existingSecret }}{{ $url = printf "%s&sslrootcert=%s" $url (include "corebank.dbCaPath" $root) }}{{ end }}
   value: {{ $url | quote }}
 {{- end }}

@@ -31,7 +31,8 @@ export function validateNewAccounts(items: NewAccount[]): void {
     if (!a.idempotencyKey) v.add(`${p}.idempotency_key`, 'is required');
     else if (a.idempotencyKey.length > MAX_KEY) v.add(`${p}.idempotency_key`, `must be at most ${MAX_KEY} characters`);
     if (!a.ownerId) v.add(`${p}.owner_id`, 'is required');
-    else if (a.ownerId.length > MAX_KEY || a.ownerId.startsWith('system:')) v.add(`${p}.owner_id`, 'is not a customer id');
+    else if (a.ownerId.length > MAX_KEY || a.ownerId.startsWith('system:'))
+      v.add(`${p}.owner_id`, 'is not a customer id');
     if (!isCurrency(a.currency)) v.add(`${p}.currency`, `"${a.currency}" is not a supported ISO 4217 currency code`);
     const f = a.flags ?? { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
     if (f.debitsMustNotExceedCredits && f.creditsMustNotExceedDebits) {
@@ -95,7 +96,11 @@ export async function createAccounts(router: ShardRouter, items: NewAccount[]): 
             created_at: now,
           };
         });
-        const inserted = (await tx('accounts').insert(rows).onConflict('id').ignore().returning(ACCOUNT_COLUMNS.split(/,\s*/))) as AccountRow[];
+        const inserted = (await tx('accounts')
+          .insert(rows)
+          .onConflict('id')
+          .ignore()
+          .returning(ACCOUNT_COLUMNS.split(/,\s*/))) as AccountRow[];
         const insertedIds = new Set(inserted.map((r) => r.id));
         const existing = (await tx('accounts')
           .select(tx.raw(ACCOUNT_COLUMNS))
@@ -131,9 +136,11 @@ export async function createAccounts(router: ShardRouter, items: NewAccount[]): 
 export async function getAccount(router: ShardRouter, id: string, field = 'account_id'): Promise<Account> {
   const shard = router.byId(id.toLowerCase());
   if (!shard) throw DomainError.notFound(field, 'account');
-  const row = (await shard.db('accounts').select(shard.db.raw(ACCOUNT_COLUMNS)).where('id', id.toLowerCase()).first()) as
-    | AccountRow
-    | undefined;
+  const row = (await shard
+    .db('accounts')
+    .select(shard.db.raw(ACCOUNT_COLUMNS))
+    .where('id', id.toLowerCase())
+    .first()) as AccountRow | undefined;
   if (!row) throw DomainError.notFound(field, 'account');
   return accountToProto(row, shard.index);
 }
@@ -189,7 +196,10 @@ export async function ensureSystemAccounts(router: ShardRouter, currencies: stri
 export async function listSystemAccounts(router: ShardRouter) {
   const all = await Promise.all(
     router.shards.map(async ({ index, db }) => {
-      const rows = (await db('accounts').select(db.raw(ACCOUNT_COLUMNS)).where('system', true).orderBy(['currency', 'code'])) as AccountRow[];
+      const rows = (await db('accounts')
+        .select(db.raw(ACCOUNT_COLUMNS))
+        .where('system', true)
+        .orderBy(['currency', 'code'])) as AccountRow[];
       return rows.map((r) => ({ kind: r.code as SystemAccountKind, account: accountToProto(r, index) }));
     }),
   );

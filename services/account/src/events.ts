@@ -29,7 +29,11 @@ function meta(shard: number, at: Date): EventMeta {
 
 export function accountOpenedEvent(account: Account, shard: number, at: Date): OutboxEvent {
   const m = meta(shard, at);
-  return { id: m.eventId, subject: SUBJECTS.accountOpened, payload: AccountOpened.encode({ meta: m, account }).finish() };
+  return {
+    id: m.eventId,
+    subject: SUBJECTS.accountOpened,
+    payload: AccountOpened.encode({ meta: m, account }).finish(),
+  };
 }
 
 export function transferEvent(t: StoredTransfer, pending: StoredTransfer | undefined, shard: number): OutboxEvent {
@@ -38,9 +42,17 @@ export function transferEvent(t: StoredTransfer, pending: StoredTransfer | undef
   const p = pending ? transferToProto(pending) : undefined;
   switch (t.kind) {
     case K.TRANSFER_KIND_SINGLE_PHASE:
-      return { id: m.eventId, subject: SUBJECTS.transferPosted, payload: TransferPosted.encode({ meta: m, transfer }).finish() };
+      return {
+        id: m.eventId,
+        subject: SUBJECTS.transferPosted,
+        payload: TransferPosted.encode({ meta: m, transfer }).finish(),
+      };
     case K.TRANSFER_KIND_PENDING:
-      return { id: m.eventId, subject: SUBJECTS.transferPending, payload: TransferPending.encode({ meta: m, transfer }).finish() };
+      return {
+        id: m.eventId,
+        subject: SUBJECTS.transferPending,
+        payload: TransferPending.encode({ meta: m, transfer }).finish(),
+      };
     case K.TRANSFER_KIND_POST_PENDING:
       return {
         id: m.eventId,

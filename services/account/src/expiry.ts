@@ -15,25 +15,27 @@ export async function sweepExpired(router: ShardRouter, batchers: ShardBatcher[]
           where h.expires_at <= now() order by h.expires_at limit ?`,
         [limit],
       );
-      const inputs = (rows as { id: string; debit_account_id: string; credit_account_id: string }[]).map((r, i): TransferInput => {
-        const body = {
-          debitAccountId: r.debit_account_id,
-          creditAccountId: r.credit_account_id,
-          amount: 0n,
-          kind: K.TRANSFER_KIND_EXPIRE_PENDING,
-          linked: false,
-          pendingId: r.id,
-          timeoutSeconds: 0,
-          code: 0,
-          reference: 'expired',
-        };
-        return {
-          id: bucketedId(bucketOfId(r.debit_account_id)!, 'expire', r.id),
-          ...body,
-          bodyHash: bodyHash(body),
-          path: `expiry[${i}]`,
-        };
-      });
+      const inputs = (rows as { id: string; debit_account_id: string; credit_account_id: string }[]).map(
+        (r, i): TransferInput => {
+          const body = {
+            debitAccountId: r.debit_account_id,
+            creditAccountId: r.credit_account_id,
+            amount: 0n,
+            kind: K.TRANSFER_KIND_EXPIRE_PENDING,
+            linked: false,
+            pendingId: r.id,
+            timeoutSeconds: 0,
+            code: 0,
+            reference: 'expired',
+          };
+          return {
+            id: bucketedId(bucketOfId(r.debit_account_id)!, 'expire', r.id),
+            ...body,
+            bodyHash: bodyHash(body),
+            path: `expiry[${i}]`,
+          };
+        },
+      );
       if (inputs.length) {
         await batchers[index]!.submit(inputs);
         total += inputs.length;

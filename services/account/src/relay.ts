@@ -8,7 +8,12 @@ import { SERVICE } from './service.js';
 const config = loadAccountConfig();
 const log = createLogger(`${SERVICE}-relay`, config.logLevel);
 const router = new ShardRouter(config.shards, config.shardUrls, 2, SERVICE);
-const nats = await connectNats({ url: config.natsUrl, user: config.natsUser, password: config.natsPassword, name: `${SERVICE}-relay` });
+const nats = await connectNats({
+  url: config.natsUrl,
+  user: config.natsUser,
+  password: config.natsPassword,
+  name: `${SERVICE}-relay`,
+});
 await ensureStream(nats.jsm, DOMAIN);
 const relay = new OutboxRelay(router, nats.js, log);
 relay.start();

@@ -132,7 +132,14 @@ export async function checkInvariant(router: ShardRouter): Promise<CheckLedgerIn
         const posted = BigInt(r.posted!);
         return {
           currency: r.currency!,
-          sums: { dpo, cpo, dp, cp, journal: dpo === posted && cpo === posted && dp === BigInt(r.pending!), balanced: dpo === cpo && dp === cp },
+          sums: {
+            dpo,
+            cpo,
+            dp,
+            cp,
+            journal: dpo === posted && cpo === posted && dp === BigInt(r.pending!),
+            balanced: dpo === cpo && dp === cp,
+          },
         };
       });
       return { sums, violations: (violations.rows[0] as { n: bigint }).n };

@@ -68,10 +68,18 @@ export interface AccountApp {
   shutdown: () => Promise<void>;
 }
 
-export async function startAccountService(config: AccountConfig, log: Logger = createLogger(SERVICE, config.logLevel)): Promise<AccountApp> {
+export async function startAccountService(
+  config: AccountConfig,
+  log: Logger = createLogger(SERVICE, config.logLevel),
+): Promise<AccountApp> {
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   await assertShardIdentity(router);
-  const nats = await connectNats({ url: config.natsUrl, user: config.natsUser, password: config.natsPassword, name: SERVICE });
+  const nats = await connectNats({
+    url: config.natsUrl,
+    user: config.natsUser,
+    password: config.natsPassword,
+    name: SERVICE,
+  });
   await ensureStream(nats.jsm, DOMAIN);
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log));
@@ -79,7 +87,9 @@ export async function startAccountService(config: AccountConfig, log: Logger = c
   const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
   relay?.start();
   const stopSweeper =
-    config.expirySweepIntervalMs > 0 ? startExpirySweeper(router, batchers, config.expirySweepIntervalMs, log) : undefined;
+    config.expirySweepIntervalMs > 0
+      ? startExpirySweeper(router, batchers, config.expirySweepIntervalMs, log)
+      : undefined;
 
   const binding = bindService(
     SERVICE_NAME,
@@ -135,7 +145,8 @@ export async function startAccountService(config: AccountConfig, log: Logger = c
         const account = await getAccount(router, req.accountId);
         requireCustomer(ctx.principal, account.ownerId, 'account_id');
         const p = page(req.page);
-        if (p.token && !/^\d+$/.test(p.token)) throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
+        if (p.token && !/^\d+$/.test(p.token))
+          throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
         const { entries, nextPageToken } = await getStatement(router, account.id, p.size, p.token);
         return { account, entries, page: { nextPageToken } };
       },

@@ -84,7 +84,9 @@ describe('ledger under concurrency on 3 shards', () => {
           const len = 2 + rnd(2);
           const { debitAccountId, creditAccountId } = pick();
           for (let i = 0; i < len; i++) {
-            batch.push(transfer({ debitAccountId, creditAccountId, amount: BigInt(1 + rnd(2000)), linked: i < len - 1 }));
+            batch.push(
+              transfer({ debitAccountId, creditAccountId, amount: BigInt(1 + rnd(2000)), linked: i < len - 1 }),
+            );
           }
         } else {
           for (let i = 0; i < 1 + rnd(8); i++) batch.push(transfer({ ...pick(), amount: BigInt(1 + rnd(3000)) }));

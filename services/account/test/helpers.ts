@@ -50,7 +50,10 @@ export async function openAccounts(
 export async function cashAccount(bank: TestBank, shard: number, currency = 'EUR'): Promise<Account> {
   const { accounts } = await bank.client.listSystemAccounts({});
   const a = accounts.find(
-    (s) => s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH && s.account!.shard === shard && s.account!.currency === currency,
+    (s) =>
+      s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH &&
+      s.account!.shard === shard &&
+      s.account!.currency === currency,
   );
   return a!.account!;
 }

@@ -13,7 +13,8 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
   });
   afterAll(async () => bank?.stop());
 
-  const send = async (...ts: ReturnType<typeof transfer>[]) => (await bank.client.createTransfers({ transfers: ts })).results;
+  const send = async (...ts: ReturnType<typeof transfer>[]) =>
+    (await bank.client.createTransfers({ transfers: ts })).results;
   const pair = async (funds = 1000n, o: Parameters<typeof openAccounts>[2] = {}) => {
     const [a, b] = await openAccounts(bank, 2, { owner: `cust-${randomUUID()}`, ...o });
     if (funds) await fund(bank, a!, funds);
@@ -21,7 +22,14 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
   };
 
   it('opens accounts idempotently and rejects a reused key with a different body', async () => {
-    const req = { idempotencyKey: 'k1', ownerId: `c-${randomUUID()}`, currency: 'USD', code: 7, overdraftLimit: 0n, reference: '' };
+    const req = {
+      idempotencyKey: 'k1',
+      ownerId: `c-${randomUUID()}`,
+      currency: 'USD',
+      code: 7,
+      overdraftLimit: 0n,
+      reference: '',
+    };
     const first = await bank.client.createAccounts({ accounts: [req] });
     const again = await bank.client.createAccounts({ accounts: [req] });
     expect(again.results[0]!.account!.id).toBe(first.results[0]!.account!.id);
@@ -32,7 +40,7 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     expect(listed.accounts).toHaveLength(1);
   });
 
-  it('lists an owner\'s accounts page by page', async () => {
+  it("lists an owner's accounts page by page", async () => {
     const owner = `c-${randomUUID()}`;
     const opened = await openAccounts(bank, 5, { owner });
     const seen: string[] = [];
@@ -76,7 +84,9 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
 
   it('allows debits into the overdraft limit and no further', async () => {
     const [a, b] = await pair(100n, { overdraft: 50n });
-    expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 150n })))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 150n })))[0]!.code).toBe(
+      R.TRANSFER_RESULT_CODE_OK,
+    );
     expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 1n })))[0]!.code).toBe(
       R.TRANSFER_RESULT_CODE_EXCEEDS_CREDITS,
     );
@@ -86,7 +96,15 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     const owner = `c-${randomUUID()}`;
     const res = await bank.client.createAccounts({
       accounts: [
-        { idempotencyKey: 'loan', ownerId: owner, currency: 'EUR', code: 1, overdraftLimit: 0n, reference: '', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: true } },
+        {
+          idempotencyKey: 'loan',
+          ownerId: owner,
+          currency: 'EUR',
+          code: 1,
+          overdraftLimit: 0n,
+          reference: '',
+          flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: true },
+        },
         { idempotencyKey: 'src', ownerId: owner, currency: 'EUR', code: 1, overdraftLimit: 0n, reference: '' },
       ],
     });
@@ -124,14 +142,33 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 401n })))[0]!.code).toBe(
       R.TRANSFER_RESULT_CODE_EXCEEDS_CREDITS,
     );
-    const tooMuch = transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 601n, kind: K.TRANSFER_KIND_POST_PENDING, pendingId: p.id });
+    const tooMuch = transfer({
+      debitAccountId: a.id,
+      creditAccountId: b.id,
+      amount: 601n,
+      kind: K.TRANSFER_KIND_POST_PENDING,
+      pendingId: p.id,
+    });
     expect((await send(tooMuch))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_EXCEEDS_PENDING_TRANSFER_AMOUNT);
-    const post = transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 400n, kind: K.TRANSFER_KIND_POST_PENDING, pendingId: p.id });
+    const post = transfer({
+      debitAccountId: a.id,
+      creditAccountId: b.id,
+      amount: 400n,
+      kind: K.TRANSFER_KIND_POST_PENDING,
+      pendingId: p.id,
+    });
     expect((await send(post))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
     acc = await balances(bank, a.id);
     expect([acc.debitsPending, acc.debitsPosted]).toEqual([0n, 400n]);
-    expect((await bank.client.getTransfer({ transferId: p.id })).pendingStatus).toBe(PendingStatus.PENDING_STATUS_POSTED);
-    const again = transfer({ debitAccountId: a.id, creditAccountId: b.id, kind: K.TRANSFER_KIND_VOID_PENDING, pendingId: p.id });
+    expect((await bank.client.getTransfer({ transferId: p.id })).pendingStatus).toBe(
+      PendingStatus.PENDING_STATUS_POSTED,
+    );
+    const again = transfer({
+      debitAccountId: a.id,
+      creditAccountId: b.id,
+      kind: K.TRANSFER_KIND_VOID_PENDING,
+      pendingId: p.id,
+    });
     expect((await send(again))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED);
   });
 
@@ -140,8 +177,19 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     const [c] = await openAccounts(bank, 1, { owner: a.ownerId });
     const p = transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 300n, kind: K.TRANSFER_KIND_PENDING });
     await send(p);
-    const voidOf = (o: object) => transfer({ debitAccountId: a.id, creditAccountId: b.id, kind: K.TRANSFER_KIND_VOID_PENDING, pendingId: p.id, ...o });
-    const r = await send(voidOf({ creditAccountId: c!.id }), voidOf({ amount: 5n }), voidOf({ pendingId: randomUUID() }));
+    const voidOf = (o: object) =>
+      transfer({
+        debitAccountId: a.id,
+        creditAccountId: b.id,
+        kind: K.TRANSFER_KIND_VOID_PENDING,
+        pendingId: p.id,
+        ...o,
+      });
+    const r = await send(
+      voidOf({ creditAccountId: c!.id }),
+      voidOf({ amount: 5n }),
+      voidOf({ pendingId: randomUUID() }),
+    );
     expect(r.map((x) => x.code)).toEqual([
       R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS,
       R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT,
@@ -153,19 +201,35 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     expect([acc.debitsPending, acc.debitsPosted]).toEqual([0n, 0n]);
     const notPending = transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 1n });
     await send(notPending);
-    expect((await send(voidOf({ pendingId: notPending.id })))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_PENDING);
+    expect((await send(voidOf({ pendingId: notPending.id })))[0]!.code).toBe(
+      R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_PENDING,
+    );
   });
 
   it('expires a pending transfer at its timeout and releases the hold', async () => {
     const [a, b] = await pair(1000n);
-    const p = transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 700n, kind: K.TRANSFER_KIND_PENDING, timeoutSeconds: 1 });
+    const p = transfer({
+      debitAccountId: a.id,
+      creditAccountId: b.id,
+      amount: 700n,
+      kind: K.TRANSFER_KIND_PENDING,
+      timeoutSeconds: 1,
+    });
     await send(p);
     expect((await bank.client.getTransfer({ transferId: p.id })).transfer!.expiresAt).toBeDefined();
     await expect
-      .poll(async () => (await bank.client.getTransfer({ transferId: p.id })).pendingStatus, { timeout: 10_000, interval: 200 })
+      .poll(async () => (await bank.client.getTransfer({ transferId: p.id })).pendingStatus, {
+        timeout: 10_000,
+        interval: 200,
+      })
       .toBe(PendingStatus.PENDING_STATUS_EXPIRED);
     expect((await balances(bank, a.id)).debitsPending).toBe(0n);
-    const post = transfer({ debitAccountId: a.id, creditAccountId: b.id, kind: K.TRANSFER_KIND_POST_PENDING, pendingId: p.id });
+    const post = transfer({
+      debitAccountId: a.id,
+      creditAccountId: b.id,
+      kind: K.TRANSFER_KIND_POST_PENDING,
+      pendingId: p.id,
+    });
     expect((await send(post))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED);
   });
 
@@ -197,7 +261,9 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
   it('refuses a balance overflow instead of wrapping', async () => {
     const [a, b] = await pair(0n, { constrained: false });
     const max = 9_223_372_036_854_775_807n;
-    expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: max })))[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    expect((await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: max })))[0]!.code).toBe(
+      R.TRANSFER_RESULT_CODE_OK,
+    );
     const [r] = await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 1n }));
     expect(r!.code).toBe(R.TRANSFER_RESULT_CODE_OVERFLOWS_BALANCE);
     expect((await balances(bank, b.id)).creditsPosted).toBe(max);
@@ -205,10 +271,14 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
 
   it('keeps a statement with running balances, page by page', async () => {
     const [a, b] = await pair(1000n);
-    for (const amount of [100n, 200n, 50n]) await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount }));
+    for (const amount of [100n, 200n, 50n])
+      await send(transfer({ debitAccountId: a.id, creditAccountId: b.id, amount }));
     const first = await bank.client.getStatement({ accountId: a.id, page: { pageSize: 2, pageToken: '' } });
     expect(first.entries.map((e) => e.postedBalance)).toEqual([1000n, 900n]);
-    const second = await bank.client.getStatement({ accountId: a.id, page: { pageSize: 2, pageToken: first.page!.nextPageToken } });
+    const second = await bank.client.getStatement({
+      accountId: a.id,
+      page: { pageSize: 2, pageToken: first.page!.nextPageToken },
+    });
     expect(second.entries.map((e) => [e.sequence, e.postedChange, e.postedBalance])).toEqual([
       [3n, -200n, 700n],
       [4n, -50n, 650n],
@@ -231,43 +301,94 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
     ];
     for (const [t, field] of cases) {
       // A good transfer in the same request is not applied either.
-      await expectRpcError(bank.client.createTransfers({ transfers: [t, transfer(base)].slice(0, field.includes('[0]') ? 2 : 1) }), status.INVALID_ARGUMENT, field);
+      await expectRpcError(
+        bank.client.createTransfers({ transfers: [t, transfer(base)].slice(0, field.includes('[0]') ? 2 : 1) }),
+        status.INVALID_ARGUMENT,
+        field,
+      );
     }
     await expectRpcError(bank.client.createTransfers({ transfers: [] }), status.INVALID_ARGUMENT, 'transfers');
     const after = await balances(bank, a.id);
     expect(after.debitsPosted).toBe(before.debitsPosted);
-    const badAccount = { idempotencyKey: 'x', ownerId: 'o', currency: 'XXX', code: 1, overdraftLimit: 0n, reference: '' };
-    await expectRpcError(bank.client.createAccounts({ accounts: [badAccount] }), status.INVALID_ARGUMENT, 'accounts[0].currency');
-    await expectRpcError(bank.client.createAccounts({ accounts: [{ ...badAccount, currency: 'EUR', idempotencyKey: '' }] }), status.INVALID_ARGUMENT, 'accounts[0].idempotency_key');
+    const badAccount = {
+      idempotencyKey: 'x',
+      ownerId: 'o',
+      currency: 'XXX',
+      code: 1,
+      overdraftLimit: 0n,
+      reference: '',
+    };
+    await expectRpcError(
+      bank.client.createAccounts({ accounts: [badAccount] }),
+      status.INVALID_ARGUMENT,
+      'accounts[0].currency',
+    );
+    await expectRpcError(
+      bank.client.createAccounts({ accounts: [{ ...badAccount, currency: 'EUR', idempotencyKey: '' }] }),
+      status.INVALID_ARGUMENT,
+      'accounts[0].idempotency_key',
+    );
     expect((await bank.client.listAccounts({ ownerId: 'o' })).accounts).toHaveLength(0);
     await expectRpcError(bank.client.getAccount({ accountId: randomUUID() }), status.NOT_FOUND, 'account_id');
     await expectRpcError(bank.client.getTransfer({ transferId: randomUUID() }), status.NOT_FOUND, 'transfer_id');
   });
 
   it('authenticates and authorises every call', async () => {
-    await expectRpcError(bank.client.checkLedgerInvariant({}, { token: '' }), status.UNAUTHENTICATED, undefined, 'MISSING_TOKEN');
-    await expectRpcError(bank.client.checkLedgerInvariant({}, { token: 'garbage' }), status.UNAUTHENTICATED, undefined, 'INVALID_TOKEN');
+    await expectRpcError(
+      bank.client.checkLedgerInvariant({}, { token: '' }),
+      status.UNAUTHENTICATED,
+      undefined,
+      'MISSING_TOKEN',
+    );
+    await expectRpcError(
+      bank.client.checkLedgerInvariant({}, { token: 'garbage' }),
+      status.UNAUTHENTICATED,
+      undefined,
+      'INVALID_TOKEN',
+    );
     const reader = await bank.token(['accounts:read']);
-    await expectRpcError(bank.client.checkLedgerInvariant({}, { token: reader }), status.PERMISSION_DENIED, undefined, 'MISSING_SCOPE');
+    await expectRpcError(
+      bank.client.checkLedgerInvariant({}, { token: reader }),
+      status.PERMISSION_DENIED,
+      undefined,
+      'MISSING_SCOPE',
+    );
     const [a, b] = await pair(100n);
     // Mallory banks on the same shard, so only ownership can stop the transfer.
     let owner = `m-${randomUUID()}`;
-    while (bank.app.router.byCustomer(owner).index !== bank.app.router.byCustomer(a.ownerId).index) owner = `m-${randomUUID()}`;
+    while (bank.app.router.byCustomer(owner).index !== bank.app.router.byCustomer(a.ownerId).index)
+      owner = `m-${randomUUID()}`;
     const [mallory] = await openAccounts(bank, 1, { owner });
     const bound = await bank.token(['accounts:read', 'transfers:write'], a.ownerId);
-    await expectRpcError(bank.client.getAccount({ accountId: mallory!.id }, { token: bound }), status.PERMISSION_DENIED);
+    await expectRpcError(
+      bank.client.getAccount({ accountId: mallory!.id }, { token: bound }),
+      status.PERMISSION_DENIED,
+    );
     const res = await bank.client.createTransfers(
-      { transfers: [transfer({ debitAccountId: mallory!.id, creditAccountId: a.id, amount: 1n }), transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 1n })] },
+      {
+        transfers: [
+          transfer({ debitAccountId: mallory!.id, creditAccountId: a.id, amount: 1n }),
+          transfer({ debitAccountId: a.id, creditAccountId: b.id, amount: 1n }),
+        ],
+      },
       { token: bound },
     );
-    expect(res.results.map((r) => r.code)).toEqual([R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED, R.TRANSFER_RESULT_CODE_OK]);
+    expect(res.results.map((r) => r.code)).toEqual([
+      R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED,
+      R.TRANSFER_RESULT_CODE_OK,
+    ]);
   });
 
   it('keeps debits equal to credits per currency on every shard', async () => {
     const inv = await bank.client.checkLedgerInvariant({});
     expect(inv.ok).toBe(true);
     expect(inv.constraintViolations).toBe(0n);
-    expect(inv.totals.filter((t) => t.shard !== undefined).map((t) => t.shard).sort()).toContain(shards - 1);
+    expect(
+      inv.totals
+        .filter((t) => t.shard !== undefined)
+        .map((t) => t.shard)
+        .sort(),
+    ).toContain(shards - 1);
     const cash = await cashAccount(bank, shards - 1);
     expect(cash.system).toBe(true);
   });

@@ -23,7 +23,9 @@ export async function readStream(nats: Nats): Promise<StreamMessage[]> {
   return out;
 }
 
-export async function outboxDrained(bankDbs: { db: { raw: (s: string) => Promise<{ rows: { n: bigint }[] }> } }[]): Promise<boolean> {
+export async function outboxDrained(
+  bankDbs: { db: { raw: (s: string) => Promise<{ rows: { n: bigint }[] }> } }[],
+): Promise<boolean> {
   for (const s of bankDbs) {
     const { rows } = await s.db.raw('select count(*) as n from outbox where sent_at is null');
     if (rows[0]!.n !== 0n) return false;

@@ -37,7 +37,11 @@ export async function verifyToken(key: Uint8Array, authorization: string | undef
     if (!payload.sub) throw new Error('no subject');
     return {
       channel: payload.sub,
-      scopes: new Set(String(payload.scope ?? '').split(' ').filter(Boolean)),
+      scopes: new Set(
+        String(payload.scope ?? '')
+          .split(' ')
+          .filter(Boolean),
+      ),
       ...(typeof payload.customer_id === 'string' ? { customerId: payload.customer_id } : {}),
     };
   } catch {
@@ -47,9 +51,15 @@ export async function verifyToken(key: Uint8Array, authorization: string | undef
 
 export function requireScope(p: Principal, scope: string): void {
   if (!p.scopes.has(scope)) {
-    throw new DomainError('PERMISSION_DENIED', 'MISSING_SCOPE', `the channel "${p.channel}" lacks the scope ${scope}`, [], {
-      scope,
-    });
+    throw new DomainError(
+      'PERMISSION_DENIED',
+      'MISSING_SCOPE',
+      `the channel "${p.channel}" lacks the scope ${scope}`,
+      [],
+      {
+        scope,
+      },
+    );
   }
 }
 

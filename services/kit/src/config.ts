@@ -44,7 +44,8 @@ export const parsers = {
   oneOf:
     <const T extends string>(...values: T[]): Parser<T> =>
     (raw, name) => {
-      if (!(values as string[]).includes(raw)) throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+      if (!(values as string[]).includes(raw))
+        throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
       return raw as T;
     },
   list: ((raw) =>
@@ -90,8 +91,18 @@ export function loadConfig<S extends Spec>(spec: S, env: NodeJS.ProcessEnv = pro
 
 /** Variables every service reads. */
 export const baseSpec = {
-  grpcPort: { name: 'GRPC_PORT', description: 'port of the gRPC server', parse: parsers.int(0, 65535), default: '50051' },
-  grpcHost: { name: 'GRPC_HOST', description: 'address the gRPC server binds', parse: parsers.string, default: '0.0.0.0' },
+  grpcPort: {
+    name: 'GRPC_PORT',
+    description: 'port of the gRPC server',
+    parse: parsers.int(0, 65535),
+    default: '50051',
+  },
+  grpcHost: {
+    name: 'GRPC_HOST',
+    description: 'address the gRPC server binds',
+    parse: parsers.string,
+    default: '0.0.0.0',
+  },
   metricsPort: {
     name: 'METRICS_PORT',
     description: 'port of the Prometheus /metrics endpoint; 0 disables it',
@@ -104,17 +115,38 @@ export const baseSpec = {
     parse: parsers.oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
     default: 'info',
   },
-  shardCount: { name: 'SHARD_COUNT', description: 'number of database shards', parse: parsers.int(1, 1024), default: '1' },
+  shardCount: {
+    name: 'SHARD_COUNT',
+    description: 'number of database shards',
+    parse: parsers.int(1, 1024),
+    default: '1',
+  },
   shardMap: {
     name: 'SHARD_MAP',
     description: 'JSON shard map {"version":n,"ranges":[[firstBucket,lastBucket,shard],...]}; empty = even split',
     parse: parsers.string,
     default: '',
   },
-  dbPoolMax: { name: 'DATABASE_POOL_MAX', description: 'connections per shard pool', parse: parsers.int(1, 200), default: '10' },
-  natsUrl: { name: 'NATS_URL', description: 'NATS server URL(s), comma-separated', parse: parsers.string, default: 'nats://127.0.0.1:4222' },
+  dbPoolMax: {
+    name: 'DATABASE_POOL_MAX',
+    description: 'connections per shard pool',
+    parse: parsers.int(1, 200),
+    default: '10',
+  },
+  natsUrl: {
+    name: 'NATS_URL',
+    description: 'NATS server URL(s), comma-separated',
+    parse: parsers.string,
+    default: 'nats://127.0.0.1:4222',
+  },
   natsUser: { name: 'NATS_USER', description: 'NATS user name', parse: parsers.string, default: '' },
-  natsPassword: { name: 'NATS_PASSWORD', description: 'NATS password', parse: parsers.string, default: '', secret: true },
+  natsPassword: {
+    name: 'NATS_PASSWORD',
+    description: 'NATS password',
+    parse: parsers.string,
+    default: '',
+    secret: true,
+  },
   authTokenKey: {
     name: 'AUTH_TOKEN_KEY',
     description: 'base64 HMAC key (>= 32 bytes) that signs and verifies bearer tokens',

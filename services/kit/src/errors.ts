@@ -74,12 +74,13 @@ export function toServiceError(err: unknown): ServiceError {
     err instanceof DomainError ? err : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
   const code = Code[e.code];
   const details: Any[] = [
-    toAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata }).finish()),
+    toAny(
+      'google.rpc.ErrorInfo',
+      ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata }).finish(),
+    ),
   ];
   if (e.violations.length) {
-    details.push(
-      toAny("google.rpc.BadRequest", BadRequest.encode({ fieldViolations: e.violations }).finish()),
-    );
+    details.push(toAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations: e.violations }).finish()));
   }
   const metadata = new Metadata();
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message: e.message, details }).finish()));

@@ -36,7 +36,11 @@ export interface ConsumerOptions {
 }
 
 /** A durable, explicitly acked pull consumer; created if missing. */
-export async function durableConsumer(js: JetStreamClient, jsm: JetStreamManager, o: ConsumerOptions): Promise<Consumer> {
+export async function durableConsumer(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  o: ConsumerOptions,
+): Promise<Consumer> {
   const stream = streamName(o.domain);
   const ackWait = (o.ackWaitMs ?? 30_000) * 1_000_000;
   try {
@@ -58,7 +62,11 @@ export async function durableConsumer(js: JetStreamClient, jsm: JetStreamManager
  * Feeds messages to handle() and acks each only after handle() resolved (its commit is done);
  * a failed handle() naks with a delay so the message comes back later.
  */
-export function runConsumer(consumer: Consumer, log: Logger, handle: (msg: JsMsg) => Promise<void>): { stop: () => Promise<void> } {
+export function runConsumer(
+  consumer: Consumer,
+  log: Logger,
+  handle: (msg: JsMsg) => Promise<void>,
+): { stop: () => Promise<void> } {
   let stopped = false;
   let messages: Awaited<ReturnType<Consumer['consume']>> | undefined;
   const done = (async () => {

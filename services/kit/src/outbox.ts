@@ -111,7 +111,9 @@ export class OutboxRelay {
           return this.js.publish(r.subject, r.payload, { msgID: r.id, headers: h, timeout: 10_000 });
         }),
       );
-      await tx.raw(`update outbox set sent_at = now() where seq = any(?::bigint[])`, [rows.map((r) => r.seq.toString())]);
+      await tx.raw(`update outbox set sent_at = now() where seq = any(?::bigint[])`, [
+        rows.map((r) => r.seq.toString()),
+      ]);
       return rows.length;
     });
   }

@@ -119,7 +119,10 @@ export class ShardRouter {
     poolMax: number,
     readonly service: string,
   ) {
-    this.shards = urls.map((url, index) => ({ index, db: createPool(url, poolMax, `${service}-shard${index}`, service) }));
+    this.shards = urls.map((url, index) => ({
+      index,
+      db: createPool(url, poolMax, `${service}-shard${index}`, service),
+    }));
   }
 
   byBucket(bucket: number): Shard {

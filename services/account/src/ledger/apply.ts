@@ -63,7 +63,12 @@ const snapshot = (a: AccountState): Balances => ({
  * Applies groups of transfers in order. Each group is one request's transfers on this shard;
  * linked chains inside it succeed or fail as a whole. Returns one outcome per input, in order.
  */
-export function applyBatch(groups: TransferInput[][], state: BatchState, now: Date, writes: BatchWrites): TransferOutcome[][] {
+export function applyBatch(
+  groups: TransferInput[][],
+  state: BatchState,
+  now: Date,
+  writes: BatchWrites,
+): TransferOutcome[][] {
   return groups.map((group) => {
     const outcomes: TransferOutcome[] = new Array(group.length);
     let start = 0;
@@ -176,12 +181,14 @@ function applyOne(
   pendingUndo: Map<string, Resolution | undefined>,
 ): StoredTransfer {
   const p = t.path;
-  if (t.debitAccountId === t.creditAccountId) throw new Failure(R.TRANSFER_RESULT_CODE_ACCOUNTS_MUST_BE_DIFFERENT, `${p}.credit_account_id`);
+  if (t.debitAccountId === t.creditAccountId)
+    throw new Failure(R.TRANSFER_RESULT_CODE_ACCOUNTS_MUST_BE_DIFFERENT, `${p}.credit_account_id`);
   const debit = state.accounts.get(t.debitAccountId);
   if (!debit) throw new Failure(R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND, `${p}.debit_account_id`);
   const credit = state.accounts.get(t.creditAccountId);
   if (!credit) throw new Failure(R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND, `${p}.credit_account_id`);
-  if (debit.currency !== credit.currency) throw new Failure(R.TRANSFER_RESULT_CODE_CURRENCY_MISMATCH, `${p}.credit_account_id`);
+  if (debit.currency !== credit.currency)
+    throw new Failure(R.TRANSFER_RESULT_CODE_CURRENCY_MISMATCH, `${p}.credit_account_id`);
   if (t.actingCustomerId !== undefined && debit.ownerId !== t.actingCustomerId) {
     throw new Failure(R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED, `${p}.debit_account_id`);
   }
@@ -207,10 +214,14 @@ function applyOne(
       pending = state.pendings.get(t.pendingId!);
       if (!pending) throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_FOUND, `${p}.pending_id`);
       const pt = pending.transfer;
-      if (pt.kind !== K.TRANSFER_KIND_PENDING) throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_PENDING, `${p}.pending_id`);
-      if (pending.resolution === 'posted') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED, `${p}.pending_id`);
-      if (pending.resolution === 'voided') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_VOIDED, `${p}.pending_id`);
-      if (pending.resolution === 'expired') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED, `${p}.pending_id`);
+      if (pt.kind !== K.TRANSFER_KIND_PENDING)
+        throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_PENDING, `${p}.pending_id`);
+      if (pending.resolution === 'posted')
+        throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED, `${p}.pending_id`);
+      if (pending.resolution === 'voided')
+        throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_VOIDED, `${p}.pending_id`);
+      if (pending.resolution === 'expired')
+        throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED, `${p}.pending_id`);
       const timedOut = pt.expiresAt !== null && pt.expiresAt.getTime() <= now.getTime();
       if (t.kind === K.TRANSFER_KIND_EXPIRE_PENDING ? !timedOut : timedOut) {
         throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED, `${p}.pending_id`);
@@ -221,7 +232,8 @@ function applyOne(
       pendingDelta = -pt.amount;
       if (t.kind === K.TRANSFER_KIND_POST_PENDING) {
         if (amount === 0n) amount = pt.amount;
-        if (amount > pt.amount) throw new Failure(R.TRANSFER_RESULT_CODE_EXCEEDS_PENDING_TRANSFER_AMOUNT, `${p}.amount`);
+        if (amount > pt.amount)
+          throw new Failure(R.TRANSFER_RESULT_CODE_EXCEEDS_PENDING_TRANSFER_AMOUNT, `${p}.amount`);
         postedDelta = amount;
       } else {
         if (amount !== 0n && amount !== pt.amount) {
@@ -252,10 +264,18 @@ function applyOne(
   const d = next(debit, 'debits');
   const c = next(credit, 'credits');
   // Limits are checked only when a transfer adds to the constrained side; releasing a hold never fails.
-  if (debit.debitsMustNotExceedCredits && pendingDelta + postedDelta > 0n && d.debitsPending + d.debitsPosted > d.creditsPosted + debit.overdraftLimit) {
+  if (
+    debit.debitsMustNotExceedCredits &&
+    pendingDelta + postedDelta > 0n &&
+    d.debitsPending + d.debitsPosted > d.creditsPosted + debit.overdraftLimit
+  ) {
     throw new Failure(R.TRANSFER_RESULT_CODE_EXCEEDS_CREDITS, `${p}.amount`);
   }
-  if (credit.creditsMustNotExceedDebits && pendingDelta + postedDelta > 0n && c.creditsPending + c.creditsPosted > c.debitsPosted) {
+  if (
+    credit.creditsMustNotExceedDebits &&
+    pendingDelta + postedDelta > 0n &&
+    c.creditsPending + c.creditsPosted > c.debitsPosted
+  ) {
     throw new Failure(R.TRANSFER_RESULT_CODE_EXCEEDS_DEBITS, `${p}.amount`);
   }
 
@@ -284,7 +304,11 @@ function applyOne(
   if (pending) {
     pendingUndo.set(pending.transfer.id, pending.resolution);
     pending.resolution =
-      t.kind === K.TRANSFER_KIND_POST_PENDING ? 'posted' : t.kind === K.TRANSFER_KIND_VOID_PENDING ? 'voided' : 'expired';
+      t.kind === K.TRANSFER_KIND_POST_PENDING
+        ? 'posted'
+        : t.kind === K.TRANSFER_KIND_VOID_PENDING
+          ? 'voided'
+          : 'expired';
     writes.holdsClosed.push(pending.transfer.id);
   }
   if (t.kind === K.TRANSFER_KIND_PENDING) {

@@ -66,7 +66,10 @@ export class ShardBatcher {
   private async run(batch: Waiting[]): Promise<void> {
     try {
       const outcomes = await withRetry(this.shard.db, async (tx) => {
-        const state = await loadBatchState(tx, batch.flatMap((w) => w.inputs));
+        const state = await loadBatchState(
+          tx,
+          batch.flatMap((w) => w.inputs),
+        );
         const writes: BatchWrites = {
           transfers: [],
           entries: [],
@@ -84,7 +87,9 @@ export class ShardBatcher {
         await writeBatch(tx, state, writes);
         await writeEvents(
           tx,
-          writes.transfers.map((t) => transferEvent(t, t.pendingId ? state.pendings.get(t.pendingId)?.transfer : undefined, this.shard.index)),
+          writes.transfers.map((t) =>
+            transferEvent(t, t.pendingId ? state.pendings.get(t.pendingId)?.transfer : undefined, this.shard.index),
+          ),
         );
         return result;
       });
@@ -94,7 +99,11 @@ export class ShardBatcher {
       });
     } catch (err) {
       this.log.error({ err, shard: this.shard.index, requests: batch.length }, 'ledger batch failed');
-      const e = new DomainError('UNAVAILABLE', 'LEDGER_BATCH_FAILED', 'the ledger could not commit this batch; retry with the same ids');
+      const e = new DomainError(
+        'UNAVAILABLE',
+        'LEDGER_BATCH_FAILED',
+        'the ledger could not commit this batch; retry with the same ids',
+      );
       batch.forEach((w) => w.reject(e));
     }
   }

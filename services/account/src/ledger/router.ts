@@ -25,10 +25,24 @@ export async function routeTransfers(
       if (failure) return;
       const d = router.byId(t.debitAccountId);
       const c = router.byId(t.creditAccountId);
-      if (!d) failure = { index: k, code: R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND, field: `${t.path}.debit_account_id` };
-      else if (!c) failure = { index: k, code: R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND, field: `${t.path}.credit_account_id` };
+      if (!d)
+        failure = {
+          index: k,
+          code: R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND,
+          field: `${t.path}.debit_account_id`,
+        };
+      else if (!c)
+        failure = {
+          index: k,
+          code: R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND,
+          field: `${t.path}.credit_account_id`,
+        };
       else if (d.index !== c.index || (shard !== undefined && shard !== d.index)) {
-        failure = { index: k, code: R.TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS, field: `${t.path}.credit_account_id` };
+        failure = {
+          index: k,
+          code: R.TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS,
+          field: `${t.path}.credit_account_id`,
+        };
       } else shard = d.index;
     });
     if (failure) {
@@ -36,7 +50,12 @@ export async function routeTransfers(
         outcomes[start + k] =
           k === failure!.index
             ? { id: t.id, code: failure!.code, replayed: false, field: failure!.field }
-            : { id: t.id, code: R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, replayed: false, field: `${t.path}.linked` };
+            : {
+                id: t.id,
+                code: R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED,
+                replayed: false,
+                field: `${t.path}.linked`,
+              };
       });
     } else {
       const part = perShard.get(shard!) ?? { inputs: [], at: [] };

@@ -1,14 +1,9 @@
 // SQL for one ledger batch: load and lock what the batch needs, then write what applyBatch decided.
 // Every statement handles the whole batch at once (arrays + unnest), so a batch of 1,000 transfers
 // costs the same handful of round trips as a batch of one.
-import { bind, type Row, type Tx } from "@corebank/kit";
-import type { BatchState, BatchWrites } from "./apply.js";
-import type {
-  AccountState,
-  Rejection,
-  StoredTransfer,
-  TransferInput,
-} from "./types.js";
+import { bind, type Row, type Tx } from '@corebank/kit';
+import type { BatchState, BatchWrites } from './apply.js';
+import type { AccountState, Rejection, StoredTransfer, TransferInput } from './types.js';
 
 interface TransferRow {
   id: string;
@@ -28,7 +23,7 @@ interface TransferRow {
 }
 
 export const TRANSFER_COLUMNS =
-  "id, debit_account_id, credit_account_id, amount, currency, kind, linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at";
+  'id, debit_account_id, credit_account_id, amount, currency, kind, linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at';
 
 export function transferFromRow(r: TransferRow): StoredTransfer {
   return {
@@ -49,24 +44,17 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
   };
 }
 
-const RESOLUTION_BY_KIND: Record<number, "posted" | "voided" | "expired"> = {
-  3: "posted",
-  4: "voided",
-  5: "expired",
+const RESOLUTION_BY_KIND: Record<number, 'posted' | 'voided' | 'expired'> = {
+  3: 'posted',
+  4: 'voided',
+  5: 'expired',
 };
 
 /** Loads the batch's state; account rows are locked in id order so concurrent batches never deadlock. */
-export async function loadBatchState(
-  tx: Tx,
-  inputs: TransferInput[],
-): Promise<BatchState> {
+export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<BatchState> {
   const ids = [...new Set(inputs.map((t) => t.id))];
-  const pendingIds = [
-    ...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : []))),
-  ];
-  const accountIds = [
-    ...new Set(inputs.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
-  ].sort();
+  const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
+  const accountIds = [...new Set(inputs.flatMap((t) => [t.debitAccountId, t.creditAccountId]))].sort();
 
   // Locks first: the reads after it see everything committed by batches that held these rows.
   const accounts = await tx.raw(
@@ -75,10 +63,7 @@ export async function loadBatchState(
          from accounts where id = any(?::uuid[]) order by id for update`,
     [accountIds],
   );
-  const existing = await tx.raw(
-    `select ${TRANSFER_COLUMNS} from transfers where id = any(?::uuid[])`,
-    [ids],
-  );
+  const existing = await tx.raw(`select ${TRANSFER_COLUMNS} from transfers where id = any(?::uuid[])`, [ids]);
   const rejections = await tx.raw(
     `select id, body_hash, result, field from transfer_rejections where id = any(?::uuid[])`,
     [ids],
@@ -113,8 +98,7 @@ export async function loadBatchState(
     };
     state.accounts.set(a.id, a);
   }
-  for (const r of existing.rows as TransferRow[])
-    state.transfers.set(r.id, transferFromRow(r));
+  for (const r of existing.rows as TransferRow[]) state.transfers.set(r.id, transferFromRow(r));
   for (const r of rejections.rows as {
     id: string;
     body_hash: string;
@@ -133,9 +117,7 @@ export async function loadBatchState(
   })[]) {
     state.pendings.set(r.id, {
       transfer: transferFromRow(r),
-      ...(r.resolved_by !== null
-        ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] }
-        : {}),
+      ...(r.resolved_by !== null ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] } : {}),
     });
   }
   return state;
@@ -143,11 +125,7 @@ export async function loadBatchState(
 
 const str = (v: bigint) => v.toString();
 
-export async function writeBatch(
-  tx: Tx,
-  state: BatchState,
-  w: BatchWrites,
-): Promise<void> {
+export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites): Promise<void> {
   const ts = w.transfers;
   if (ts.length) {
     await tx.raw(
@@ -208,18 +186,12 @@ export async function writeBatch(
     );
   }
   if (w.holdsClosed.length) {
-    await tx.raw(
-      `delete from pending_holds where transfer_id = any(?::uuid[])`,
-      [w.holdsClosed],
-    );
+    await tx.raw(`delete from pending_holds where transfer_id = any(?::uuid[])`, [w.holdsClosed]);
   }
   if (w.holdsOpened.length) {
     await tx.raw(
       `insert into pending_holds (transfer_id, expires_at) select * from unnest(?::uuid[], ?::timestamptz[])`,
-      bind([
-        w.holdsOpened.map((t) => t.id),
-        w.holdsOpened.map((t) => t.expiresAt),
-      ]),
+      bind([w.holdsOpened.map((t) => t.id), w.holdsOpened.map((t) => t.expiresAt)]),
     );
   }
   if (w.rejections.length) {
@@ -227,12 +199,7 @@ export async function writeBatch(
     await tx.raw(
       `insert into transfer_rejections (id, body_hash, result, field)
        select * from unnest(?::uuid[], ?::text[], ?::smallint[], ?::text[])`,
-      [
-        rs.map((r) => r.id),
-        rs.map((r) => r.bodyHash),
-        rs.map((r) => r.result),
-        rs.map((r) => r.field),
-      ],
+      [rs.map((r) => r.id), rs.map((r) => r.bodyHash), rs.map((r) => r.result), rs.map((r) => r.field)],
     );
   }
 }

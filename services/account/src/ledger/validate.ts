@@ -29,7 +29,8 @@ export function bodyHash(t: Omit<TransferInput, 'bodyHash' | 'path' | 'id' | 'ac
 export function validateTransfers(transfers: Transfer[], actingCustomerId?: string): TransferInput[] {
   const v = new Violations();
   if (transfers.length === 0) v.add('transfers', 'must hold at least one transfer');
-  if (transfers.length > MAX_TRANSFERS_PER_REQUEST) v.add('transfers', `must hold at most ${MAX_TRANSFERS_PER_REQUEST} transfers`);
+  if (transfers.length > MAX_TRANSFERS_PER_REQUEST)
+    v.add('transfers', `must hold at most ${MAX_TRANSFERS_PER_REQUEST} transfers`);
   const out = transfers.map((t, i): TransferInput => {
     const p = `transfers[${i}]`;
     const id = t.id.toLowerCase();
@@ -56,7 +57,8 @@ export function validateTransfers(transfers: Transfer[], actingCustomerId?: stri
     } else if (pendingId) {
       v.add(`${p}.pending_id`, 'is only allowed with POST_PENDING or VOID_PENDING');
     }
-    if (t.timeoutSeconds && kind !== K.TRANSFER_KIND_PENDING) v.add(`${p}.timeout_seconds`, 'is only allowed with PENDING');
+    if (t.timeoutSeconds && kind !== K.TRANSFER_KIND_PENDING)
+      v.add(`${p}.timeout_seconds`, 'is only allowed with PENDING');
     if (t.reference.length > MAX_REFERENCE) v.add(`${p}.reference`, `must be at most ${MAX_REFERENCE} characters`);
     const body = {
       debitAccountId: debit,

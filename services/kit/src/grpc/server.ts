@@ -23,7 +23,10 @@ export type UnaryHandler<Req, Res> = (req: Req, ctx: RpcContext) => Promise<Res>
 
 /** The async handlers a generated service definition (ts-proto's XxxService const) needs. */
 type MethodsOf<D> = {
-  [K in keyof D]: D[K] extends { requestDeserialize: (b: Buffer) => infer Req; responseSerialize: (v: infer Res) => Buffer }
+  [K in keyof D]: D[K] extends {
+    requestDeserialize: (b: Buffer) => infer Req;
+    responseSerialize: (v: infer Res) => Buffer;
+  }
     ? UnaryHandler<Req, Res>
     : never;
 };
@@ -58,15 +61,22 @@ export function bindService<D extends grpc.ServiceDefinition>(
       const started = process.hrtime.bigint();
       const abort = new AbortController();
       const deadline = call.getDeadline();
-      const deadlineAt = deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
+      const deadlineAt =
+        deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
       let timer: NodeJS.Timeout | undefined;
-      call.on('cancelled', () => abort.abort(new DomainError('DEADLINE_EXCEEDED', 'CANCELLED', 'the caller went away')));
+      call.on('cancelled', () =>
+        abort.abort(new DomainError('DEADLINE_EXCEEDED', 'CANCELLED', 'the caller went away')),
+      );
       let code = grpc.status.OK;
       try {
         if (deadlineAt) {
           const left = deadlineAt.getTime() - Date.now();
-          if (left <= 0) throw new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'the deadline passed before work began');
-          timer = setTimeout(() => abort.abort(new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'deadline exceeded')), left);
+          if (left <= 0)
+            throw new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'the deadline passed before work began');
+          timer = setTimeout(
+            () => abort.abort(new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'deadline exceeded')),
+            left,
+          );
         }
         const authorization = call.metadata.get('authorization')[0];
         const principal = await verifyToken(authKey, typeof authorization === 'string' ? authorization : undefined);

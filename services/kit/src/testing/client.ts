@@ -2,7 +2,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { mintToken } from '../auth.js';
 
-type Unary<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r: Res) => void) => grpc.ClientUnaryCall;
+type Unary<Req, Res> = (
+  req: Req,
+  md: grpc.Metadata,
+  opts: Partial<grpc.CallOptions>,
+  cb: (e: grpc.ServiceError | null, r: Res) => void,
+) => grpc.ClientUnaryCall;
 
 export type Promisified<C> = {
   [K in keyof C as C[K] extends Unary<never, unknown> ? K : never]: C[K] extends Unary<infer Req, infer Res>
@@ -28,7 +33,9 @@ export function promisify<C extends grpc.Client>(client: C, token: string): Prom
           const md = new grpc.Metadata();
           const t = opts.token ?? token;
           if (t) md.set('authorization', `Bearer ${t}`);
-          fn.call(client, req, md, { deadline: Date.now() + (opts.deadlineMs ?? 30_000) }, (err, res) => (err ? reject(err) : resolve(res)));
+          fn.call(client, req, md, { deadline: Date.now() + (opts.deadlineMs ?? 30_000) }, (err, res) =>
+            err ? reject(err) : resolve(res),
+          );
         });
     },
   });

@@ -27,7 +27,8 @@ function pgBinDir(): string {
 }
 
 const isRoot = () => process.getuid?.() === 0;
-const asPgUser = (cmd: string, args: string[]): [string, string[]] => (isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+const asPgUser = (cmd: string, args: string[]): [string, string[]] =>
+  isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -59,13 +60,37 @@ export async function startPostgres(): Promise<RunningProcess & { adminUrl: stri
   chmodSync(dir, 0o777);
   const data = join(dir, 'data');
   if (isRoot()) execFileSync('chown', ['postgres', dir]);
-  const [initCmd, initArgs] = asPgUser(join(bin, 'initdb'), ['-D', data, '-U', 'corebank', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const [initCmd, initArgs] = asPgUser(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'corebank',
+    '--auth=trust',
+    '-E',
+    'UTF8',
+    '--no-sync',
+  ]);
   execFileSync(initCmd, initArgs, { stdio: 'pipe' });
   const port = await freePort();
   const [cmd, args] = asPgUser(join(bin, 'postgres'), [
-    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-    '-c', 'max_connections=300', '-c', 'shared_buffers=256MB',
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'max_connections=300',
+    '-c',
+    'shared_buffers=256MB',
   ]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -101,7 +126,13 @@ export async function startPostgres(): Promise<RunningProcess & { adminUrl: stri
 }
 
 function natsBinary(): string {
-  for (const p of [process.env.NATS_SERVER_BIN, join(process.env.HOME ?? '', 'go/bin/nats-server'), '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) {
+  for (const p of [
+    process.env.NATS_SERVER_BIN,
+    join(process.env.HOME ?? '', 'go/bin/nats-server'),
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ]) {
     if (p && existsSync(p)) return p;
   }
   throw new Error('nats-server not found: run `npm run setup` (installs nats-server) or set NATS_SERVER_BIN');

@@ -33,9 +33,7 @@ export enum CreateAccountResultCode {
   UNRECOGNIZED = -1,
 }
 
-export function createAccountResultCodeFromJSON(
-  object: any,
-): CreateAccountResultCode {
+export function createAccountResultCodeFromJSON(object: any): CreateAccountResultCode {
   switch (object) {
     case 0:
     case "CREATE_ACCOUNT_RESULT_CODE_UNSPECIFIED":
@@ -53,9 +51,7 @@ export function createAccountResultCodeFromJSON(
   }
 }
 
-export function createAccountResultCodeToJSON(
-  object: CreateAccountResultCode,
-): string {
+export function createAccountResultCodeToJSON(object: CreateAccountResultCode): string {
   switch (object) {
     case CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_UNSPECIFIED:
       return "CREATE_ACCOUNT_RESULT_CODE_UNSPECIFIED";
@@ -396,7 +392,9 @@ export interface Account {
   currency: string;
   /** Chart-of-accounts code chosen by the caller (for example a product or GL code). */
   code: number;
-  flags?: AccountFlags | undefined;
+  flags?:
+    | AccountFlags
+    | undefined;
   /** Only with debits_must_not_exceed_credits: how far debits may exceed credits. */
   overdraftLimit: bigint;
   debitsPending: bigint;
@@ -424,7 +422,9 @@ export interface NewAccount {
 
 export interface CreateAccountResult {
   code: CreateAccountResultCode;
-  account?: Account | undefined;
+  account?:
+    | Account
+    | undefined;
   /** True when this is the result of an earlier request with the same key. */
   replayed: boolean;
 }
@@ -455,7 +455,8 @@ export interface ListAccountsResponse {
   page?: PageResponse | undefined;
 }
 
-export interface ListSystemAccountsRequest {}
+export interface ListSystemAccountsRequest {
+}
 
 export interface ListSystemAccountsResponse {
   accounts: SystemAccount[];
@@ -491,7 +492,9 @@ export interface TransferResult {
   id: string;
   code: TransferResultCode;
   /** The stored transfer, when code is OK. */
-  transfer?: Transfer | undefined;
+  transfer?:
+    | Transfer
+    | undefined;
   /** True when this result was recorded for an earlier request with the same id and body. */
   replayed: boolean;
   /** The request field the failure is about, for example "transfers[3].debit_account_id". */
@@ -511,7 +514,9 @@ export interface GetTransferRequest {
 }
 
 export interface GetTransferResponse {
-  transfer?: Transfer | undefined;
+  transfer?:
+    | Transfer
+    | undefined;
   /** For a PENDING transfer: how it was resolved, if it was. */
   pendingStatus: PendingStatus;
 }
@@ -547,12 +552,15 @@ export interface GetStatementResponse {
   page?: PageResponse | undefined;
 }
 
-export interface CheckLedgerInvariantRequest {}
+export interface CheckLedgerInvariantRequest {
+}
 
 export interface CurrencyTotals {
   currency: string;
   /** Empty for the global total. */
-  shard?: number | undefined;
+  shard?:
+    | number
+    | undefined;
   /** Sums over many accounts can pass int64, so totals are decimal strings of minor units. */
   debitsPosted: string;
   creditsPosted: string;
@@ -571,17 +579,11 @@ export interface CheckLedgerInvariantResponse {
 }
 
 function createBaseAccountFlags(): AccountFlags {
-  return {
-    debitsMustNotExceedCredits: false,
-    creditsMustNotExceedDebits: false,
-  };
+  return { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
 }
 
 export const AccountFlags: MessageFns<AccountFlags> = {
-  encode(
-    message: AccountFlags,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: AccountFlags, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.debitsMustNotExceedCredits !== false) {
       writer.uint32(8).bool(message.debitsMustNotExceedCredits);
     }
@@ -592,8 +594,7 @@ export const AccountFlags: MessageFns<AccountFlags> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): AccountFlags {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -638,13 +639,13 @@ export const AccountFlags: MessageFns<AccountFlags> = {
       debitsMustNotExceedCredits: isSet(object.debitsMustNotExceedCredits)
         ? globalThis.Boolean(object.debitsMustNotExceedCredits)
         : isSet(object.debits_must_not_exceed_credits)
-          ? globalThis.Boolean(object.debits_must_not_exceed_credits)
-          : false,
+        ? globalThis.Boolean(object.debits_must_not_exceed_credits)
+        : false,
       creditsMustNotExceedDebits: isSet(object.creditsMustNotExceedDebits)
         ? globalThis.Boolean(object.creditsMustNotExceedDebits)
         : isSet(object.credits_must_not_exceed_debits)
-          ? globalThis.Boolean(object.credits_must_not_exceed_debits)
-          : false,
+        ? globalThis.Boolean(object.credits_must_not_exceed_debits)
+        : false,
     };
   },
 
@@ -659,19 +660,13 @@ export const AccountFlags: MessageFns<AccountFlags> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<AccountFlags>, I>>(
-    base?: I,
-  ): AccountFlags {
+  create<I extends Exact<DeepPartial<AccountFlags>, I>>(base?: I): AccountFlags {
     return AccountFlags.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<AccountFlags>, I>>(
-    object: I,
-  ): AccountFlags {
+  fromPartial<I extends Exact<DeepPartial<AccountFlags>, I>>(object: I): AccountFlags {
     const message = createBaseAccountFlags();
-    message.debitsMustNotExceedCredits =
-      object.debitsMustNotExceedCredits ?? false;
-    message.creditsMustNotExceedDebits =
-      object.creditsMustNotExceedDebits ?? false;
+    message.debitsMustNotExceedCredits = object.debitsMustNotExceedCredits ?? false;
+    message.creditsMustNotExceedDebits = object.creditsMustNotExceedDebits ?? false;
     return message;
   },
 };
@@ -696,10 +691,7 @@ function createBaseAccount(): Account {
 }
 
 export const Account: MessageFns<Account> = {
-  encode(
-    message: Account,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: Account, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
     }
@@ -716,46 +708,32 @@ export const Account: MessageFns<Account> = {
       AccountFlags.encode(message.flags, writer.uint32(42).fork()).join();
     }
     if (message.overdraftLimit !== 0n) {
-      if (
-        BigInt.asIntN(64, message.overdraftLimit) !== message.overdraftLimit
-      ) {
-        throw new globalThis.Error(
-          "value provided for field message.overdraftLimit of type int64 too large",
-        );
+      if (BigInt.asIntN(64, message.overdraftLimit) !== message.overdraftLimit) {
+        throw new globalThis.Error("value provided for field message.overdraftLimit of type int64 too large");
       }
       writer.uint32(48).int64(message.overdraftLimit);
     }
     if (message.debitsPending !== 0n) {
       if (BigInt.asIntN(64, message.debitsPending) !== message.debitsPending) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPending of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.debitsPending of type int64 too large");
       }
       writer.uint32(56).int64(message.debitsPending);
     }
     if (message.debitsPosted !== 0n) {
       if (BigInt.asIntN(64, message.debitsPosted) !== message.debitsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPosted of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.debitsPosted of type int64 too large");
       }
       writer.uint32(64).int64(message.debitsPosted);
     }
     if (message.creditsPending !== 0n) {
-      if (
-        BigInt.asIntN(64, message.creditsPending) !== message.creditsPending
-      ) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPending of type int64 too large",
-        );
+      if (BigInt.asIntN(64, message.creditsPending) !== message.creditsPending) {
+        throw new globalThis.Error("value provided for field message.creditsPending of type int64 too large");
       }
       writer.uint32(72).int64(message.creditsPending);
     }
     if (message.creditsPosted !== 0n) {
       if (BigInt.asIntN(64, message.creditsPosted) !== message.creditsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPosted of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.creditsPosted of type int64 too large");
       }
       writer.uint32(80).int64(message.creditsPosted);
     }
@@ -775,8 +753,7 @@ export const Account: MessageFns<Account> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): Account {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -918,50 +895,44 @@ export const Account: MessageFns<Account> = {
       ownerId: isSet(object.ownerId)
         ? globalThis.String(object.ownerId)
         : isSet(object.owner_id)
-          ? globalThis.String(object.owner_id)
-          : "",
-      currency: isSet(object.currency)
-        ? globalThis.String(object.currency)
+        ? globalThis.String(object.owner_id)
         : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
-      flags: isSet(object.flags)
-        ? AccountFlags.fromJSON(object.flags)
-        : undefined,
+      flags: isSet(object.flags) ? AccountFlags.fromJSON(object.flags) : undefined,
       overdraftLimit: isSet(object.overdraftLimit)
         ? BigInt(object.overdraftLimit)
         : isSet(object.overdraft_limit)
-          ? BigInt(object.overdraft_limit)
-          : 0n,
+        ? BigInt(object.overdraft_limit)
+        : 0n,
       debitsPending: isSet(object.debitsPending)
         ? BigInt(object.debitsPending)
         : isSet(object.debits_pending)
-          ? BigInt(object.debits_pending)
-          : 0n,
+        ? BigInt(object.debits_pending)
+        : 0n,
       debitsPosted: isSet(object.debitsPosted)
         ? BigInt(object.debitsPosted)
         : isSet(object.debits_posted)
-          ? BigInt(object.debits_posted)
-          : 0n,
+        ? BigInt(object.debits_posted)
+        : 0n,
       creditsPending: isSet(object.creditsPending)
         ? BigInt(object.creditsPending)
         : isSet(object.credits_pending)
-          ? BigInt(object.credits_pending)
-          : 0n,
+        ? BigInt(object.credits_pending)
+        : 0n,
       creditsPosted: isSet(object.creditsPosted)
         ? BigInt(object.creditsPosted)
         : isSet(object.credits_posted)
-          ? BigInt(object.credits_posted)
-          : 0n,
+        ? BigInt(object.credits_posted)
+        : 0n,
       createdAt: isSet(object.createdAt)
         ? fromJsonTimestamp(object.createdAt)
         : isSet(object.created_at)
-          ? fromJsonTimestamp(object.created_at)
-          : undefined,
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
       system: isSet(object.system) ? globalThis.Boolean(object.system) : false,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
-      reference: isSet(object.reference)
-        ? globalThis.String(object.reference)
-        : "",
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
     };
   },
 
@@ -1021,34 +992,27 @@ export const Account: MessageFns<Account> = {
     message.ownerId = object.ownerId ?? "";
     message.currency = object.currency ?? "";
     message.code = object.code ?? 0;
-    message.flags =
-      object.flags !== undefined && object.flags !== null
-        ? AccountFlags.fromPartial(object.flags)
-        : undefined;
-    message.overdraftLimit =
-      object.overdraftLimit !== undefined && object.overdraftLimit !== null
-        ? BigInt(object.overdraftLimit)
-        : 0n;
-    message.debitsPending =
-      object.debitsPending !== undefined && object.debitsPending !== null
-        ? BigInt(object.debitsPending)
-        : 0n;
-    message.debitsPosted =
-      object.debitsPosted !== undefined && object.debitsPosted !== null
-        ? BigInt(object.debitsPosted)
-        : 0n;
-    message.creditsPending =
-      object.creditsPending !== undefined && object.creditsPending !== null
-        ? BigInt(object.creditsPending)
-        : 0n;
-    message.creditsPosted =
-      object.creditsPosted !== undefined && object.creditsPosted !== null
-        ? BigInt(object.creditsPosted)
-        : 0n;
-    message.createdAt =
-      object.createdAt !== undefined && object.createdAt !== null
-        ? Timestamp.fromPartial(object.createdAt)
-        : undefined;
+    message.flags = (object.flags !== undefined && object.flags !== null)
+      ? AccountFlags.fromPartial(object.flags)
+      : undefined;
+    message.overdraftLimit = (object.overdraftLimit !== undefined && object.overdraftLimit !== null)
+      ? BigInt(object.overdraftLimit)
+      : 0n;
+    message.debitsPending = (object.debitsPending !== undefined && object.debitsPending !== null)
+      ? BigInt(object.debitsPending)
+      : 0n;
+    message.debitsPosted = (object.debitsPosted !== undefined && object.debitsPosted !== null)
+      ? BigInt(object.debitsPosted)
+      : 0n;
+    message.creditsPending = (object.creditsPending !== undefined && object.creditsPending !== null)
+      ? BigInt(object.creditsPending)
+      : 0n;
+    message.creditsPosted = (object.creditsPosted !== undefined && object.creditsPosted !== null)
+      ? BigInt(object.creditsPosted)
+      : 0n;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
     message.system = object.system ?? false;
     message.shard = object.shard ?? 0;
     message.reference = object.reference ?? "";
@@ -1069,10 +1033,7 @@ function createBaseNewAccount(): NewAccount {
 }
 
 export const NewAccount: MessageFns<NewAccount> = {
-  encode(
-    message: NewAccount,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: NewAccount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.idempotencyKey !== "") {
       writer.uint32(10).string(message.idempotencyKey);
     }
@@ -1089,12 +1050,8 @@ export const NewAccount: MessageFns<NewAccount> = {
       AccountFlags.encode(message.flags, writer.uint32(42).fork()).join();
     }
     if (message.overdraftLimit !== 0n) {
-      if (
-        BigInt.asIntN(64, message.overdraftLimit) !== message.overdraftLimit
-      ) {
-        throw new globalThis.Error(
-          "value provided for field message.overdraftLimit of type int64 too large",
-        );
+      if (BigInt.asIntN(64, message.overdraftLimit) !== message.overdraftLimit) {
+        throw new globalThis.Error("value provided for field message.overdraftLimit of type int64 too large");
       }
       writer.uint32(48).int64(message.overdraftLimit);
     }
@@ -1105,8 +1062,7 @@ export const NewAccount: MessageFns<NewAccount> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): NewAccount {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1191,28 +1147,22 @@ export const NewAccount: MessageFns<NewAccount> = {
       idempotencyKey: isSet(object.idempotencyKey)
         ? globalThis.String(object.idempotencyKey)
         : isSet(object.idempotency_key)
-          ? globalThis.String(object.idempotency_key)
-          : "",
+        ? globalThis.String(object.idempotency_key)
+        : "",
       ownerId: isSet(object.ownerId)
         ? globalThis.String(object.ownerId)
         : isSet(object.owner_id)
-          ? globalThis.String(object.owner_id)
-          : "",
-      currency: isSet(object.currency)
-        ? globalThis.String(object.currency)
+        ? globalThis.String(object.owner_id)
         : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
-      flags: isSet(object.flags)
-        ? AccountFlags.fromJSON(object.flags)
-        : undefined,
+      flags: isSet(object.flags) ? AccountFlags.fromJSON(object.flags) : undefined,
       overdraftLimit: isSet(object.overdraftLimit)
         ? BigInt(object.overdraftLimit)
         : isSet(object.overdraft_limit)
-          ? BigInt(object.overdraft_limit)
-          : 0n,
-      reference: isSet(object.reference)
-        ? globalThis.String(object.reference)
-        : "",
+        ? BigInt(object.overdraft_limit)
+        : 0n,
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
     };
   },
 
@@ -1245,22 +1195,18 @@ export const NewAccount: MessageFns<NewAccount> = {
   create<I extends Exact<DeepPartial<NewAccount>, I>>(base?: I): NewAccount {
     return NewAccount.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<NewAccount>, I>>(
-    object: I,
-  ): NewAccount {
+  fromPartial<I extends Exact<DeepPartial<NewAccount>, I>>(object: I): NewAccount {
     const message = createBaseNewAccount();
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.ownerId = object.ownerId ?? "";
     message.currency = object.currency ?? "";
     message.code = object.code ?? 0;
-    message.flags =
-      object.flags !== undefined && object.flags !== null
-        ? AccountFlags.fromPartial(object.flags)
-        : undefined;
-    message.overdraftLimit =
-      object.overdraftLimit !== undefined && object.overdraftLimit !== null
-        ? BigInt(object.overdraftLimit)
-        : 0n;
+    message.flags = (object.flags !== undefined && object.flags !== null)
+      ? AccountFlags.fromPartial(object.flags)
+      : undefined;
+    message.overdraftLimit = (object.overdraftLimit !== undefined && object.overdraftLimit !== null)
+      ? BigInt(object.overdraftLimit)
+      : 0n;
     message.reference = object.reference ?? "";
     return message;
   },
@@ -1271,10 +1217,7 @@ function createBaseCreateAccountResult(): CreateAccountResult {
 }
 
 export const CreateAccountResult: MessageFns<CreateAccountResult> = {
-  encode(
-    message: CreateAccountResult,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateAccountResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.code !== 0) {
       writer.uint32(8).int32(message.code);
     }
@@ -1287,12 +1230,8 @@ export const CreateAccountResult: MessageFns<CreateAccountResult> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateAccountResult {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateAccountResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1342,15 +1281,9 @@ export const CreateAccountResult: MessageFns<CreateAccountResult> = {
 
   fromJSON(object: any): CreateAccountResult {
     return {
-      code: isSet(object.code)
-        ? createAccountResultCodeFromJSON(object.code)
-        : 0,
-      account: isSet(object.account)
-        ? Account.fromJSON(object.account)
-        : undefined,
-      replayed: isSet(object.replayed)
-        ? globalThis.Boolean(object.replayed)
-        : false,
+      code: isSet(object.code) ? createAccountResultCodeFromJSON(object.code) : 0,
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
     };
   },
 
@@ -1368,20 +1301,15 @@ export const CreateAccountResult: MessageFns<CreateAccountResult> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CreateAccountResult>, I>>(
-    base?: I,
-  ): CreateAccountResult {
+  create<I extends Exact<DeepPartial<CreateAccountResult>, I>>(base?: I): CreateAccountResult {
     return CreateAccountResult.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateAccountResult>, I>>(
-    object: I,
-  ): CreateAccountResult {
+  fromPartial<I extends Exact<DeepPartial<CreateAccountResult>, I>>(object: I): CreateAccountResult {
     const message = createBaseCreateAccountResult();
     message.code = object.code ?? 0;
-    message.account =
-      object.account !== undefined && object.account !== null
-        ? Account.fromPartial(object.account)
-        : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
     message.replayed = object.replayed ?? false;
     return message;
   },
@@ -1392,22 +1320,15 @@ function createBaseCreateAccountsRequest(): CreateAccountsRequest {
 }
 
 export const CreateAccountsRequest: MessageFns<CreateAccountsRequest> = {
-  encode(
-    message: CreateAccountsRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateAccountsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.accounts) {
       NewAccount.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateAccountsRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateAccountsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1455,17 +1376,12 @@ export const CreateAccountsRequest: MessageFns<CreateAccountsRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CreateAccountsRequest>, I>>(
-    base?: I,
-  ): CreateAccountsRequest {
+  create<I extends Exact<DeepPartial<CreateAccountsRequest>, I>>(base?: I): CreateAccountsRequest {
     return CreateAccountsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateAccountsRequest>, I>>(
-    object: I,
-  ): CreateAccountsRequest {
+  fromPartial<I extends Exact<DeepPartial<CreateAccountsRequest>, I>>(object: I): CreateAccountsRequest {
     const message = createBaseCreateAccountsRequest();
-    message.accounts =
-      object.accounts?.map((e) => NewAccount.fromPartial(e)) || [];
+    message.accounts = object.accounts?.map((e) => NewAccount.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1475,22 +1391,15 @@ function createBaseCreateAccountsResponse(): CreateAccountsResponse {
 }
 
 export const CreateAccountsResponse: MessageFns<CreateAccountsResponse> = {
-  encode(
-    message: CreateAccountsResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateAccountsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.results) {
       CreateAccountResult.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateAccountsResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateAccountsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1507,9 +1416,7 @@ export const CreateAccountsResponse: MessageFns<CreateAccountsResponse> = {
               break;
             }
 
-            message.results.push(
-              CreateAccountResult.decode(reader, reader.uint32()),
-            );
+            message.results.push(CreateAccountResult.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1540,17 +1447,12 @@ export const CreateAccountsResponse: MessageFns<CreateAccountsResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CreateAccountsResponse>, I>>(
-    base?: I,
-  ): CreateAccountsResponse {
+  create<I extends Exact<DeepPartial<CreateAccountsResponse>, I>>(base?: I): CreateAccountsResponse {
     return CreateAccountsResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateAccountsResponse>, I>>(
-    object: I,
-  ): CreateAccountsResponse {
+  fromPartial<I extends Exact<DeepPartial<CreateAccountsResponse>, I>>(object: I): CreateAccountsResponse {
     const message = createBaseCreateAccountsResponse();
-    message.results =
-      object.results?.map((e) => CreateAccountResult.fromPartial(e)) || [];
+    message.results = object.results?.map((e) => CreateAccountResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1560,10 +1462,7 @@ function createBaseGetAccountRequest(): GetAccountRequest {
 }
 
 export const GetAccountRequest: MessageFns<GetAccountRequest> = {
-  encode(
-    message: GetAccountRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.accountId !== "") {
       writer.uint32(10).string(message.accountId);
     }
@@ -1571,8 +1470,7 @@ export const GetAccountRequest: MessageFns<GetAccountRequest> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): GetAccountRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1609,8 +1507,8 @@ export const GetAccountRequest: MessageFns<GetAccountRequest> = {
       accountId: isSet(object.accountId)
         ? globalThis.String(object.accountId)
         : isSet(object.account_id)
-          ? globalThis.String(object.account_id)
-          : "",
+        ? globalThis.String(object.account_id)
+        : "",
     };
   },
 
@@ -1622,14 +1520,10 @@ export const GetAccountRequest: MessageFns<GetAccountRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetAccountRequest>, I>>(
-    base?: I,
-  ): GetAccountRequest {
+  create<I extends Exact<DeepPartial<GetAccountRequest>, I>>(base?: I): GetAccountRequest {
     return GetAccountRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetAccountRequest>, I>>(
-    object: I,
-  ): GetAccountRequest {
+  fromPartial<I extends Exact<DeepPartial<GetAccountRequest>, I>>(object: I): GetAccountRequest {
     const message = createBaseGetAccountRequest();
     message.accountId = object.accountId ?? "";
     return message;
@@ -1641,22 +1535,15 @@ function createBaseGetAccountResponse(): GetAccountResponse {
 }
 
 export const GetAccountResponse: MessageFns<GetAccountResponse> = {
-  encode(
-    message: GetAccountResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.account !== undefined) {
       Account.encode(message.account, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GetAccountResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1689,11 +1576,7 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
   },
 
   fromJSON(object: any): GetAccountResponse {
-    return {
-      account: isSet(object.account)
-        ? Account.fromJSON(object.account)
-        : undefined,
-    };
+    return { account: isSet(object.account) ? Account.fromJSON(object.account) : undefined };
   },
 
   toJSON(message: GetAccountResponse): unknown {
@@ -1704,19 +1587,14 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetAccountResponse>, I>>(
-    base?: I,
-  ): GetAccountResponse {
+  create<I extends Exact<DeepPartial<GetAccountResponse>, I>>(base?: I): GetAccountResponse {
     return GetAccountResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetAccountResponse>, I>>(
-    object: I,
-  ): GetAccountResponse {
+  fromPartial<I extends Exact<DeepPartial<GetAccountResponse>, I>>(object: I): GetAccountResponse {
     const message = createBaseGetAccountResponse();
-    message.account =
-      object.account !== undefined && object.account !== null
-        ? Account.fromPartial(object.account)
-        : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
     return message;
   },
 };
@@ -1726,10 +1604,7 @@ function createBaseListAccountsRequest(): ListAccountsRequest {
 }
 
 export const ListAccountsRequest: MessageFns<ListAccountsRequest> = {
-  encode(
-    message: ListAccountsRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: ListAccountsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.ownerId !== "") {
       writer.uint32(10).string(message.ownerId);
     }
@@ -1739,12 +1614,8 @@ export const ListAccountsRequest: MessageFns<ListAccountsRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): ListAccountsRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAccountsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1789,8 +1660,8 @@ export const ListAccountsRequest: MessageFns<ListAccountsRequest> = {
       ownerId: isSet(object.ownerId)
         ? globalThis.String(object.ownerId)
         : isSet(object.owner_id)
-          ? globalThis.String(object.owner_id)
-          : "",
+        ? globalThis.String(object.owner_id)
+        : "",
       page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
     };
   },
@@ -1806,20 +1677,15 @@ export const ListAccountsRequest: MessageFns<ListAccountsRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ListAccountsRequest>, I>>(
-    base?: I,
-  ): ListAccountsRequest {
+  create<I extends Exact<DeepPartial<ListAccountsRequest>, I>>(base?: I): ListAccountsRequest {
     return ListAccountsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListAccountsRequest>, I>>(
-    object: I,
-  ): ListAccountsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListAccountsRequest>, I>>(object: I): ListAccountsRequest {
     const message = createBaseListAccountsRequest();
     message.ownerId = object.ownerId ?? "";
-    message.page =
-      object.page !== undefined && object.page !== null
-        ? PageRequest.fromPartial(object.page)
-        : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
     return message;
   },
 };
@@ -1829,10 +1695,7 @@ function createBaseListAccountsResponse(): ListAccountsResponse {
 }
 
 export const ListAccountsResponse: MessageFns<ListAccountsResponse> = {
-  encode(
-    message: ListAccountsResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: ListAccountsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.accounts) {
       Account.encode(v!, writer.uint32(10).fork()).join();
     }
@@ -1842,12 +1705,8 @@ export const ListAccountsResponse: MessageFns<ListAccountsResponse> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): ListAccountsResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAccountsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1889,9 +1748,7 @@ export const ListAccountsResponse: MessageFns<ListAccountsResponse> = {
 
   fromJSON(object: any): ListAccountsResponse {
     return {
-      accounts: globalThis.Array.isArray(object?.accounts)
-        ? object.accounts.map((e: any) => Account.fromJSON(e))
-        : [],
+      accounts: globalThis.Array.isArray(object?.accounts) ? object.accounts.map((e: any) => Account.fromJSON(e)) : [],
       page: isSet(object.page) ? PageResponse.fromJSON(object.page) : undefined,
     };
   },
@@ -1907,21 +1764,15 @@ export const ListAccountsResponse: MessageFns<ListAccountsResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ListAccountsResponse>, I>>(
-    base?: I,
-  ): ListAccountsResponse {
+  create<I extends Exact<DeepPartial<ListAccountsResponse>, I>>(base?: I): ListAccountsResponse {
     return ListAccountsResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListAccountsResponse>, I>>(
-    object: I,
-  ): ListAccountsResponse {
+  fromPartial<I extends Exact<DeepPartial<ListAccountsResponse>, I>>(object: I): ListAccountsResponse {
     const message = createBaseListAccountsResponse();
-    message.accounts =
-      object.accounts?.map((e) => Account.fromPartial(e)) || [];
-    message.page =
-      object.page !== undefined && object.page !== null
-        ? PageResponse.fromPartial(object.page)
-        : undefined;
+    message.accounts = object.accounts?.map((e) => Account.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
     return message;
   },
 };
@@ -1930,161 +1781,131 @@ function createBaseListSystemAccountsRequest(): ListSystemAccountsRequest {
   return {};
 }
 
-export const ListSystemAccountsRequest: MessageFns<ListSystemAccountsRequest> =
-  {
-    encode(
-      _: ListSystemAccountsRequest,
-      writer: BinaryWriter = new BinaryWriter(),
-    ): BinaryWriter {
-      return writer;
-    },
+export const ListSystemAccountsRequest: MessageFns<ListSystemAccountsRequest> = {
+  encode(_: ListSystemAccountsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
 
-    decode(
-      input: BinaryReader | Uint8Array,
-      length?: number,
-    ): ListSystemAccountsRequest {
-      const reader =
-        input instanceof BinaryReader ? input : new BinaryReader(input);
-      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-      if (previousRecursionDepth >= 100) {
-        throw new globalThis.Error("protobuf decode recursion limit exceeded");
-      }
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-      try {
-        const end = length === undefined ? reader.len : reader.pos + length;
-        const message = createBaseListSystemAccountsRequest();
-        while (reader.pos < end) {
-          const tag = reader.uint32();
-          switch (tag >>> 3) {
-          }
-          if ((tag & 7) === 4 || tag === 0) {
-            break;
-          }
-          reader.skip(tag & 7);
-        }
-        return message;
-      } finally {
-        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-      }
-    },
-
-    fromJSON(_: any): ListSystemAccountsRequest {
-      return {};
-    },
-
-    toJSON(_: ListSystemAccountsRequest): unknown {
-      const obj: any = {};
-      return obj;
-    },
-
-    create<I extends Exact<DeepPartial<ListSystemAccountsRequest>, I>>(
-      base?: I,
-    ): ListSystemAccountsRequest {
-      return ListSystemAccountsRequest.fromPartial(base ?? ({} as any));
-    },
-    fromPartial<I extends Exact<DeepPartial<ListSystemAccountsRequest>, I>>(
-      _: I,
-    ): ListSystemAccountsRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSystemAccountsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseListSystemAccountsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
       return message;
-    },
-  };
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListSystemAccountsRequest {
+    return {};
+  },
+
+  toJSON(_: ListSystemAccountsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSystemAccountsRequest>, I>>(base?: I): ListSystemAccountsRequest {
+    return ListSystemAccountsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSystemAccountsRequest>, I>>(_: I): ListSystemAccountsRequest {
+    const message = createBaseListSystemAccountsRequest();
+    return message;
+  },
+};
 
 function createBaseListSystemAccountsResponse(): ListSystemAccountsResponse {
   return { accounts: [] };
 }
 
-export const ListSystemAccountsResponse: MessageFns<ListSystemAccountsResponse> =
-  {
-    encode(
-      message: ListSystemAccountsResponse,
-      writer: BinaryWriter = new BinaryWriter(),
-    ): BinaryWriter {
-      for (const v of message.accounts) {
-        SystemAccount.encode(v!, writer.uint32(10).fork()).join();
-      }
-      return writer;
-    },
+export const ListSystemAccountsResponse: MessageFns<ListSystemAccountsResponse> = {
+  encode(message: ListSystemAccountsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.accounts) {
+      SystemAccount.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
 
-    decode(
-      input: BinaryReader | Uint8Array,
-      length?: number,
-    ): ListSystemAccountsResponse {
-      const reader =
-        input instanceof BinaryReader ? input : new BinaryReader(input);
-      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-      if (previousRecursionDepth >= 100) {
-        throw new globalThis.Error("protobuf decode recursion limit exceeded");
-      }
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-      try {
-        const end = length === undefined ? reader.len : reader.pos + length;
-        const message = createBaseListSystemAccountsResponse();
-        while (reader.pos < end) {
-          const tag = reader.uint32();
-          switch (tag >>> 3) {
-            case 1: {
-              if (tag !== 10) {
-                break;
-              }
-
-              message.accounts.push(
-                SystemAccount.decode(reader, reader.uint32()),
-              );
-              continue;
-            }
-          }
-          if ((tag & 7) === 4 || tag === 0) {
-            break;
-          }
-          reader.skip(tag & 7);
-        }
-        return message;
-      } finally {
-        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-      }
-    },
-
-    fromJSON(object: any): ListSystemAccountsResponse {
-      return {
-        accounts: globalThis.Array.isArray(object?.accounts)
-          ? object.accounts.map((e: any) => SystemAccount.fromJSON(e))
-          : [],
-      };
-    },
-
-    toJSON(message: ListSystemAccountsResponse): unknown {
-      const obj: any = {};
-      if (message.accounts?.length) {
-        obj.accounts = message.accounts.map((e) => SystemAccount.toJSON(e));
-      }
-      return obj;
-    },
-
-    create<I extends Exact<DeepPartial<ListSystemAccountsResponse>, I>>(
-      base?: I,
-    ): ListSystemAccountsResponse {
-      return ListSystemAccountsResponse.fromPartial(base ?? ({} as any));
-    },
-    fromPartial<I extends Exact<DeepPartial<ListSystemAccountsResponse>, I>>(
-      object: I,
-    ): ListSystemAccountsResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSystemAccountsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseListSystemAccountsResponse();
-      message.accounts =
-        object.accounts?.map((e) => SystemAccount.fromPartial(e)) || [];
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accounts.push(SystemAccount.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
       return message;
-    },
-  };
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSystemAccountsResponse {
+    return {
+      accounts: globalThis.Array.isArray(object?.accounts)
+        ? object.accounts.map((e: any) => SystemAccount.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListSystemAccountsResponse): unknown {
+    const obj: any = {};
+    if (message.accounts?.length) {
+      obj.accounts = message.accounts.map((e) => SystemAccount.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSystemAccountsResponse>, I>>(base?: I): ListSystemAccountsResponse {
+    return ListSystemAccountsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSystemAccountsResponse>, I>>(object: I): ListSystemAccountsResponse {
+    const message = createBaseListSystemAccountsResponse();
+    message.accounts = object.accounts?.map((e) => SystemAccount.fromPartial(e)) || [];
+    return message;
+  },
+};
 
 function createBaseSystemAccount(): SystemAccount {
   return { kind: 0, account: undefined };
 }
 
 export const SystemAccount: MessageFns<SystemAccount> = {
-  encode(
-    message: SystemAccount,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: SystemAccount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.kind !== 0) {
       writer.uint32(8).int32(message.kind);
     }
@@ -2095,8 +1916,7 @@ export const SystemAccount: MessageFns<SystemAccount> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): SystemAccount {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2139,9 +1959,7 @@ export const SystemAccount: MessageFns<SystemAccount> = {
   fromJSON(object: any): SystemAccount {
     return {
       kind: isSet(object.kind) ? systemAccountKindFromJSON(object.kind) : 0,
-      account: isSet(object.account)
-        ? Account.fromJSON(object.account)
-        : undefined,
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
     };
   },
 
@@ -2156,20 +1974,15 @@ export const SystemAccount: MessageFns<SystemAccount> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<SystemAccount>, I>>(
-    base?: I,
-  ): SystemAccount {
+  create<I extends Exact<DeepPartial<SystemAccount>, I>>(base?: I): SystemAccount {
     return SystemAccount.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SystemAccount>, I>>(
-    object: I,
-  ): SystemAccount {
+  fromPartial<I extends Exact<DeepPartial<SystemAccount>, I>>(object: I): SystemAccount {
     const message = createBaseSystemAccount();
     message.kind = object.kind ?? 0;
-    message.account =
-      object.account !== undefined && object.account !== null
-        ? Account.fromPartial(object.account)
-        : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
     return message;
   },
 };
@@ -2193,10 +2006,7 @@ function createBaseTransfer(): Transfer {
 }
 
 export const Transfer: MessageFns<Transfer> = {
-  encode(
-    message: Transfer,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: Transfer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
     }
@@ -2208,9 +2018,7 @@ export const Transfer: MessageFns<Transfer> = {
     }
     if (message.amount !== 0n) {
       if (BigInt.asIntN(64, message.amount) !== message.amount) {
-        throw new globalThis.Error(
-          "value provided for field message.amount of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
       }
       writer.uint32(32).int64(message.amount);
     }
@@ -2245,8 +2053,7 @@ export const Transfer: MessageFns<Transfer> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): Transfer {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2380,43 +2187,39 @@ export const Transfer: MessageFns<Transfer> = {
       debitAccountId: isSet(object.debitAccountId)
         ? globalThis.String(object.debitAccountId)
         : isSet(object.debit_account_id)
-          ? globalThis.String(object.debit_account_id)
-          : "",
+        ? globalThis.String(object.debit_account_id)
+        : "",
       creditAccountId: isSet(object.creditAccountId)
         ? globalThis.String(object.creditAccountId)
         : isSet(object.credit_account_id)
-          ? globalThis.String(object.credit_account_id)
-          : "",
+        ? globalThis.String(object.credit_account_id)
+        : "",
       amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
       kind: isSet(object.kind) ? transferKindFromJSON(object.kind) : 0,
       linked: isSet(object.linked) ? globalThis.Boolean(object.linked) : false,
       pendingId: isSet(object.pendingId)
         ? globalThis.String(object.pendingId)
         : isSet(object.pending_id)
-          ? globalThis.String(object.pending_id)
-          : "",
+        ? globalThis.String(object.pending_id)
+        : "",
       timeoutSeconds: isSet(object.timeoutSeconds)
         ? globalThis.Number(object.timeoutSeconds)
         : isSet(object.timeout_seconds)
-          ? globalThis.Number(object.timeout_seconds)
-          : 0,
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
-      reference: isSet(object.reference)
-        ? globalThis.String(object.reference)
-        : "",
-      currency: isSet(object.currency)
-        ? globalThis.String(object.currency)
-        : "",
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
       createdAt: isSet(object.createdAt)
         ? fromJsonTimestamp(object.createdAt)
         : isSet(object.created_at)
-          ? fromJsonTimestamp(object.created_at)
-          : undefined,
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
       expiresAt: isSet(object.expiresAt)
         ? fromJsonTimestamp(object.expiresAt)
         : isSet(object.expires_at)
-          ? fromJsonTimestamp(object.expires_at)
-          : undefined,
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
     };
   },
 
@@ -2472,10 +2275,7 @@ export const Transfer: MessageFns<Transfer> = {
     message.id = object.id ?? "";
     message.debitAccountId = object.debitAccountId ?? "";
     message.creditAccountId = object.creditAccountId ?? "";
-    message.amount =
-      object.amount !== undefined && object.amount !== null
-        ? BigInt(object.amount)
-        : 0n;
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
     message.kind = object.kind ?? 0;
     message.linked = object.linked ?? false;
     message.pendingId = object.pendingId ?? "";
@@ -2483,14 +2283,12 @@ export const Transfer: MessageFns<Transfer> = {
     message.code = object.code ?? 0;
     message.reference = object.reference ?? "";
     message.currency = object.currency ?? "";
-    message.createdAt =
-      object.createdAt !== undefined && object.createdAt !== null
-        ? Timestamp.fromPartial(object.createdAt)
-        : undefined;
-    message.expiresAt =
-      object.expiresAt !== undefined && object.expiresAt !== null
-        ? Timestamp.fromPartial(object.expiresAt)
-        : undefined;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    message.expiresAt = (object.expiresAt !== undefined && object.expiresAt !== null)
+      ? Timestamp.fromPartial(object.expiresAt)
+      : undefined;
     return message;
   },
 };
@@ -2500,10 +2298,7 @@ function createBaseTransferResult(): TransferResult {
 }
 
 export const TransferResult: MessageFns<TransferResult> = {
-  encode(
-    message: TransferResult,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: TransferResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
     }
@@ -2523,8 +2318,7 @@ export const TransferResult: MessageFns<TransferResult> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): TransferResult {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2592,12 +2386,8 @@ export const TransferResult: MessageFns<TransferResult> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       code: isSet(object.code) ? transferResultCodeFromJSON(object.code) : 0,
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
-      replayed: isSet(object.replayed)
-        ? globalThis.Boolean(object.replayed)
-        : false,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
       field: isSet(object.field) ? globalThis.String(object.field) : "",
     };
   },
@@ -2622,21 +2412,16 @@ export const TransferResult: MessageFns<TransferResult> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<TransferResult>, I>>(
-    base?: I,
-  ): TransferResult {
+  create<I extends Exact<DeepPartial<TransferResult>, I>>(base?: I): TransferResult {
     return TransferResult.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<TransferResult>, I>>(
-    object: I,
-  ): TransferResult {
+  fromPartial<I extends Exact<DeepPartial<TransferResult>, I>>(object: I): TransferResult {
     const message = createBaseTransferResult();
     message.id = object.id ?? "";
     message.code = object.code ?? 0;
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
     message.replayed = object.replayed ?? false;
     message.field = object.field ?? "";
     return message;
@@ -2648,22 +2433,15 @@ function createBaseCreateTransfersRequest(): CreateTransfersRequest {
 }
 
 export const CreateTransfersRequest: MessageFns<CreateTransfersRequest> = {
-  encode(
-    message: CreateTransfersRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateTransfersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.transfers) {
       Transfer.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateTransfersRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTransfersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2711,17 +2489,12 @@ export const CreateTransfersRequest: MessageFns<CreateTransfersRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CreateTransfersRequest>, I>>(
-    base?: I,
-  ): CreateTransfersRequest {
+  create<I extends Exact<DeepPartial<CreateTransfersRequest>, I>>(base?: I): CreateTransfersRequest {
     return CreateTransfersRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateTransfersRequest>, I>>(
-    object: I,
-  ): CreateTransfersRequest {
+  fromPartial<I extends Exact<DeepPartial<CreateTransfersRequest>, I>>(object: I): CreateTransfersRequest {
     const message = createBaseCreateTransfersRequest();
-    message.transfers =
-      object.transfers?.map((e) => Transfer.fromPartial(e)) || [];
+    message.transfers = object.transfers?.map((e) => Transfer.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2731,22 +2504,15 @@ function createBaseCreateTransfersResponse(): CreateTransfersResponse {
 }
 
 export const CreateTransfersResponse: MessageFns<CreateTransfersResponse> = {
-  encode(
-    message: CreateTransfersResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateTransfersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.results) {
       TransferResult.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateTransfersResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTransfersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2763,9 +2529,7 @@ export const CreateTransfersResponse: MessageFns<CreateTransfersResponse> = {
               break;
             }
 
-            message.results.push(
-              TransferResult.decode(reader, reader.uint32()),
-            );
+            message.results.push(TransferResult.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -2796,17 +2560,12 @@ export const CreateTransfersResponse: MessageFns<CreateTransfersResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CreateTransfersResponse>, I>>(
-    base?: I,
-  ): CreateTransfersResponse {
+  create<I extends Exact<DeepPartial<CreateTransfersResponse>, I>>(base?: I): CreateTransfersResponse {
     return CreateTransfersResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateTransfersResponse>, I>>(
-    object: I,
-  ): CreateTransfersResponse {
+  fromPartial<I extends Exact<DeepPartial<CreateTransfersResponse>, I>>(object: I): CreateTransfersResponse {
     const message = createBaseCreateTransfersResponse();
-    message.results =
-      object.results?.map((e) => TransferResult.fromPartial(e)) || [];
+    message.results = object.results?.map((e) => TransferResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2816,22 +2575,15 @@ function createBaseGetTransferRequest(): GetTransferRequest {
 }
 
 export const GetTransferRequest: MessageFns<GetTransferRequest> = {
-  encode(
-    message: GetTransferRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetTransferRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.transferId !== "") {
       writer.uint32(10).string(message.transferId);
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GetTransferRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTransferRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2868,8 +2620,8 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
       transferId: isSet(object.transferId)
         ? globalThis.String(object.transferId)
         : isSet(object.transfer_id)
-          ? globalThis.String(object.transfer_id)
-          : "",
+        ? globalThis.String(object.transfer_id)
+        : "",
     };
   },
 
@@ -2881,14 +2633,10 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetTransferRequest>, I>>(
-    base?: I,
-  ): GetTransferRequest {
+  create<I extends Exact<DeepPartial<GetTransferRequest>, I>>(base?: I): GetTransferRequest {
     return GetTransferRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetTransferRequest>, I>>(
-    object: I,
-  ): GetTransferRequest {
+  fromPartial<I extends Exact<DeepPartial<GetTransferRequest>, I>>(object: I): GetTransferRequest {
     const message = createBaseGetTransferRequest();
     message.transferId = object.transferId ?? "";
     return message;
@@ -2900,10 +2648,7 @@ function createBaseGetTransferResponse(): GetTransferResponse {
 }
 
 export const GetTransferResponse: MessageFns<GetTransferResponse> = {
-  encode(
-    message: GetTransferResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetTransferResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.transfer !== undefined) {
       Transfer.encode(message.transfer, writer.uint32(10).fork()).join();
     }
@@ -2913,12 +2658,8 @@ export const GetTransferResponse: MessageFns<GetTransferResponse> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GetTransferResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTransferResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -2960,14 +2701,12 @@ export const GetTransferResponse: MessageFns<GetTransferResponse> = {
 
   fromJSON(object: any): GetTransferResponse {
     return {
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
       pendingStatus: isSet(object.pendingStatus)
         ? pendingStatusFromJSON(object.pendingStatus)
         : isSet(object.pending_status)
-          ? pendingStatusFromJSON(object.pending_status)
-          : 0,
+        ? pendingStatusFromJSON(object.pending_status)
+        : 0,
     };
   },
 
@@ -2982,19 +2721,14 @@ export const GetTransferResponse: MessageFns<GetTransferResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetTransferResponse>, I>>(
-    base?: I,
-  ): GetTransferResponse {
+  create<I extends Exact<DeepPartial<GetTransferResponse>, I>>(base?: I): GetTransferResponse {
     return GetTransferResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetTransferResponse>, I>>(
-    object: I,
-  ): GetTransferResponse {
+  fromPartial<I extends Exact<DeepPartial<GetTransferResponse>, I>>(object: I): GetTransferResponse {
     const message = createBaseGetTransferResponse();
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
     message.pendingStatus = object.pendingStatus ?? 0;
     return message;
   },
@@ -3019,15 +2753,10 @@ function createBaseStatementEntry(): StatementEntry {
 }
 
 export const StatementEntry: MessageFns<StatementEntry> = {
-  encode(
-    message: StatementEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: StatementEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sequence !== 0n) {
       if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
-        throw new globalThis.Error(
-          "value provided for field message.sequence of type uint64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
       }
       writer.uint32(8).uint64(message.sequence);
     }
@@ -3042,59 +2771,43 @@ export const StatementEntry: MessageFns<StatementEntry> = {
     }
     if (message.postedChange !== 0n) {
       if (BigInt.asIntN(64, message.postedChange) !== message.postedChange) {
-        throw new globalThis.Error(
-          "value provided for field message.postedChange of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.postedChange of type int64 too large");
       }
       writer.uint32(40).int64(message.postedChange);
     }
     if (message.pendingChange !== 0n) {
       if (BigInt.asIntN(64, message.pendingChange) !== message.pendingChange) {
-        throw new globalThis.Error(
-          "value provided for field message.pendingChange of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.pendingChange of type int64 too large");
       }
       writer.uint32(48).int64(message.pendingChange);
     }
     if (message.debitsPending !== 0n) {
       if (BigInt.asIntN(64, message.debitsPending) !== message.debitsPending) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPending of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.debitsPending of type int64 too large");
       }
       writer.uint32(56).int64(message.debitsPending);
     }
     if (message.debitsPosted !== 0n) {
       if (BigInt.asIntN(64, message.debitsPosted) !== message.debitsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.debitsPosted of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.debitsPosted of type int64 too large");
       }
       writer.uint32(64).int64(message.debitsPosted);
     }
     if (message.creditsPending !== 0n) {
-      if (
-        BigInt.asIntN(64, message.creditsPending) !== message.creditsPending
-      ) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPending of type int64 too large",
-        );
+      if (BigInt.asIntN(64, message.creditsPending) !== message.creditsPending) {
+        throw new globalThis.Error("value provided for field message.creditsPending of type int64 too large");
       }
       writer.uint32(72).int64(message.creditsPending);
     }
     if (message.creditsPosted !== 0n) {
       if (BigInt.asIntN(64, message.creditsPosted) !== message.creditsPosted) {
-        throw new globalThis.Error(
-          "value provided for field message.creditsPosted of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.creditsPosted of type int64 too large");
       }
       writer.uint32(80).int64(message.creditsPosted);
     }
     if (message.postedBalance !== 0n) {
       if (BigInt.asIntN(64, message.postedBalance) !== message.postedBalance) {
-        throw new globalThis.Error(
-          "value provided for field message.postedBalance of type int64 too large",
-        );
+        throw new globalThis.Error("value provided for field message.postedBalance of type int64 too large");
       }
       writer.uint32(88).int64(message.postedBalance);
     }
@@ -3108,8 +2821,7 @@ export const StatementEntry: MessageFns<StatementEntry> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): StatementEntry {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -3243,61 +2955,59 @@ export const StatementEntry: MessageFns<StatementEntry> = {
       transferId: isSet(object.transferId)
         ? globalThis.String(object.transferId)
         : isSet(object.transfer_id)
-          ? globalThis.String(object.transfer_id)
-          : "",
+        ? globalThis.String(object.transfer_id)
+        : "",
       transferKind: isSet(object.transferKind)
         ? transferKindFromJSON(object.transferKind)
         : isSet(object.transfer_kind)
-          ? transferKindFromJSON(object.transfer_kind)
-          : 0,
+        ? transferKindFromJSON(object.transfer_kind)
+        : 0,
       counterpartyAccountId: isSet(object.counterpartyAccountId)
         ? globalThis.String(object.counterpartyAccountId)
         : isSet(object.counterparty_account_id)
-          ? globalThis.String(object.counterparty_account_id)
-          : "",
+        ? globalThis.String(object.counterparty_account_id)
+        : "",
       postedChange: isSet(object.postedChange)
         ? BigInt(object.postedChange)
         : isSet(object.posted_change)
-          ? BigInt(object.posted_change)
-          : 0n,
+        ? BigInt(object.posted_change)
+        : 0n,
       pendingChange: isSet(object.pendingChange)
         ? BigInt(object.pendingChange)
         : isSet(object.pending_change)
-          ? BigInt(object.pending_change)
-          : 0n,
+        ? BigInt(object.pending_change)
+        : 0n,
       debitsPending: isSet(object.debitsPending)
         ? BigInt(object.debitsPending)
         : isSet(object.debits_pending)
-          ? BigInt(object.debits_pending)
-          : 0n,
+        ? BigInt(object.debits_pending)
+        : 0n,
       debitsPosted: isSet(object.debitsPosted)
         ? BigInt(object.debitsPosted)
         : isSet(object.debits_posted)
-          ? BigInt(object.debits_posted)
-          : 0n,
+        ? BigInt(object.debits_posted)
+        : 0n,
       creditsPending: isSet(object.creditsPending)
         ? BigInt(object.creditsPending)
         : isSet(object.credits_pending)
-          ? BigInt(object.credits_pending)
-          : 0n,
+        ? BigInt(object.credits_pending)
+        : 0n,
       creditsPosted: isSet(object.creditsPosted)
         ? BigInt(object.creditsPosted)
         : isSet(object.credits_posted)
-          ? BigInt(object.credits_posted)
-          : 0n,
+        ? BigInt(object.credits_posted)
+        : 0n,
       postedBalance: isSet(object.postedBalance)
         ? BigInt(object.postedBalance)
         : isSet(object.posted_balance)
-          ? BigInt(object.posted_balance)
-          : 0n,
+        ? BigInt(object.posted_balance)
+        : 0n,
       createdAt: isSet(object.createdAt)
         ? fromJsonTimestamp(object.createdAt)
         : isSet(object.created_at)
-          ? fromJsonTimestamp(object.created_at)
-          : undefined,
-      reference: isSet(object.reference)
-        ? globalThis.String(object.reference)
-        : "",
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
     };
   },
 
@@ -3345,54 +3055,39 @@ export const StatementEntry: MessageFns<StatementEntry> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<StatementEntry>, I>>(
-    base?: I,
-  ): StatementEntry {
+  create<I extends Exact<DeepPartial<StatementEntry>, I>>(base?: I): StatementEntry {
     return StatementEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<StatementEntry>, I>>(
-    object: I,
-  ): StatementEntry {
+  fromPartial<I extends Exact<DeepPartial<StatementEntry>, I>>(object: I): StatementEntry {
     const message = createBaseStatementEntry();
-    message.sequence =
-      object.sequence !== undefined && object.sequence !== null
-        ? BigInt(object.sequence)
-        : 0n;
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
     message.transferId = object.transferId ?? "";
     message.transferKind = object.transferKind ?? 0;
     message.counterpartyAccountId = object.counterpartyAccountId ?? "";
-    message.postedChange =
-      object.postedChange !== undefined && object.postedChange !== null
-        ? BigInt(object.postedChange)
-        : 0n;
-    message.pendingChange =
-      object.pendingChange !== undefined && object.pendingChange !== null
-        ? BigInt(object.pendingChange)
-        : 0n;
-    message.debitsPending =
-      object.debitsPending !== undefined && object.debitsPending !== null
-        ? BigInt(object.debitsPending)
-        : 0n;
-    message.debitsPosted =
-      object.debitsPosted !== undefined && object.debitsPosted !== null
-        ? BigInt(object.debitsPosted)
-        : 0n;
-    message.creditsPending =
-      object.creditsPending !== undefined && object.creditsPending !== null
-        ? BigInt(object.creditsPending)
-        : 0n;
-    message.creditsPosted =
-      object.creditsPosted !== undefined && object.creditsPosted !== null
-        ? BigInt(object.creditsPosted)
-        : 0n;
-    message.postedBalance =
-      object.postedBalance !== undefined && object.postedBalance !== null
-        ? BigInt(object.postedBalance)
-        : 0n;
-    message.createdAt =
-      object.createdAt !== undefined && object.createdAt !== null
-        ? Timestamp.fromPartial(object.createdAt)
-        : undefined;
+    message.postedChange = (object.postedChange !== undefined && object.postedChange !== null)
+      ? BigInt(object.postedChange)
+      : 0n;
+    message.pendingChange = (object.pendingChange !== undefined && object.pendingChange !== null)
+      ? BigInt(object.pendingChange)
+      : 0n;
+    message.debitsPending = (object.debitsPending !== undefined && object.debitsPending !== null)
+      ? BigInt(object.debitsPending)
+      : 0n;
+    message.debitsPosted = (object.debitsPosted !== undefined && object.debitsPosted !== null)
+      ? BigInt(object.debitsPosted)
+      : 0n;
+    message.creditsPending = (object.creditsPending !== undefined && object.creditsPending !== null)
+      ? BigInt(object.creditsPending)
+      : 0n;
+    message.creditsPosted = (object.creditsPosted !== undefined && object.creditsPosted !== null)
+      ? BigInt(object.creditsPosted)
+      : 0n;
+    message.postedBalance = (object.postedBalance !== undefined && object.postedBalance !== null)
+      ? BigInt(object.postedBalance)
+      : 0n;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
     message.reference = object.reference ?? "";
     return message;
   },
@@ -3403,10 +3098,7 @@ function createBaseGetStatementRequest(): GetStatementRequest {
 }
 
 export const GetStatementRequest: MessageFns<GetStatementRequest> = {
-  encode(
-    message: GetStatementRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetStatementRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.accountId !== "") {
       writer.uint32(10).string(message.accountId);
     }
@@ -3416,12 +3108,8 @@ export const GetStatementRequest: MessageFns<GetStatementRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GetStatementRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GetStatementRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -3466,8 +3154,8 @@ export const GetStatementRequest: MessageFns<GetStatementRequest> = {
       accountId: isSet(object.accountId)
         ? globalThis.String(object.accountId)
         : isSet(object.account_id)
-          ? globalThis.String(object.account_id)
-          : "",
+        ? globalThis.String(object.account_id)
+        : "",
       page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
     };
   },
@@ -3483,20 +3171,15 @@ export const GetStatementRequest: MessageFns<GetStatementRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetStatementRequest>, I>>(
-    base?: I,
-  ): GetStatementRequest {
+  create<I extends Exact<DeepPartial<GetStatementRequest>, I>>(base?: I): GetStatementRequest {
     return GetStatementRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetStatementRequest>, I>>(
-    object: I,
-  ): GetStatementRequest {
+  fromPartial<I extends Exact<DeepPartial<GetStatementRequest>, I>>(object: I): GetStatementRequest {
     const message = createBaseGetStatementRequest();
     message.accountId = object.accountId ?? "";
-    message.page =
-      object.page !== undefined && object.page !== null
-        ? PageRequest.fromPartial(object.page)
-        : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
     return message;
   },
 };
@@ -3506,10 +3189,7 @@ function createBaseGetStatementResponse(): GetStatementResponse {
 }
 
 export const GetStatementResponse: MessageFns<GetStatementResponse> = {
-  encode(
-    message: GetStatementResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GetStatementResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.account !== undefined) {
       Account.encode(message.account, writer.uint32(10).fork()).join();
     }
@@ -3522,12 +3202,8 @@ export const GetStatementResponse: MessageFns<GetStatementResponse> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GetStatementResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GetStatementResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -3552,9 +3228,7 @@ export const GetStatementResponse: MessageFns<GetStatementResponse> = {
               break;
             }
 
-            message.entries.push(
-              StatementEntry.decode(reader, reader.uint32()),
-            );
+            message.entries.push(StatementEntry.decode(reader, reader.uint32()));
             continue;
           }
           case 3: {
@@ -3579,9 +3253,7 @@ export const GetStatementResponse: MessageFns<GetStatementResponse> = {
 
   fromJSON(object: any): GetStatementResponse {
     return {
-      account: isSet(object.account)
-        ? Account.fromJSON(object.account)
-        : undefined,
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
       entries: globalThis.Array.isArray(object?.entries)
         ? object.entries.map((e: any) => StatementEntry.fromJSON(e))
         : [],
@@ -3603,25 +3275,18 @@ export const GetStatementResponse: MessageFns<GetStatementResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<GetStatementResponse>, I>>(
-    base?: I,
-  ): GetStatementResponse {
+  create<I extends Exact<DeepPartial<GetStatementResponse>, I>>(base?: I): GetStatementResponse {
     return GetStatementResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetStatementResponse>, I>>(
-    object: I,
-  ): GetStatementResponse {
+  fromPartial<I extends Exact<DeepPartial<GetStatementResponse>, I>>(object: I): GetStatementResponse {
     const message = createBaseGetStatementResponse();
-    message.account =
-      object.account !== undefined && object.account !== null
-        ? Account.fromPartial(object.account)
-        : undefined;
-    message.entries =
-      object.entries?.map((e) => StatementEntry.fromPartial(e)) || [];
-    message.page =
-      object.page !== undefined && object.page !== null
-        ? PageResponse.fromPartial(object.page)
-        : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
+    message.entries = object.entries?.map((e) => StatementEntry.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
     return message;
   },
 };
@@ -3630,65 +3295,53 @@ function createBaseCheckLedgerInvariantRequest(): CheckLedgerInvariantRequest {
   return {};
 }
 
-export const CheckLedgerInvariantRequest: MessageFns<CheckLedgerInvariantRequest> =
-  {
-    encode(
-      _: CheckLedgerInvariantRequest,
-      writer: BinaryWriter = new BinaryWriter(),
-    ): BinaryWriter {
-      return writer;
-    },
+export const CheckLedgerInvariantRequest: MessageFns<CheckLedgerInvariantRequest> = {
+  encode(_: CheckLedgerInvariantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
 
-    decode(
-      input: BinaryReader | Uint8Array,
-      length?: number,
-    ): CheckLedgerInvariantRequest {
-      const reader =
-        input instanceof BinaryReader ? input : new BinaryReader(input);
-      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-      if (previousRecursionDepth >= 100) {
-        throw new globalThis.Error("protobuf decode recursion limit exceeded");
-      }
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-      try {
-        const end = length === undefined ? reader.len : reader.pos + length;
-        const message = createBaseCheckLedgerInvariantRequest();
-        while (reader.pos < end) {
-          const tag = reader.uint32();
-          switch (tag >>> 3) {
-          }
-          if ((tag & 7) === 4 || tag === 0) {
-            break;
-          }
-          reader.skip(tag & 7);
-        }
-        return message;
-      } finally {
-        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-      }
-    },
-
-    fromJSON(_: any): CheckLedgerInvariantRequest {
-      return {};
-    },
-
-    toJSON(_: CheckLedgerInvariantRequest): unknown {
-      const obj: any = {};
-      return obj;
-    },
-
-    create<I extends Exact<DeepPartial<CheckLedgerInvariantRequest>, I>>(
-      base?: I,
-    ): CheckLedgerInvariantRequest {
-      return CheckLedgerInvariantRequest.fromPartial(base ?? ({} as any));
-    },
-    fromPartial<I extends Exact<DeepPartial<CheckLedgerInvariantRequest>, I>>(
-      _: I,
-    ): CheckLedgerInvariantRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckLedgerInvariantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseCheckLedgerInvariantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
       return message;
-    },
-  };
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): CheckLedgerInvariantRequest {
+    return {};
+  },
+
+  toJSON(_: CheckLedgerInvariantRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckLedgerInvariantRequest>, I>>(base?: I): CheckLedgerInvariantRequest {
+    return CheckLedgerInvariantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckLedgerInvariantRequest>, I>>(_: I): CheckLedgerInvariantRequest {
+    const message = createBaseCheckLedgerInvariantRequest();
+    return message;
+  },
+};
 
 function createBaseCurrencyTotals(): CurrencyTotals {
   return {
@@ -3704,10 +3357,7 @@ function createBaseCurrencyTotals(): CurrencyTotals {
 }
 
 export const CurrencyTotals: MessageFns<CurrencyTotals> = {
-  encode(
-    message: CurrencyTotals,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CurrencyTotals, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.currency !== "") {
       writer.uint32(10).string(message.currency);
     }
@@ -3736,8 +3386,7 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): CurrencyTotals {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -3827,38 +3476,34 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
 
   fromJSON(object: any): CurrencyTotals {
     return {
-      currency: isSet(object.currency)
-        ? globalThis.String(object.currency)
-        : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : undefined,
       debitsPosted: isSet(object.debitsPosted)
         ? globalThis.String(object.debitsPosted)
         : isSet(object.debits_posted)
-          ? globalThis.String(object.debits_posted)
-          : "",
+        ? globalThis.String(object.debits_posted)
+        : "",
       creditsPosted: isSet(object.creditsPosted)
         ? globalThis.String(object.creditsPosted)
         : isSet(object.credits_posted)
-          ? globalThis.String(object.credits_posted)
-          : "",
+        ? globalThis.String(object.credits_posted)
+        : "",
       debitsPending: isSet(object.debitsPending)
         ? globalThis.String(object.debitsPending)
         : isSet(object.debits_pending)
-          ? globalThis.String(object.debits_pending)
-          : "",
+        ? globalThis.String(object.debits_pending)
+        : "",
       creditsPending: isSet(object.creditsPending)
         ? globalThis.String(object.creditsPending)
         : isSet(object.credits_pending)
-          ? globalThis.String(object.credits_pending)
-          : "",
+        ? globalThis.String(object.credits_pending)
+        : "",
       journalMatchesBalances: isSet(object.journalMatchesBalances)
         ? globalThis.Boolean(object.journalMatchesBalances)
         : isSet(object.journal_matches_balances)
-          ? globalThis.Boolean(object.journal_matches_balances)
-          : false,
-      balanced: isSet(object.balanced)
-        ? globalThis.Boolean(object.balanced)
+        ? globalThis.Boolean(object.journal_matches_balances)
         : false,
+      balanced: isSet(object.balanced) ? globalThis.Boolean(object.balanced) : false,
     };
   },
 
@@ -3891,14 +3536,10 @@ export const CurrencyTotals: MessageFns<CurrencyTotals> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CurrencyTotals>, I>>(
-    base?: I,
-  ): CurrencyTotals {
+  create<I extends Exact<DeepPartial<CurrencyTotals>, I>>(base?: I): CurrencyTotals {
     return CurrencyTotals.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CurrencyTotals>, I>>(
-    object: I,
-  ): CurrencyTotals {
+  fromPartial<I extends Exact<DeepPartial<CurrencyTotals>, I>>(object: I): CurrencyTotals {
     const message = createBaseCurrencyTotals();
     message.currency = object.currency ?? "";
     message.shard = object.shard ?? undefined;
@@ -3916,135 +3557,111 @@ function createBaseCheckLedgerInvariantResponse(): CheckLedgerInvariantResponse 
   return { ok: false, totals: [], constraintViolations: 0n };
 }
 
-export const CheckLedgerInvariantResponse: MessageFns<CheckLedgerInvariantResponse> =
-  {
-    encode(
-      message: CheckLedgerInvariantResponse,
-      writer: BinaryWriter = new BinaryWriter(),
-    ): BinaryWriter {
-      if (message.ok !== false) {
-        writer.uint32(8).bool(message.ok);
+export const CheckLedgerInvariantResponse: MessageFns<CheckLedgerInvariantResponse> = {
+  encode(message: CheckLedgerInvariantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    for (const v of message.totals) {
+      CurrencyTotals.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.constraintViolations !== 0n) {
+      if (BigInt.asUintN(64, message.constraintViolations) !== message.constraintViolations) {
+        throw new globalThis.Error("value provided for field message.constraintViolations of type uint64 too large");
       }
-      for (const v of message.totals) {
-        CurrencyTotals.encode(v!, writer.uint32(18).fork()).join();
-      }
-      if (message.constraintViolations !== 0n) {
-        if (
-          BigInt.asUintN(64, message.constraintViolations) !==
-          message.constraintViolations
-        ) {
-          throw new globalThis.Error(
-            "value provided for field message.constraintViolations of type uint64 too large",
-          );
-        }
-        writer.uint32(24).uint64(message.constraintViolations);
-      }
-      return writer;
-    },
+      writer.uint32(24).uint64(message.constraintViolations);
+    }
+    return writer;
+  },
 
-    decode(
-      input: BinaryReader | Uint8Array,
-      length?: number,
-    ): CheckLedgerInvariantResponse {
-      const reader =
-        input instanceof BinaryReader ? input : new BinaryReader(input);
-      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-      if (previousRecursionDepth >= 100) {
-        throw new globalThis.Error("protobuf decode recursion limit exceeded");
-      }
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-      try {
-        const end = length === undefined ? reader.len : reader.pos + length;
-        const message = createBaseCheckLedgerInvariantResponse();
-        while (reader.pos < end) {
-          const tag = reader.uint32();
-          switch (tag >>> 3) {
-            case 1: {
-              if (tag !== 8) {
-                break;
-              }
-
-              message.ok = reader.bool();
-              continue;
-            }
-            case 2: {
-              if (tag !== 18) {
-                break;
-              }
-
-              message.totals.push(
-                CurrencyTotals.decode(reader, reader.uint32()),
-              );
-              continue;
-            }
-            case 3: {
-              if (tag !== 24) {
-                break;
-              }
-
-              message.constraintViolations = reader.uint64() as bigint;
-              continue;
-            }
-          }
-          if ((tag & 7) === 4 || tag === 0) {
-            break;
-          }
-          reader.skip(tag & 7);
-        }
-        return message;
-      } finally {
-        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-      }
-    },
-
-    fromJSON(object: any): CheckLedgerInvariantResponse {
-      return {
-        ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
-        totals: globalThis.Array.isArray(object?.totals)
-          ? object.totals.map((e: any) => CurrencyTotals.fromJSON(e))
-          : [],
-        constraintViolations: isSet(object.constraintViolations)
-          ? BigInt(object.constraintViolations)
-          : isSet(object.constraint_violations)
-            ? BigInt(object.constraint_violations)
-            : 0n,
-      };
-    },
-
-    toJSON(message: CheckLedgerInvariantResponse): unknown {
-      const obj: any = {};
-      if (message.ok !== false) {
-        obj.ok = message.ok;
-      }
-      if (message.totals?.length) {
-        obj.totals = message.totals.map((e) => CurrencyTotals.toJSON(e));
-      }
-      if (message.constraintViolations !== 0n) {
-        obj.constraintViolations = message.constraintViolations.toString();
-      }
-      return obj;
-    },
-
-    create<I extends Exact<DeepPartial<CheckLedgerInvariantResponse>, I>>(
-      base?: I,
-    ): CheckLedgerInvariantResponse {
-      return CheckLedgerInvariantResponse.fromPartial(base ?? ({} as any));
-    },
-    fromPartial<I extends Exact<DeepPartial<CheckLedgerInvariantResponse>, I>>(
-      object: I,
-    ): CheckLedgerInvariantResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckLedgerInvariantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseCheckLedgerInvariantResponse();
-      message.ok = object.ok ?? false;
-      message.totals =
-        object.totals?.map((e) => CurrencyTotals.fromPartial(e)) || [];
-      message.constraintViolations =
-        object.constraintViolations !== undefined &&
-        object.constraintViolations !== null
-          ? BigInt(object.constraintViolations)
-          : 0n;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.totals.push(CurrencyTotals.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.constraintViolations = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
       return message;
-    },
-  };
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckLedgerInvariantResponse {
+    return {
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      totals: globalThis.Array.isArray(object?.totals) ? object.totals.map((e: any) => CurrencyTotals.fromJSON(e)) : [],
+      constraintViolations: isSet(object.constraintViolations)
+        ? BigInt(object.constraintViolations)
+        : isSet(object.constraint_violations)
+        ? BigInt(object.constraint_violations)
+        : 0n,
+    };
+  },
+
+  toJSON(message: CheckLedgerInvariantResponse): unknown {
+    const obj: any = {};
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.totals?.length) {
+      obj.totals = message.totals.map((e) => CurrencyTotals.toJSON(e));
+    }
+    if (message.constraintViolations !== 0n) {
+      obj.constraintViolations = message.constraintViolations.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckLedgerInvariantResponse>, I>>(base?: I): CheckLedgerInvariantResponse {
+    return CheckLedgerInvariantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckLedgerInvariantResponse>, I>>(object: I): CheckLedgerInvariantResponse {
+    const message = createBaseCheckLedgerInvariantResponse();
+    message.ok = object.ok ?? false;
+    message.totals = object.totals?.map((e) => CurrencyTotals.fromPartial(e)) || [];
+    message.constraintViolations = (object.constraintViolations !== undefined && object.constraintViolations !== null)
+      ? BigInt(object.constraintViolations)
+      : 0n;
+    return message;
+  },
+};
 
 /** The double-entry ledger. Amounts are int64 minor units of the account's currency. */
 export type AccountServiceService = typeof AccountServiceService;
@@ -4056,39 +3673,30 @@ export const AccountServiceService = {
     responseStream: false as const,
     requestSerialize: (value: CreateAccountsRequest): Buffer =>
       Buffer.from(CreateAccountsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateAccountsRequest =>
-      CreateAccountsRequest.decode(value),
+    requestDeserialize: (value: Buffer): CreateAccountsRequest => CreateAccountsRequest.decode(value),
     responseSerialize: (value: CreateAccountsResponse): Buffer =>
       Buffer.from(CreateAccountsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateAccountsResponse =>
-      CreateAccountsResponse.decode(value),
+    responseDeserialize: (value: Buffer): CreateAccountsResponse => CreateAccountsResponse.decode(value),
   },
   getAccount: {
     path: "/corebank.v1.AccountService/GetAccount" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: GetAccountRequest): Buffer =>
-      Buffer.from(GetAccountRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetAccountRequest =>
-      GetAccountRequest.decode(value),
-    responseSerialize: (value: GetAccountResponse): Buffer =>
-      Buffer.from(GetAccountResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetAccountResponse =>
-      GetAccountResponse.decode(value),
+    requestSerialize: (value: GetAccountRequest): Buffer => Buffer.from(GetAccountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAccountRequest => GetAccountRequest.decode(value),
+    responseSerialize: (value: GetAccountResponse): Buffer => Buffer.from(GetAccountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetAccountResponse => GetAccountResponse.decode(value),
   },
   /** An owner's accounts, ordered by id, paginated. */
   listAccounts: {
     path: "/corebank.v1.AccountService/ListAccounts" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: ListAccountsRequest): Buffer =>
-      Buffer.from(ListAccountsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListAccountsRequest =>
-      ListAccountsRequest.decode(value),
+    requestSerialize: (value: ListAccountsRequest): Buffer => Buffer.from(ListAccountsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAccountsRequest => ListAccountsRequest.decode(value),
     responseSerialize: (value: ListAccountsResponse): Buffer =>
       Buffer.from(ListAccountsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListAccountsResponse =>
-      ListAccountsResponse.decode(value),
+    responseDeserialize: (value: Buffer): ListAccountsResponse => ListAccountsResponse.decode(value),
   },
   /** The bank-internal GL accounts (cash, in-transit, ...) of every shard. */
   listSystemAccounts: {
@@ -4097,12 +3705,10 @@ export const AccountServiceService = {
     responseStream: false as const,
     requestSerialize: (value: ListSystemAccountsRequest): Buffer =>
       Buffer.from(ListSystemAccountsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListSystemAccountsRequest =>
-      ListSystemAccountsRequest.decode(value),
+    requestDeserialize: (value: Buffer): ListSystemAccountsRequest => ListSystemAccountsRequest.decode(value),
     responseSerialize: (value: ListSystemAccountsResponse): Buffer =>
       Buffer.from(ListSystemAccountsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListSystemAccountsResponse =>
-      ListSystemAccountsResponse.decode(value),
+    responseDeserialize: (value: Buffer): ListSystemAccountsResponse => ListSystemAccountsResponse.decode(value),
   },
   /** Applies up to 8190 transfers. Each gets its own result, in request order. */
   createTransfers: {
@@ -4111,39 +3717,30 @@ export const AccountServiceService = {
     responseStream: false as const,
     requestSerialize: (value: CreateTransfersRequest): Buffer =>
       Buffer.from(CreateTransfersRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateTransfersRequest =>
-      CreateTransfersRequest.decode(value),
+    requestDeserialize: (value: Buffer): CreateTransfersRequest => CreateTransfersRequest.decode(value),
     responseSerialize: (value: CreateTransfersResponse): Buffer =>
       Buffer.from(CreateTransfersResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateTransfersResponse =>
-      CreateTransfersResponse.decode(value),
+    responseDeserialize: (value: Buffer): CreateTransfersResponse => CreateTransfersResponse.decode(value),
   },
   getTransfer: {
     path: "/corebank.v1.AccountService/GetTransfer" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: GetTransferRequest): Buffer =>
-      Buffer.from(GetTransferRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetTransferRequest =>
-      GetTransferRequest.decode(value),
-    responseSerialize: (value: GetTransferResponse): Buffer =>
-      Buffer.from(GetTransferResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetTransferResponse =>
-      GetTransferResponse.decode(value),
+    requestSerialize: (value: GetTransferRequest): Buffer => Buffer.from(GetTransferRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetTransferRequest => GetTransferRequest.decode(value),
+    responseSerialize: (value: GetTransferResponse): Buffer => Buffer.from(GetTransferResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetTransferResponse => GetTransferResponse.decode(value),
   },
   /** An account's entries, oldest first, each with the balances after it. */
   getStatement: {
     path: "/corebank.v1.AccountService/GetStatement" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: GetStatementRequest): Buffer =>
-      Buffer.from(GetStatementRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetStatementRequest =>
-      GetStatementRequest.decode(value),
+    requestSerialize: (value: GetStatementRequest): Buffer => Buffer.from(GetStatementRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetStatementRequest => GetStatementRequest.decode(value),
     responseSerialize: (value: GetStatementResponse): Buffer =>
       Buffer.from(GetStatementResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetStatementResponse =>
-      GetStatementResponse.decode(value),
+    responseDeserialize: (value: Buffer): GetStatementResponse => GetStatementResponse.decode(value),
   },
   /** Per currency, per shard and globally: posted and pending debits equal credits. */
   checkLedgerInvariant: {
@@ -4152,242 +3749,156 @@ export const AccountServiceService = {
     responseStream: false as const,
     requestSerialize: (value: CheckLedgerInvariantRequest): Buffer =>
       Buffer.from(CheckLedgerInvariantRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CheckLedgerInvariantRequest =>
-      CheckLedgerInvariantRequest.decode(value),
+    requestDeserialize: (value: Buffer): CheckLedgerInvariantRequest => CheckLedgerInvariantRequest.decode(value),
     responseSerialize: (value: CheckLedgerInvariantResponse): Buffer =>
       Buffer.from(CheckLedgerInvariantResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CheckLedgerInvariantResponse =>
-      CheckLedgerInvariantResponse.decode(value),
+    responseDeserialize: (value: Buffer): CheckLedgerInvariantResponse => CheckLedgerInvariantResponse.decode(value),
   },
 } as const;
 
 export interface AccountServiceServer extends UntypedServiceImplementation {
   /** Opens accounts. Each item carries its own idempotency key; results come back in request order. */
-  createAccounts: handleUnaryCall<
-    CreateAccountsRequest,
-    CreateAccountsResponse
-  >;
+  createAccounts: handleUnaryCall<CreateAccountsRequest, CreateAccountsResponse>;
   getAccount: handleUnaryCall<GetAccountRequest, GetAccountResponse>;
   /** An owner's accounts, ordered by id, paginated. */
   listAccounts: handleUnaryCall<ListAccountsRequest, ListAccountsResponse>;
   /** The bank-internal GL accounts (cash, in-transit, ...) of every shard. */
-  listSystemAccounts: handleUnaryCall<
-    ListSystemAccountsRequest,
-    ListSystemAccountsResponse
-  >;
+  listSystemAccounts: handleUnaryCall<ListSystemAccountsRequest, ListSystemAccountsResponse>;
   /** Applies up to 8190 transfers. Each gets its own result, in request order. */
-  createTransfers: handleUnaryCall<
-    CreateTransfersRequest,
-    CreateTransfersResponse
-  >;
+  createTransfers: handleUnaryCall<CreateTransfersRequest, CreateTransfersResponse>;
   getTransfer: handleUnaryCall<GetTransferRequest, GetTransferResponse>;
   /** An account's entries, oldest first, each with the balances after it. */
   getStatement: handleUnaryCall<GetStatementRequest, GetStatementResponse>;
   /** Per currency, per shard and globally: posted and pending debits equal credits. */
-  checkLedgerInvariant: handleUnaryCall<
-    CheckLedgerInvariantRequest,
-    CheckLedgerInvariantResponse
-  >;
+  checkLedgerInvariant: handleUnaryCall<CheckLedgerInvariantRequest, CheckLedgerInvariantResponse>;
 }
 
 export interface AccountServiceClient extends Client {
   /** Opens accounts. Each item carries its own idempotency key; results come back in request order. */
   createAccounts(
     request: CreateAccountsRequest,
-    callback: (
-      error: ServiceError | null,
-      response: CreateAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateAccountsResponse) => void,
   ): ClientUnaryCall;
   createAccounts(
     request: CreateAccountsRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: CreateAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateAccountsResponse) => void,
   ): ClientUnaryCall;
   createAccounts(
     request: CreateAccountsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: CreateAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateAccountsResponse) => void,
   ): ClientUnaryCall;
   getAccount(
     request: GetAccountRequest,
-    callback: (
-      error: ServiceError | null,
-      response: GetAccountResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetAccountResponse) => void,
   ): ClientUnaryCall;
   getAccount(
     request: GetAccountRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: GetAccountResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetAccountResponse) => void,
   ): ClientUnaryCall;
   getAccount(
     request: GetAccountRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: GetAccountResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetAccountResponse) => void,
   ): ClientUnaryCall;
   /** An owner's accounts, ordered by id, paginated. */
   listAccounts(
     request: ListAccountsRequest,
-    callback: (
-      error: ServiceError | null,
-      response: ListAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListAccountsResponse) => void,
   ): ClientUnaryCall;
   listAccounts(
     request: ListAccountsRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: ListAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListAccountsResponse) => void,
   ): ClientUnaryCall;
   listAccounts(
     request: ListAccountsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: ListAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListAccountsResponse) => void,
   ): ClientUnaryCall;
   /** The bank-internal GL accounts (cash, in-transit, ...) of every shard. */
   listSystemAccounts(
     request: ListSystemAccountsRequest,
-    callback: (
-      error: ServiceError | null,
-      response: ListSystemAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListSystemAccountsResponse) => void,
   ): ClientUnaryCall;
   listSystemAccounts(
     request: ListSystemAccountsRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: ListSystemAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListSystemAccountsResponse) => void,
   ): ClientUnaryCall;
   listSystemAccounts(
     request: ListSystemAccountsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: ListSystemAccountsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: ListSystemAccountsResponse) => void,
   ): ClientUnaryCall;
   /** Applies up to 8190 transfers. Each gets its own result, in request order. */
   createTransfers(
     request: CreateTransfersRequest,
-    callback: (
-      error: ServiceError | null,
-      response: CreateTransfersResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateTransfersResponse) => void,
   ): ClientUnaryCall;
   createTransfers(
     request: CreateTransfersRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: CreateTransfersResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateTransfersResponse) => void,
   ): ClientUnaryCall;
   createTransfers(
     request: CreateTransfersRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: CreateTransfersResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CreateTransfersResponse) => void,
   ): ClientUnaryCall;
   getTransfer(
     request: GetTransferRequest,
-    callback: (
-      error: ServiceError | null,
-      response: GetTransferResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetTransferResponse) => void,
   ): ClientUnaryCall;
   getTransfer(
     request: GetTransferRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: GetTransferResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetTransferResponse) => void,
   ): ClientUnaryCall;
   getTransfer(
     request: GetTransferRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: GetTransferResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetTransferResponse) => void,
   ): ClientUnaryCall;
   /** An account's entries, oldest first, each with the balances after it. */
   getStatement(
     request: GetStatementRequest,
-    callback: (
-      error: ServiceError | null,
-      response: GetStatementResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetStatementResponse) => void,
   ): ClientUnaryCall;
   getStatement(
     request: GetStatementRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: GetStatementResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetStatementResponse) => void,
   ): ClientUnaryCall;
   getStatement(
     request: GetStatementRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: GetStatementResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GetStatementResponse) => void,
   ): ClientUnaryCall;
   /** Per currency, per shard and globally: posted and pending debits equal credits. */
   checkLedgerInvariant(
     request: CheckLedgerInvariantRequest,
-    callback: (
-      error: ServiceError | null,
-      response: CheckLedgerInvariantResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CheckLedgerInvariantResponse) => void,
   ): ClientUnaryCall;
   checkLedgerInvariant(
     request: CheckLedgerInvariantRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: CheckLedgerInvariantResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CheckLedgerInvariantResponse) => void,
   ): ClientUnaryCall;
   checkLedgerInvariant(
     request: CheckLedgerInvariantRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: CheckLedgerInvariantResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: CheckLedgerInvariantResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -4395,38 +3906,23 @@ export const AccountServiceClient = makeGenericClientConstructor(
   AccountServiceService,
   "corebank.v1.AccountService",
 ) as unknown as {
-  new (
-    address: string,
-    credentials: ChannelCredentials,
-    options?: Partial<ClientOptions>,
-  ): AccountServiceClient;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AccountServiceClient;
   service: typeof AccountServiceService;
   serviceName: string;
 };
 
-type Builtin =
-  Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends bigint
-  ? string | number | bigint
-  : T extends Builtin
-    ? T
-    : T extends globalThis.Array<infer U>
-      ? globalThis.Array<DeepPartial<U>>
-      : T extends ReadonlyArray<infer U>
-        ? ReadonlyArray<DeepPartial<U>>
-        : T extends { $case: string; value: unknown }
-          ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-          : T extends {}
-            ? { [K in keyof T]?: DeepPartial<T[K]> }
-            : Partial<T>;
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin
-  ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & {
-      [K in Exclude<keyof I, KeysOfUnion<P>>]: never;
-    };
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function toTimestamp(date: Date): Timestamp {
   const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
@@ -4453,18 +3949,9 @@ function fromJsonTimestamp(o: any): Timestamp {
       return toTimestamp(new globalThis.Date(o));
     }
     const fractionNanos = Number(fraction[0].slice(4, 13).padEnd(9, "0"));
-    const wholeSeconds = new globalThis.Date(
-      o.replace(fraction[0], fraction[0].slice(0, 3)),
-    );
-    const timestamp = toTimestamp(
-      new globalThis.Date(
-        wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000),
-      ),
-    );
-    return {
-      ...timestamp,
-      nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000),
-    };
+    const wholeSeconds = new globalThis.Date(o.replace(fraction[0], fraction[0].slice(0, 3)));
+    const timestamp = toTimestamp(new globalThis.Date(wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000)));
+    return { ...timestamp, nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000) };
   } else {
     return Timestamp.fromJSON(o);
   }

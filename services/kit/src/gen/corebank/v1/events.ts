@@ -61,10 +61,7 @@ function createBaseEventMeta(): EventMeta {
 }
 
 export const EventMeta: MessageFns<EventMeta> = {
-  encode(
-    message: EventMeta,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: EventMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.eventId !== "") {
       writer.uint32(10).string(message.eventId);
     }
@@ -78,8 +75,7 @@ export const EventMeta: MessageFns<EventMeta> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): EventMeta {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -132,13 +128,13 @@ export const EventMeta: MessageFns<EventMeta> = {
       eventId: isSet(object.eventId)
         ? globalThis.String(object.eventId)
         : isSet(object.event_id)
-          ? globalThis.String(object.event_id)
-          : "",
+        ? globalThis.String(object.event_id)
+        : "",
       occurredAt: isSet(object.occurredAt)
         ? fromJsonTimestamp(object.occurredAt)
         : isSet(object.occurred_at)
-          ? fromJsonTimestamp(object.occurred_at)
-          : undefined,
+        ? fromJsonTimestamp(object.occurred_at)
+        : undefined,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
     };
   },
@@ -160,15 +156,12 @@ export const EventMeta: MessageFns<EventMeta> = {
   create<I extends Exact<DeepPartial<EventMeta>, I>>(base?: I): EventMeta {
     return EventMeta.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<EventMeta>, I>>(
-    object: I,
-  ): EventMeta {
+  fromPartial<I extends Exact<DeepPartial<EventMeta>, I>>(object: I): EventMeta {
     const message = createBaseEventMeta();
     message.eventId = object.eventId ?? "";
-    message.occurredAt =
-      object.occurredAt !== undefined && object.occurredAt !== null
-        ? Timestamp.fromPartial(object.occurredAt)
-        : undefined;
+    message.occurredAt = (object.occurredAt !== undefined && object.occurredAt !== null)
+      ? Timestamp.fromPartial(object.occurredAt)
+      : undefined;
     message.shard = object.shard ?? 0;
     return message;
   },
@@ -179,10 +172,7 @@ function createBaseAccountOpened(): AccountOpened {
 }
 
 export const AccountOpened: MessageFns<AccountOpened> = {
-  encode(
-    message: AccountOpened,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: AccountOpened, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
     }
@@ -193,8 +183,7 @@ export const AccountOpened: MessageFns<AccountOpened> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): AccountOpened {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -237,9 +226,7 @@ export const AccountOpened: MessageFns<AccountOpened> = {
   fromJSON(object: any): AccountOpened {
     return {
       meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
-      account: isSet(object.account)
-        ? Account.fromJSON(object.account)
-        : undefined,
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
     };
   },
 
@@ -254,23 +241,15 @@ export const AccountOpened: MessageFns<AccountOpened> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<AccountOpened>, I>>(
-    base?: I,
-  ): AccountOpened {
+  create<I extends Exact<DeepPartial<AccountOpened>, I>>(base?: I): AccountOpened {
     return AccountOpened.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<AccountOpened>, I>>(
-    object: I,
-  ): AccountOpened {
+  fromPartial<I extends Exact<DeepPartial<AccountOpened>, I>>(object: I): AccountOpened {
     const message = createBaseAccountOpened();
-    message.meta =
-      object.meta !== undefined && object.meta !== null
-        ? EventMeta.fromPartial(object.meta)
-        : undefined;
-    message.account =
-      object.account !== undefined && object.account !== null
-        ? Account.fromPartial(object.account)
-        : undefined;
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
     return message;
   },
 };
@@ -280,10 +259,7 @@ function createBaseTransferPosted(): TransferPosted {
 }
 
 export const TransferPosted: MessageFns<TransferPosted> = {
-  encode(
-    message: TransferPosted,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: TransferPosted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
     }
@@ -294,8 +270,7 @@ export const TransferPosted: MessageFns<TransferPosted> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): TransferPosted {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -338,9 +313,7 @@ export const TransferPosted: MessageFns<TransferPosted> = {
   fromJSON(object: any): TransferPosted {
     return {
       meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
     };
   },
 
@@ -355,23 +328,15 @@ export const TransferPosted: MessageFns<TransferPosted> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<TransferPosted>, I>>(
-    base?: I,
-  ): TransferPosted {
+  create<I extends Exact<DeepPartial<TransferPosted>, I>>(base?: I): TransferPosted {
     return TransferPosted.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<TransferPosted>, I>>(
-    object: I,
-  ): TransferPosted {
+  fromPartial<I extends Exact<DeepPartial<TransferPosted>, I>>(object: I): TransferPosted {
     const message = createBaseTransferPosted();
-    message.meta =
-      object.meta !== undefined && object.meta !== null
-        ? EventMeta.fromPartial(object.meta)
-        : undefined;
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
     return message;
   },
 };
@@ -381,10 +346,7 @@ function createBaseTransferPending(): TransferPending {
 }
 
 export const TransferPending: MessageFns<TransferPending> = {
-  encode(
-    message: TransferPending,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: TransferPending, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
     }
@@ -395,8 +357,7 @@ export const TransferPending: MessageFns<TransferPending> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): TransferPending {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -439,9 +400,7 @@ export const TransferPending: MessageFns<TransferPending> = {
   fromJSON(object: any): TransferPending {
     return {
       meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
     };
   },
 
@@ -456,23 +415,15 @@ export const TransferPending: MessageFns<TransferPending> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<TransferPending>, I>>(
-    base?: I,
-  ): TransferPending {
+  create<I extends Exact<DeepPartial<TransferPending>, I>>(base?: I): TransferPending {
     return TransferPending.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<TransferPending>, I>>(
-    object: I,
-  ): TransferPending {
+  fromPartial<I extends Exact<DeepPartial<TransferPending>, I>>(object: I): TransferPending {
     const message = createBaseTransferPending();
-    message.meta =
-      object.meta !== undefined && object.meta !== null
-        ? EventMeta.fromPartial(object.meta)
-        : undefined;
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
     return message;
   },
 };
@@ -482,10 +433,7 @@ function createBasePendingTransferPosted(): PendingTransferPosted {
 }
 
 export const PendingTransferPosted: MessageFns<PendingTransferPosted> = {
-  encode(
-    message: PendingTransferPosted,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: PendingTransferPosted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
     }
@@ -498,12 +446,8 @@ export const PendingTransferPosted: MessageFns<PendingTransferPosted> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): PendingTransferPosted {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): PendingTransferPosted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -554,12 +498,8 @@ export const PendingTransferPosted: MessageFns<PendingTransferPosted> = {
   fromJSON(object: any): PendingTransferPosted {
     return {
       meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
-      pending: isSet(object.pending)
-        ? Transfer.fromJSON(object.pending)
-        : undefined,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
+      pending: isSet(object.pending) ? Transfer.fromJSON(object.pending) : undefined,
     };
   },
 
@@ -577,45 +517,28 @@ export const PendingTransferPosted: MessageFns<PendingTransferPosted> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<PendingTransferPosted>, I>>(
-    base?: I,
-  ): PendingTransferPosted {
+  create<I extends Exact<DeepPartial<PendingTransferPosted>, I>>(base?: I): PendingTransferPosted {
     return PendingTransferPosted.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<PendingTransferPosted>, I>>(
-    object: I,
-  ): PendingTransferPosted {
+  fromPartial<I extends Exact<DeepPartial<PendingTransferPosted>, I>>(object: I): PendingTransferPosted {
     const message = createBasePendingTransferPosted();
-    message.meta =
-      object.meta !== undefined && object.meta !== null
-        ? EventMeta.fromPartial(object.meta)
-        : undefined;
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
-    message.pending =
-      object.pending !== undefined && object.pending !== null
-        ? Transfer.fromPartial(object.pending)
-        : undefined;
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
+    message.pending = (object.pending !== undefined && object.pending !== null)
+      ? Transfer.fromPartial(object.pending)
+      : undefined;
     return message;
   },
 };
 
 function createBasePendingTransferVoided(): PendingTransferVoided {
-  return {
-    meta: undefined,
-    transfer: undefined,
-    pending: undefined,
-    expired: false,
-  };
+  return { meta: undefined, transfer: undefined, pending: undefined, expired: false };
 }
 
 export const PendingTransferVoided: MessageFns<PendingTransferVoided> = {
-  encode(
-    message: PendingTransferVoided,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: PendingTransferVoided, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
     }
@@ -631,12 +554,8 @@ export const PendingTransferVoided: MessageFns<PendingTransferVoided> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): PendingTransferVoided {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): PendingTransferVoided {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -695,15 +614,9 @@ export const PendingTransferVoided: MessageFns<PendingTransferVoided> = {
   fromJSON(object: any): PendingTransferVoided {
     return {
       meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
-      transfer: isSet(object.transfer)
-        ? Transfer.fromJSON(object.transfer)
-        : undefined,
-      pending: isSet(object.pending)
-        ? Transfer.fromJSON(object.pending)
-        : undefined,
-      expired: isSet(object.expired)
-        ? globalThis.Boolean(object.expired)
-        : false,
+      transfer: isSet(object.transfer) ? Transfer.fromJSON(object.transfer) : undefined,
+      pending: isSet(object.pending) ? Transfer.fromJSON(object.pending) : undefined,
+      expired: isSet(object.expired) ? globalThis.Boolean(object.expired) : false,
     };
   },
 
@@ -724,55 +637,35 @@ export const PendingTransferVoided: MessageFns<PendingTransferVoided> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<PendingTransferVoided>, I>>(
-    base?: I,
-  ): PendingTransferVoided {
+  create<I extends Exact<DeepPartial<PendingTransferVoided>, I>>(base?: I): PendingTransferVoided {
     return PendingTransferVoided.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<PendingTransferVoided>, I>>(
-    object: I,
-  ): PendingTransferVoided {
+  fromPartial<I extends Exact<DeepPartial<PendingTransferVoided>, I>>(object: I): PendingTransferVoided {
     const message = createBasePendingTransferVoided();
-    message.meta =
-      object.meta !== undefined && object.meta !== null
-        ? EventMeta.fromPartial(object.meta)
-        : undefined;
-    message.transfer =
-      object.transfer !== undefined && object.transfer !== null
-        ? Transfer.fromPartial(object.transfer)
-        : undefined;
-    message.pending =
-      object.pending !== undefined && object.pending !== null
-        ? Transfer.fromPartial(object.pending)
-        : undefined;
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? Transfer.fromPartial(object.transfer)
+      : undefined;
+    message.pending = (object.pending !== undefined && object.pending !== null)
+      ? Transfer.fromPartial(object.pending)
+      : undefined;
     message.expired = object.expired ?? false;
     return message;
   },
 };
 
-type Builtin =
-  Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends bigint
-  ? string | number | bigint
-  : T extends Builtin
-    ? T
-    : T extends globalThis.Array<infer U>
-      ? globalThis.Array<DeepPartial<U>>
-      : T extends ReadonlyArray<infer U>
-        ? ReadonlyArray<DeepPartial<U>>
-        : T extends { $case: string; value: unknown }
-          ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-          : T extends {}
-            ? { [K in keyof T]?: DeepPartial<T[K]> }
-            : Partial<T>;
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin
-  ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & {
-      [K in Exclude<keyof I, KeysOfUnion<P>>]: never;
-    };
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function toTimestamp(date: Date): Timestamp {
   const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
@@ -799,18 +692,9 @@ function fromJsonTimestamp(o: any): Timestamp {
       return toTimestamp(new globalThis.Date(o));
     }
     const fractionNanos = Number(fraction[0].slice(4, 13).padEnd(9, "0"));
-    const wholeSeconds = new globalThis.Date(
-      o.replace(fraction[0], fraction[0].slice(0, 3)),
-    );
-    const timestamp = toTimestamp(
-      new globalThis.Date(
-        wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000),
-      ),
-    );
-    return {
-      ...timestamp,
-      nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000),
-    };
+    const wholeSeconds = new globalThis.Date(o.replace(fraction[0], fraction[0].slice(0, 3)));
+    const timestamp = toTimestamp(new globalThis.Date(wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000)));
+    return { ...timestamp, nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000) };
   } else {
     return Timestamp.fromJSON(o);
   }

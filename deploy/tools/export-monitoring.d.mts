@@ -1,0 +1,2 @@
+export declare function exportedFiles(): Promise<Record<string, string>>;
+export declare function staleFiles(): Promise<string[]>;
