@@ -24,7 +24,9 @@ if ((${#need_apt[@]})); then
 fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund
+  # npm ci needs every platform's optional binaries in the lock; some npm set-ups record only
+  # this machine's, so fall back to an install that still honours the lock's versions.
+  npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund
 fi
 
 bash deploy/tools/install-chart-tools.sh
