@@ -17,7 +17,12 @@ export const RELEASE = 'cb';
 export const NAMESPACE = 'corebank';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; [k: string]: any }; [k: string]: any };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; [k: string]: any };
+  [k: string]: any;
+};
 
 export interface Run {
   status: number;
@@ -88,7 +93,11 @@ export const ofKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.
 export function podTemplates(objs: K8sObject[]) {
   return objs
     .filter((o) => o.kind === 'Deployment' || o.kind === 'Job')
-    .map((o) => ({ owner: `${o.kind}/${o.metadata.name}`, spec: o.spec.template.spec, metadata: o.spec.template.metadata }));
+    .map((o) => ({
+      owner: `${o.kind}/${o.metadata.name}`,
+      spec: o.spec.template.spec,
+      metadata: o.spec.template.metadata,
+    }));
 }
 
 export interface EnvVar {
