@@ -38,10 +38,17 @@ function typeOf(schema, node) {
     if (Array.isArray(n.items)) return `[${n.items.map((i) => typeOf(schema, i)).join(', ')}]`;
     return `list of ${typeOf(schema, n.items ?? {})}`;
   }
-  if (n.type === 'object' && n.additionalProperties && typeof n.additionalProperties === 'object' && !n.properties) {
-    return `map of ${typeOf(schema, n.additionalProperties)}`;
-  }
+  const map = mapSchema(n);
+  if (map) return `map of ${typeOf(schema, map)}`;
   return n.type ?? 'any';
+}
+
+/** The schema of a map's values: additionalProperties, or the one patternProperties entry. */
+function mapSchema(n) {
+  if (n.type !== 'object' || n.properties) return undefined;
+  if (n.additionalProperties && typeof n.additionalProperties === 'object') return n.additionalProperties;
+  const patterns = Object.values(n.patternProperties ?? {});
+  return patterns.length === 1 ? patterns[0] : undefined;
 }
 
 const show = (v) => {
@@ -61,15 +68,16 @@ function rows(schema, node, value, path, out) {
       const p = path ? `${path}.${key}` : key;
       const v = value?.[key];
       const isClosedObject = c.type === 'object' && c.properties;
-      const isServiceMap = c.type === 'object' && !c.properties && c.additionalProperties?.$ref;
+      const isServiceMap = Boolean(mapSchema(c)?.$ref);
       if (isClosedObject) {
         out.push([p, 'object', '', c.description ?? '']);
         rows(schema, c, v, p, out);
       } else if (isServiceMap) {
-        out.push([p, `map of ${c.additionalProperties.$ref.replace('#/definitions/', '')}`, '', c.description ?? '']);
+        const item = mapSchema(c);
+        out.push([p, `map of ${item.$ref.replace('#/definitions/', '')}`, '', c.description ?? '']);
         for (const name of Object.keys(v ?? {})) {
           out.push([`${p}.${name}`, 'object', '', `The ${name} service.`]);
-          rows(schema, c.additionalProperties, v[name], `${p}.${name}`, out);
+          rows(schema, item, v[name], `${p}.${name}`, out);
         }
       } else {
         out.push([p, typeOf(schema, c), show(v), c.description ?? '']);

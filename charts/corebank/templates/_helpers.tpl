@@ -88,6 +88,13 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{- if ne $next 1024 -}}
 {{- fail (printf "database.shardMap.ranges: cover buckets 0-%d, expected 0-1023" (sub $next 1)) -}}
 {{- end -}}
+{{- range $s := until $shardCount -}}
+{{- $owns := false -}}
+{{- range $ranges -}}{{- if eq (index . 2 | int) $s -}}{{- $owns = true -}}{{- end -}}{{- end -}}
+{{- if not $owns -}}
+{{- fail (printf "database.shardMap.ranges: shard %d owns no bucket (every shard in database.shards needs at least one range)" $s) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.nats.user (not $v.nats.existingSecret) -}}
 {{- fail "nats.existingSecret: required when nats.user is set (the NATS password comes from that Secret)" -}}

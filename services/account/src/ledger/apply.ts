@@ -139,7 +139,8 @@ function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes
     const o = outcomes[i];
     if (o === failed) return o;
     if (o?.replayed) return o;
-    return fail(t, R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, `${t.path}.linked`);
+    // Members after the break that were decided before keep their recorded result.
+    return (!o && replay(t, state)) || fail(t, R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, `${t.path}.linked`);
   });
   // A refusal that depends on balances or pending state is final for every id of the chain, so a
   // retried chain gets its original results even after the balances have changed.
