@@ -18,6 +18,7 @@ import {
   type NewAccount,
 } from '@corebank/kit/gen/corebank/v1/account';
 import { accountOpenedEvent } from './events.js';
+import { lockOwner } from './owners.js';
 import { accountToProto, type AccountRow } from './proto.js';
 
 const MAX_KEY = 128;
@@ -47,7 +48,7 @@ export function validateNewAccounts(items: NewAccount[]): void {
   v.throwIfAny();
 }
 
-const accountBodyHash = (a: NewAccount) =>
+const accountBodyHash = (a: AccountToOpen) =>
   createHash('sha256')
     .update(
       JSON.stringify([
@@ -57,6 +58,8 @@ const accountBodyHash = (a: NewAccount) =>
         !!a.flags?.creditsMustNotExceedDebits,
         a.overdraftLimit.toString(),
         a.reference,
+        a.productId ?? '',
+        a.productVersion ?? 0,
       ]),
     )
     .digest('base64url');
@@ -64,11 +67,15 @@ const accountBodyHash = (a: NewAccount) =>
 export const accountIdFor = (ownerId: string, idempotencyKey: string) =>
   bucketedId(bucketOf(ownerId), 'account', ownerId, idempotencyKey);
 
-const ACCOUNT_COLUMNS = `id, owner_id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
-  overdraft_limit, debits_pending, debits_posted, credits_pending, credits_posted, system, reference, created_at, body_hash`;
+export const ACCOUNT_COLUMNS = `id, owner_id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
+  overdraft_limit, debits_pending, debits_posted, credits_pending, credits_posted, system, reference, created_at, body_hash,
+  product_id, product_version, debits_blocked, closed`;
+
+/** An account to open; product accounts also pin the product version they were opened on. */
+export type AccountToOpen = NewAccount & { productId?: string; productVersion?: number };
 
 /** Inserts what is new, returns what existed: per shard, one transaction with its events. */
-export async function createAccounts(router: ShardRouter, items: NewAccount[]): Promise<CreateAccountResult[]> {
+export async function createAccounts(router: ShardRouter, items: AccountToOpen[]): Promise<CreateAccountResult[]> {
   const results: CreateAccountResult[] = new Array(items.length);
   const byShard = new Map<number, number[]>();
   items.forEach((a, i) => {
@@ -80,9 +87,19 @@ export async function createAccounts(router: ShardRouter, items: NewAccount[]): 
       const shard = router.shards[shardIndex]!;
       await shard.db.transaction(async (tx) => {
         const now = new Date();
+        // New accounts take their owner's freeze; a closed owner opens nothing.
+        const owners = new Map<string, { debits_blocked: boolean; closed: boolean }>();
+        for (const owner of [...new Set(idx.map((i) => items[i]!.ownerId))].sort()) {
+          const state = await lockOwner(tx, owner);
+          if (state.closed) {
+            throw new DomainError('FAILED_PRECONDITION', 'OWNER_CLOSED', `owner ${owner} is closed: no new accounts`);
+          }
+          owners.set(owner, state);
+        }
         const rows = idx.map((i) => {
           const a = items[i]!;
           return {
+            debits_blocked: owners.get(a.ownerId)!.debits_blocked,
             id: accountIdFor(a.ownerId, a.idempotencyKey),
             owner_id: a.ownerId,
             idempotency_key: a.idempotencyKey,
@@ -93,6 +110,8 @@ export async function createAccounts(router: ShardRouter, items: NewAccount[]): 
             credits_must_not_exceed_debits: !!a.flags?.creditsMustNotExceedDebits,
             overdraft_limit: a.overdraftLimit.toString(),
             reference: a.reference,
+            product_id: a.productId ?? '',
+            product_version: a.productVersion ?? 0,
             created_at: now,
           };
         });

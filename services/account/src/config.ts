@@ -20,6 +20,18 @@ export const accountSpec = {
     parse: parsers.list,
     default: 'EUR,USD,GBP',
   },
+  customerServiceAddress: {
+    name: 'CUSTOMER_SERVICE_ADDRESS',
+    description: 'host:port of the customer service (account opening checks the customer there)',
+    parse: parsers.string,
+    default: '127.0.0.1:50052',
+  },
+  productServiceAddress: {
+    name: 'PRODUCT_SERVICE_ADDRESS',
+    description: 'host:port of the product service (account opening reads the product version there)',
+    parse: parsers.string,
+    default: '127.0.0.1:50053',
+  },
 } satisfies Spec;
 
 export type AccountConfig = ReturnType<typeof loadAccountConfig>;

@@ -3,6 +3,7 @@ import { newEventId, subjectOf, toTimestamp, type OutboxEvent } from '@corebank/
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import {
   AccountOpened,
+  AccountUpdated,
   PendingTransferPosted,
   PendingTransferVoided,
   TransferPending,
@@ -16,6 +17,7 @@ export const DOMAIN = 'account';
 
 export const SUBJECTS = {
   accountOpened: subjectOf(DOMAIN, 'account_opened'),
+  accountUpdated: subjectOf(DOMAIN, 'account_updated'),
   transferPosted: subjectOf(DOMAIN, 'transfer_posted'),
   transferPending: subjectOf(DOMAIN, 'transfer_pending'),
   pendingPosted: subjectOf(DOMAIN, 'pending_posted'),
@@ -33,6 +35,15 @@ export function accountOpenedEvent(account: Account, shard: number, at: Date): O
     id: m.eventId,
     subject: SUBJECTS.accountOpened,
     payload: AccountOpened.encode({ meta: m, account }).finish(),
+  };
+}
+
+export function accountUpdatedEvent(account: Account, shard: number, at: Date): OutboxEvent {
+  const m = meta(shard, at);
+  return {
+    id: m.eventId,
+    subject: SUBJECTS.accountUpdated,
+    payload: AccountUpdated.encode({ meta: m, account }).finish(),
   };
 }
 

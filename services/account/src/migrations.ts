@@ -84,4 +84,33 @@ export const accountMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '002_account_product_and_lifecycle',
+    async up(db) {
+      await db.raw(`
+        alter table accounts
+          add column product_id text not null default '',
+          add column product_version integer not null default 0,
+          -- Set for all of an owner's accounts at once when the customer is frozen.
+          add column debits_blocked boolean not null default false,
+          add column closed boolean not null default false;
+      `);
+    },
+  },
+  {
+    name: '003_owners',
+    async up(db) {
+      // One row per owner: its freeze and close state. Opening an account and freezing or closing
+      // the owner all lock this row, so an account opened during a freeze cannot escape it.
+      await db.raw(`
+        create table owners (
+          owner_id text primary key,
+          debits_blocked boolean not null default false,
+          closed boolean not null default false
+        );
+        insert into owners (owner_id, debits_blocked, closed)
+          select owner_id, bool_or(debits_blocked), bool_and(closed) from accounts group by owner_id;
+      `);
+    },
+  },
 ];

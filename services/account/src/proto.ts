@@ -19,6 +19,10 @@ export interface AccountRow {
   reference: string;
   created_at: Date;
   body_hash: string;
+  product_id: string;
+  product_version: number;
+  debits_blocked: boolean;
+  closed: boolean;
 }
 
 export function accountToProto(r: AccountRow, shard: number): Account {
@@ -40,6 +44,10 @@ export function accountToProto(r: AccountRow, shard: number): Account {
     system: r.system,
     shard,
     reference: r.reference,
+    productId: r.product_id,
+    productVersion: r.product_version,
+    debitsBlocked: r.debits_blocked,
+    closed: r.closed,
   };
 }
 

@@ -13,11 +13,15 @@ import {
   dbPoolInUse,
   dbPoolWaiting,
   serveMetrics,
+  serviceClient,
   type Logger,
   type Nats,
   type RunningServer,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
+import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
+import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
+import { openDepositAccount } from './opening.js';
 import type { PageRequest } from '@corebank/kit/gen/corebank/v1/common';
 import {
   createAccounts,
@@ -35,6 +39,7 @@ import { routeTransfers } from './ledger/router.js';
 import { transferToProto } from './proto.js';
 import { validateTransfers } from './ledger/validate.js';
 import { checkInvariant, getStatement, getTransfer } from './reports.js';
+import { closeOwnerAccounts, setOwnerDebitsBlocked } from './lifecycle.js';
 import { assertShardIdentity } from '@corebank/kit';
 import { stopTelemetry } from '@corebank/kit/telemetry';
 
@@ -51,12 +56,21 @@ export const SCOPES = {
   getTransfer: 'accounts:read',
   getStatement: 'accounts:read',
   checkLedgerInvariant: 'ledger:admin',
+  openDepositAccount: 'accounts:write',
+  setOwnerDebitsBlocked: 'accounts:admin',
+  closeOwnerAccounts: 'accounts:admin',
 } as const;
 
 function page(p: PageRequest | undefined, field = 'page.page_size'): { size: number; token: string } {
   const size = p?.pageSize || 100;
   if (size > 1000) throw DomainError.invalid([{ field, description: 'must be at most 1000' }]);
   return { size, token: p?.pageToken ?? '' };
+}
+
+function requireOwnerId(ownerId: string): void {
+  const v = new Violations();
+  if (!ownerId) v.add('owner_id', 'is required');
+  v.throwIfAny();
 }
 
 export interface AccountApp {
@@ -83,6 +97,12 @@ export async function startAccountService(
   await ensureStream(nats.jsm, DOMAIN);
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log));
+  const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
+    'customers:read',
+  ]);
+  const products = serviceClient(ProductServiceClient, config.productServiceAddress, config.authTokenKey, SERVICE, [
+    'products:read',
+  ]);
 
   const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
   relay?.start();
@@ -106,9 +126,7 @@ export async function startAccountService(
         return { account };
       },
       async listAccounts(req, ctx) {
-        const v = new Violations();
-        if (!req.ownerId) v.add('owner_id', 'is required');
-        v.throwIfAny();
+        requireOwnerId(req.ownerId);
         requireCustomer(ctx.principal, req.ownerId, 'owner_id');
         const p = page(req.page);
         const { accounts, nextPageToken } = await listAccounts(router, req.ownerId, p.size, p.token);
@@ -153,6 +171,18 @@ export async function startAccountService(
       async checkLedgerInvariant() {
         return checkInvariant(router);
       },
+      async openDepositAccount(req, ctx) {
+        requireCustomer(ctx.principal, req.customerId, 'customer_id');
+        return openDepositAccount({ router, customers, products }, req, ctx);
+      },
+      async setOwnerDebitsBlocked(req) {
+        requireOwnerId(req.ownerId);
+        return { accounts: await setOwnerDebitsBlocked(router, req.ownerId, req.blocked) };
+      },
+      async closeOwnerAccounts(req) {
+        requireOwnerId(req.ownerId);
+        return { accountsClosed: await closeOwnerAccounts(router, req.ownerId) };
+      },
     },
     SCOPES,
     config.authTokenKey,
@@ -188,6 +218,10 @@ export async function startAccountService(
         metrics?.close();
         await stopSweeper?.();
         await relay?.stop();
+      },
+      async () => {
+        customers.close();
+        products.close();
       },
       () => nats.nc.drain(),
       () => router.close(),

@@ -3,6 +3,7 @@
 // redelivery finds the id and does nothing.
 import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { context, propagation } from '@opentelemetry/api';
 import type { Knex } from 'knex';
 import type { Logger } from './log.js';
 import { streamName } from './nats.js';
@@ -73,7 +74,10 @@ export function runConsumer(
     messages = await consumer.consume({ max_messages: 256 });
     for await (const msg of messages) {
       try {
-        await handle(msg);
+        // The producer's trace context travels in the headers: the handler continues that trace.
+        const carrier: Record<string, string> = {};
+        for (const k of msg.headers?.keys() ?? []) carrier[k.toLowerCase()] = msg.headers!.get(k);
+        await context.with(propagation.extract(context.active(), carrier), () => handle(msg));
         msg.ack();
       } catch (err) {
         log.warn({ err, subject: msg.subject, seq: msg.seq }, 'consumer: handler failed; redelivering later');

@@ -12,3 +12,4 @@ export * from './nats.js';
 export * from './outbox.js';
 export * from './sharding.js';
 export * from './time.js';
+export * from './grpc/client.js';

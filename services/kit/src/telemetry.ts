@@ -10,9 +10,16 @@ let sdk: NodeSDK | undefined;
 export function startTelemetry(serviceName: string): void {
   if (sdk) return;
   const exporting = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  // OTEL_TRACES_EXPORTER (e.g. console) wins; otherwise OTLP when an endpoint is set, else no
+  // exporter: spans still exist, so trace ids reach the logs and the outbox headers.
+  const exporter = process.env.OTEL_TRACES_EXPORTER
+    ? {}
+    : exporting
+      ? { traceExporter: new OTLPTraceExporter() }
+      : { spanProcessors: [] };
   sdk = new NodeSDK({
     serviceName: process.env.OTEL_SERVICE_NAME || serviceName,
-    ...(exporting ? { traceExporter: new OTLPTraceExporter() } : {}),
+    ...exporter,
     instrumentations: [new GrpcInstrumentation(), new PgInstrumentation()],
   });
   sdk.start();

@@ -40,6 +40,9 @@ const PERSISTED = new Set<R>([
   R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED,
   R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_VOIDED,
   R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED,
+  R.TRANSFER_RESULT_CODE_DEBITS_BLOCKED,
+  R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED,
+  R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED,
 ]);
 
 class Failure {
@@ -192,6 +195,16 @@ function applyOne(
     throw new Failure(R.TRANSFER_RESULT_CODE_CURRENCY_MISMATCH, `${p}.credit_account_id`);
   if (t.actingCustomerId !== undefined && debit.ownerId !== t.actingCustomerId) {
     throw new Failure(R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED, `${p}.debit_account_id`);
+  }
+  // Releasing a hold (void, expiry) is always allowed: it gives funds back.
+  const releases = t.kind === K.TRANSFER_KIND_VOID_PENDING || t.kind === K.TRANSFER_KIND_EXPIRE_PENDING;
+  if (!releases) {
+    if (debit.closed) throw new Failure(R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED, `${p}.debit_account_id`);
+    if (credit.closed) throw new Failure(R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED, `${p}.credit_account_id`);
+    // A frozen owner's funds cannot leave; a hold taken before the freeze may still be posted.
+    if (debit.debitsBlocked && t.kind !== K.TRANSFER_KIND_POST_PENDING) {
+      throw new Failure(R.TRANSFER_RESULT_CODE_DEBITS_BLOCKED, `${p}.debit_account_id`);
+    }
   }
 
   let amount = t.amount;

@@ -59,7 +59,7 @@ export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<B
   // Locks first: the reads after it see everything committed by batches that held these rows.
   const accounts = await tx.raw(
     `select id, owner_id, currency, debits_must_not_exceed_credits, credits_must_not_exceed_debits, overdraft_limit,
-              debits_pending, debits_posted, credits_pending, credits_posted, entry_seq
+              debits_pending, debits_posted, credits_pending, credits_posted, entry_seq, debits_blocked, closed
          from accounts where id = any(?::uuid[]) order by id for update`,
     [accountIds],
   );
@@ -95,6 +95,8 @@ export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<B
       creditsPending: r.credits_pending,
       creditsPosted: r.credits_posted,
       entrySeq: r.entry_seq,
+      debitsBlocked: r.debits_blocked,
+      closed: r.closed,
     };
     state.accounts.set(a.id, a);
   }

@@ -15,6 +15,8 @@ export interface AccountState {
   creditsPending: bigint;
   creditsPosted: bigint;
   entrySeq: bigint;
+  debitsBlocked: boolean;
+  closed: boolean;
 }
 
 /** A validated transfer request: the caller's fields, normalised. */

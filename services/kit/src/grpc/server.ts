@@ -105,6 +105,9 @@ export function bindService<D extends grpc.ServiceDefinition>(
   return { name, definition, implementation };
 }
 
+/** Health service name the liveness probe asks for. */
+export const LIVENESS = 'liveness';
+
 export interface ServerOptions {
   host: string;
   port: number;
@@ -133,8 +136,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   for (const s of o.services) server.addService(s.definition, s.implementation);
 
+  // Readiness ('' and each service) follows the dependencies; 'liveness' only says the process
+  // is up, so an outage of a database or NATS takes pods out of rotation without restarting them.
   const names = ['', ...o.services.map((s) => s.name)];
-  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, 'NOT_SERVING'])));
+  const health = new HealthImplementation({
+    ...Object.fromEntries(names.map((n) => [n, 'NOT_SERVING' as const])),
+    [LIVENESS]: 'SERVING',
+  });
   health.addToServer(server);
   const reflection = new ReflectionService(loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')));
   reflection.addToServer(server);

@@ -1,0 +1,114 @@
+// Opening a deposit account on a product: the customer must exist, be active and KYC-verified;
+// the product version must be a published deposit product. Its currency, overdraft limit and
+// version become the ledger account's, so the ledger enforces them atomically on every transfer.
+import { DomainError, Violations, type RpcContext, type ShardRouter } from '@corebank/kit';
+import {
+  CreateAccountResultCode,
+  type OpenDepositAccountRequest,
+  type OpenDepositAccountResponse,
+} from '@corebank/kit/gen/corebank/v1/account';
+import { CustomerStatus, KycStatus, type CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
+import { ProductKind, ProductStatus, type ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
+import type { Promisified } from '@corebank/kit';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { createAccounts } from './accounts.js';
+
+/** Chart-of-accounts code of customer deposit accounts. */
+export const DEPOSIT_ACCOUNT_CODE = 100;
+
+export interface OpeningDeps {
+  router: ShardRouter;
+  customers: Promisified<CustomerServiceClient>;
+  products: Promisified<ProductServiceClient>;
+}
+
+/** A dependency's NOT_FOUND names our field; its other failures say which dependency failed. */
+async function call<T>(what: string, field: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const e = err as ServiceError;
+    if (e.code === status.NOT_FOUND) throw DomainError.notFound(field, what);
+    if (e.code === status.DEADLINE_EXCEEDED)
+      throw new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `${what} service: ${e.message}`);
+    throw new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', `${what} service: ${e.message}`);
+  }
+}
+
+export async function openDepositAccount(
+  deps: OpeningDeps,
+  req: OpenDepositAccountRequest,
+  ctx: RpcContext,
+): Promise<OpenDepositAccountResponse> {
+  const v = new Violations();
+  if (!req.idempotencyKey) v.add('idempotency_key', 'is required');
+  else if (req.idempotencyKey.length > 120) v.add('idempotency_key', 'must be at most 120 characters');
+  if (!req.customerId) v.add('customer_id', 'is required');
+  if (!req.productId) v.add('product_id', 'is required');
+  v.throwIfAny();
+
+  const opts = ctx.deadline ? { deadline: ctx.deadline } : {};
+  const { customer } = await call(
+    'customer',
+    'customer_id',
+    deps.customers.getCustomer({ customerId: req.customerId }, opts),
+  );
+  if (customer!.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'CUSTOMER_NOT_ACTIVE',
+      `customer_id: the customer is ${CustomerStatus[customer!.status]}`,
+    );
+  }
+  if (customer!.kycStatus !== KycStatus.KYC_STATUS_VERIFIED) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'KYC_NOT_VERIFIED',
+      `customer_id: KYC is ${KycStatus[customer!.kycStatus]}`,
+    );
+  }
+  const { product } = await call(
+    'product',
+    'product_id',
+    deps.products.getProduct({ productId: req.productId, version: req.productVersion }, opts),
+  );
+  if (product!.status !== ProductStatus.PRODUCT_STATUS_PUBLISHED) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'PRODUCT_NOT_PUBLISHED',
+      `product_version: version ${product!.version} is ${ProductStatus[product!.status]}`,
+    );
+  }
+  if (product!.kind !== ProductKind.PRODUCT_KIND_DEPOSIT || !product!.deposit) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'NOT_A_DEPOSIT_PRODUCT',
+      `product_id: ${product!.productId} is not a deposit product`,
+    );
+  }
+  const terms = product!.deposit;
+  const [result] = await createAccounts(deps.router, [
+    {
+      // Its own key space, so a channel's CreateAccounts keys never collide with openings.
+      idempotencyKey: `deposit:${req.idempotencyKey}`,
+      ownerId: customer!.id,
+      currency: terms.currency,
+      code: DEPOSIT_ACCOUNT_CODE,
+      // No overdraft means debits may not exceed credits; an overdraft is the ledger's limit.
+      flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
+      overdraftLimit: terms.overdraftLimit,
+      reference: `${product!.productId} v${product!.version}`,
+      productId: product!.productId,
+      productVersion: product!.version,
+    },
+  ]);
+  if (result!.code === CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_EXISTS_WITH_DIFFERENT_BODY) {
+    throw new DomainError(
+      'ALREADY_EXISTS',
+      'EXISTS_WITH_DIFFERENT_BODY',
+      'idempotency_key: already used for another account of this customer',
+      [{ field: 'idempotency_key', description: 'already used with a different product or version' }],
+    );
+  }
+  return { account: result!.account, replayed: result!.replayed };
+}

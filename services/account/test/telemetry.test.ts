@@ -1,0 +1,77 @@
+// One trace crosses the gRPC call, its PostgreSQL queries and the NATS message it causes: the
+// service runs as its own process (as in production: telemetry starts before grpc-js and pg
+// load), printing spans to stdout; the event's traceparent header carries the call's trace id.
+import { spawn } from 'node:child_process';
+import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
+import { freePort, promisify, testToken } from '@corebank/kit/testing';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bankEnv, migrate } from './bank.js';
+import { transfer } from './helpers.js';
+import { outboxDrained, readStream } from './stream.js';
+import { connectNats, ShardRouter } from '@corebank/kit';
+import { loadAccountConfig } from '../src/config.js';
+
+describe('tracing', () => {
+  const stops: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    for (const s of stops.reverse()) await s();
+  });
+
+  it('follows a transfer from gRPC through PostgreSQL to NATS as one trace', async () => {
+    const port = await freePort();
+    const { env, key } = await bankEnv(1, {
+      GRPC_PORT: String(port),
+      OTEL_TRACES_EXPORTER: 'console',
+      LOG_LEVEL: 'info',
+    });
+    await migrate(env);
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/account/src/main.ts'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
+    await expect.poll(() => out.includes('gRPC server listening'), { timeout: 30_000 }).toBe(true);
+
+    const client = promisify(
+      new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
+      await testToken(key),
+    );
+    stops.push(() => client.close());
+    const { accounts } = await client.listSystemAccounts({});
+    const [cash, transit] = [
+      accounts[0]!.account!,
+      accounts.find((a) => a.account!.currency === accounts[0]!.account!.currency && a.kind !== accounts[0]!.kind)!
+        .account!,
+    ];
+    const t = transfer({ debitAccountId: cash.id, creditAccountId: transit.id, amount: 5n });
+    await client.createTransfers({ transfers: [t] });
+
+    const config = loadAccountConfig(env);
+    const router = new ShardRouter(config.shards, config.shardUrls, 1, 'account');
+    stops.push(() => router.close());
+    await expect.poll(() => outboxDrained(router.shards), { timeout: 30_000 }).toBe(true);
+    const nats = await connectNats({ url: env.NATS_URL!, name: 'trace-test' });
+    stops.push(() => nats.nc.close());
+    const { rows } = await router.shards[0]!.db.raw(
+      `select id, headers from outbox where subject = 'corebank.account.transfer_posted'`,
+    );
+    const eventId = (rows[0] as { id: string }).id;
+    const msg = (await readStream(nats)).find((m) => m.msgId === eventId);
+    expect(msg).toBeDefined();
+    const traceparent = (rows[0] as { headers: Record<string, string> }).headers.traceparent;
+    expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    const traceId = traceparent!.split('-')[1]!;
+
+    // The console exporter prints each span with its traceId; the gRPC server span and the pg
+    // spans of the batch share the event's trace id.
+    await expect
+      .poll(() => out.includes(`'${traceId}'`) || out.includes(`"${traceId}"`), { timeout: 15_000 })
+      .toBe(true);
+    const spans = out.split(/\n\{\n/).filter((s) => s.includes(traceId));
+    expect(spans.some((s) => s.includes('corebank.v1.AccountService/CreateTransfers'))).toBe(true);
+    expect(spans.some((s) => /name: 'pg\.query/.test(s) || s.includes("'db.system': 'postgresql'"))).toBe(true);
+  });
+});
