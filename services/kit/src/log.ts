@@ -8,9 +8,16 @@ export function createLogger(service: string, level: string): Logger {
   return pino({
     level,
     base: { service },
-    // JSON has no bigint: without this pino would throw on an amount.
+    serializers: { err: pino.stdSerializers.err },
+    // JSON has no bigint: without this pino would throw on an amount. Errors keep their message,
+    // stack and SQLSTATE/gRPC code (their properties are not enumerable, so JSON would drop them).
     formatters: {
-      log: (obj) => JSON.parse(JSON.stringify(obj, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))),
+      log: (obj) =>
+        JSON.parse(
+          JSON.stringify(obj, (_k, v: unknown) =>
+            typeof v === 'bigint' ? v.toString() : v instanceof Error ? pino.stdSerializers.err(v) : v,
+          ),
+        ),
     },
     mixin() {
       const span = trace.getActiveSpan()?.spanContext();

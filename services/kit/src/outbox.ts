@@ -6,6 +6,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { context, propagation } from '@opentelemetry/api';
 import type { Knex } from 'knex';
+import { bind } from './db.js';
 import type { Logger } from './log.js';
 import { outboxOldestAge, outboxUnsent } from './metrics.js';
 import type { Shard, ShardRouter } from './sharding.js';
@@ -18,17 +19,30 @@ export interface OutboxEvent {
 
 export const newEventId = (): string => randomUUID();
 
+/**
+ * The outbox insert as a statement with its bindings, for callers that fold it into a larger
+ * statement (one round trip for a whole ledger batch).
+ */
+export function outboxInsert(events: OutboxEvent[]): { sql: string; bindings: unknown[] } {
+  const trace: Record<string, string> = {};
+  propagation.inject(context.active(), trace);
+  return {
+    sql: `insert into outbox (id, subject, payload, headers)
+          select id, subject, payload, ?::jsonb from unnest(?::uuid[], ?::text[], ?::bytea[]) as t(id, subject, payload)`,
+    bindings: [
+      JSON.stringify(trace),
+      events.map((e) => e.id),
+      events.map((e) => e.subject),
+      events.map((e) => Buffer.from(e.payload)),
+    ],
+  };
+}
+
 /** Writes events in the caller's transaction; they are published only if it commits. */
 export async function writeEvents(tx: Knex.Transaction | Knex, events: OutboxEvent[]): Promise<void> {
   if (!events.length) return;
-  const trace: Record<string, string> = {};
-  propagation.inject(context.active(), trace);
-  const headers = JSON.stringify(trace);
-  await tx.raw(
-    `insert into outbox (id, subject, payload, headers)
-     select id, subject, payload, ?::jsonb from unnest(?::uuid[], ?::text[], ?::bytea[]) as t(id, subject, payload)`,
-    [headers, events.map((e) => e.id), events.map((e) => e.subject), events.map((e) => Buffer.from(e.payload))],
-  );
+  const { sql, bindings } = outboxInsert(events);
+  await tx.raw(sql, bind(bindings));
 }
 
 interface OutboxRow {

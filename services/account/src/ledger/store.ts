@@ -1,7 +1,7 @@
-// SQL for one ledger batch: load and lock what the batch needs, then write what applyBatch decided.
-// Every statement handles the whole batch at once (arrays + unnest), so a batch of 1,000 transfers
-// costs the same handful of round trips as a batch of one.
-import { bind, type Row, type Tx } from '@corebank/kit';
+// SQL for one ledger batch: lock the accounts, read what the batch needs, then write what
+// applyBatch decided. Every statement handles the whole batch at once (arrays + unnest), and a
+// batch costs five round trips whatever its size: begin, lock, read, write, commit.
+import { bind, outboxInsert, type OutboxEvent, type Row, type Tx } from '@corebank/kit';
 import type { BatchState, BatchWrites } from './apply.js';
 import type { AccountState, Rejection, StoredTransfer, TransferInput } from './types.js';
 
@@ -44,44 +44,39 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
   };
 }
 
-const RESOLUTION_BY_KIND: Record<number, 'posted' | 'voided' | 'expired'> = {
-  3: 'posted',
-  4: 'voided',
-  5: 'expired',
-};
+const RESOLUTION_BY_KIND: Record<number, 'posted' | 'voided' | 'expired'> = { 3: 'posted', 4: 'voided', 5: 'expired' };
 
-/** Loads the batch's state; account rows are locked in id order so concurrent batches never deadlock. */
+/**
+ * Loads the batch's state. The account rows are locked first, in id order, so concurrent batches
+ * never deadlock; the read that follows is a new statement, so it sees everything committed by
+ * a batch that held these rows before us.
+ */
 export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<BatchState> {
   const ids = [...new Set(inputs.map((t) => t.id))];
   const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
   const accountIds = [...new Set(inputs.flatMap((t) => [t.debitAccountId, t.creditAccountId]))].sort();
 
-  // Locks first: the reads after it see everything committed by batches that held these rows.
   const accounts = await tx.raw(
     `select id, owner_id, currency, debits_must_not_exceed_credits, credits_must_not_exceed_debits, overdraft_limit,
-              debits_pending, debits_posted, credits_pending, credits_posted, entry_seq, debits_blocked, closed
-         from accounts where id = any(?::uuid[]) order by id for update`,
+            debits_pending, debits_posted, credits_pending, credits_posted, entry_seq, debits_blocked, closed
+       from accounts where id = any(?::uuid[]) order by id for update`,
     [accountIds],
   );
-  const existing = await tx.raw(`select ${TRANSFER_COLUMNS} from transfers where id = any(?::uuid[])`, [ids]);
-  const rejections = await tx.raw(
-    `select id, body_hash, result, field from transfer_rejections where id = any(?::uuid[])`,
-    [ids],
+  // Transfers already in the journal under these ids ('t'), the pending transfers referenced
+  // with how they were resolved ('p'), and recorded refusals ('r'), in one statement.
+  const { rows } = await tx.raw(
+    `select 't' as src, ${TRANSFER_COLUMNS}, null::smallint as resolved_by, null::smallint as result, null::text as field
+       from transfers where id = any(?::uuid[])
+     union all
+     select 'p', ${TRANSFER_COLUMNS}, (select kind from transfers r where r.pending_id = p.id), null, null
+       from transfers p where p.id = any(?::uuid[])
+     union all
+     select 'r', id, null, null, null, null, null, null, null, null, null, null, null, body_hash, created_at, null, result, field
+       from transfer_rejections where id = any(?::uuid[])`,
+    [ids, pendingIds, ids],
   );
-  const pendings = pendingIds.length
-    ? await tx.raw(
-        `select ${TRANSFER_COLUMNS}, (select kind from transfers r where r.pending_id = p.id) as resolved_by
-             from transfers p where p.id = any(?::uuid[])`,
-        [pendingIds],
-      )
-    : { rows: [] };
 
-  const state: BatchState = {
-    accounts: new Map(),
-    transfers: new Map(),
-    rejections: new Map(),
-    pendings: new Map(),
-  };
+  const state: BatchState = { accounts: new Map(), transfers: new Map(), rejections: new Map(), pendings: new Map() };
   for (const r of accounts.rows as Row[]) {
     const a: AccountState = {
       id: r.id,
@@ -100,108 +95,99 @@ export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<B
     };
     state.accounts.set(a.id, a);
   }
-  for (const r of existing.rows as TransferRow[]) state.transfers.set(r.id, transferFromRow(r));
-  for (const r of rejections.rows as {
-    id: string;
-    body_hash: string;
+  for (const r of rows as (TransferRow & {
+    src: string;
+    resolved_by: number | null;
     result: number;
     field: string;
-  }[]) {
-    state.rejections.set(r.id, {
-      id: r.id,
-      bodyHash: r.body_hash,
-      result: r.result,
-      field: r.field,
-    } as Rejection);
-  }
-  for (const r of pendings.rows as (TransferRow & {
-    resolved_by: number | null;
   })[]) {
-    state.pendings.set(r.id, {
-      transfer: transferFromRow(r),
-      ...(r.resolved_by !== null ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] } : {}),
-    });
+    if (r.src === 't') state.transfers.set(r.id, transferFromRow(r));
+    else if (r.src === 'r')
+      state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field } as Rejection);
+    else {
+      state.pendings.set(r.id, {
+        transfer: transferFromRow(r),
+        ...(r.resolved_by !== null ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] } : {}),
+      });
+    }
   }
   return state;
 }
 
 const str = (v: bigint) => v.toString();
 
-export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites): Promise<void> {
+/** Writes the batch's journal rows, balances, holds, refusals and events in one statement. */
+export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites, events: OutboxEvent[]): Promise<void> {
   const ts = w.transfers;
-  if (ts.length) {
-    await tx.raw(
-      `insert into transfers (${TRANSFER_COLUMNS})
+  const es = w.entries;
+  const as = [...w.touched].map((id) => state.accounts.get(id)!);
+  const rs = w.rejections;
+  const outbox = outboxInsert(events);
+  // Data-modifying CTEs run together; an empty array inserts nothing.
+  await tx.raw(
+    `with
+     new_transfers as (
+       insert into transfers (${TRANSFER_COLUMNS})
        select * from unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::bigint[], ?::char(3)[], ?::smallint[], ?::boolean[],
-                            ?::uuid[], ?::integer[], ?::timestamptz[], ?::integer[], ?::text[], ?::text[], ?::timestamptz[])`,
-      bind([
-        ts.map((t) => t.id),
-        ts.map((t) => t.debitAccountId),
-        ts.map((t) => t.creditAccountId),
-        ts.map((t) => str(t.amount)),
-        ts.map((t) => t.currency),
-        ts.map((t) => t.kind),
-        ts.map((t) => t.linked),
-        ts.map((t) => t.pendingId),
-        ts.map((t) => t.timeoutSeconds),
-        ts.map((t) => t.expiresAt),
-        ts.map((t) => t.code),
-        ts.map((t) => t.reference),
-        ts.map((t) => t.bodyHash),
-        ts.map((t) => t.createdAt),
-      ]),
-    );
-    const es = w.entries;
-    await tx.raw(
-      `insert into entries (account_id, seq, transfer_id, counterparty_id, posted_change, pending_change,
+                            ?::uuid[], ?::integer[], ?::timestamptz[], ?::integer[], ?::text[], ?::text[], ?::timestamptz[])),
+     new_entries as (
+       insert into entries (account_id, seq, transfer_id, counterparty_id, posted_change, pending_change,
                             debits_pending, debits_posted, credits_pending, credits_posted, created_at)
        select * from unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::bigint[], ?::bigint[],
-                            ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])`,
-      [
-        es.map((e) => e.accountId),
-        es.map((e) => str(e.seq)),
-        es.map((e) => e.transferId),
-        es.map((e) => e.counterpartyId),
-        es.map((e) => str(e.postedChange)),
-        es.map((e) => str(e.pendingChange)),
-        es.map((e) => str(e.debitsPending)),
-        es.map((e) => str(e.debitsPosted)),
-        es.map((e) => str(e.creditsPending)),
-        es.map((e) => str(e.creditsPosted)),
-        es.map((e) => e.createdAt),
-      ],
-    );
-    const as = [...w.touched].map((id) => state.accounts.get(id)!);
-    await tx.raw(
-      `update accounts a set debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp,
+                            ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])),
+     balances as (
+       update accounts a set debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp,
                              credits_posted = v.cpo, entry_seq = v.seq
          from unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) as v(id, dp, dpo, cp, cpo, seq)
-        where a.id = v.id`,
-      [
-        as.map((a) => a.id),
-        as.map((a) => str(a.debitsPending)),
-        as.map((a) => str(a.debitsPosted)),
-        as.map((a) => str(a.creditsPending)),
-        as.map((a) => str(a.creditsPosted)),
-        as.map((a) => str(a.entrySeq)),
-      ],
-    );
-  }
-  if (w.holdsClosed.length) {
-    await tx.raw(`delete from pending_holds where transfer_id = any(?::uuid[])`, [w.holdsClosed]);
-  }
-  if (w.holdsOpened.length) {
-    await tx.raw(
-      `insert into pending_holds (transfer_id, expires_at) select * from unnest(?::uuid[], ?::timestamptz[])`,
-      bind([w.holdsOpened.map((t) => t.id), w.holdsOpened.map((t) => t.expiresAt)]),
-    );
-  }
-  if (w.rejections.length) {
-    const rs = w.rejections;
-    await tx.raw(
-      `insert into transfer_rejections (id, body_hash, result, field)
-       select * from unnest(?::uuid[], ?::text[], ?::smallint[], ?::text[])`,
-      [rs.map((r) => r.id), rs.map((r) => r.bodyHash), rs.map((r) => r.result), rs.map((r) => r.field)],
-    );
-  }
+        where a.id = v.id),
+     holds_closed as (delete from pending_holds where transfer_id = any(?::uuid[])),
+     holds_opened as (
+       insert into pending_holds (transfer_id, expires_at) select * from unnest(?::uuid[], ?::timestamptz[])),
+     refusals as (
+       insert into transfer_rejections (id, body_hash, result, field)
+       select * from unnest(?::uuid[], ?::text[], ?::smallint[], ?::text[])),
+     events as (${outbox.sql})
+     select 1`,
+    bind([
+      ts.map((t) => t.id),
+      ts.map((t) => t.debitAccountId),
+      ts.map((t) => t.creditAccountId),
+      ts.map((t) => str(t.amount)),
+      ts.map((t) => t.currency),
+      ts.map((t) => t.kind),
+      ts.map((t) => t.linked),
+      ts.map((t) => t.pendingId),
+      ts.map((t) => t.timeoutSeconds),
+      ts.map((t) => t.expiresAt),
+      ts.map((t) => t.code),
+      ts.map((t) => t.reference),
+      ts.map((t) => t.bodyHash),
+      ts.map((t) => t.createdAt),
+      es.map((e) => e.accountId),
+      es.map((e) => str(e.seq)),
+      es.map((e) => e.transferId),
+      es.map((e) => e.counterpartyId),
+      es.map((e) => str(e.postedChange)),
+      es.map((e) => str(e.pendingChange)),
+      es.map((e) => str(e.debitsPending)),
+      es.map((e) => str(e.debitsPosted)),
+      es.map((e) => str(e.creditsPending)),
+      es.map((e) => str(e.creditsPosted)),
+      es.map((e) => e.createdAt),
+      as.map((a) => a.id),
+      as.map((a) => str(a.debitsPending)),
+      as.map((a) => str(a.debitsPosted)),
+      as.map((a) => str(a.creditsPending)),
+      as.map((a) => str(a.creditsPosted)),
+      as.map((a) => str(a.entrySeq)),
+      w.holdsClosed,
+      w.holdsOpened.map((t) => t.id),
+      w.holdsOpened.map((t) => t.expiresAt),
+      rs.map((r) => r.id),
+      rs.map((r) => r.bodyHash),
+      rs.map((r) => r.result),
+      rs.map((r) => r.field),
+      ...outbox.bindings,
+    ]),
+  );
 }
