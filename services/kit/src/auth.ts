@@ -29,13 +29,34 @@ export async function mintToken(key: Uint8Array, o: MintOptions): Promise<string
     .sign(key);
 }
 
+/**
+ * Channels send the same token on every call: a verified token is remembered until it expires,
+ * so the signature is checked once per token, not once per RPC. Bounded, oldest evicted first.
+ */
+const verified = new WeakMap<Uint8Array, Map<string, { principal: Principal; expiresAt: number }>>();
+const CACHE_MAX = 10_000;
+
 export async function verifyToken(key: Uint8Array, authorization: string | undefined): Promise<Principal> {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!m) throw new DomainError('UNAUTHENTICATED', 'MISSING_TOKEN', 'authorization: a bearer token is required');
+  const token = m[1]!;
+  let cache = verified.get(key);
+  if (!cache) verified.set(key, (cache = new Map()));
+  const hit = cache.get(token);
+  if (hit && hit.expiresAt > Date.now()) return hit.principal;
+  const principal = await verifySignature(key, token);
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+  const { expiresAt, ...rest } = principal;
+  cache.set(token, { principal: rest, expiresAt });
+  return rest;
+}
+
+async function verifySignature(key: Uint8Array, token: string): Promise<Principal & { expiresAt: number }> {
   try {
-    const { payload } = await jwtVerify(m[1]!, key, { issuer: ISSUER, algorithms: ['HS256'] });
+    const { payload } = await jwtVerify(token, key, { issuer: ISSUER, algorithms: ['HS256'] });
     if (!payload.sub) throw new Error('no subject');
     return {
+      expiresAt: (payload.exp ?? 0) * 1000,
       channel: payload.sub,
       scopes: new Set(
         String(payload.scope ?? '')
