@@ -9,6 +9,7 @@ export default defineConfig({
       'services/*/src/**/*.test.ts',
       'charts/**/*.test.ts',
       'deploy/**/*.test.ts',
+      'loadtest/**/*.test.ts',
     ],
     globalSetup: ['services/kit/test/global-setup.ts'],
     pool: 'forks',

@@ -389,11 +389,20 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
       if (dev === 'yaml' && existsSync(join(nm, dev))) continue;
       expect(existsSync(join(nm, dev)), `${dev} is a devDependency`).toBe(false);
     }
-    expect(existsSync(join(app(), 'services/account/dist/main.js'))).toBe(true);
-    expect(existsSync(join(app(), 'services/account/dist/migrate.js'))).toBe(true);
+    for (const service of ['account', 'customer', 'product']) {
+      expect(existsSync(join(app(), `services/${service}/dist/main.js`)), service).toBe(true);
+      expect(existsSync(join(app(), `services/${service}/dist/migrate.js`)), service).toBe(true);
+    }
     expect(existsSync(join(app(), 'services/kit/dist/index.js'))).toBe(true);
     // No sources, tests or tooling in the final image.
-    for (const p of ['services/account/src', 'services/kit/src', 'proto', 'charts', 'tsconfig.json']) {
+    for (const p of [
+      'services/account/src',
+      'services/customer/src',
+      'services/kit/src',
+      'proto',
+      'charts',
+      'tsconfig.json',
+    ]) {
       expect(existsSync(join(app(), p)), p).toBe(false);
     }
     expect(statSync(join(app(), 'deploy/docker-entrypoint.sh')).mode & 0o111).toBeTruthy();
@@ -413,6 +422,16 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     const r2 = start({ SERVICE: 'account', AUTH_TOKEN_KEY: Buffer.alloc(32, 1).toString('base64'), SHARD_COUNT: '2' });
     expect(r2.status).not.toBe(0);
     expect(r2.out).toMatch(/SHARD_0_DATABASE_URL/);
+  });
+
+  it('starts the customer and product services, naming their own missing variables', () => {
+    const key = Buffer.alloc(32, 1).toString('base64');
+    const customer = start({ SERVICE: 'customer', AUTH_TOKEN_KEY: key, SHARD_0_DATABASE_URL: 'postgres://x/y' });
+    expect(customer.status).not.toBe(0);
+    expect(customer.out).toMatch(/invalid configuration: CUSTOMER_ID_HASH_KEY: is required/);
+    const product = start({ SERVICE: 'product', AUTH_TOKEN_KEY: key }, ['migrate']);
+    expect(product.status).not.toBe(0);
+    expect(product.out).toMatch(/invalid configuration: GLOBAL_DATABASE_URL: is required/);
   });
 
   it('runs the migration entry point with `migrate`', () => {
@@ -444,10 +463,10 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
   it('refuses a missing or unknown SERVICE with the list of services in the image', () => {
     const none = start({});
     expect(none.status).toBe(64);
-    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account/);
+    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer product/);
     const unknown = start({ SERVICE: 'mainframe' });
     expect(unknown.status).toBe(64);
-    expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account/);
+    expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer product/);
     const traversal = start({ SERVICE: '../../etc' });
     expect(traversal.status).toBe(64);
     expect(traversal.out).toMatch(/is not a service name/);

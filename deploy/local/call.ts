@@ -1,37 +1,59 @@
-// `npm run call -- <Method> '<json request>'`: calls the local account service with the token
-// that `npm run up` wrote to .local/token, and prints the response as JSON (proto3 JSON names).
+// `npm run call -- <Service> <Method> '<json request>'`: calls a service of the local bank with the
+// token `npm run up` wrote to .local/token, and prints the response as JSON (proto3 JSON names).
 import { readFileSync } from 'node:fs';
-import { AccountServiceClient, AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
+import * as account from '@corebank/kit/gen/corebank/v1/account';
+import * as customer from '@corebank/kit/gen/corebank/v1/customer';
+import * as product from '@corebank/kit/gen/corebank/v1/product';
 import { promisify } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 
-const [method, json = '{}'] = process.argv.slice(2);
-const def = AccountServiceService as Record<string, { originalName?: string; requestDeserialize: unknown }>;
-const key = Object.keys(def).find((k) => def[k]!.originalName === method || k === method);
-if (!key) {
-  console.error(
-    `usage: npm run call -- <${Object.values(def)
-      .map((d) => d.originalName)
-      .join('|')}> '<json>'`,
-  );
+type Codec = { fromJSON(o: unknown): unknown; toJSON(o: unknown): unknown };
+const services = {
+  AccountService: {
+    mod: account as unknown as Record<string, Codec>,
+    Client: account.AccountServiceClient,
+    def: account.AccountServiceService,
+    name: 'account',
+  },
+  CustomerService: {
+    mod: customer as unknown as Record<string, Codec>,
+    Client: customer.CustomerServiceClient,
+    def: customer.CustomerServiceService,
+    name: 'customer',
+  },
+  ProductService: {
+    mod: product as unknown as Record<string, Codec>,
+    Client: product.ProductServiceClient,
+    def: product.ProductServiceService,
+    name: 'product',
+  },
+};
+
+const [serviceName, method, json = '{}'] = process.argv.slice(2);
+const svc = services[serviceName as keyof typeof services];
+const defs = (svc?.def ?? {}) as Record<string, { originalName?: string }>;
+const key = Object.keys(defs).find((k) => defs[k]!.originalName === method || k === method);
+if (!svc || !key) {
+  console.error(`usage: npm run call -- <${Object.keys(services).join('|')}> <Method> '<json request>'`);
+  if (svc)
+    console.error(
+      `methods: ${Object.values(defs)
+        .map((d) => d.originalName)
+        .join(', ')}`,
+    );
   process.exit(2);
 }
-const address = process.env.ACCOUNT_ADDRESS ?? '127.0.0.1:50051';
+const bank = JSON.parse(readFileSync('.local/bank.json', 'utf8')) as { addresses: Record<string, string> };
 const client = promisify(
-  new AccountServiceClient(address, grpc.credentials.createInsecure()),
+  new svc.Client(bank.addresses[svc.name]!, grpc.credentials.createInsecure()),
   readFileSync('.local/token', 'utf8').trim(),
 );
-const reqType = `${key[0]!.toUpperCase()}${key.slice(1)}Request`;
-const resType = `${key[0]!.toUpperCase()}${key.slice(1)}Response`;
-const mod = (await import('@corebank/kit/gen/corebank/v1/account')) as unknown as Record<
-  string,
-  { fromJSON(o: unknown): unknown; toJSON(o: unknown): unknown }
->;
+const type = (suffix: string) => svc.mod[`${key[0]!.toUpperCase()}${key.slice(1)}${suffix}`]!;
 try {
   const res = await (client as unknown as Record<string, (r: unknown) => Promise<unknown>>)[key]!(
-    mod[reqType]!.fromJSON(JSON.parse(json)),
+    type('Request').fromJSON(JSON.parse(json)),
   );
-  console.log(JSON.stringify(mod[resType]!.toJSON(res), null, 2));
+  console.log(JSON.stringify(type('Response').toJSON(res), null, 2));
 } catch (err) {
   console.error((err as Error).message);
   process.exitCode = 1;

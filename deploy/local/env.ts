@@ -2,6 +2,8 @@
 // sets (a test checks that the two agree with the services' declared config).
 import { shardUrlVar } from '@corebank/kit';
 
+export type LocalService = 'account' | 'customer' | 'product';
+
 export interface LocalOptions {
   pgUrl: string;
   natsUrl: string;
@@ -9,9 +11,39 @@ export interface LocalOptions {
   authTokenKey: string;
   grpcPort: number;
   metricsPort: number;
+  /** host:port of each service, for the ones that call it; defaults to LOCAL_ADDRESSES. */
+  addresses?: Partial<Record<LocalService, string>>;
+  /** CUSTOMER_ID_HASH_KEY (base64, >= 32 bytes): required for the customer service. */
+  customerIdHashKey?: string;
 }
 
+/** Where `npm run up` puts each service (the account service's defaults point at these too). */
+export const LOCAL_ADDRESSES: Record<LocalService, string> = {
+  account: '127.0.0.1:50051',
+  customer: '127.0.0.1:50052',
+  product: '127.0.0.1:50053',
+};
+
+/** Which services each service calls: it gets <NAME>_SERVICE_ADDRESS for each (as in the chart's `calls`). */
+export const LOCAL_CALLS: Record<string, LocalService[]> = {
+  account: ['customer', 'product'],
+  customer: ['account'],
+  product: [],
+};
+
+/** Services whose data is global (one database), not sharded. */
+export const GLOBAL_SERVICES = new Set(['product']);
+
 export const localDatabase = (service: string, shard: number) => `corebank_${service}_s${shard}`;
+/** The one global database; each service keeps its tables in its own schema there. */
+export const localGlobalDatabase = 'corebank_global';
+
+/** The databases `npm run up` must create for a service. */
+export function localDatabases(service: string, shards: number): string[] {
+  return GLOBAL_SERVICES.has(service)
+    ? [localGlobalDatabase]
+    : Array.from({ length: shards }, (_, i) => localDatabase(service, i));
+}
 
 export function localServiceEnv(service: string, o: LocalOptions): Record<string, string> {
   const env: Record<string, string> = {
@@ -19,8 +51,6 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     GRPC_HOST: '127.0.0.1',
     METRICS_PORT: String(o.metricsPort),
     LOG_LEVEL: 'info',
-    SHARD_COUNT: String(o.shards),
-    SHARD_MAP: '',
     DATABASE_POOL_MAX: '10',
     NATS_URL: o.natsUrl,
     NATS_USER: '',
@@ -30,9 +60,27 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     READINESS_DRAIN_MS: '0',
     GRPC_MAX_CONNECTION_AGE_MS: '300000',
   };
-  for (let i = 0; i < o.shards; i++) env[shardUrlVar(i)] = `${o.pgUrl}/${localDatabase(service, i)}`;
-  if (service === 'account') {
-    Object.assign(env, { RELAY_ENABLED: 'true', EXPIRY_SWEEP_INTERVAL_MS: '1000', SYSTEM_CURRENCIES: 'EUR,USD,GBP' });
+  if (GLOBAL_SERVICES.has(service)) {
+    env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;
+  } else {
+    Object.assign(env, { SHARD_COUNT: String(o.shards), SHARD_MAP: '' });
+    for (let i = 0; i < o.shards; i++) env[shardUrlVar(i)] = `${o.pgUrl}/${localDatabase(service, i)}`;
   }
+  for (const callee of LOCAL_CALLS[service] ?? []) {
+    env[`${callee.toUpperCase()}_SERVICE_ADDRESS`] = o.addresses?.[callee] ?? LOCAL_ADDRESSES[callee];
+  }
+  if (service === 'account') {
+    Object.assign(env, {
+      RELAY_ENABLED: 'true',
+      EXPIRY_SWEEP_INTERVAL_MS: '1000',
+      SYSTEM_CURRENCIES: 'EUR,USD,GBP',
+      LEDGER_BATCHES_IN_FLIGHT: '2',
+    });
+  }
+  if (service === 'customer') {
+    if (!o.customerIdHashKey) throw new Error('localServiceEnv(customer): customerIdHashKey is required');
+    Object.assign(env, { RELAY_ENABLED: 'true', CUSTOMER_ID_HASH_KEY: o.customerIdHashKey });
+  }
+  if (service === 'product') env.RELAY_ENABLED = 'true';
   return env;
 }

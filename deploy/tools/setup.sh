@@ -30,6 +30,7 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
 fi
 
 bash deploy/tools/install-chart-tools.sh
+bash loadtest/install-k6.sh
 
 # grpcurl for calling the bank by hand (README); CI does not need it.
 if [[ "${CI:-}" != "true" ]] && ! [[ -x .local/bin/grpcurl ]] && command -v go >/dev/null 2>&1; then

@@ -116,9 +116,30 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{- $reserved := include "corebank.reservedEnv" $ | fromJsonArray -}}
 {{- $env := default (dict) $svc.env -}}
 {{- $secretEnv := default (dict) $svc.secretEnv -}}
+{{- $addresses := list -}}
+{{- range $callee := default (list) $svc.calls -}}
+{{- if not (hasKey $v.services $callee) -}}
+{{- fail (printf "services.%s.calls: %s is not a service of this chart (services has no entry %s)" $name $callee $callee) -}}
+{{- end -}}
+{{- if eq $callee $name -}}
+{{- fail (printf "services.%s.calls: a service does not call itself" $name) -}}
+{{- end -}}
+{{- $addresses = append $addresses (printf "%s_SERVICE_ADDRESS" (upper $callee)) -}}
+{{- end -}}
+{{- if eq (default "sharded" $svc.storage) "global" -}}
+{{- if not $v.database.global -}}
+{{- fail (printf "database.global: required by services.%s (storage: global)" $name) -}}
+{{- end -}}
+{{- if $svc.shards -}}
+{{- fail (printf "services.%s.shards: a service with storage: global has no shards (it uses database.global)" $name) -}}
+{{- end -}}
+{{- end -}}
 {{- range $k := concat (keys $env) (keys $secretEnv) -}}
 {{- if or (has $k $reserved) (regexMatch "^SHARD_[0-9]+_DATABASE_(URL|PASSWORD)$" $k) -}}
 {{- fail (printf "services.%s: %s is set by the chart; use the chart's own value for it" $name $k) -}}
+{{- end -}}
+{{- if has $k $addresses -}}
+{{- fail (printf "services.%s: %s is set by the chart from services.%s.calls; remove it from calls to set it yourself" $name $k $name) -}}
 {{- end -}}
 {{- if and (hasKey $env $k) (hasKey $secretEnv $k) -}}
 {{- fail (printf "services.%s: %s is in both env and secretEnv" $name $k) -}}
@@ -133,7 +154,7 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_TOKEN_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_TOKEN_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -154,6 +175,8 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{/*
 The environment of one service's container (the Deployment and the migration Job use the same):
 dict "root" $ "name" "account" "svc" $svc
+A sharded service gets SHARD_COUNT, SHARD_MAP and SHARD_i_DATABASE_URL; a global one (storage:
+global) GLOBAL_DATABASE_URL instead. Each service in calls becomes <NAME>_SERVICE_ADDRESS.
 Every name here is one the service reads (services/kit/src/config.ts baseSpec and the service's own
 spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
 */}}
@@ -173,6 +196,19 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.metrics.port | quote }}
 - name: LOG_LEVEL
   value: {{ default $v.logLevel $svc.logLevel | default "info" | quote }}
+{{- if eq (default "sharded" $svc.storage) "global" }}
+{{- $g := required (printf "database.global: required by services.%s (storage: global)" .name) $v.database.global }}
+- name: GLOBAL_DATABASE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $g.existingSecret }}
+      key: {{ $g.passwordKey }}
+- name: GLOBAL_DATABASE_URL
+  {{- $db := $g.database | replace "{service}" $.name }}
+  {{- $url := printf "postgres://%s:$(GLOBAL_DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $g.user $g.host (int $g.port) $db $g.sslmode }}
+  {{- if $v.database.caBundle.existingSecret }}{{ $url = printf "%s&sslrootcert=%s" $url (include "corebank.dbCaPath" $root) }}{{ end }}
+  value: {{ $url | quote }}
+{{- else }}
 - name: SHARD_COUNT
   value: {{ len $shards | quote }}
 - name: SHARD_MAP
@@ -188,6 +224,7 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   {{- $url := printf "postgres://%s:$(SHARD_%d_DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $s.user $i $s.host (int $s.port) $db $s.sslmode }}
   {{- if $v.database.caBundle.existingSecret }}{{ $url = printf "%s&sslrootcert=%s" $url (include "corebank.dbCaPath" $root) }}{{ end }}
   value: {{ $url | quote }}
+{{- end }}
 {{- end }}
 - name: DATABASE_POOL_MAX
   value: {{ $v.database.poolMax | quote }}
@@ -213,6 +250,10 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.shutdown.readinessDrainMs | quote }}
 - name: GRPC_MAX_CONNECTION_AGE_MS
   value: {{ $v.grpc.maxConnectionAgeMs | quote }}
+{{- range $callee := default (list) $svc.calls }}
+- name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
+  value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}
+{{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ printf "corebank-%s" .name | quote }}
 {{- with $v.tracing.otlpEndpoint }}

@@ -239,17 +239,60 @@ describe('default values', () => {
     objs = render();
   });
 
-  it('render the account service and the migration Job, with the optional objects off', () => {
+  it('render the account, customer and product services and the migration Job, with the optional objects off', () => {
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual(
       [
-        `Deployment/${RELEASE}-corebank-account`,
+        ...['account', 'customer', 'product'].flatMap((s) => [
+          `Deployment/${RELEASE}-corebank-${s}`,
+          `Service/${RELEASE}-corebank-${s}`,
+          `ServiceAccount/${RELEASE}-corebank-${s}`,
+        ]),
         `Job/${RELEASE}-corebank-migrate`,
-        `Service/${RELEASE}-corebank-account`,
-        `ServiceAccount/${RELEASE}-corebank-account`,
         `ServiceAccount/${RELEASE}-corebank-migrate`,
       ].sort(),
     );
+  });
+
+  it('give each service the addresses of the services it calls', () => {
+    const env = (service: string) =>
+      containerEnv(
+        ofKind(objs, 'Deployment').find((d) => d.metadata.name === `${RELEASE}-corebank-${service}`)!.spec.template.spec
+          .containers[0],
+      );
+    const address = (service: string) => `${RELEASE}-corebank-${service}:${defaults.grpc.port}`;
+    expect(env('customer').get('ACCOUNT_SERVICE_ADDRESS')?.value).toBe(address('account'));
+    expect(env('account').get('CUSTOMER_SERVICE_ADDRESS')?.value).toBe(address('customer'));
+    expect(env('account').get('PRODUCT_SERVICE_ADDRESS')?.value).toBe(address('product'));
+    expect([...env('product').keys()].filter((k) => k.endsWith('_SERVICE_ADDRESS'))).toEqual([]);
+    // Each address is a Service the chart renders, on its gRPC port.
+    for (const svc of ['account', 'customer', 'product']) {
+      const service = ofKind(objs, 'Service').find((o) => o.metadata.name === `${RELEASE}-corebank-${svc}`)!;
+      expect(service.spec.ports.find((p: { name: string }) => p.name === 'grpc').port).toBe(defaults.grpc.port);
+    }
+  });
+
+  it('give the product service the global database and no shards, and the customer service its hash key', () => {
+    const env = (service: string) =>
+      containerEnv(
+        ofKind(objs, 'Deployment').find((d) => d.metadata.name === `${RELEASE}-corebank-${service}`)!.spec.template.spec
+          .containers[0],
+      );
+    const g = defaults.database.global;
+    expect(env('product').get('GLOBAL_DATABASE_URL')?.value).toBe(
+      `postgres://${g.user}:$(GLOBAL_DATABASE_PASSWORD)@${g.host}:${g.port}/${g.database}?sslmode=${g.sslmode}`,
+    );
+    expect(env('product').get('GLOBAL_DATABASE_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: g.existingSecret,
+      key: g.passwordKey,
+    });
+    expect([...env('product').keys()].filter((k) => k.startsWith('SHARD_'))).toEqual([]);
+    expect(env('customer').has('GLOBAL_DATABASE_URL')).toBe(false);
+    expect(env('customer').get('SHARD_0_DATABASE_URL')?.value).toContain('/corebank_customer?');
+    expect(env('customer').get('CUSTOMER_ID_HASH_KEY')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'corebank-customer',
+      key: 'id-hash-key',
+    });
   });
 
   it('give one shard with an even split', () => {
@@ -307,10 +350,20 @@ describe('4-shard example', () => {
       passwordKey: string;
     }[];
     const containers = podTemplates(objs).flatMap((p) => p.spec.containers);
-    expect(containers.length).toBe(2); // the account Deployment and its migration container
+    expect(containers.length).toBe(6); // three Deployments and a migration container for each
+    const ca = `sslrootcert=/etc/corebank/db-ca/${example.database.caBundle.key}`;
     for (const c of containers) {
       const env = containerEnv(c);
       const service = env.get('SERVICE')!.value!;
+      if (service === 'product') {
+        // Global storage: the global database, no shard variables.
+        const g = example.database.global;
+        expect(env.get('GLOBAL_DATABASE_URL')?.value).toBe(
+          `postgres://${g.user}:$(GLOBAL_DATABASE_PASSWORD)@${g.host}:${g.port}/${g.database}?sslmode=${g.sslmode}&${ca}`,
+        );
+        expect([...env.keys()].filter((k) => k.startsWith('SHARD_'))).toEqual([]);
+        continue;
+      }
       expect(env.get('SHARD_COUNT')?.value).toBe(String(shards.length));
       expect(JSON.parse(env.get('SHARD_MAP')!.value!)).toEqual(example.database.shardMap);
       shards.forEach((s, i) => {
@@ -371,7 +424,8 @@ describe('4-shard example', () => {
 });
 
 describe('services map', () => {
-  const customer = {
+  // A service the chart does not know yet (the next one the platform adds).
+  const loan = {
     enabled: true,
     replicas: 1,
     resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
@@ -381,38 +435,42 @@ describe('services map', () => {
   };
 
   it('renders a component per enabled service and migrates each', () => {
-    const objs = render({ overrides: [{ services: { customer } }] });
+    const objs = render({ overrides: [{ services: { loan } }] });
     const deployments = ofKind(objs, 'Deployment').map((d) => d.metadata.name);
-    expect(deployments.sort()).toEqual([`${RELEASE}-corebank-account`, `${RELEASE}-corebank-customer`]);
+    expect(deployments.sort()).toEqual(
+      ['account', 'customer', 'loan', 'product'].map((s) => `${RELEASE}-corebank-${s}`),
+    );
     const job = ofKind(objs, 'Job')[0]!;
     expect(job.spec.template.spec.containers.map((c: { name: string }) => c.name).sort()).toEqual([
       'migrate-account',
       'migrate-customer',
+      'migrate-loan',
+      'migrate-product',
     ]);
     const env = containerEnv(
-      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('customer'))!.spec.template.spec.containers[0],
+      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('loan'))!.spec.template.spec.containers[0],
     );
-    expect(env.get('SERVICE')?.value).toBe('customer');
+    expect(env.get('SERVICE')?.value).toBe('loan');
     expect(env.get('KYC_PROVIDER')?.value).toBe('none');
-    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('/corebank_customer?');
+    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('/corebank_loan?');
     expect(ofKind(objs, 'PodDisruptionBudget').map((p) => [p.metadata.name, p.spec.minAvailable])).toEqual([
-      [`${RELEASE}-corebank-customer`, 1],
+      [`${RELEASE}-corebank-loan`, 1],
     ]);
   });
 
   it('leaves a disabled service out entirely', () => {
-    const objs = render({ overrides: [{ services: { customer: { ...customer, enabled: false } } }] });
-    expect(objs.filter((o) => o.metadata.name.includes('customer'))).toEqual([]);
-    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(1);
+    const objs = render({ overrides: [{ services: { loan: { ...loan, enabled: false } } }] });
+    expect(objs.filter((o) => o.metadata.name.includes('loan'))).toEqual([]);
+    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(3);
   });
 
   it('uses a service\u2019s own shard list when it has one', () => {
-    const own = { ...defaults.database.shards[0], host: 'customer-db', database: 'cust' };
-    const objs = render({ overrides: [{ services: { customer: { ...customer, shards: [own] } } }] });
+    const own = { ...defaults.database.shards[0], host: 'loan-db', database: 'loans' };
+    const objs = render({ overrides: [{ services: { loan: { ...loan, shards: [own] } } }] });
     const env = containerEnv(
-      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('customer'))!.spec.template.spec.containers[0],
+      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('loan'))!.spec.template.spec.containers[0],
     );
-    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('@customer-db:5432/cust?');
+    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('@loan-db:5432/loans?');
   });
 });
 

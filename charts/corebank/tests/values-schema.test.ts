@@ -122,7 +122,41 @@ const rejected: [string, object, RegExp][] = [
     { services: { account: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } } } },
     /services\.account\.autoscaling: minReplicas 5 is above maxReplicas 2/,
   ],
-  ['no enabled service', { services: { account: { enabled: false } } }, /services: no service is enabled/],
+  [
+    'no enabled service',
+    { services: { account: { enabled: false }, customer: { enabled: false }, product: { enabled: false } } },
+    /services: no service is enabled/,
+  ],
+  [
+    'a call to a service the chart does not have',
+    { services: { customer: { calls: ['account', 'ledger'] } } },
+    /services\.customer\.calls: ledger is not a service of this chart/,
+  ],
+  [
+    'an address the chart sets from calls',
+    { services: { customer: { env: { ACCOUNT_SERVICE_ADDRESS: 'elsewhere:50051' } } } },
+    /services\.customer: ACCOUNT_SERVICE_ADDRESS is set by the chart from services\.customer\.calls/,
+  ],
+  [
+    'an unknown storage',
+    { services: { product: { storage: 'replicated' } } },
+    /at '\/services\/product\/storage': value must be one of 'sharded', 'global'/,
+  ],
+  [
+    'shards for a global service',
+    { services: { product: { shards: [shard0] } } },
+    /services\.product\.shards: a service with storage: global has no shards/,
+  ],
+  [
+    'a global service without database.global',
+    { database: { global: null } },
+    /database\.global: required by services\.product \(storage: global\)/,
+  ],
+  [
+    'GLOBAL_DATABASE_URL in a service env',
+    { services: { account: { env: { GLOBAL_DATABASE_URL: 'postgres://x' } } } },
+    /services\.account: GLOBAL_DATABASE_URL is set by the chart/,
+  ],
   [
     'a service name that cannot be a resource name',
     { services: { Billing_Svc: { enabled: false } } },

@@ -20,6 +20,12 @@ export const accountSpec = {
     parse: parsers.list,
     default: 'EUR,USD,GBP',
   },
+  batchesInFlight: {
+    name: 'LEDGER_BATCHES_IN_FLIGHT',
+    description: 'group-commit batches committing at once per shard in this process',
+    parse: parsers.int(1, 16),
+    default: '2',
+  },
   customerServiceAddress: {
     name: 'CUSTOMER_SERVICE_ADDRESS',
     description: 'host:port of the customer service (account opening checks the customer there)',

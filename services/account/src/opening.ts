@@ -1,7 +1,7 @@
 // Opening a deposit account on a product: the customer must exist, be active and KYC-verified;
 // the product version must be a published deposit product. Its currency, overdraft limit and
 // version become the ledger account's, so the ledger enforces them atomically on every transfer.
-import { DomainError, Violations, type RpcContext, type ShardRouter } from '@corebank/kit';
+import { DomainError, fromDownstream, Violations, type RpcContext, type ShardRouter } from '@corebank/kit';
 import {
   CreateAccountResultCode,
   type OpenDepositAccountRequest,
@@ -10,8 +10,7 @@ import {
 import { CustomerStatus, KycStatus, type CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductKind, ProductStatus, type ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
 import type { Promisified } from '@corebank/kit';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { createAccounts } from './accounts.js';
+import { accountIdFor, createAccounts, getAccount } from './accounts.js';
 
 /** Chart-of-accounts code of customer deposit accounts. */
 export const DEPOSIT_ACCOUNT_CODE = 100;
@@ -22,16 +21,31 @@ export interface OpeningDeps {
   products: Promisified<ProductServiceClient>;
 }
 
-/** A dependency's NOT_FOUND names our field; its other failures say which dependency failed. */
-async function call<T>(what: string, field: string, p: Promise<T>): Promise<T> {
+/** A dependency's NOT_FOUND names our field; its other verdicts pass through (kit fromDownstream). */
+async function call<T>(service: string, rpc: string, field: string, p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    const e = err as ServiceError;
-    if (e.code === status.NOT_FOUND) throw DomainError.notFound(field, what);
-    if (e.code === status.DEADLINE_EXCEEDED)
-      throw new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `${what} service: ${e.message}`);
-    throw new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', `${what} service: ${e.message}`);
+    const e = fromDownstream(err, service, rpc);
+    if (e.code === 'NOT_FOUND') throw DomainError.notFound(field, service);
+    throw e;
+  }
+}
+
+const keyReused = () =>
+  new DomainError(
+    'ALREADY_EXISTS',
+    'EXISTS_WITH_DIFFERENT_BODY',
+    'idempotency_key: already used for another product or version',
+    [{ field: 'idempotency_key', description: 'already used with a different product or version' }],
+  );
+
+async function findAccount(router: ShardRouter, id: string) {
+  try {
+    return await getAccount(router, id);
+  } catch (err) {
+    if (err instanceof DomainError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
   }
 }
 
@@ -47,9 +61,24 @@ export async function openDepositAccount(
   if (!req.productId) v.add('product_id', 'is required');
   v.throwIfAny();
 
+  // A retry returns the account the key opened, whatever "latest version" or the customer's
+  // state mean now.
+  const key = `deposit:${req.idempotencyKey}`;
+  const earlier = await findAccount(deps.router, accountIdFor(req.customerId, key));
+  if (earlier) {
+    if (
+      earlier.productId !== req.productId ||
+      (req.productVersion !== 0 && req.productVersion !== earlier.productVersion)
+    ) {
+      throw keyReused();
+    }
+    return { account: earlier, replayed: true };
+  }
+
   const opts = ctx.deadline ? { deadline: ctx.deadline } : {};
   const { customer } = await call(
     'customer',
+    'GetCustomer',
     'customer_id',
     deps.customers.getCustomer({ customerId: req.customerId }, opts),
   );
@@ -69,6 +98,7 @@ export async function openDepositAccount(
   }
   const { product } = await call(
     'product',
+    'GetProduct',
     'product_id',
     deps.products.getProduct({ productId: req.productId, version: req.productVersion }, opts),
   );
@@ -90,7 +120,7 @@ export async function openDepositAccount(
   const [result] = await createAccounts(deps.router, [
     {
       // Its own key space, so a channel's CreateAccounts keys never collide with openings.
-      idempotencyKey: `deposit:${req.idempotencyKey}`,
+      idempotencyKey: key,
       ownerId: customer!.id,
       currency: terms.currency,
       code: DEPOSIT_ACCOUNT_CODE,
@@ -102,13 +132,7 @@ export async function openDepositAccount(
       productVersion: product!.version,
     },
   ]);
-  if (result!.code === CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_EXISTS_WITH_DIFFERENT_BODY) {
-    throw new DomainError(
-      'ALREADY_EXISTS',
-      'EXISTS_WITH_DIFFERENT_BODY',
-      'idempotency_key: already used for another account of this customer',
-      [{ field: 'idempotency_key', description: 'already used with a different product or version' }],
-    );
-  }
+  // Two openings with one key racing on different versions: the loser is told, not given the winner's.
+  if (result!.code === CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_EXISTS_WITH_DIFFERENT_BODY) throw keyReused();
   return { account: result!.account, replayed: result!.replayed };
 }

@@ -96,7 +96,7 @@ export async function startAccountService(
   });
   await ensureStream(nats.jsm, DOMAIN);
   await ensureSystemAccounts(router, config.systemCurrencies);
-  const batchers = router.shards.map((s) => new ShardBatcher(s, log));
+  const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
   const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
     'customers:read',
   ]);

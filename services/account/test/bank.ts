@@ -24,7 +24,7 @@ export async function bankEnv(shards: number, overrides: Record<string, string> 
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `acct_${id}_s${i}`);
   await createDatabases(inject('pgAdminUrl'), dbs);
-  const key = randomBytes(32);
+  const key = overrides.AUTH_TOKEN_KEY ? Buffer.from(overrides.AUTH_TOKEN_KEY, 'base64') : randomBytes(32);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',

@@ -88,15 +88,57 @@ export function toServiceError(err: unknown): ServiceError {
 }
 
 /** Client side: the reason and field violations of a failed call, for channels and tests. */
-export function errorDetails(err: ServiceError): { reason?: string; violations: FieldViolation[] } {
+export function errorDetails(err: ServiceError): {
+  reason?: string;
+  violations: FieldViolation[];
+  metadata: Record<string, string>;
+} {
   const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw || typeof raw === 'string') return { violations: [] };
+  if (!raw || typeof raw === 'string') return { violations: [], metadata: {} };
   const st = Status.decode(raw);
   let reason: string | undefined;
+  let metadata: Record<string, string> = {};
   const violations: FieldViolation[] = [];
   for (const d of st.details) {
-    if (d.typeUrl.endsWith('google.rpc.ErrorInfo')) reason = ErrorInfo.decode(d.value).reason;
+    if (d.typeUrl.endsWith('google.rpc.ErrorInfo')) ({ reason, metadata } = ErrorInfo.decode(d.value));
     if (d.typeUrl.endsWith('google.rpc.BadRequest')) violations.push(...BadRequest.decode(d.value).fieldViolations);
   }
-  return { reason, violations };
+  return { reason, violations, metadata };
+}
+
+/** gRPC codes a caller can act on: a downstream service's verdict passes through unchanged. */
+const PASSED_ON: Partial<Record<number, ErrorCode>> = {
+  [Code.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
+  [Code.NOT_FOUND]: 'NOT_FOUND',
+  [Code.ALREADY_EXISTS]: 'ALREADY_EXISTS',
+  [Code.RESOURCE_EXHAUSTED]: 'RESOURCE_EXHAUSTED',
+  [Code.FAILED_PRECONDITION]: 'FAILED_PRECONDITION',
+  [Code.ABORTED]: 'ABORTED',
+};
+
+const isServiceError = (e: unknown): e is ServiceError =>
+  typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'number' && 'metadata' in e;
+
+/**
+ * Turns a failed call to another corebank service into the DomainError our caller gets: its
+ * verdicts (code, reason, field violations, metadata) pass through; a deadline stays a deadline;
+ * anything else says which dependency failed, without leaking its internals.
+ */
+export function fromDownstream(err: unknown, service: string, rpc: string): DomainError {
+  if (err instanceof DomainError) return err;
+  const where = `${service} service ${rpc}`;
+  if (!isServiceError(err)) return new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', `${where}: ${String(err)}`);
+  const { reason, violations, metadata } = errorDetails(err);
+  const passed = PASSED_ON[err.code];
+  if (passed) return new DomainError(passed, reason ?? passed, `${where}: ${err.details}`, violations, metadata);
+  if (err.code === Code.DEADLINE_EXCEEDED)
+    return new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `${where}: deadline exceeded`);
+  if (err.code === Code.UNAVAILABLE || err.code === Code.CANCELLED) {
+    return new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', `${where}: unavailable; retry`);
+  }
+  return new DomainError(
+    'INTERNAL',
+    'DEPENDENCY_FAILED',
+    `${where} failed (gRPC code ${err.code}${reason ? `, ${reason}` : ''})`,
+  );
 }

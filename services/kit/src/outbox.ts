@@ -109,8 +109,11 @@ export class OutboxRelay {
   /** Publishes one batch from one shard; returns how many rows were sent. */
   async relayOnce(shard: Shard): Promise<number> {
     return shard.db.transaction(async (tx) => {
-      // One active relay per shard across replicas keeps the stream in outbox order.
-      const lock = await tx.raw(`select pg_try_advisory_xact_lock(hashtext('corebank.outbox.relay')) as ok`);
+      // One active relay per service and shard across replicas keeps the stream in outbox order
+      // (keyed by schema: services sharing a database relay independently).
+      const lock = await tx.raw(
+        `select pg_try_advisory_xact_lock(hashtext('corebank.outbox.relay.' || current_schema())) as ok`,
+      );
       if (!(lock.rows[0] as { ok: boolean }).ok) return 0;
       const { rows } = (await tx.raw(
         `select seq, id, subject, payload, headers from outbox where sent_at is null order by seq limit ?`,

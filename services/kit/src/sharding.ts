@@ -82,19 +82,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const isUuid = (s: string): boolean => UUID.test(s);
 
-/**
- * A deterministic id (UUID version 8) for a thing owned in a bucket: the same inputs give the same
- * id, which makes creation idempotent; the bucket sits in the last four hex digits.
- */
-export function bucketedId(bucket: number, ...parts: string[]): string {
+/** A deterministic UUID (version 8) from its parts: the same parts always give the same id. */
+export function hashedUuid(...parts: string[]): string {
   const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
   return [
     h.slice(0, 8),
     h.slice(8, 12),
     `8${h.slice(13, 16)}`,
     ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16) + h.slice(17, 20),
-    h.slice(20, 28) + bucket.toString(16).padStart(4, '0'),
+    h.slice(20, 32),
   ].join('-');
+}
+
+/**
+ * A deterministic id for a thing owned in a bucket (which makes creation idempotent); the
+ * bucket sits in the last four hex digits, so the id routes to its shard without a lookup.
+ */
+export function bucketedId(bucket: number, ...parts: string[]): string {
+  return hashedUuid(...parts).slice(0, -4) + bucket.toString(16).padStart(4, '0');
 }
 
 /** The bucket carried by an id from bucketedId, or undefined when the string is not such an id. */

@@ -1,5 +1,5 @@
-// OpenTelemetry: started by the `--import` of telemetry-register before any other module loads,
-// so grpc-js and pg are instrumented. Traces export over OTLP only when an endpoint is set.
+// OpenTelemetry: started by telemetry-start, the first import of every entry point, before
+// grpc-js and pg load, so both are instrumented.
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
@@ -10,8 +10,12 @@ let sdk: NodeSDK | undefined;
 export function startTelemetry(serviceName: string): void {
   if (sdk) return;
   const exporting = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-  // OTEL_TRACES_EXPORTER (e.g. console) wins; otherwise OTLP when an endpoint is set, else no
-  // exporter: spans still exist, so trace ids reach the logs and the outbox headers.
+  // OTEL_TRACES_EXPORTER (e.g. console) wins; otherwise OTLP when an endpoint is set. With no
+  // exporter at all, spans are not even recorded (sampler off): tracing every query costs a
+  // tenth of the service's CPU, for nothing when nobody collects it. OTEL_TRACES_SAMPLER (for
+  // example parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.05) sets the sampling rate.
+  const configured = Boolean(process.env.OTEL_TRACES_EXPORTER) || exporting;
+  if (!configured && !process.env.OTEL_TRACES_SAMPLER) process.env.OTEL_TRACES_SAMPLER = 'always_off';
   const exporter = process.env.OTEL_TRACES_EXPORTER
     ? {}
     : exporting

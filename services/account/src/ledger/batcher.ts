@@ -51,7 +51,7 @@ export class ShardBatcher {
      * one's work; batches touching the same accounts still queue on the row locks (taken in id
      * order, so they never deadlock).
      */
-    private readonly maxInFlight = 1,
+    private readonly maxInFlight = 2,
     private readonly maxTransfers = 8190,
   ) {}
 

@@ -196,6 +196,10 @@ export enum TransferResultCode {
   TRANSFER_RESULT_CODE_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT = 20,
   /** TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED - The caller's token is bound to a customer who does not own the debit account. */
   TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED = 21,
+  /** TRANSFER_RESULT_CODE_DEBITS_BLOCKED - The debit account's owner is frozen. */
+  TRANSFER_RESULT_CODE_DEBITS_BLOCKED = 22,
+  TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED = 23,
+  TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED = 24,
   UNRECOGNIZED = -1,
 }
 
@@ -267,6 +271,15 @@ export function transferResultCodeFromJSON(object: any): TransferResultCode {
     case 21:
     case "TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED":
       return TransferResultCode.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED;
+    case 22:
+    case "TRANSFER_RESULT_CODE_DEBITS_BLOCKED":
+      return TransferResultCode.TRANSFER_RESULT_CODE_DEBITS_BLOCKED;
+    case 23:
+    case "TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED":
+      return TransferResultCode.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED;
+    case 24:
+    case "TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED":
+      return TransferResultCode.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -320,6 +333,12 @@ export function transferResultCodeToJSON(object: TransferResultCode): string {
       return "TRANSFER_RESULT_CODE_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT";
     case TransferResultCode.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED:
       return "TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_OWNED";
+    case TransferResultCode.TRANSFER_RESULT_CODE_DEBITS_BLOCKED:
+      return "TRANSFER_RESULT_CODE_DEBITS_BLOCKED";
+    case TransferResultCode.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED:
+      return "TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED";
+    case TransferResultCode.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED:
+      return "TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED";
     case TransferResultCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -404,8 +423,15 @@ export interface Account {
   createdAt?: Timestamp | undefined;
   system: boolean;
   shard: number;
-  /** Free-form reference chosen by the caller (for example product id and version). */
+  /** Free-form reference chosen by the caller. */
   reference: string;
+  /** The product version the account was opened on (empty / 0 for accounts opened without one). */
+  productId: string;
+  productVersion: number;
+  /** The owner is frozen: debits are refused (DEBITS_BLOCKED), credits still arrive. */
+  debitsBlocked: boolean;
+  /** Closed accounts take no transfers at all (ACCOUNT_CLOSED). */
+  closed: boolean;
 }
 
 export interface NewAccount {
@@ -578,6 +604,38 @@ export interface CheckLedgerInvariantResponse {
   constraintViolations: bigint;
 }
 
+export interface OpenDepositAccountRequest {
+  /** Required: same customer + key returns the original account. */
+  idempotencyKey: string;
+  customerId: string;
+  productId: string;
+  /** 0 means the latest published version. */
+  productVersion: number;
+}
+
+export interface OpenDepositAccountResponse {
+  account?: Account | undefined;
+  replayed: boolean;
+}
+
+export interface SetOwnerDebitsBlockedRequest {
+  ownerId: string;
+  blocked: boolean;
+}
+
+export interface SetOwnerDebitsBlockedResponse {
+  /** How many accounts the owner has (all of them now carry the flag). */
+  accounts: number;
+}
+
+export interface CloseOwnerAccountsRequest {
+  ownerId: string;
+}
+
+export interface CloseOwnerAccountsResponse {
+  accountsClosed: number;
+}
+
 function createBaseAccountFlags(): AccountFlags {
   return { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
 }
@@ -687,6 +745,10 @@ function createBaseAccount(): Account {
     system: false,
     shard: 0,
     reference: "",
+    productId: "",
+    productVersion: 0,
+    debitsBlocked: false,
+    closed: false,
   };
 }
 
@@ -748,6 +810,18 @@ export const Account: MessageFns<Account> = {
     }
     if (message.reference !== "") {
       writer.uint32(114).string(message.reference);
+    }
+    if (message.productId !== "") {
+      writer.uint32(122).string(message.productId);
+    }
+    if (message.productVersion !== 0) {
+      writer.uint32(128).uint32(message.productVersion);
+    }
+    if (message.debitsBlocked !== false) {
+      writer.uint32(136).bool(message.debitsBlocked);
+    }
+    if (message.closed !== false) {
+      writer.uint32(144).bool(message.closed);
     }
     return writer;
   },
@@ -877,6 +951,38 @@ export const Account: MessageFns<Account> = {
             message.reference = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.productId = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.productVersion = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.debitsBlocked = reader.bool();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.closed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -933,6 +1039,22 @@ export const Account: MessageFns<Account> = {
       system: isSet(object.system) ? globalThis.Boolean(object.system) : false,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
       reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      productId: isSet(object.productId)
+        ? globalThis.String(object.productId)
+        : isSet(object.product_id)
+        ? globalThis.String(object.product_id)
+        : "",
+      productVersion: isSet(object.productVersion)
+        ? globalThis.Number(object.productVersion)
+        : isSet(object.product_version)
+        ? globalThis.Number(object.product_version)
+        : 0,
+      debitsBlocked: isSet(object.debitsBlocked)
+        ? globalThis.Boolean(object.debitsBlocked)
+        : isSet(object.debits_blocked)
+        ? globalThis.Boolean(object.debits_blocked)
+        : false,
+      closed: isSet(object.closed) ? globalThis.Boolean(object.closed) : false,
     };
   },
 
@@ -980,6 +1102,18 @@ export const Account: MessageFns<Account> = {
     if (message.reference !== "") {
       obj.reference = message.reference;
     }
+    if (message.productId !== "") {
+      obj.productId = message.productId;
+    }
+    if (message.productVersion !== 0) {
+      obj.productVersion = Math.round(message.productVersion);
+    }
+    if (message.debitsBlocked !== false) {
+      obj.debitsBlocked = message.debitsBlocked;
+    }
+    if (message.closed !== false) {
+      obj.closed = message.closed;
+    }
     return obj;
   },
 
@@ -1016,6 +1150,10 @@ export const Account: MessageFns<Account> = {
     message.system = object.system ?? false;
     message.shard = object.shard ?? 0;
     message.reference = object.reference ?? "";
+    message.productId = object.productId ?? "";
+    message.productVersion = object.productVersion ?? 0;
+    message.debitsBlocked = object.debitsBlocked ?? false;
+    message.closed = object.closed ?? false;
     return message;
   },
 };
@@ -3663,6 +3801,530 @@ export const CheckLedgerInvariantResponse: MessageFns<CheckLedgerInvariantRespon
   },
 };
 
+function createBaseOpenDepositAccountRequest(): OpenDepositAccountRequest {
+  return { idempotencyKey: "", customerId: "", productId: "", productVersion: 0 };
+}
+
+export const OpenDepositAccountRequest: MessageFns<OpenDepositAccountRequest> = {
+  encode(message: OpenDepositAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(18).string(message.customerId);
+    }
+    if (message.productId !== "") {
+      writer.uint32(26).string(message.productId);
+    }
+    if (message.productVersion !== 0) {
+      writer.uint32(32).uint32(message.productVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenDepositAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenDepositAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.productId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.productVersion = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenDepositAccountRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      productId: isSet(object.productId)
+        ? globalThis.String(object.productId)
+        : isSet(object.product_id)
+        ? globalThis.String(object.product_id)
+        : "",
+      productVersion: isSet(object.productVersion)
+        ? globalThis.Number(object.productVersion)
+        : isSet(object.product_version)
+        ? globalThis.Number(object.product_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: OpenDepositAccountRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.productId !== "") {
+      obj.productId = message.productId;
+    }
+    if (message.productVersion !== 0) {
+      obj.productVersion = Math.round(message.productVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OpenDepositAccountRequest>, I>>(base?: I): OpenDepositAccountRequest {
+    return OpenDepositAccountRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OpenDepositAccountRequest>, I>>(object: I): OpenDepositAccountRequest {
+    const message = createBaseOpenDepositAccountRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.customerId = object.customerId ?? "";
+    message.productId = object.productId ?? "";
+    message.productVersion = object.productVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseOpenDepositAccountResponse(): OpenDepositAccountResponse {
+  return { account: undefined, replayed: false };
+}
+
+export const OpenDepositAccountResponse: MessageFns<OpenDepositAccountResponse> = {
+  encode(message: OpenDepositAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.account !== undefined) {
+      Account.encode(message.account, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenDepositAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenDepositAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.account = Account.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenDepositAccountResponse {
+    return {
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: OpenDepositAccountResponse): unknown {
+    const obj: any = {};
+    if (message.account !== undefined) {
+      obj.account = Account.toJSON(message.account);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OpenDepositAccountResponse>, I>>(base?: I): OpenDepositAccountResponse {
+    return OpenDepositAccountResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OpenDepositAccountResponse>, I>>(object: I): OpenDepositAccountResponse {
+    const message = createBaseOpenDepositAccountResponse();
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseSetOwnerDebitsBlockedRequest(): SetOwnerDebitsBlockedRequest {
+  return { ownerId: "", blocked: false };
+}
+
+export const SetOwnerDebitsBlockedRequest: MessageFns<SetOwnerDebitsBlockedRequest> = {
+  encode(message: SetOwnerDebitsBlockedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ownerId !== "") {
+      writer.uint32(10).string(message.ownerId);
+    }
+    if (message.blocked !== false) {
+      writer.uint32(16).bool(message.blocked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetOwnerDebitsBlockedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetOwnerDebitsBlockedRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.blocked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetOwnerDebitsBlockedRequest {
+    return {
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+      blocked: isSet(object.blocked) ? globalThis.Boolean(object.blocked) : false,
+    };
+  },
+
+  toJSON(message: SetOwnerDebitsBlockedRequest): unknown {
+    const obj: any = {};
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    if (message.blocked !== false) {
+      obj.blocked = message.blocked;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetOwnerDebitsBlockedRequest>, I>>(base?: I): SetOwnerDebitsBlockedRequest {
+    return SetOwnerDebitsBlockedRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetOwnerDebitsBlockedRequest>, I>>(object: I): SetOwnerDebitsBlockedRequest {
+    const message = createBaseSetOwnerDebitsBlockedRequest();
+    message.ownerId = object.ownerId ?? "";
+    message.blocked = object.blocked ?? false;
+    return message;
+  },
+};
+
+function createBaseSetOwnerDebitsBlockedResponse(): SetOwnerDebitsBlockedResponse {
+  return { accounts: 0 };
+}
+
+export const SetOwnerDebitsBlockedResponse: MessageFns<SetOwnerDebitsBlockedResponse> = {
+  encode(message: SetOwnerDebitsBlockedResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accounts !== 0) {
+      writer.uint32(8).uint32(message.accounts);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetOwnerDebitsBlockedResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetOwnerDebitsBlockedResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accounts = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetOwnerDebitsBlockedResponse {
+    return { accounts: isSet(object.accounts) ? globalThis.Number(object.accounts) : 0 };
+  },
+
+  toJSON(message: SetOwnerDebitsBlockedResponse): unknown {
+    const obj: any = {};
+    if (message.accounts !== 0) {
+      obj.accounts = Math.round(message.accounts);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetOwnerDebitsBlockedResponse>, I>>(base?: I): SetOwnerDebitsBlockedResponse {
+    return SetOwnerDebitsBlockedResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetOwnerDebitsBlockedResponse>, I>>(
+    object: I,
+  ): SetOwnerDebitsBlockedResponse {
+    const message = createBaseSetOwnerDebitsBlockedResponse();
+    message.accounts = object.accounts ?? 0;
+    return message;
+  },
+};
+
+function createBaseCloseOwnerAccountsRequest(): CloseOwnerAccountsRequest {
+  return { ownerId: "" };
+}
+
+export const CloseOwnerAccountsRequest: MessageFns<CloseOwnerAccountsRequest> = {
+  encode(message: CloseOwnerAccountsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ownerId !== "") {
+      writer.uint32(10).string(message.ownerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseOwnerAccountsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCloseOwnerAccountsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CloseOwnerAccountsRequest {
+    return {
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CloseOwnerAccountsRequest): unknown {
+    const obj: any = {};
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CloseOwnerAccountsRequest>, I>>(base?: I): CloseOwnerAccountsRequest {
+    return CloseOwnerAccountsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CloseOwnerAccountsRequest>, I>>(object: I): CloseOwnerAccountsRequest {
+    const message = createBaseCloseOwnerAccountsRequest();
+    message.ownerId = object.ownerId ?? "";
+    return message;
+  },
+};
+
+function createBaseCloseOwnerAccountsResponse(): CloseOwnerAccountsResponse {
+  return { accountsClosed: 0 };
+}
+
+export const CloseOwnerAccountsResponse: MessageFns<CloseOwnerAccountsResponse> = {
+  encode(message: CloseOwnerAccountsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountsClosed !== 0) {
+      writer.uint32(8).uint32(message.accountsClosed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseOwnerAccountsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCloseOwnerAccountsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accountsClosed = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CloseOwnerAccountsResponse {
+    return {
+      accountsClosed: isSet(object.accountsClosed)
+        ? globalThis.Number(object.accountsClosed)
+        : isSet(object.accounts_closed)
+        ? globalThis.Number(object.accounts_closed)
+        : 0,
+    };
+  },
+
+  toJSON(message: CloseOwnerAccountsResponse): unknown {
+    const obj: any = {};
+    if (message.accountsClosed !== 0) {
+      obj.accountsClosed = Math.round(message.accountsClosed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CloseOwnerAccountsResponse>, I>>(base?: I): CloseOwnerAccountsResponse {
+    return CloseOwnerAccountsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CloseOwnerAccountsResponse>, I>>(object: I): CloseOwnerAccountsResponse {
+    const message = createBaseCloseOwnerAccountsResponse();
+    message.accountsClosed = object.accountsClosed ?? 0;
+    return message;
+  },
+};
+
 /** The double-entry ledger. Amounts are int64 minor units of the account's currency. */
 export type AccountServiceService = typeof AccountServiceService;
 export const AccountServiceService = {
@@ -3754,6 +4416,51 @@ export const AccountServiceService = {
       Buffer.from(CheckLedgerInvariantResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckLedgerInvariantResponse => CheckLedgerInvariantResponse.decode(value),
   },
+  /**
+   * Opens a deposit account for an active, KYC-verified customer on a published product version;
+   * the product's currency and constraints become the account's, and the version is pinned.
+   */
+  openDepositAccount: {
+    path: "/corebank.v1.AccountService/OpenDepositAccount" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: OpenDepositAccountRequest): Buffer =>
+      Buffer.from(OpenDepositAccountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): OpenDepositAccountRequest => OpenDepositAccountRequest.decode(value),
+    responseSerialize: (value: OpenDepositAccountResponse): Buffer =>
+      Buffer.from(OpenDepositAccountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): OpenDepositAccountResponse => OpenDepositAccountResponse.decode(value),
+  },
+  /**
+   * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
+   * Called by the customer service when a customer is frozen or unfrozen.
+   */
+  setOwnerDebitsBlocked: {
+    path: "/corebank.v1.AccountService/SetOwnerDebitsBlocked" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetOwnerDebitsBlockedRequest): Buffer =>
+      Buffer.from(SetOwnerDebitsBlockedRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetOwnerDebitsBlockedRequest => SetOwnerDebitsBlockedRequest.decode(value),
+    responseSerialize: (value: SetOwnerDebitsBlockedResponse): Buffer =>
+      Buffer.from(SetOwnerDebitsBlockedResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetOwnerDebitsBlockedResponse => SetOwnerDebitsBlockedResponse.decode(value),
+  },
+  /**
+   * Closes every account of an owner, all or none: each must be at zero with no pending hold.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   */
+  closeOwnerAccounts: {
+    path: "/corebank.v1.AccountService/CloseOwnerAccounts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CloseOwnerAccountsRequest): Buffer =>
+      Buffer.from(CloseOwnerAccountsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CloseOwnerAccountsRequest => CloseOwnerAccountsRequest.decode(value),
+    responseSerialize: (value: CloseOwnerAccountsResponse): Buffer =>
+      Buffer.from(CloseOwnerAccountsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CloseOwnerAccountsResponse => CloseOwnerAccountsResponse.decode(value),
+  },
 } as const;
 
 export interface AccountServiceServer extends UntypedServiceImplementation {
@@ -3771,6 +4478,21 @@ export interface AccountServiceServer extends UntypedServiceImplementation {
   getStatement: handleUnaryCall<GetStatementRequest, GetStatementResponse>;
   /** Per currency, per shard and globally: posted and pending debits equal credits. */
   checkLedgerInvariant: handleUnaryCall<CheckLedgerInvariantRequest, CheckLedgerInvariantResponse>;
+  /**
+   * Opens a deposit account for an active, KYC-verified customer on a published product version;
+   * the product's currency and constraints become the account's, and the version is pinned.
+   */
+  openDepositAccount: handleUnaryCall<OpenDepositAccountRequest, OpenDepositAccountResponse>;
+  /**
+   * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
+   * Called by the customer service when a customer is frozen or unfrozen.
+   */
+  setOwnerDebitsBlocked: handleUnaryCall<SetOwnerDebitsBlockedRequest, SetOwnerDebitsBlockedResponse>;
+  /**
+   * Closes every account of an owner, all or none: each must be at zero with no pending hold.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   */
+  closeOwnerAccounts: handleUnaryCall<CloseOwnerAccountsRequest, CloseOwnerAccountsResponse>;
 }
 
 export interface AccountServiceClient extends Client {
@@ -3899,6 +4621,63 @@ export interface AccountServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckLedgerInvariantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Opens a deposit account for an active, KYC-verified customer on a published product version;
+   * the product's currency and constraints become the account's, and the version is pinned.
+   */
+  openDepositAccount(
+    request: OpenDepositAccountRequest,
+    callback: (error: ServiceError | null, response: OpenDepositAccountResponse) => void,
+  ): ClientUnaryCall;
+  openDepositAccount(
+    request: OpenDepositAccountRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: OpenDepositAccountResponse) => void,
+  ): ClientUnaryCall;
+  openDepositAccount(
+    request: OpenDepositAccountRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: OpenDepositAccountResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
+   * Called by the customer service when a customer is frozen or unfrozen.
+   */
+  setOwnerDebitsBlocked(
+    request: SetOwnerDebitsBlockedRequest,
+    callback: (error: ServiceError | null, response: SetOwnerDebitsBlockedResponse) => void,
+  ): ClientUnaryCall;
+  setOwnerDebitsBlocked(
+    request: SetOwnerDebitsBlockedRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetOwnerDebitsBlockedResponse) => void,
+  ): ClientUnaryCall;
+  setOwnerDebitsBlocked(
+    request: SetOwnerDebitsBlockedRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetOwnerDebitsBlockedResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Closes every account of an owner, all or none: each must be at zero with no pending hold.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   */
+  closeOwnerAccounts(
+    request: CloseOwnerAccountsRequest,
+    callback: (error: ServiceError | null, response: CloseOwnerAccountsResponse) => void,
+  ): ClientUnaryCall;
+  closeOwnerAccounts(
+    request: CloseOwnerAccountsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CloseOwnerAccountsResponse) => void,
+  ): ClientUnaryCall;
+  closeOwnerAccounts(
+    request: CloseOwnerAccountsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CloseOwnerAccountsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -8,6 +8,20 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Account, Transfer } from "./account.js";
+import {
+  Customer,
+  CustomerStatus,
+  customerStatusFromJSON,
+  customerStatusToJSON,
+  KycStatus,
+  kycStatusFromJSON,
+  kycStatusToJSON,
+  RiskTier,
+  riskTierFromJSON,
+  riskTierToJSON,
+} from "./customer.js";
+import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
+import { ProductVersion } from "./product.js";
 
 export const protobufPackage = "corebank.v1";
 
@@ -25,6 +39,12 @@ export interface EventMeta {
 
 /** corebank.account.account_opened */
 export interface AccountOpened {
+  meta?: EventMeta | undefined;
+  account?: Account | undefined;
+}
+
+/** corebank.account.account_updated: debits blocked or unblocked (owner frozen), or the account closed. */
+export interface AccountUpdated {
   meta?: EventMeta | undefined;
   account?: Account | undefined;
 }
@@ -54,6 +74,71 @@ export interface PendingTransferVoided {
   transfer?: Transfer | undefined;
   pending?: Transfer | undefined;
   expired: boolean;
+}
+
+/** corebank.customer.customer_created */
+export interface CustomerCreated {
+  meta?: EventMeta | undefined;
+  customer?: Customer | undefined;
+}
+
+/** corebank.customer.customer_updated: contact details changed. */
+export interface CustomerUpdated {
+  meta?: EventMeta | undefined;
+  customer?:
+    | Customer
+    | undefined;
+  /** The contact fields that changed: email, phone, address. */
+  changedFields: string[];
+}
+
+/** corebank.customer.kyc_changed */
+export interface CustomerKycChanged {
+  meta?: EventMeta | undefined;
+  customer?: Customer | undefined;
+  from: KycStatus;
+  to: KycStatus;
+  reason: string;
+}
+
+/** corebank.customer.status_changed */
+export interface CustomerStatusChanged {
+  meta?: EventMeta | undefined;
+  customer?: Customer | undefined;
+  from: CustomerStatus;
+  to: CustomerStatus;
+  reason: string;
+}
+
+/** corebank.customer.risk_tier_changed */
+export interface CustomerRiskTierChanged {
+  meta?: EventMeta | undefined;
+  customer?: Customer | undefined;
+  from: RiskTier;
+  to: RiskTier;
+  reason: string;
+}
+
+/**
+ * corebank.product.product_created, corebank.product.version_created,
+ * corebank.product.version_updated, corebank.product.version_published and
+ * corebank.product.version_retired: the version as it is after the change.
+ */
+export interface ProductVersionChanged {
+  meta?: EventMeta | undefined;
+  product?: ProductVersion | undefined;
+}
+
+/**
+ * corebank.payment.payment_accepted, payment_held, payment_credited, payment_credit_failed,
+ * payment_completed and payment_rejected: the order as it is after the change. The saga's own
+ * consumer drives the next step from the non-final ones (held: credit the payee; credited: post
+ * the hold; credit_failed: void it).
+ */
+export interface PaymentChanged {
+  meta?: EventMeta | undefined;
+  payment?: Payment | undefined;
+  from: PaymentStatus;
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -246,6 +331,93 @@ export const AccountOpened: MessageFns<AccountOpened> = {
   },
   fromPartial<I extends Exact<DeepPartial<AccountOpened>, I>>(object: I): AccountOpened {
     const message = createBaseAccountOpened();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.account = (object.account !== undefined && object.account !== null)
+      ? Account.fromPartial(object.account)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAccountUpdated(): AccountUpdated {
+  return { meta: undefined, account: undefined };
+}
+
+export const AccountUpdated: MessageFns<AccountUpdated> = {
+  encode(message: AccountUpdated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.account !== undefined) {
+      Account.encode(message.account, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountUpdated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountUpdated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.account = Account.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccountUpdated {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      account: isSet(object.account) ? Account.fromJSON(object.account) : undefined,
+    };
+  },
+
+  toJSON(message: AccountUpdated): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.account !== undefined) {
+      obj.account = Account.toJSON(message.account);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccountUpdated>, I>>(base?: I): AccountUpdated {
+    return AccountUpdated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountUpdated>, I>>(object: I): AccountUpdated {
+    const message = createBaseAccountUpdated();
     message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
     message.account = (object.account !== undefined && object.account !== null)
       ? Account.fromPartial(object.account)
@@ -650,6 +822,795 @@ export const PendingTransferVoided: MessageFns<PendingTransferVoided> = {
       ? Transfer.fromPartial(object.pending)
       : undefined;
     message.expired = object.expired ?? false;
+    return message;
+  },
+};
+
+function createBaseCustomerCreated(): CustomerCreated {
+  return { meta: undefined, customer: undefined };
+}
+
+export const CustomerCreated: MessageFns<CustomerCreated> = {
+  encode(message: CustomerCreated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.customer !== undefined) {
+      Customer.encode(message.customer, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerCreated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerCreated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customer = Customer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerCreated {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      customer: isSet(object.customer) ? Customer.fromJSON(object.customer) : undefined,
+    };
+  },
+
+  toJSON(message: CustomerCreated): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.customer !== undefined) {
+      obj.customer = Customer.toJSON(message.customer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerCreated>, I>>(base?: I): CustomerCreated {
+    return CustomerCreated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerCreated>, I>>(object: I): CustomerCreated {
+    const message = createBaseCustomerCreated();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.customer = (object.customer !== undefined && object.customer !== null)
+      ? Customer.fromPartial(object.customer)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCustomerUpdated(): CustomerUpdated {
+  return { meta: undefined, customer: undefined, changedFields: [] };
+}
+
+export const CustomerUpdated: MessageFns<CustomerUpdated> = {
+  encode(message: CustomerUpdated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.customer !== undefined) {
+      Customer.encode(message.customer, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.changedFields) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerUpdated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerUpdated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customer = Customer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.changedFields.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerUpdated {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      customer: isSet(object.customer) ? Customer.fromJSON(object.customer) : undefined,
+      changedFields: globalThis.Array.isArray(object?.changedFields)
+        ? object.changedFields.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.changed_fields)
+        ? object.changed_fields.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CustomerUpdated): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.customer !== undefined) {
+      obj.customer = Customer.toJSON(message.customer);
+    }
+    if (message.changedFields?.length) {
+      obj.changedFields = message.changedFields;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerUpdated>, I>>(base?: I): CustomerUpdated {
+    return CustomerUpdated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerUpdated>, I>>(object: I): CustomerUpdated {
+    const message = createBaseCustomerUpdated();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.customer = (object.customer !== undefined && object.customer !== null)
+      ? Customer.fromPartial(object.customer)
+      : undefined;
+    message.changedFields = object.changedFields?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCustomerKycChanged(): CustomerKycChanged {
+  return { meta: undefined, customer: undefined, from: 0, to: 0, reason: "" };
+}
+
+export const CustomerKycChanged: MessageFns<CustomerKycChanged> = {
+  encode(message: CustomerKycChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.customer !== undefined) {
+      Customer.encode(message.customer, writer.uint32(18).fork()).join();
+    }
+    if (message.from !== 0) {
+      writer.uint32(24).int32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(32).int32(message.to);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerKycChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerKycChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customer = Customer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.from = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.to = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerKycChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      customer: isSet(object.customer) ? Customer.fromJSON(object.customer) : undefined,
+      from: isSet(object.from) ? kycStatusFromJSON(object.from) : 0,
+      to: isSet(object.to) ? kycStatusFromJSON(object.to) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CustomerKycChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.customer !== undefined) {
+      obj.customer = Customer.toJSON(message.customer);
+    }
+    if (message.from !== 0) {
+      obj.from = kycStatusToJSON(message.from);
+    }
+    if (message.to !== 0) {
+      obj.to = kycStatusToJSON(message.to);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerKycChanged>, I>>(base?: I): CustomerKycChanged {
+    return CustomerKycChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerKycChanged>, I>>(object: I): CustomerKycChanged {
+    const message = createBaseCustomerKycChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.customer = (object.customer !== undefined && object.customer !== null)
+      ? Customer.fromPartial(object.customer)
+      : undefined;
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCustomerStatusChanged(): CustomerStatusChanged {
+  return { meta: undefined, customer: undefined, from: 0, to: 0, reason: "" };
+}
+
+export const CustomerStatusChanged: MessageFns<CustomerStatusChanged> = {
+  encode(message: CustomerStatusChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.customer !== undefined) {
+      Customer.encode(message.customer, writer.uint32(18).fork()).join();
+    }
+    if (message.from !== 0) {
+      writer.uint32(24).int32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(32).int32(message.to);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerStatusChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerStatusChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customer = Customer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.from = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.to = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerStatusChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      customer: isSet(object.customer) ? Customer.fromJSON(object.customer) : undefined,
+      from: isSet(object.from) ? customerStatusFromJSON(object.from) : 0,
+      to: isSet(object.to) ? customerStatusFromJSON(object.to) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CustomerStatusChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.customer !== undefined) {
+      obj.customer = Customer.toJSON(message.customer);
+    }
+    if (message.from !== 0) {
+      obj.from = customerStatusToJSON(message.from);
+    }
+    if (message.to !== 0) {
+      obj.to = customerStatusToJSON(message.to);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerStatusChanged>, I>>(base?: I): CustomerStatusChanged {
+    return CustomerStatusChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerStatusChanged>, I>>(object: I): CustomerStatusChanged {
+    const message = createBaseCustomerStatusChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.customer = (object.customer !== undefined && object.customer !== null)
+      ? Customer.fromPartial(object.customer)
+      : undefined;
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCustomerRiskTierChanged(): CustomerRiskTierChanged {
+  return { meta: undefined, customer: undefined, from: 0, to: 0, reason: "" };
+}
+
+export const CustomerRiskTierChanged: MessageFns<CustomerRiskTierChanged> = {
+  encode(message: CustomerRiskTierChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.customer !== undefined) {
+      Customer.encode(message.customer, writer.uint32(18).fork()).join();
+    }
+    if (message.from !== 0) {
+      writer.uint32(24).int32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(32).int32(message.to);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerRiskTierChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerRiskTierChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customer = Customer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.from = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.to = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerRiskTierChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      customer: isSet(object.customer) ? Customer.fromJSON(object.customer) : undefined,
+      from: isSet(object.from) ? riskTierFromJSON(object.from) : 0,
+      to: isSet(object.to) ? riskTierFromJSON(object.to) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CustomerRiskTierChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.customer !== undefined) {
+      obj.customer = Customer.toJSON(message.customer);
+    }
+    if (message.from !== 0) {
+      obj.from = riskTierToJSON(message.from);
+    }
+    if (message.to !== 0) {
+      obj.to = riskTierToJSON(message.to);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerRiskTierChanged>, I>>(base?: I): CustomerRiskTierChanged {
+    return CustomerRiskTierChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerRiskTierChanged>, I>>(object: I): CustomerRiskTierChanged {
+    const message = createBaseCustomerRiskTierChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.customer = (object.customer !== undefined && object.customer !== null)
+      ? Customer.fromPartial(object.customer)
+      : undefined;
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseProductVersionChanged(): ProductVersionChanged {
+  return { meta: undefined, product: undefined };
+}
+
+export const ProductVersionChanged: MessageFns<ProductVersionChanged> = {
+  encode(message: ProductVersionChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.product !== undefined) {
+      ProductVersion.encode(message.product, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProductVersionChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProductVersionChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.product = ProductVersion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProductVersionChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      product: isSet(object.product) ? ProductVersion.fromJSON(object.product) : undefined,
+    };
+  },
+
+  toJSON(message: ProductVersionChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.product !== undefined) {
+      obj.product = ProductVersion.toJSON(message.product);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProductVersionChanged>, I>>(base?: I): ProductVersionChanged {
+    return ProductVersionChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProductVersionChanged>, I>>(object: I): ProductVersionChanged {
+    const message = createBaseProductVersionChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.product = (object.product !== undefined && object.product !== null)
+      ? ProductVersion.fromPartial(object.product)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePaymentChanged(): PaymentChanged {
+  return { meta: undefined, payment: undefined, from: 0 };
+}
+
+export const PaymentChanged: MessageFns<PaymentChanged> = {
+  encode(message: PaymentChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(18).fork()).join();
+    }
+    if (message.from !== 0) {
+      writer.uint32(24).int32(message.from);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PaymentChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePaymentChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.from = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PaymentChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      from: isSet(object.from) ? paymentStatusFromJSON(object.from) : 0,
+    };
+  },
+
+  toJSON(message: PaymentChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.from !== 0) {
+      obj.from = paymentStatusToJSON(message.from);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PaymentChanged>, I>>(base?: I): PaymentChanged {
+    return PaymentChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PaymentChanged>, I>>(object: I): PaymentChanged {
+    const message = createBasePaymentChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.from = object.from ?? 0;
     return message;
   },
 };

@@ -1,0 +1,52 @@
+// CI smoke of the benchmark harness: `npm run bench:smoke` (one k6 scenario, a few seconds at a
+// tiny rate, against its own PostgreSQL, nats-server and account service) must exit 0, which it
+// does only when k6's thresholds hold, the ledger invariant is ok and the journal holds exactly
+// the transfers k6 saw succeed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function k6Path(): string | undefined {
+  for (const p of [process.env.K6, join(root, '.local/bin/k6')]) if (p && existsSync(p)) return p;
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'k6'))) return join(dir, 'k6');
+  return undefined;
+}
+
+describe('bench:smoke', () => {
+  it('runs a k6 scenario against the account service and reconciles the journal', { timeout: 300_000 }, () => {
+    if (!k6Path()) {
+      throw new Error('k6 is not installed: run loadtest/install-k6.sh (builds k6 into .local/bin), or set K6');
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'corebank-bench-smoke-'));
+    const json = join(dir, 'smoke.json');
+    try {
+      const run = spawnSync(
+        process.execPath,
+        ['--conditions=source', '--import', 'tsx', join(root, 'loadtest/bench.ts'), '--smoke', '--json', json],
+        { cwd: root, encoding: 'utf8', timeout: 280_000, env: process.env },
+      );
+      const output = `${run.stdout}\n${run.stderr}`;
+      expect(run.status, output).toBe(0);
+      const report = JSON.parse(readFileSync(json, 'utf8')) as {
+        failures: string[];
+        results: {
+          name: string;
+          rate: number;
+          reconciled?: { ok: boolean; journal: number; funding: number; k6Ok: number };
+        }[];
+      };
+      expect(report.failures).toEqual([]);
+      const steady = report.results.find((r) => r.name === 'steady');
+      expect(steady?.reconciled?.ok, output).toBe(true);
+      expect(steady!.reconciled!.k6Ok).toBeGreaterThan(0);
+      expect(steady!.reconciled!.journal - steady!.reconciled!.funding).toBe(steady!.reconciled!.k6Ok);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,231 @@
+// The product service: the global, versioned product catalog over gRPC, with its outbox relay.
+import {
+  assertShardIdentity,
+  bindService,
+  connectNats,
+  createLogger,
+  DomainError,
+  ensureStream,
+  fromTimestamp,
+  OutboxRelay,
+  serveMetrics,
+  startServer,
+  toTimestamp,
+  Violations,
+  type Logger,
+  type Nats,
+  type Principal,
+  type RunningServer,
+  type ShardRouter,
+} from '@corebank/kit';
+import {
+  ProductKind,
+  ProductServiceService,
+  ProductStatus as P,
+  type ValiditySpec,
+} from '@corebank/kit/gen/corebank/v1/product';
+import { stopTelemetry } from '@corebank/kit/telemetry';
+import { globalRouter, type ProductConfig } from './config.js';
+import { DOMAIN } from './events.js';
+import {
+  createProduct,
+  createVersion,
+  getVersion,
+  listProducts,
+  listVersions,
+  moveVersion,
+  productKind,
+  updateVersion,
+} from './store.js';
+import { normalizeContent, validateContent, validateProductId, validateValidity, type Content } from './validate.js';
+import { validUntil } from './validity.js';
+
+export const SERVICE = 'product';
+export const SERVICE_NAME = 'corebank.v1.ProductService';
+
+/** Scopes a caller's token must hold, per RPC. */
+export const SCOPES = {
+  createProduct: 'products:write',
+  getProduct: 'products:read',
+  listProducts: 'products:read',
+  listProductVersions: 'products:read',
+  createProductVersion: 'products:write',
+  updateProductVersion: 'products:write',
+  publishProductVersion: 'products:write',
+  retireProductVersion: 'products:write',
+  computeValidUntil: 'products:read',
+} as const;
+
+/** The catalog is the bank's, not a customer's: a customer-bound token may read it, never change it. */
+function requireUnbound(p: Principal): void {
+  if (p.customerId !== undefined) {
+    throw new DomainError('PERMISSION_DENIED', 'CUSTOMER_TOKEN', 'a token bound to a customer cannot change products');
+  }
+}
+
+function target(productId: string, version: number | undefined, allowLatest = false): void {
+  const v = new Violations();
+  validateProductId(v, productId);
+  if (version !== undefined && version === 0 && !allowLatest) v.add('version', 'is required');
+  v.throwIfAny();
+}
+
+const decodeAfter = (token: string): string => {
+  if (!token) return '';
+  const after = Buffer.from(token, 'base64url').toString('utf8');
+  if (!/^[a-z0-9-]{1,64}$/.test(after)) {
+    throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
+  }
+  return after;
+};
+
+export interface ProductApp {
+  server: RunningServer;
+  router: ShardRouter;
+  nats: Nats;
+  log: Logger;
+  shutdown: () => Promise<void>;
+}
+
+export async function startProductService(
+  config: ProductConfig,
+  log: Logger = createLogger(SERVICE, config.logLevel),
+): Promise<ProductApp> {
+  const router = globalRouter(config, config.dbPoolMax, SERVICE);
+  await assertShardIdentity(router);
+  const db = router.shards[0]!.db;
+  const nats = await connectNats({
+    url: config.natsUrl,
+    user: config.natsUser,
+    password: config.natsPassword,
+    name: SERVICE,
+  });
+  await ensureStream(nats.jsm, DOMAIN);
+  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
+  relay?.start();
+
+  /** Validates a version's content for the product's kind; the normalised content to store. */
+  const content = (kind: ProductKind, c: Content, v = new Violations()): Content => {
+    validateContent(v, kind, c);
+    v.throwIfAny();
+    return normalizeContent(c);
+  };
+
+  const binding = bindService(
+    SERVICE_NAME,
+    ProductServiceService,
+    {
+      async createProduct(req, ctx) {
+        requireUnbound(ctx.principal);
+        const v = new Violations();
+        validateProductId(v, req.productId);
+        if (req.kind !== ProductKind.PRODUCT_KIND_DEPOSIT && req.kind !== ProductKind.PRODUCT_KIND_LOAN) {
+          v.add('kind', 'must be PRODUCT_KIND_DEPOSIT or PRODUCT_KIND_LOAN');
+        }
+        const c = content(req.kind, req, v);
+        const res = await createProduct(db, req.productId, req.kind, c);
+        if (!res.replayed) ctx.log.info({ product_id: req.productId }, 'product created');
+        return res;
+      },
+
+      async getProduct(req) {
+        target(req.productId, req.version, true);
+        return { product: await getVersion(db, req.productId, req.version) };
+      },
+
+      async listProducts(req) {
+        const v = new Violations();
+        const size = req.page?.pageSize || 100;
+        if (size > 1000) v.add('page.page_size', 'must be at most 1000');
+        if (req.kind && ProductKind[req.kind] === undefined) v.add('kind', 'is not a product kind');
+        v.throwIfAny();
+        const { products, last } = await listProducts(db, req.kind, size, decodeAfter(req.page?.pageToken ?? ''));
+        return { products, page: { nextPageToken: last ? Buffer.from(last).toString('base64url') : '' } };
+      },
+
+      async listProductVersions(req) {
+        target(req.productId, undefined);
+        return { versions: await listVersions(db, req.productId) };
+      },
+
+      async createProductVersion(req, ctx) {
+        requireUnbound(ctx.principal);
+        target(req.productId, undefined);
+        return createVersion(db, req.productId);
+      },
+
+      async updateProductVersion(req, ctx) {
+        requireUnbound(ctx.principal);
+        target(req.productId, req.version);
+        const kind = await productKind(db, req.productId);
+        return updateVersion(db, req.productId, req.version, content(kind, req));
+      },
+
+      async publishProductVersion(req, ctx) {
+        requireUnbound(ctx.principal);
+        target(req.productId, req.version);
+        return moveVersion(db, req.productId, req.version, P.PRODUCT_STATUS_PUBLISHED);
+      },
+
+      async retireProductVersion(req, ctx) {
+        requireUnbound(ctx.principal);
+        target(req.productId, req.version);
+        return moveVersion(db, req.productId, req.version, P.PRODUCT_STATUS_RETIRED);
+      },
+
+      async computeValidUntil(req) {
+        const v = new Violations();
+        if (!req.purchasedAt) v.add('purchased_at', 'is required');
+        if (req.productId && req.validity) v.add('validity', 'set product_id or validity, not both');
+        else if (req.productId) validateProductId(v, req.productId);
+        else if (req.validity) validateValidity(v, req.validity);
+        else v.add('validity', 'set product_id or validity');
+        v.throwIfAny();
+        let spec: ValiditySpec | undefined = req.validity;
+        if (req.productId) {
+          spec = (await getVersion(db, req.productId, req.version)).validity;
+          if (!spec) {
+            throw new DomainError(
+              'FAILED_PRECONDITION',
+              'PRODUCT_HAS_NO_VALIDITY',
+              `product ${req.productId} has no validity spec`,
+            );
+          }
+        }
+        const normalized = normalizeContent({ name: '', description: '', validity: spec }).validity!;
+        return {
+          validUntil: toTimestamp(validUntil(normalized, fromTimestamp(req.purchasedAt!))),
+          validity: normalized,
+        };
+      },
+    },
+    SCOPES,
+    config.authTokenKey,
+    log,
+  );
+
+  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
+  const server = await startServer({
+    host: config.grpcHost,
+    port: config.grpcPort,
+    services: [binding],
+    log,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    readinessDrainMs: config.readinessDrainMs,
+    ready: async () => {
+      await db.raw('select 1');
+      return !nats.nc.isClosed() && nats.nc.info !== undefined;
+    },
+    onShutdown: [
+      async () => {
+        metrics?.close();
+        await relay?.stop();
+      },
+      () => nats.nc.drain(),
+      () => router.close(),
+      () => stopTelemetry(),
+    ],
+  });
+  return { server, router, nats, log, shutdown: server.shutdown };
+}

@@ -1,0 +1,135 @@
+// Every product parameter is checked (ranges, min <= max, enums not UNSPECIFIED, ISO 4217
+// currencies), every bad field named at once, before anything is written.
+import { isCurrency, Violations } from '@corebank/kit';
+import {
+  DayCount,
+  PostingFrequency,
+  ProductKind,
+  ScheduleType,
+  type DepositTerms,
+  type LoanTerms,
+  type ValiditySpec,
+} from '@corebank/kit/gen/corebank/v1/product';
+import { canonicalTimeZone, MAX_DAYS, MAX_DURATION_SECONDS } from './validity.js';
+
+export const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
+export const MAX_DEPOSIT_RATE_BPS = 10_000;
+export const MAX_LOAN_RATE_BPS = 50_000;
+export const MAX_TERM_MONTHS = 600;
+export const MAX_GRACE_DAYS = 365;
+
+const known = (e: Record<number, string>, value: number) => value > 0 && e[value] !== undefined;
+
+export function validateProductId(v: Violations, id: string, field = 'product_id'): void {
+  if (!id) v.add(field, 'is required');
+  else if (!PRODUCT_ID.test(id)) v.add(field, 'must be 2 to 64 lower-case letters, digits or hyphens');
+}
+
+/** The content a version carries: everything but its identity and status. */
+export interface Content {
+  name: string;
+  description: string;
+  deposit?: DepositTerms | undefined;
+  loan?: LoanTerms | undefined;
+  validity?: ValiditySpec | undefined;
+}
+
+function currency(v: Violations, field: string, code: string) {
+  if (!code) v.add(field, 'is required (ISO 4217)');
+  else if (!isCurrency(code)) v.add(field, `"${code.slice(0, 8)}" is not a supported ISO 4217 currency code`);
+}
+
+function nonNegative(v: Violations, field: string, value: bigint) {
+  if (value < 0n) v.add(field, 'must not be negative (0 means none)');
+}
+
+function validateDeposit(v: Violations, d: DepositTerms) {
+  const p = 'deposit';
+  currency(v, `${p}.currency`, d.currency);
+  nonNegative(v, `${p}.overdraft_limit`, d.overdraftLimit);
+  nonNegative(v, `${p}.minimum_balance`, d.minimumBalance);
+  nonNegative(v, `${p}.per_transaction_limit`, d.perTransactionLimit);
+  nonNegative(v, `${p}.daily_debit_limit`, d.dailyDebitLimit);
+  nonNegative(v, `${p}.monthly_fee`, d.monthlyFee);
+  if (d.overdraftLimit > 0n && d.minimumBalance > 0n) {
+    v.add(`${p}.minimum_balance`, 'cannot be combined with an overdraft_limit');
+  }
+  if (d.perTransactionLimit > 0n && d.dailyDebitLimit > 0n && d.perTransactionLimit > d.dailyDebitLimit) {
+    v.add(`${p}.per_transaction_limit`, 'must not exceed daily_debit_limit');
+  }
+  if (d.interestRateBps > MAX_DEPOSIT_RATE_BPS)
+    v.add(`${p}.interest_rate_bps`, `must be at most ${MAX_DEPOSIT_RATE_BPS}`);
+  if (!known(DayCount, d.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+  if (!known(PostingFrequency, d.postingFrequency)) {
+    v.add(`${p}.posting_frequency`, 'must be MONTHLY, QUARTERLY, ANNUALLY or AT_MATURITY');
+  }
+  if (d.termMonths > MAX_TERM_MONTHS) v.add(`${p}.term_months`, `must be at most ${MAX_TERM_MONTHS}`);
+  else if (d.postingFrequency === PostingFrequency.POSTING_FREQUENCY_AT_MATURITY && d.termMonths === 0) {
+    v.add(`${p}.term_months`, 'is required for AT_MATURITY posting');
+  }
+}
+
+function validateLoan(v: Violations, l: LoanTerms) {
+  const p = 'loan';
+  currency(v, `${p}.currency`, l.currency);
+  if (l.minAmount <= 0n) v.add(`${p}.min_amount`, 'must be positive');
+  if (l.maxAmount <= 0n) v.add(`${p}.max_amount`, 'must be positive');
+  else if (l.maxAmount < l.minAmount) v.add(`${p}.max_amount`, 'must be at least min_amount');
+  if (l.minTermMonths < 1) v.add(`${p}.min_term_months`, 'must be at least 1');
+  if (l.maxTermMonths > MAX_TERM_MONTHS) v.add(`${p}.max_term_months`, `must be at most ${MAX_TERM_MONTHS}`);
+  else if (l.maxTermMonths < l.minTermMonths) v.add(`${p}.max_term_months`, 'must be at least min_term_months');
+  if (l.annualRateBps > MAX_LOAN_RATE_BPS) v.add(`${p}.annual_rate_bps`, `must be at most ${MAX_LOAN_RATE_BPS}`);
+  if (l.penaltyRateBps > MAX_LOAN_RATE_BPS) v.add(`${p}.penalty_rate_bps`, `must be at most ${MAX_LOAN_RATE_BPS}`);
+  if (!known(ScheduleType, l.scheduleType)) {
+    v.add(`${p}.schedule_type`, 'must be EQUAL_INSTALLMENTS, EQUAL_PRINCIPAL or BULLET');
+  }
+  if (l.graceDays > MAX_GRACE_DAYS) v.add(`${p}.grace_days`, `must be at most ${MAX_GRACE_DAYS}`);
+  if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+}
+
+export function validateValidity(v: Violations, spec: ValiditySpec | undefined, p = 'validity'): void {
+  if (!spec) return;
+  const k = spec.kind;
+  if (!k) v.add(p, 'must set calendar_days or rolling');
+  else if (k.$case === 'calendarDays') {
+    if (k.value.days < 1 || k.value.days > MAX_DAYS) v.add(`${p}.calendar_days.days`, `must be 1 to ${MAX_DAYS}`);
+    if (!k.value.timeZone) v.add(`${p}.calendar_days.time_zone`, 'is required (an IANA time zone)');
+    else if (!canonicalTimeZone(k.value.timeZone)) {
+      v.add(`${p}.calendar_days.time_zone`, `"${k.value.timeZone.slice(0, 64)}" is not an IANA time zone`);
+    }
+  } else if (k.value.durationSeconds < 1 || k.value.durationSeconds > MAX_DURATION_SECONDS) {
+    v.add(`${p}.rolling.duration_seconds`, `must be 1 to ${MAX_DURATION_SECONDS}`);
+  }
+}
+
+/** The content of a version of a product of this kind. */
+export function validateContent(v: Violations, kind: ProductKind, c: Content): void {
+  if (!c.name.trim()) v.add('name', 'is required');
+  else if (c.name.length > 200) v.add('name', 'must be at most 200 characters');
+  if (c.description.length > 2000) v.add('description', 'must be at most 2000 characters');
+  if (kind === ProductKind.PRODUCT_KIND_DEPOSIT) {
+    if (!c.deposit) v.add('deposit', 'is required for a DEPOSIT product');
+    else validateDeposit(v, c.deposit);
+    if (c.loan) v.add('loan', 'must not be set for a DEPOSIT product');
+  } else if (kind === ProductKind.PRODUCT_KIND_LOAN) {
+    if (!c.loan) v.add('loan', 'is required for a LOAN product');
+    else validateLoan(v, c.loan);
+    if (c.deposit) v.add('deposit', 'must not be set for a LOAN product');
+  }
+  validateValidity(v, c.validity);
+}
+
+/** Time zones are stored under the runtime's canonical name, so equal specs compare equal. */
+export function normalizeContent(c: Content): Content {
+  const k = c.validity?.kind;
+  return {
+    name: c.name.trim(),
+    description: c.description,
+    deposit: c.deposit,
+    loan: c.loan,
+    validity:
+      k?.$case === 'calendarDays'
+        ? { kind: { $case: 'calendarDays', value: { ...k.value, timeZone: canonicalTimeZone(k.value.timeZone)! } } }
+        : c.validity,
+  };
+}
