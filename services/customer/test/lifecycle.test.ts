@@ -163,7 +163,7 @@ describe.each([1, 3])('customer lifecycle on %i shard(s)', (shards) => {
         broken.client.freezeCustomer({ customerId: c.id, reason: 'x' }),
         status.UNAVAILABLE,
         undefined,
-        'ACCOUNT_SERVICE_UNAVAILABLE',
+        'DEPENDENCY_UNAVAILABLE',
       );
       expect(await statusOf(c.id)).toBe(S.CUSTOMER_STATUS_ACTIVE);
       expect((await eventsOf(t.app, c.id)).map((e) => e.subject)).toEqual([SUBJECTS.created]);
@@ -178,7 +178,7 @@ describe.each([1, 3])('customer lifecycle on %i shard(s)', (shards) => {
         broken.client.unfreezeCustomer({ customerId: c.id, reason: 'x' }),
         status.UNAVAILABLE,
         undefined,
-        'ACCOUNT_SERVICE_UNAVAILABLE',
+        'DEPENDENCY_UNAVAILABLE',
       );
       expect(await statusOf(c.id)).toBe(S.CUSTOMER_STATUS_ACTIVE);
       expect((await balances(t.bank, a.id)).debitsBlocked).toBe(true);
@@ -195,7 +195,7 @@ describe.each([1, 3])('customer lifecycle on %i shard(s)', (shards) => {
         broken.client.closeCustomer({ customerId: c.id, reason: 'x' }),
         status.UNAVAILABLE,
         undefined,
-        'ACCOUNT_SERVICE_UNAVAILABLE',
+        'DEPENDENCY_UNAVAILABLE',
       );
       expect(await statusOf(c.id)).toBe(S.CUSTOMER_STATUS_ACTIVE);
       expect((await balances(t.bank, a.id)).closed).toBe(false);
