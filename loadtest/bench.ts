@@ -15,7 +15,7 @@
 //      docs/benchmarks.md.
 //
 //   npm run bench -- [--shards 3] [--accounts 10000] [--clients 64] [--duration 30] [--scale N]
-//                    [--scenarios steady,peak,hot,onboarding] [--rate N] [--no-pgbench]
+//                    [--scenarios steady,batched,peak,hot,onboarding] [--per-request N] [--rate N] [--no-pgbench]
 //                    [--no-record] [--cpu-prof] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -64,7 +64,8 @@ const { values: flags } = parseArgs({
     clients: { type: 'string', default: '64' },
     duration: { type: 'string', default: '30' },
     scale: { type: 'string' },
-    scenarios: { type: 'string', default: 'steady,peak,hot,onboarding' },
+    scenarios: { type: 'string', default: 'steady,batched,peak,hot,onboarding' },
+    'per-request': { type: 'string', default: '20' },
     rate: { type: 'string' },
     'no-pgbench': { type: 'boolean', default: false },
     'no-record': { type: 'boolean', default: false },
@@ -90,9 +91,10 @@ const opts = {
   rate: flags.rate !== undefined ? int('rate', flags.rate, 1) : smoke ? 10 : undefined,
   pgbench: !smoke && !flags['no-pgbench'],
   record: !smoke && !flags['no-record'],
+  perRequest: int('per-request', flags['per-request'], 1),
 };
 for (const s of opts.scenarios) {
-  if (!['steady', 'peak', 'hot', 'onboarding'].includes(s)) fail(`--scenarios: unknown scenario "${s}"`);
+  if (!['steady', 'batched', 'peak', 'hot', 'onboarding'].includes(s)) fail(`--scenarios: unknown scenario "${s}"`);
 }
 // pgbench's scale: at least one branch per client (fewer serialises pgbench on the branch rows,
 // which would flatter us), and at least one pgbench_accounts row (100,000 a scale) per account.
@@ -809,6 +811,17 @@ try {
   if (opts.scenarios.includes('steady')) {
     const r = await scenario('steady', 'steady.js', `payments, constant arrival ${offered}/s`, { RATE: offered });
     capacity = r.rate;
+  }
+  if (opts.scenarios.includes('batched')) {
+    // The same payments, but PER_REQUEST of them per call, as a channel gateway batches them:
+    // the ledger's group commit then works on bigger batches for the same number of calls.
+    const per = opts.perRequest;
+    await scenario(
+      'steady-batched',
+      'steady.js',
+      `payments, ${per} per CreateTransfers call, constant arrival ${Math.ceil(offered / per)} calls/s`,
+      { RATE: Math.ceil(offered / per), PER_REQUEST: per },
+    );
   }
   if (opts.scenarios.includes('peak')) {
     const peakRate = Math.max(10, capacity ?? offered);

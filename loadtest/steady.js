@@ -1,8 +1,20 @@
 // Steady: payments between random customers (same shard) at a constant arrival rate.
-//   RATE (payments/s, default 200), DURATION (s, default 30), VUS (default 64)
+//   RATE (requests/s, default 200), DURATION (s, default 30), VUS (default 64),
+//   PER_REQUEST (payments per CreateTransfers call, default 1: a gateway that aggregates sends more)
 // When RATE is above what the bank holds, k6 drops the iterations it cannot start (reported as
 // dropped_iterations) and the run measures the bank's capacity with VUS requests in flight.
-import { duration, num, summary, summaryTrendStats, thresholds, uniformPayment, vus } from './lib/bank.js';
+import {
+  duration,
+  num,
+  summary,
+  summaryTrendStats,
+  thresholds,
+  uniformPayment,
+  uniformPayments,
+  vus,
+} from './lib/bank.js';
+
+const perRequest = num('PER_REQUEST', 1);
 
 export const options = {
   scenarios: {
@@ -20,7 +32,8 @@ export const options = {
 };
 
 export default function () {
-  uniformPayment();
+  if (perRequest === 1) uniformPayment();
+  else uniformPayments(perRequest);
 }
 
 export const handleSummary = summary;

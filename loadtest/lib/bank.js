@@ -181,6 +181,19 @@ export function uniformPayment(op = 'transfer') {
   return createTransfers([transfer(a.id, peerOf(a), amount(), 'bench payment')], op);
 }
 
+/**
+ * n payments between random customers in one CreateTransfers call, as a channel's gateway sends
+ * them when it aggregates its customers' payments (each pair on one shard; the call may span shards).
+ */
+export function uniformPayments(n, op = 'transfer') {
+  const ts = [];
+  for (let i = 0; i < n; i++) {
+    const a = randomAccount();
+    ts.push(transfer(a.id, peerOf(a), amount(), 'bench payment'));
+  }
+  return createTransfers(ts, op);
+}
+
 /** One payment from a random customer of shard `shard` (an entry of meta.shards) to `credit`. */
 export function paymentTo(shard, credit, op = 'transfer') {
   const k = shard.start + randInt(shard.end - shard.start);
