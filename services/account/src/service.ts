@@ -17,6 +17,7 @@ import {
   type Logger,
   type Nats,
   type RunningServer,
+  pageSize,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
@@ -61,9 +62,10 @@ export const SCOPES = {
   closeOwnerAccounts: 'accounts:admin',
 } as const;
 
-function page(p: PageRequest | undefined, field = 'page.page_size'): { size: number; token: string } {
-  const size = p?.pageSize || 100;
-  if (size > 1000) throw DomainError.invalid([{ field, description: 'must be at most 1000' }]);
+function page(p: PageRequest | undefined): { size: number; token: string } {
+  const v = new Violations();
+  const size = pageSize(p, v);
+  v.throwIfAny();
   return { size, token: p?.pageToken ?? '' };
 }
 

@@ -20,8 +20,8 @@ import {
   type Principal,
   type RpcContext,
   type RunningServer,
+  pageSize,
 } from '@corebank/kit';
-import type { PageRequest } from '@corebank/kit/gen/corebank/v1/common';
 import {
   CustomerServiceService,
   CustomerStatus as S,
@@ -71,12 +71,6 @@ export const SCOPES = {
   closeCustomer: 'customers:admin',
   setRiskTier: 'customers:admin',
 } as const;
-
-function pageSize(p: PageRequest | undefined, v: Violations): number {
-  const size = p?.pageSize || 100;
-  if (size > 1000) v.add('page.page_size', 'must be at most 1000');
-  return size;
-}
 
 /** A customer-bound token acts only on its own customer: it can neither onboard nor search. */
 function requireUnbound(p: Principal, what: string): void {

@@ -13,3 +13,5 @@ export * from './outbox.js';
 export * from './sharding.js';
 export * from './time.js';
 export * from './grpc/client.js';
+export * from './relay-process.js';
+export * from './paging.js';

@@ -17,6 +17,7 @@ import {
   type Principal,
   type RunningServer,
   type ShardRouter,
+  pageSize,
 } from '@corebank/kit';
 import {
   ProductKind,
@@ -135,8 +136,7 @@ export async function startProductService(
 
       async listProducts(req) {
         const v = new Violations();
-        const size = req.page?.pageSize || 100;
-        if (size > 1000) v.add('page.page_size', 'must be at most 1000');
+        const size = pageSize(req.page, v);
         if (req.kind && ProductKind[req.kind] === undefined) v.add('kind', 'is not a product kind');
         v.throwIfAny();
         const { products, last } = await listProducts(db, req.kind, size, decodeAfter(req.page?.pageToken ?? ''));
