@@ -389,7 +389,7 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
       if (dev === 'yaml' && existsSync(join(nm, dev))) continue;
       expect(existsSync(join(nm, dev)), `${dev} is a devDependency`).toBe(false);
     }
-    for (const service of ['account', 'customer', 'product']) {
+    for (const service of ['account', 'customer', 'product', 'payment']) {
       expect(existsSync(join(app(), `services/${service}/dist/main.js`)), service).toBe(true);
       expect(existsSync(join(app(), `services/${service}/dist/migrate.js`)), service).toBe(true);
     }
@@ -463,10 +463,10 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
   it('refuses a missing or unknown SERVICE with the list of services in the image', () => {
     const none = start({});
     expect(none.status).toBe(64);
-    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer product/);
+    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer payment product/);
     const unknown = start({ SERVICE: 'mainframe' });
     expect(unknown.status).toBe(64);
-    expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer product/);
+    expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer payment product/);
     const traversal = start({ SERVICE: '../../etc' });
     expect(traversal.status).toBe(64);
     expect(traversal.out).toMatch(/is not a service name/);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as account from '@corebank/kit/gen/corebank/v1/account';
 import * as customer from '@corebank/kit/gen/corebank/v1/customer';
+import * as payment from '@corebank/kit/gen/corebank/v1/payment';
 import * as product from '@corebank/kit/gen/corebank/v1/product';
 import { promisify } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
@@ -21,6 +22,12 @@ const services = {
     def: customer.CustomerServiceService,
     name: 'customer',
   },
+  PaymentService: {
+    mod: payment as unknown as Record<string, Codec>,
+    Client: payment.PaymentServiceClient,
+    def: payment.PaymentServiceService,
+    name: 'payment',
+  },
   ProductService: {
     mod: product as unknown as Record<string, Codec>,
     Client: product.ProductServiceClient,
@@ -31,22 +38,19 @@ const services = {
 
 const [serviceName, method, json = '{}'] = process.argv.slice(2);
 const svc = services[serviceName as keyof typeof services];
-const defs = (svc?.def ?? {}) as Record<string, { originalName?: string }>;
-const key = Object.keys(defs).find((k) => defs[k]!.originalName === method || k === method);
+const defs = (svc?.def ?? {}) as Record<string, { path: string }>;
+const rpcName = (k: string) => defs[k]!.path.split('/').pop()!;
+const key = Object.keys(defs).find((k) => rpcName(k) === method || k === method);
 if (!svc || !key) {
   console.error(`usage: npm run call -- <${Object.keys(services).join('|')}> <Method> '<json request>'`);
-  if (svc)
-    console.error(
-      `methods: ${Object.values(defs)
-        .map((d) => d.originalName)
-        .join(', ')}`,
-    );
+  if (svc) console.error(`methods: ${Object.keys(defs).map(rpcName).join(', ')}`);
   process.exit(2);
 }
-const bank = JSON.parse(readFileSync('.local/bank.json', 'utf8')) as { addresses: Record<string, string> };
+const localDir = process.env.LOCAL_DIR ?? '.local';
+const bank = JSON.parse(readFileSync(`${localDir}/bank.json`, 'utf8')) as { addresses: Record<string, string> };
 const client = promisify(
   new svc.Client(bank.addresses[svc.name]!, grpc.credentials.createInsecure()),
-  readFileSync('.local/token', 'utf8').trim(),
+  readFileSync(`${localDir}/token`, 'utf8').trim(),
 );
 const type = (suffix: string) => svc.mod[`${key[0]!.toUpperCase()}${key.slice(1)}${suffix}`]!;
 try {

@@ -2,7 +2,7 @@
 // sets (a test checks that the two agree with the services' declared config).
 import { shardUrlVar } from '@corebank/kit';
 
-export type LocalService = 'account' | 'customer' | 'product';
+export type LocalService = 'account' | 'customer' | 'product' | 'payment';
 
 export interface LocalOptions {
   pgUrl: string;
@@ -22,6 +22,7 @@ export const LOCAL_ADDRESSES: Record<LocalService, string> = {
   account: '127.0.0.1:50051',
   customer: '127.0.0.1:50052',
   product: '127.0.0.1:50053',
+  payment: '127.0.0.1:50054',
 };
 
 /** Which services each service calls: it gets <NAME>_SERVICE_ADDRESS for each (as in the chart's `calls`). */
@@ -29,6 +30,7 @@ export const LOCAL_CALLS: Record<string, LocalService[]> = {
   account: ['customer', 'product'],
   customer: ['account'],
   product: [],
+  payment: ['account'],
 };
 
 /** Services whose data is global (one database), not sharded. */
@@ -82,5 +84,15 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     Object.assign(env, { RELAY_ENABLED: 'true', CUSTOMER_ID_HASH_KEY: o.customerIdHashKey });
   }
   if (service === 'product') env.RELAY_ENABLED = 'true';
+  if (service === 'payment') {
+    Object.assign(env, {
+      RELAY_ENABLED: 'true',
+      SAGA_CONSUMER_ENABLED: 'true',
+      SAGA_CONSUMER_NAME: 'payment-saga',
+      SAGA_SWEEP_INTERVAL_MS: '1000',
+      SAGA_MAX_BACKOFF_MS: '30000',
+      LEDGER_CALL_TIMEOUT_MS: '5000',
+    });
+  }
   return env;
 }

@@ -19,12 +19,20 @@ import { startCustomerService } from '../../services/customer/src/service.js';
 import { globalRouter, loadProductConfig } from '../../services/product/src/config.js';
 import { productMigrations } from '../../services/product/src/migrations.js';
 import { startProductService } from '../../services/product/src/service.js';
+import { loadPaymentConfig } from '../../services/payment/src/config.js';
+import { paymentMigrations } from '../../services/payment/src/migrations.js';
+import { startPaymentService } from '../../services/payment/src/service.js';
 import { DEMO_SCOPES, seedDemo } from './demo.js';
 import { localDatabases, localServiceEnv, type LocalService } from './env.js';
 
 const shards = Number(process.env.SHARDS ?? '3');
 const basePort = Number(process.env.GRPC_PORT ?? '50051');
-const ports: Record<LocalService, number> = { account: basePort, customer: basePort + 1, product: basePort + 2 };
+const ports: Record<LocalService, number> = {
+  account: basePort,
+  customer: basePort + 1,
+  product: basePort + 2,
+  payment: basePort + 3,
+};
 const addresses = Object.fromEntries(Object.entries(ports).map(([s, p]) => [s, `127.0.0.1:${p}`])) as Record<
   LocalService,
   string
@@ -51,7 +59,7 @@ async function migrate(router: ShardRouter, migrations: Migration[]) {
   await router.close();
 }
 
-for (const s of ['account', 'customer', 'product'] as const)
+for (const s of ['account', 'customer', 'product', 'payment'] as const)
   await createDatabases(pgServer.adminUrl, [...new Set(localDatabases(s, shards))]);
 const productConfig = loadProductConfig(await envOf('product'));
 await migrate(globalRouter(productConfig, 2, 'product'), productMigrations);
@@ -59,16 +67,19 @@ const customerConfig = loadCustomerConfig(await envOf('customer'));
 await migrate(new ShardRouter(customerConfig.shards, customerConfig.shardUrls, 2, 'customer'), customerMigrations);
 const accountConfig = loadAccountConfig(await envOf('account'));
 await migrate(new ShardRouter(accountConfig.shards, accountConfig.shardUrls, 2, 'account'), accountMigrations);
+const paymentConfig = loadPaymentConfig(await envOf('payment'));
+await migrate(new ShardRouter(paymentConfig.shards, paymentConfig.shardUrls, 2, 'payment'), paymentMigrations);
 
 const product = await startProductService(productConfig, quiet('product'));
 const customer = await startCustomerService(customerConfig, quiet('customer'));
 const account = await startAccountService(accountConfig, quiet('account'));
-stops.unshift(product.shutdown, customer.shutdown, account.shutdown);
+const payment = await startPaymentService(paymentConfig, quiet('payment'));
+stops.unshift(payment.shutdown, product.shutdown, customer.shutdown, account.shutdown);
 
 // Demo data, through the same RPCs a channel uses.
 const token = await mintToken(Buffer.from(key, 'base64'), {
   channel: 'local-demo',
-  scopes: [...ALL_SCOPES, ...DEMO_SCOPES],
+  scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write'],
   ttlSeconds: 7 * 24 * 3600,
 });
 const insecure = grpc.credentials.createInsecure();
@@ -118,10 +129,12 @@ for (const [who, productKey] of openings) {
 }
 [accounts, customers, products].forEach((c) => c.close());
 
-mkdirSync('.local', { recursive: true });
-writeFileSync('.local/token', token);
+// Where the token and the ids go (LOCAL_DIR, default .local): npm run call reads them there.
+const localDir = process.env.LOCAL_DIR ?? '.local';
+mkdirSync(localDir, { recursive: true });
+writeFileSync(`${localDir}/token`, token);
 writeFileSync(
-  '.local/bank.json',
+  `${localDir}/bank.json`,
   JSON.stringify(
     {
       addresses,
@@ -135,8 +148,9 @@ writeFileSync(
 );
 const alice = opened['alice.current']!;
 const bob = opened['bob.current']!;
+const carol = opened['carol.current']!;
 console.log(`
-corebank is up (${shards} shards): account ${addresses.account}, customer ${addresses.customer}, product ${addresses.product}
+corebank is up (${shards} shards): account ${addresses.account}, customer ${addresses.customer}, product ${addresses.product}, payment ${addresses.payment}
 PostgreSQL on 127.0.0.1:${pgServer.port}, NATS on ${nats.url}
 demo customers alice, bob (persons) and carol (business), KYC-verified; each has a current account
 (product current-eur, EUR 1,000.00 deposited); ids are in .local/bank.json, a token with every scope in .local/token
@@ -145,6 +159,7 @@ call it (grpcurl: npm run setup builds it into .local/bin; the services offer re
   export PATH=$PWD/.local/bin:$PATH TOKEN=$(cat .local/token)
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"account_id":"${alice}"}' ${addresses.account} corebank.v1.AccountService/GetAccount
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"transfers":[{"id":"'$(cat /proc/sys/kernel/random/uuid)'","kind":"TRANSFER_KIND_SINGLE_PHASE","debit_account_id":"${alice}","credit_account_id":"${bob}","amount":"2500","code":1}]}' ${addresses.account} corebank.v1.AccountService/CreateTransfers
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"idempotency_key":"pay-1","payer_account_id":"${alice}","payee_account_id":"${carol}","amount":"1999","currency":"EUR","reference":"invoice 1"}' ${addresses.payment} corebank.v1.PaymentService/CreatePayment
 or without grpcurl:
   npm run call -- AccountService GetAccount '{"accountId":"${alice}"}'
 Ctrl-C stops the bank.`);

@@ -13,6 +13,7 @@ import { localServiceEnv, type LocalOptions } from '../../../deploy/local/env.js
 import { accountSpec, loadAccountConfig } from '../../../services/account/src/config.js';
 import { customerSpec, loadCustomerConfig } from '../../../services/customer/src/config.js';
 import { loadProductConfig, productSpec } from '../../../services/product/src/config.js';
+import { loadPaymentConfig, paymentSpec } from '../../../services/payment/src/config.js';
 import { containerEnv, exampleValues, ofKind, render, type EnvVar, type K8sObject } from './helpers.js';
 
 const example = YAML.parse(readFileSync(exampleValues, 'utf8'));
@@ -57,6 +58,12 @@ const SERVICES: Record<string, ServiceUnderTest> = {
     spec: productSpec,
     sharded: false,
     load: loadProductConfig,
+    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+  },
+  payment: {
+    spec: { ...baseSpec, ...paymentSpec },
+    sharded: true,
+    load: loadPaymentConfig,
     secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
   },
 };

@@ -29,13 +29,13 @@ export const accountSpec = {
   customerServiceAddress: {
     name: 'CUSTOMER_SERVICE_ADDRESS',
     description: 'host:port of the customer service (account opening checks the customer there)',
-    parse: parsers.string,
+    parse: parsers.address,
     default: '127.0.0.1:50052',
   },
   productServiceAddress: {
     name: 'PRODUCT_SERVICE_ADDRESS',
     description: 'host:port of the product service (account opening reads the product version there)',
-    parse: parsers.string,
+    parse: parsers.address,
     default: '127.0.0.1:50053',
   },
 } satisfies Spec;

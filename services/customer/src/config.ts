@@ -1,16 +1,4 @@
-import { baseSpec, ConfigError, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
-
-/** host:port (a DNS name, IPv4 or [IPv6] host) of another service. */
-export const parseAddress = (raw: string, name: string): string => {
-  const v = raw.trim();
-  if (
-    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):\d{1,5}$/.test(v) ||
-    Number(v.split(':').at(-1)) > 65535
-  ) {
-    throw new ConfigError(name, `must be host:port, got "${raw}"`);
-  }
-  return v;
-};
+import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
 
 /** Variables only the customer service reads (with the kit's baseSpec, the whole list). */
 export const customerSpec = {
@@ -30,7 +18,7 @@ export const customerSpec = {
   accountServiceAddress: {
     name: 'ACCOUNT_SERVICE_ADDRESS',
     description: 'host:port of the account service, which freezing, unfreezing and closing a customer call',
-    parse: parseAddress,
+    parse: parsers.address,
   },
 } satisfies Spec;
 

@@ -67,6 +67,17 @@ export const parsers = {
       }
       return raw;
     },
+  /** host:port, with a DNS name, IPv4 or [IPv6] host: where another service listens. */
+  address: ((raw, name) => {
+    const v = raw.trim();
+    if (
+      !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):\d{1,5}$/.test(v) ||
+      Number(v.split(':').at(-1)) > 65535
+    ) {
+      throw new ConfigError(name, `must be host:port, got "${raw}"`);
+    }
+    return v;
+  }) as Parser<string>,
   secretKey: ((raw, name) => {
     const key = Buffer.from(raw, 'base64');
     if (key.length < 32) throw new ConfigError(name, 'must be at least 32 bytes, base64-encoded');

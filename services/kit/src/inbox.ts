@@ -51,7 +51,10 @@ export async function durableConsumer(
       durable_name: o.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      filter_subjects: o.filterSubjects,
+      // One subject goes in filter_subject: nats-server before 2.10 knows no filter_subjects.
+      ...(o.filterSubjects.length === 1
+        ? { filter_subject: o.filterSubjects[0] }
+        : { filter_subjects: o.filterSubjects }),
       ack_wait: ackWait,
       max_deliver: -1,
     });

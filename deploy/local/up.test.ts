@@ -1,0 +1,84 @@
+// The README's first command, as a new user runs it: `npm run up` brings the whole bank up with
+// demo data, and the printed way to call it works (a balance read, a cross-customer payment).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+describe('npm run up', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corebank-up-'));
+  const base = 40_000 + Math.floor(Math.random() * 20_000);
+  const env = { ...process.env, LOCAL_DIR: dir, GRPC_PORT: String(base), SHARDS: '2' };
+  const up = spawn('npm', ['run', 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  up.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+  afterAll(async () => {
+    try {
+      process.kill(-up.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const call = (...args: string[]) =>
+    spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'deploy/local/call.ts', ...args], {
+      env,
+      encoding: 'utf8',
+    });
+
+  it('brings the bank up with demo data, takes calls, and stops on Ctrl-C', async () => {
+    await expect.poll(() => out.includes('Ctrl-C stops the bank.'), { timeout: 90_000, interval: 250 }).toBe(true);
+    const bank = JSON.parse(readFileSync(join(dir, 'bank.json'), 'utf8')) as { accounts: Record<string, string> };
+    const alice = bank.accounts['alice.current']!;
+    const carol = bank.accounts['carol.current']!;
+
+    const read = call('AccountService', 'GetAccount', JSON.stringify({ accountId: alice }));
+    expect(read.status, read.stderr).toBe(0);
+    const account = JSON.parse(read.stdout).account;
+    expect(account).toMatchObject({ currency: 'EUR', creditsPosted: '100000', productId: 'current-eur' });
+
+    const pay = call(
+      'PaymentService',
+      'CreatePayment',
+      JSON.stringify({
+        idempotencyKey: 'up-test',
+        payerAccountId: alice,
+        payeeAccountId: carol,
+        amount: '1999',
+        currency: 'EUR',
+      }),
+    );
+    expect(pay.status, pay.stderr).toBe(0);
+    const id = JSON.parse(pay.stdout).payment.id as string;
+    await expect
+      .poll(
+        () => JSON.parse(call('PaymentService', 'GetPayment', JSON.stringify({ paymentId: id })).stdout).payment.status,
+        {
+          timeout: 30_000,
+          interval: 500,
+        },
+      )
+      .toBe('PAYMENT_STATUS_COMPLETED');
+    const after = JSON.parse(call('AccountService', 'GetAccount', JSON.stringify({ accountId: carol })).stdout).account;
+    expect(BigInt(after.creditsPosted ?? 0) - BigInt(after.debitsPosted ?? 0)).toBe(100_000n + 1_999n);
+
+    // Ctrl-C reaches npm and the launcher alike; the launcher stops the services and the servers.
+    process.kill(-up.pid!, 'SIGINT');
+    await exited;
+    await expect
+      .poll(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const socket = connect(base, '127.0.0.1');
+            socket.once('connect', () => (socket.destroy(), resolve(false)));
+            socket.once('error', () => resolve(true));
+          }),
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+  });
+});

@@ -1,0 +1,189 @@
+// The account service as the payment service uses it: read accounts, find each shard's in-transit
+// GL account, and make the saga's transfers. Every transfer id is derived from the payment id and
+// the step, so a retried step replays the ledger's original result instead of moving money again.
+import { DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
+import {
+  AccountServiceClient,
+  SystemAccountKind,
+  TransferKind,
+  TransferResultCode as R,
+  type Account,
+  type Transfer,
+} from '@corebank/kit/gen/corebank/v1/account';
+import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
+import type { PaymentRow } from './store.js';
+
+/** What the payment service's own tokens carry when it calls the account service. */
+export const ACCOUNT_SCOPES = ['accounts:read', 'transfers:write', 'ledger:admin'];
+
+/** The chart-of-accounts code of payment transfers. */
+export const PAYMENT_TRANSFER_CODE = 2;
+
+export type AccountClient = ReturnType<typeof serviceClient<AccountServiceClient>>;
+
+export const transferIds = (paymentId: string) => ({
+  transfer: hashedUuid(paymentId, 'transfer'),
+  hold: hashedUuid(paymentId, 'hold'),
+  credit: hashedUuid(paymentId, 'credit'),
+  post: hashedUuid(paymentId, 'post'),
+  void: hashedUuid(paymentId, 'void'),
+});
+
+/**
+ * What a step's ledger call came to: ok; refused by the ledger (a final verdict for this
+ * transfer id, carried as the order's reason); or retry (the ledger could not be reached, the
+ * deadline passed, or another transient failure: the same call is made again later).
+ */
+export type StepResult = { kind: 'ok' } | { kind: 'refused'; reason: string } | { kind: 'retry'; error: DomainError };
+
+const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'RESOURCE_EXHAUSTED', 'ABORTED']);
+
+export class Ledger {
+  private inTransit = new Map<string, string>();
+
+  constructor(
+    readonly client: AccountClient,
+    private readonly callTimeoutMs: number,
+  ) {}
+
+  static connect(address: string, key: Uint8Array, callTimeoutMs: number): Ledger {
+    return new Ledger(serviceClient(AccountServiceClient, address, key, 'payment', ACCOUNT_SCOPES), callTimeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** The account, or undefined when the ledger has none with this id. */
+  async account(id: string, deadline?: Date): Promise<Account | undefined> {
+    try {
+      return (await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) })).account;
+    } catch (err) {
+      const e = fromDownstream(err, 'account', 'GetAccount');
+      if (e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    }
+  }
+
+  /** The in-transit GL account of a shard in a currency, or undefined when the ledger books none. */
+  async inTransitAccount(shard: number, currency: string, deadline?: Date): Promise<string | undefined> {
+    const key = `${shard}:${currency}`;
+    if (!this.inTransit.has(key)) {
+      let accounts;
+      try {
+        ({ accounts } = await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) }));
+      } catch (err) {
+        throw fromDownstream(err, 'account', 'ListSystemAccounts');
+      }
+      for (const s of accounts) {
+        if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT && s.account) {
+          this.inTransit.set(`${s.account.shard}:${s.account.currency}`, s.account.id);
+        }
+      }
+    }
+    return this.inTransit.get(key);
+  }
+
+  private deadline(outer?: Date): Date {
+    const own = Date.now() + this.callTimeoutMs;
+    return outer && outer.getTime() < own ? outer : new Date(own);
+  }
+
+  /** The one transfer a step makes (built from the order alone, so every attempt sends the same body). */
+  async transferFor(row: PaymentRow): Promise<Transfer> {
+    const ids = transferIds(row.id);
+    const base = {
+      amount: row.amount,
+      linked: false,
+      pendingId: '',
+      timeoutSeconds: 0,
+      code: PAYMENT_TRANSFER_CODE,
+      reference: `payment:${row.id}`,
+      currency: '',
+    };
+    const inTransit = async (shard: number) => {
+      const id = await this.inTransitAccount(shard, row.currency);
+      if (!id)
+        throw new DomainError(
+          'INTERNAL',
+          'NO_IN_TRANSIT_ACCOUNT',
+          `no in-transit ${row.currency} account on shard ${shard}`,
+        );
+      return id;
+    };
+    switch (row.step) {
+      case P.PAYMENT_STEP_TRANSFER:
+        return {
+          ...base,
+          id: ids.transfer,
+          kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
+          debitAccountId: row.payer_account_id,
+          creditAccountId: row.payee_account_id,
+        };
+      case P.PAYMENT_STEP_HOLD:
+        return {
+          ...base,
+          id: ids.hold,
+          kind: TransferKind.TRANSFER_KIND_PENDING,
+          debitAccountId: row.payer_account_id,
+          creditAccountId: await inTransit(row.payer_shard),
+        };
+      case P.PAYMENT_STEP_CREDIT:
+        return {
+          ...base,
+          id: ids.credit,
+          kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
+          debitAccountId: await inTransit(row.payee_shard),
+          creditAccountId: row.payee_account_id,
+        };
+      case P.PAYMENT_STEP_POST:
+      case P.PAYMENT_STEP_VOID: {
+        const post = row.step === P.PAYMENT_STEP_POST;
+        return {
+          ...base,
+          id: post ? ids.post : ids.void,
+          kind: post ? TransferKind.TRANSFER_KIND_POST_PENDING : TransferKind.TRANSFER_KIND_VOID_PENDING,
+          // 0: the whole pending amount.
+          amount: 0n,
+          pendingId: ids.hold,
+          debitAccountId: row.payer_account_id,
+          creditAccountId: await inTransit(row.payer_shard),
+        };
+      }
+      default:
+        throw new DomainError('INTERNAL', 'NO_SUCH_STEP', `payment ${row.id} has no ledger step ${row.step}`);
+    }
+  }
+
+  /**
+   * Makes the step's transfer. Any result code of the ledger is its verdict on this transfer id
+   * (a definitive failure); failures to get a verdict are retryable. For post and void every
+   * refusal is also retried (logged by the caller): the hold is the saga's own and never expires,
+   * so a refusal means an outage or a bug, never a reason to settle the order differently.
+   */
+  async execute(row: PaymentRow, deadline?: Date): Promise<StepResult> {
+    let results;
+    try {
+      const transfer = await this.transferFor(row);
+      ({ results } = await this.client.createTransfers(
+        { transfers: [transfer] },
+        { deadline: this.deadline(deadline) },
+      ));
+    } catch (err) {
+      const e = fromDownstream(err, 'account', 'CreateTransfers');
+      if (RETRYABLE.has(e.code)) return { kind: 'retry', error: e };
+      // The ledger refused the request itself (bad input): as final as a result code.
+      return { kind: 'refused', reason: e.reason };
+    }
+    const code = results[0]?.code ?? R.TRANSFER_RESULT_CODE_UNSPECIFIED;
+    if (code === R.TRANSFER_RESULT_CODE_OK) return { kind: 'ok' };
+    const reason = R[code] ?? String(code);
+    if (row.step === P.PAYMENT_STEP_POST || row.step === P.PAYMENT_STEP_VOID) {
+      return {
+        kind: 'retry',
+        error: new DomainError('INTERNAL', 'SETTLEMENT_REFUSED', `the ledger refused to settle the hold: ${reason}`),
+      };
+    }
+    return { kind: 'refused', reason };
+  }
+}

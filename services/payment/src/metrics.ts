@@ -1,0 +1,25 @@
+// Payment metrics, on the kit's registry (served at /metrics): saga age and backlog per shard,
+// and the outcome of every saga step.
+import { registry } from '@corebank/kit';
+import { Counter, Gauge } from 'prom-client';
+
+export const sagaUnsettled = new Gauge({
+  name: 'payment_saga_unsettled_orders',
+  help: 'payment orders with saga work left, per payer shard',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const sagaOldestAge = new Gauge({
+  name: 'payment_saga_oldest_unsettled_age_seconds',
+  help: 'age of the oldest payment order with saga work left (saga age), per payer shard',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const sagaSteps = new Counter({
+  name: 'payment_saga_steps_total',
+  help: 'saga steps made, by step and outcome (ok, refused, retry)',
+  labelNames: ['step', 'outcome'] as const,
+  registers: [registry],
+});

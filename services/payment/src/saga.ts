@@ -1,0 +1,165 @@
+// Executes payment orders. Each order's step is claimed (a lease in its row), made on the ledger
+// with a transfer id derived from the payment and the step, and its outcome recorded with its
+// event in one transaction. Three things drive orders: CreatePayment (the first step, inline),
+// the saga's JetStream consumer (each non-final event: the next steps), and a sweeper that
+// re-drives every order whose step is due (a failed attempt's backoff, or the lease of a process
+// that died mid-step, has passed). Whatever runs twice replays on the ledger.
+import {
+  durableConsumer,
+  processOnce,
+  runConsumer,
+  type Logger,
+  type Nats,
+  type Shard,
+  type ShardRouter,
+} from '@corebank/kit';
+import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
+import { PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
+import { DOMAIN, SAGA_SUBJECTS } from './events.js';
+import type { Ledger } from './ledger.js';
+import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
+import { nextAfter } from './state.js';
+import { advance, claimStep, deferStep, dueOrders, sagaBacklog, type PaymentRow } from './store.js';
+
+export interface SagaOptions {
+  /** Durable consumer name (and inbox consumer key). */
+  consumerName: string;
+  callTimeoutMs: number;
+  maxBackoffMs: number;
+  sweepIntervalMs: number;
+  /** Orders the sweeper drives at once, per shard. */
+  sweepConcurrency?: number;
+  /** Parallel pulls on the durable consumer. */
+  consumerConcurrency?: number;
+}
+
+export type DriveResult = 'advanced' | 'deferred' | 'busy';
+
+export class Saga {
+  private sweeping = false;
+  private sweepers: Promise<void>[] = [];
+  private wake: (() => void)[] = [];
+  private consumers: { stop: () => Promise<void> }[] = [];
+
+  constructor(
+    private readonly router: ShardRouter,
+    private readonly ledger: Ledger,
+    private readonly log: Logger,
+    private readonly o: SagaOptions,
+  ) {}
+
+  /** The lease a claimed step holds: the ledger call's deadline and a margin. */
+  private get leaseMs(): number {
+    return this.o.callTimeoutMs + 2000;
+  }
+
+  backoffMs(attempts: number): number {
+    const base = Math.min(this.o.maxBackoffMs, 100 * 2 ** Math.min(attempts, 20));
+    return Math.round(base / 2 + (Math.random() * base) / 2);
+  }
+
+  /** One step of one order, if it is due and nobody else holds it. */
+  async step(shard: Shard, id: string, deadline?: Date): Promise<{ result: DriveResult; row?: PaymentRow }> {
+    const row = await claimStep(shard, id, this.leaseMs);
+    if (!row) return { result: 'busy' };
+    const res = await this.ledger.execute(row, deadline);
+    sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
+    if (res.kind === 'retry') {
+      const wait = this.backoffMs(row.attempts);
+      this.log.warn(
+        { payment_id: id, step: row.step, attempts: row.attempts, retry_in_ms: wait, reason: res.error.reason },
+        `payment step failed; retrying: ${res.error.message}`,
+      );
+      await deferStep(shard, row, wait);
+      return { result: 'deferred', row };
+    }
+    const next = nextAfter(row.step, res.kind);
+    if (!next) throw new Error(`payment ${id}: step ${row.step} has no outcome ${res.kind}`);
+    const after = await advance(shard, row, next, res.kind === 'refused' ? res.reason : '');
+    return { result: 'advanced', row: after ?? row };
+  }
+
+  /** Drives an order until it settles, waits for a retry, or another driver holds it. */
+  async drive(shard: Shard, id: string): Promise<void> {
+    for (let i = 0; i < 8; i++) {
+      const { result } = await this.step(shard, id);
+      if (result !== 'advanced') return;
+    }
+  }
+
+  start(nats: Nats | undefined): Promise<void> {
+    if (this.o.sweepIntervalMs > 0) {
+      this.sweeping = true;
+      this.sweepers = this.router.shards.map((s) => this.sweepLoop(s));
+    }
+    return nats ? this.startConsumer(nats) : Promise.resolve();
+  }
+
+  private async startConsumer(nats: Nats): Promise<void> {
+    // One filter for the domain (nats-server 2.9 takes a single subject); the handler skips
+    // events that are not saga steps.
+    const consumer = await durableConsumer(nats.js, nats.jsm, {
+      domain: DOMAIN,
+      durable: this.o.consumerName,
+      filterSubjects: [`corebank.${DOMAIN}.>`],
+    });
+    const handle = async (msg: { subject: string; data: Uint8Array }) => {
+      if (!SAGA_SUBJECTS.includes(msg.subject)) return;
+      const event = PaymentChanged.decode(msg.data);
+      const id = event.payment?.id ?? '';
+      const shard = this.router.byId(id);
+      if (!shard || !event.meta) return;
+      await this.drive(shard, id);
+      // The effect itself is idempotent (claims and deterministic transfer ids); the inbox row
+      // records that this event was handled, so a redelivery after the ack is recognised.
+      await processOnce(shard.db, this.o.consumerName, event.meta.eventId, async () => undefined);
+    };
+    for (let i = 0; i < (this.o.consumerConcurrency ?? 8); i++) {
+      this.consumers.push(runConsumer(consumer, this.log, handle));
+    }
+  }
+
+  private async sweepLoop(shard: Shard): Promise<void> {
+    let lastGauge = 0;
+    while (this.sweeping) {
+      try {
+        await this.sweepOnce(shard);
+        if (Date.now() - lastGauge > 5_000) {
+          lastGauge = Date.now();
+          const { n, age } = await sagaBacklog(shard);
+          sagaUnsettled.set({ shard: String(shard.index) }, n);
+          sagaOldestAge.set({ shard: String(shard.index) }, age);
+        }
+      } catch (err) {
+        this.log.warn({ err, shard: shard.index }, 'payment sweeper failed; will retry');
+      }
+      if (!this.sweeping) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.o.sweepIntervalMs);
+        this.wake.push(() => (clearTimeout(t), resolve()));
+      });
+    }
+  }
+
+  /** Drives every due order of a shard; returns how many there were. */
+  async sweepOnce(shard: Shard): Promise<number> {
+    const ids = await dueOrders(shard, 500);
+    const queue = [...ids];
+    const worker = async () => {
+      for (let id = queue.shift(); id !== undefined && this.sweeping; id = queue.shift()) {
+        await this.drive(shard, id).catch((err: unknown) =>
+          this.log.warn({ err, payment_id: id }, 'payment sweeper: drive failed'),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: this.o.sweepConcurrency ?? 16 }, worker));
+    return ids.length;
+  }
+
+  async stop(): Promise<void> {
+    this.sweeping = false;
+    this.wake.forEach((w) => w());
+    await Promise.all(this.sweepers);
+    await Promise.all(this.consumers.map((c) => c.stop()));
+  }
+}
