@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 // The Helm chart, validated without a cluster: helm lint, helm template, kubeconform (strict,
 // offline schemas) and assertions on the rendered objects.
 // Needs helm and kubeconform: bash deploy/tools/install-chart-tools.sh
@@ -239,11 +240,11 @@ describe('default values', () => {
     objs = render();
   });
 
-  it('render the account, customer and product services and the migration Job, with the optional objects off', () => {
+  it('render the account, customer, payment and product services and the migration Job, with the optional objects off', () => {
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual(
       [
-        ...['account', 'customer', 'product'].flatMap((s) => [
+        ...['account', 'customer', 'payment', 'product'].flatMap((s) => [
           `Deployment/${RELEASE}-corebank-${s}`,
           `Service/${RELEASE}-corebank-${s}`,
           `ServiceAccount/${RELEASE}-corebank-${s}`,
@@ -264,9 +265,10 @@ describe('default values', () => {
     expect(env('customer').get('ACCOUNT_SERVICE_ADDRESS')?.value).toBe(address('account'));
     expect(env('account').get('CUSTOMER_SERVICE_ADDRESS')?.value).toBe(address('customer'));
     expect(env('account').get('PRODUCT_SERVICE_ADDRESS')?.value).toBe(address('product'));
+    expect(env('payment').get('ACCOUNT_SERVICE_ADDRESS')?.value).toBe(address('account'));
     expect([...env('product').keys()].filter((k) => k.endsWith('_SERVICE_ADDRESS'))).toEqual([]);
     // Each address is a Service the chart renders, on its gRPC port.
-    for (const svc of ['account', 'customer', 'product']) {
+    for (const svc of ['account', 'customer', 'payment', 'product']) {
       const service = ofKind(objs, 'Service').find((o) => o.metadata.name === `${RELEASE}-corebank-${svc}`)!;
       expect(service.spec.ports.find((p: { name: string }) => p.name === 'grpc').port).toBe(defaults.grpc.port);
     }
@@ -350,7 +352,7 @@ describe('4-shard example', () => {
       passwordKey: string;
     }[];
     const containers = podTemplates(objs).flatMap((p) => p.spec.containers);
-    expect(containers.length).toBe(6); // three Deployments and a migration container for each
+    expect(containers.length).toBe(8); // four Deployments and a migration container for each
     const ca = `sslrootcert=/etc/corebank/db-ca/${example.database.caBundle.key}`;
     for (const c of containers) {
       const env = containerEnv(c);
@@ -438,13 +440,14 @@ describe('services map', () => {
     const objs = render({ overrides: [{ services: { loan } }] });
     const deployments = ofKind(objs, 'Deployment').map((d) => d.metadata.name);
     expect(deployments.sort()).toEqual(
-      ['account', 'customer', 'loan', 'product'].map((s) => `${RELEASE}-corebank-${s}`),
+      ['account', 'customer', 'loan', 'payment', 'product'].map((s) => `${RELEASE}-corebank-${s}`),
     );
     const job = ofKind(objs, 'Job')[0]!;
     expect(job.spec.template.spec.containers.map((c: { name: string }) => c.name).sort()).toEqual([
       'migrate-account',
       'migrate-customer',
       'migrate-loan',
+      'migrate-payment',
       'migrate-product',
     ]);
     const env = containerEnv(
@@ -461,7 +464,7 @@ describe('services map', () => {
   it('leaves a disabled service out entirely', () => {
     const objs = render({ overrides: [{ services: { loan: { ...loan, enabled: false } } }] });
     expect(objs.filter((o) => o.metadata.name.includes('loan'))).toEqual([]);
-    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(3);
+    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(4);
   });
 
   it('uses a service\u2019s own shard list when it has one', () => {
@@ -484,9 +487,29 @@ describe('monitoring', () => {
     'ledger_invariant_ok',
     'db_pool_waiting',
     'db_pool_in_use',
-    // Owned by the payment service's cross-shard saga (not written yet).
-    'saga_oldest_pending_age_seconds',
+    'payment_saga_oldest_unsettled_age_seconds',
   ];
+
+  it('alerts only on metrics the services export', () => {
+    const sources = execFileSync(
+      'grep',
+      [
+        '-rhoE',
+        "name: '[a-z_]+'",
+        'services',
+        '--include=*.ts',
+        '--exclude-dir=node_modules',
+        '--exclude-dir=dist',
+        '--exclude-dir=gen',
+      ],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+      },
+    );
+    const exported = new Set(sources.split('\n').map((l) => l.replace(/^name: '|'$/g, '')));
+    for (const m of metricNames) expect(exported, m).toContain(m.replace(/_bucket$/, ''));
+  });
   const promqlWords = new Set([
     ...metricNames,
     'sum',
@@ -556,7 +579,7 @@ describe('monitoring', () => {
       expect(targets.length).toBeGreaterThan(8);
       for (const t of targets) checkExpr(t.expr, `${f} ${t.expr}`);
       const used = new Set(targets.flatMap((t: { expr: string }) => metricNames.filter((m) => t.expr.includes(m))));
-      for (const m of metricNames.filter((m) => !m.startsWith('saga_')))
+      for (const m of metricNames.filter((m) => !m.startsWith('payment_')))
         expect(used.has(m), `${f} shows ${m}`).toBe(true);
       for (const p of d.panels.filter((p: { type: string }) => p.type !== 'row')) {
         expect(p.datasource, `${f} panel ${p.title}`).toEqual({ type: 'prometheus', uid: '${datasource}' });

@@ -124,7 +124,14 @@ const rejected: [string, object, RegExp][] = [
   ],
   [
     'no enabled service',
-    { services: { account: { enabled: false }, customer: { enabled: false }, product: { enabled: false } } },
+    {
+      services: {
+        account: { enabled: false },
+        customer: { enabled: false },
+        payment: { enabled: false },
+        product: { enabled: false },
+      },
+    },
     /services: no service is enabled/,
   ],
   [
