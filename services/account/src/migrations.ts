@@ -113,4 +113,49 @@ export const accountMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '004_ledger_load',
+    async up(db) {
+      // Locks a batch's accounts in id order, then reads (a new statement, so a fresh snapshot that
+      // sees every batch that held these rows before) the accounts, the transfers already stored
+      // under the batch's ids, the pending transfers it names with their resolution, and recorded
+      // refusals. One call, sent together with BEGIN: the batch's first round trip does it all.
+      // int8 travels as text inside the JSON, so no amount passes through a float.
+      await db.raw(`
+        create function ledger_load(account_ids uuid[], transfer_ids uuid[], pending_ids uuid[]) returns json
+        language plpgsql volatile as $fn$
+        declare
+          loaded json;
+        begin
+          perform 1 from accounts where id = any(account_ids) order by id for update;
+          select json_build_object(
+            'accounts', (select coalesce(json_agg(json_build_object(
+                'id', id, 'owner_id', owner_id, 'currency', currency,
+                'debits_must_not_exceed_credits', debits_must_not_exceed_credits,
+                'credits_must_not_exceed_debits', credits_must_not_exceed_debits,
+                'overdraft_limit', overdraft_limit::text, 'debits_pending', debits_pending::text,
+                'debits_posted', debits_posted::text, 'credits_pending', credits_pending::text,
+                'credits_posted', credits_posted::text, 'entry_seq', entry_seq::text,
+                'debits_blocked', debits_blocked, 'closed', closed)), '[]'::json)
+              from accounts where id = any(account_ids)),
+            'transfers', (select coalesce(json_agg(t), '[]'::json) from (
+                select 't' as src, id, debit_account_id, credit_account_id, amount::text as amount, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       null::smallint as resolved_by
+                  from transfers where id = any(transfer_ids)
+                union all
+                select 'p', id, debit_account_id, credit_account_id, amount::text, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       (select kind from transfers r where r.pending_id = p.id)
+                  from transfers p where p.id = any(pending_ids)) t),
+            'refusals', (select coalesce(json_agg(json_build_object(
+                'id', id, 'body_hash', body_hash, 'result', result, 'field', field)), '[]'::json)
+              from transfer_rejections where id = any(transfer_ids)))
+          into loaded;
+          return loaded;
+        end
+        $fn$;
+      `);
+    },
+  },
 ];

@@ -46,3 +46,51 @@ export type Row = Record<string, any>;
 
 /** Raw bindings may be arrays (for unnest and any()); knex's types do not say so. */
 export const bind = (values: unknown[]): Knex.RawBinding[] => values as Knex.RawBinding[];
+
+type RawQuery = (sql: string, bindings?: unknown[]) => Promise<pg.QueryResult>;
+
+/**
+ * A transaction on one pooled connection whose opening statement travels with BEGIN, in one
+ * round trip (the simple query protocol). The opening statement therefore takes no parameters:
+ * its caller builds it from values it has validated. Later statements take `?` bindings as
+ * knex.raw does. Retried on serialization failures, deadlocks and unique races, like withRetry.
+ */
+export async function transactionOpenedBy<T>(
+  db: Knex,
+  opening: string,
+  fn: (opened: pg.QueryResult, query: RawQuery) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let i = 1; ; i++) {
+    const conn = (await db.client.acquireConnection()) as pg.Client;
+    try {
+      const query: RawQuery = (sql, bindings = []) => {
+        const native = db.raw(sql, bind(bindings)).toSQL().toNative();
+        return conn.query(native.sql, native.bindings as unknown[]);
+      };
+      try {
+        const results = (await conn.query(`begin; ${opening}`)) as unknown as pg.QueryResult[];
+        const result = await fn(results[1]!, query);
+        await conn.query('commit');
+        return result;
+      } catch (err) {
+        await conn.query('rollback').catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      if (i >= attempts || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 10));
+    } finally {
+      await db.client.releaseConnection(conn);
+    }
+  }
+}
+
+/** A uuid[] literal for a statement sent without parameters; refuses anything but UUIDs. */
+export function uuidArrayLiteral(ids: string[]): string {
+  for (const id of ids) {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id))
+      throw new Error(`not a uuid: ${id}`);
+  }
+  return `'{${ids.join(',')}}'::uuid[]`;
+}

@@ -15,6 +15,10 @@ export function startTelemetry(serviceName: string): void {
   // tenth of the service's CPU, for nothing when nobody collects it. OTEL_TRACES_SAMPLER (for
   // example parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.05) sets the sampling rate.
   const configured = Boolean(process.env.OTEL_TRACES_EXPORTER) || exporting;
+  // Metrics go to Prometheus (metrics.ts) and logs to stdout (pino): the SDK exports neither
+  // unless told to, instead of its default of retrying an OTLP endpoint nobody runs.
+  process.env.OTEL_METRICS_EXPORTER ??= 'none';
+  process.env.OTEL_LOGS_EXPORTER ??= 'none';
   if (!configured && !process.env.OTEL_TRACES_SAMPLER) process.env.OTEL_TRACES_SAMPLER = 'always_off';
   const exporter = process.env.OTEL_TRACES_EXPORTER
     ? {}

@@ -1,11 +1,11 @@
 // Group commit: concurrent requests for one shard wait in a queue and are applied together in
 // one database transaction (one batch in flight per shard per process). A hot account is locked
 // once per batch rather than once per transfer, so it costs the shard little.
-import { withRetry, DomainError, type Logger, type Shard } from '@corebank/kit';
+import { transactionOpenedBy, DomainError, type Logger, type Shard } from '@corebank/kit';
 import { Counter, Histogram } from 'prom-client';
 import { registry } from '@corebank/kit';
 import { applyBatch, type BatchWrites } from './apply.js';
-import { loadBatchState, writeBatch } from './store.js';
+import { batchStateFrom, loadStatement, writeBatch, type Loaded } from './store.js';
 import { ResultCode, type TransferInput, type TransferOutcome } from './types.js';
 import { transferEvent } from '../events.js';
 
@@ -99,11 +99,9 @@ export class ShardBatcher {
       batch.reduce((n, w) => n + w.inputs.length, 0),
     );
     try {
-      const outcomes = await withRetry(this.shard.db, async (tx) => {
-        const state = await loadBatchState(
-          tx,
-          batch.flatMap((w) => w.inputs),
-        );
+      const inputs = batch.flatMap((w) => w.inputs);
+      const outcomes = await transactionOpenedBy(this.shard.db, loadStatement(inputs), async (opened, query) => {
+        const state = batchStateFrom((opened.rows[0] as { loaded: Loaded }).loaded);
         const writes: BatchWrites = {
           transfers: [],
           entries: [],
@@ -119,7 +117,7 @@ export class ShardBatcher {
           writes,
         );
         await writeBatch(
-          tx,
+          query,
           state,
           writes,
           writes.transfers.map((t) =>

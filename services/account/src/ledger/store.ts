@@ -1,7 +1,7 @@
-// SQL for one ledger batch: lock the accounts, read what the batch needs, then write what
+// SQL for one ledger batch: lock the accounts and read what the batch needs, then write what
 // applyBatch decided. Every statement handles the whole batch at once (arrays + unnest), and a
-// batch costs five round trips whatever its size: begin, lock, read, write, commit.
-import { bind, outboxInsert, type OutboxEvent, type Row, type Tx } from '@corebank/kit';
+// batch costs three round trips whatever its size: begin with the load, the write, commit.
+import { outboxInsert, uuidArrayLiteral, type OutboxEvent } from '@corebank/kit';
 import type { BatchState, BatchWrites } from './apply.js';
 import type { AccountState, Rejection, StoredTransfer, TransferInput } from './types.js';
 
@@ -46,70 +46,62 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
 
 const RESOLUTION_BY_KIND: Record<number, 'posted' | 'voided' | 'expired'> = { 3: 'posted', 4: 'voided', 5: 'expired' };
 
-/**
- * Loads the batch's state. The account rows are locked first, in id order, so concurrent batches
- * never deadlock; the read that follows is a new statement, so it sees everything committed by
- * a batch that held these rows before us.
- */
-export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<BatchState> {
+/** The batch's first statement: ledger_load (migration 004) locks, then reads, in one call. */
+export function loadStatement(inputs: TransferInput[]): string {
   const ids = [...new Set(inputs.map((t) => t.id))];
   const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
   const accountIds = [...new Set(inputs.flatMap((t) => [t.debitAccountId, t.creditAccountId]))].sort();
+  return `select ledger_load(${uuidArrayLiteral(accountIds)}, ${uuidArrayLiteral(ids)}, ${uuidArrayLiteral(pendingIds)}) as loaded`;
+}
 
-  const accounts = await tx.raw(
-    `select id, owner_id, currency, debits_must_not_exceed_credits, credits_must_not_exceed_debits, overdraft_limit,
-            debits_pending, debits_posted, credits_pending, credits_posted, entry_seq, debits_blocked, closed
-       from accounts where id = any(?::uuid[]) order by id for update`,
-    [accountIds],
-  );
-  // Transfers already in the journal under these ids ('t'), the pending transfers referenced
-  // with how they were resolved ('p'), and recorded refusals ('r'), in one statement.
-  const { rows } = await tx.raw(
-    `select 't' as src, ${TRANSFER_COLUMNS}, null::smallint as resolved_by, null::smallint as result, null::text as field
-       from transfers where id = any(?::uuid[])
-     union all
-     select 'p', ${TRANSFER_COLUMNS}, (select kind from transfers r where r.pending_id = p.id), null, null
-       from transfers p where p.id = any(?::uuid[])
-     union all
-     select 'r', id, null, null, null, null, null, null, null, null, null, null, null, body_hash, created_at, null, result, field
-       from transfer_rejections where id = any(?::uuid[])`,
-    [ids, pendingIds, ids],
-  );
+export interface Loaded {
+  accounts: Record<string, string | boolean>[];
+  transfers: (Record<string, string | number | boolean | null> & { src: 't' | 'p'; resolved_by: number | null })[];
+  refusals: { id: string; body_hash: string; result: number; field: string }[];
+}
 
+const date = (v: unknown) => (v === null ? null : new Date(v as string));
+
+/**
+ * The batch's state from ledger_load's JSON (pg has parsed it; amounts arrive as text and become
+ * bigint here, so none passes through a JavaScript number).
+ */
+export function batchStateFrom(loaded: Loaded): BatchState {
   const state: BatchState = { accounts: new Map(), transfers: new Map(), rejections: new Map(), pendings: new Map() };
-  for (const r of accounts.rows as Row[]) {
+  for (const r of loaded.accounts) {
     const a: AccountState = {
-      id: r.id,
-      ownerId: r.owner_id,
-      currency: r.currency,
-      debitsMustNotExceedCredits: r.debits_must_not_exceed_credits,
-      creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
-      overdraftLimit: r.overdraft_limit,
-      debitsPending: r.debits_pending,
-      debitsPosted: r.debits_posted,
-      creditsPending: r.credits_pending,
-      creditsPosted: r.credits_posted,
-      entrySeq: r.entry_seq,
-      debitsBlocked: r.debits_blocked,
-      closed: r.closed,
+      id: r.id as string,
+      ownerId: r.owner_id as string,
+      currency: r.currency as string,
+      debitsMustNotExceedCredits: r.debits_must_not_exceed_credits as boolean,
+      creditsMustNotExceedDebits: r.credits_must_not_exceed_debits as boolean,
+      overdraftLimit: BigInt(r.overdraft_limit as string),
+      debitsPending: BigInt(r.debits_pending as string),
+      debitsPosted: BigInt(r.debits_posted as string),
+      creditsPending: BigInt(r.credits_pending as string),
+      creditsPosted: BigInt(r.credits_posted as string),
+      entrySeq: BigInt(r.entry_seq as string),
+      debitsBlocked: r.debits_blocked as boolean,
+      closed: r.closed as boolean,
     };
     state.accounts.set(a.id, a);
   }
-  for (const r of rows as (TransferRow & {
-    src: string;
-    resolved_by: number | null;
-    result: number;
-    field: string;
-  })[]) {
-    if (r.src === 't') state.transfers.set(r.id, transferFromRow(r));
-    else if (r.src === 'r')
-      state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field } as Rejection);
-    else {
-      state.pendings.set(r.id, {
-        transfer: transferFromRow(r),
+  for (const r of loaded.transfers) {
+    const t = transferFromRow({
+      ...(r as unknown as TransferRow),
+      amount: BigInt(r.amount as string),
+      expires_at: date(r.expires_at),
+      created_at: date(r.created_at)!,
+    });
+    if (r.src === 't') state.transfers.set(t.id, t);
+    else
+      state.pendings.set(t.id, {
+        transfer: t,
         ...(r.resolved_by !== null ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] } : {}),
       });
-    }
+  }
+  for (const r of loaded.refusals) {
+    state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field } as Rejection);
   }
   return state;
 }
@@ -117,14 +109,19 @@ export async function loadBatchState(tx: Tx, inputs: TransferInput[]): Promise<B
 const str = (v: bigint) => v.toString();
 
 /** Writes the batch's journal rows, balances, holds, refusals and events in one statement. */
-export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites, events: OutboxEvent[]): Promise<void> {
+export async function writeBatch(
+  query: (sql: string, bindings: unknown[]) => Promise<unknown>,
+  state: BatchState,
+  w: BatchWrites,
+  events: OutboxEvent[],
+): Promise<void> {
   const ts = w.transfers;
   const es = w.entries;
   const as = [...w.touched].map((id) => state.accounts.get(id)!);
   const rs = w.rejections;
   const outbox = outboxInsert(events);
   // Data-modifying CTEs run together; an empty array inserts nothing.
-  await tx.raw(
+  await query(
     `with
      new_transfers as (
        insert into transfers (${TRANSFER_COLUMNS})
@@ -148,7 +145,7 @@ export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites, even
        select * from unnest(?::uuid[], ?::text[], ?::smallint[], ?::text[])),
      events as (${outbox.sql})
      select 1`,
-    bind([
+    [
       ts.map((t) => t.id),
       ts.map((t) => t.debitAccountId),
       ts.map((t) => t.creditAccountId),
@@ -188,6 +185,6 @@ export async function writeBatch(tx: Tx, state: BatchState, w: BatchWrites, even
       rs.map((r) => r.result),
       rs.map((r) => r.field),
       ...outbox.bindings,
-    ]),
+    ],
   );
 }
