@@ -112,7 +112,7 @@ describe('ledger under concurrency on 3 shards', () => {
     await Promise.all(Array.from({ length: CLIENTS }, client));
     const seconds = (Date.now() - started) / 1000;
     console.log(
-      `concurrency: ${sent} transfers from ${CLIENTS} clients in ${seconds.toFixed(1)} s (${Math.round(sent / seconds)} transfers/s); ` +
+      `concurrency: ${sent} transfers from ${CLIENTS} clients in ${Math.round(seconds * 10) / 10} s (${Math.round(sent / seconds)} transfers/s); ` +
         `${accepted.size} accepted, ${retried} retried`,
     );
     expect(sent).toBeGreaterThanOrEqual(TARGET_TRANSFERS);
