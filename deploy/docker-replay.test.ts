@@ -22,7 +22,11 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
+import { createDatabases, freePort, promisify, testToken } from '@corebank/kit/testing';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dockerfilePath = join(repoRoot, 'deploy/Dockerfile');
@@ -439,6 +443,51 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     expect(r.status).not.toBe(0);
     expect(r.out).toMatch(/invalid configuration: AUTH_TOKEN_KEY/);
     expect(r.out).not.toMatch(/docker-entrypoint/);
+  });
+
+  it('migrates and serves from the image against a real database and NATS, and drains on SIGTERM', async () => {
+    const db = `img_${randomUUID().slice(0, 8)}`;
+    await createDatabases(inject('pgAdminUrl'), [db]);
+    const key = randomBytes(32);
+    const port = await freePort();
+    const env = {
+      SERVICE: 'account',
+      AUTH_TOKEN_KEY: key.toString('base64'),
+      SHARD_COUNT: '1',
+      SHARD_0_DATABASE_URL: `${inject('pgUrl')}/${db}`,
+      NATS_URL: inject('natsUrl'),
+      GRPC_PORT: String(port),
+      METRICS_PORT: '0',
+      CUSTOMER_SERVICE_ADDRESS: '127.0.0.1:1',
+      PRODUCT_SERVICE_ADDRESS: '127.0.0.1:2',
+    };
+    const migrated = start(env, ['migrate']);
+    expect(migrated.status, migrated.out).toBe(0);
+
+    const [entry, ...entryArgs] = image.final.entrypoint;
+    const exe = entry!.startsWith('/') ? join(image.final.root, entry!) : join(app(), entry!);
+    const server = spawn(exe, [...entryArgs, ...image.final.cmd], {
+      cwd: app(),
+      env: { PATH: process.env.PATH, HOME: image.dir, ...image.final.env, ...env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+    const client = promisify(
+      new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
+      await testToken(key),
+    );
+    try {
+      await expect
+        .poll(async () => (await client.listSystemAccounts({}).catch(() => ({ accounts: [] }))).accounts.length, {
+          timeout: 30_000,
+          interval: 250,
+        })
+        .toBeGreaterThan(0);
+    } finally {
+      client.close();
+      server.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 
   it('mints an operator token with the command the chart\u2019s NOTES.txt gives', () => {
