@@ -2,7 +2,8 @@
 // deadline, logging, metrics, error mapping); the standard health service reports the real
 // state of the service's dependencies; reflection serves the contract; SIGTERM drains.
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { requireScope, verifyToken, type Principal } from '../auth.js';
@@ -144,8 +145,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     [LIVENESS]: 'SERVING',
   });
   health.addToServer(server);
-  const reflection = new ReflectionService(loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')));
-  reflection.addToServer(server);
+  new ReflectionService(reflectedFiles()).addToServer(server);
 
   let stopping = false;
   const setAll = (status: 'SERVING' | 'NOT_SERVING') => names.forEach((n) => health.setStatus(n, status));
@@ -192,6 +192,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   return { port, shutdown, health };
 }
+
+/**
+ * What reflection serves: every file of the contract and the health service, well-known types
+ * included, as buf built them. (Handing @grpc/reflection a proto-loader definition drops the
+ * well-known types, and grpcurl then cannot resolve google.protobuf.Timestamp.)
+ */
+function reflectedFiles(): PackageDefinition {
+  const set = descriptor.FileDescriptorSet.decode(Buffer.from(descriptorSetBase64, 'base64')) as unknown as {
+    file: object[];
+  };
+  const files = set.file.map((f) => descriptor.FileDescriptorProto.encode(f).finish());
+  return { 'corebank.contract': { fileDescriptorProtos: files } } as unknown as PackageDefinition;
+}
+
+const require = createRequire(import.meta.url);
+const descriptor = require('protobufjs/ext/descriptor') as {
+  FileDescriptorSet: { decode(b: Uint8Array): unknown };
+  FileDescriptorProto: { encode(f: object): { finish(): Uint8Array } };
+};
 
 /** SIGTERM and SIGINT run the shutdown once, then exit. */
 export function exitOnSignals(shutdown: () => Promise<void>, log: Logger): void {
