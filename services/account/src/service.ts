@@ -1,23 +1,17 @@
 // The account service: wires the ledger to gRPC, the outbox relay and the expiry sweeper.
 import {
   bindService,
-  connectNats,
   createLogger,
   DomainError,
-  ensureStream,
-  OutboxRelay,
+  pageSize,
   requireCustomer,
-  ShardRouter,
-  startServer,
-  Violations,
-  dbPoolInUse,
-  dbPoolWaiting,
-  serveMetrics,
   serviceClient,
+  ShardRouter,
+  startRuntime,
+  Violations,
   type Logger,
   type Nats,
   type RunningServer,
-  pageSize,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
@@ -41,8 +35,6 @@ import { transferToProto } from './proto.js';
 import { validateTransfers } from './ledger/validate.js';
 import { checkInvariant, getStatement, getTransfer } from './reports.js';
 import { closeOwnerAccounts, setOwnerDebitsBlocked } from './lifecycle.js';
-import { assertShardIdentity } from '@corebank/kit';
-import { stopTelemetry } from '@corebank/kit/telemetry';
 
 export const SERVICE = 'account';
 export const SERVICE_NAME = 'corebank.v1.AccountService';
@@ -89,14 +81,8 @@ export async function startAccountService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<AccountApp> {
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
-  await assertShardIdentity(router);
-  const nats = await connectNats({
-    url: config.natsUrl,
-    user: config.natsUser,
-    password: config.natsPassword,
-    name: SERVICE,
-  });
-  await ensureStream(nats.jsm, DOMAIN);
+  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
+  const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
   const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
@@ -106,8 +92,6 @@ export async function startAccountService(
     'products:read',
   ]);
 
-  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
-  relay?.start();
   const stopSweeper =
     config.expirySweepIntervalMs > 0
       ? startExpirySweeper(router, batchers, config.expirySweepIntervalMs, log)
@@ -191,44 +175,9 @@ export async function startAccountService(
     log,
   );
 
-  const poolTimer = setInterval(() => {
-    for (const s of router.shards) {
-      const pool = s.db.client.pool as { numUsed(): number; numPendingAcquires(): number } | undefined;
-      if (!pool) continue;
-      dbPoolInUse.set({ shard: String(s.index) }, pool.numUsed());
-      dbPoolWaiting.set({ shard: String(s.index) }, pool.numPendingAcquires());
-    }
-  }, 5000);
-  poolTimer.unref();
-  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
-
-  const server = await startServer({
-    host: config.grpcHost,
-    port: config.grpcPort,
-    services: [binding],
-    log,
-    maxConnectionAgeMs: config.maxConnectionAgeMs,
-    shutdownGraceMs: config.shutdownGraceMs,
-    readinessDrainMs: config.readinessDrainMs,
-    ready: async () => {
-      await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
-      return !nats.nc.isClosed() && nats.nc.info !== undefined;
-    },
-    onShutdown: [
-      async () => {
-        clearInterval(poolTimer);
-        metrics?.close();
-        await stopSweeper?.();
-        await relay?.stop();
-      },
-      async () => {
-        customers.close();
-        products.close();
-      },
-      () => nats.nc.drain(),
-      () => router.close(),
-      () => stopTelemetry(),
-    ],
-  });
+  const server = await runtime.serve(
+    [binding],
+    [() => stopSweeper?.(), () => customers.close(), () => products.close()],
+  );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

@@ -1,26 +1,19 @@
 // The customer service: wires customers, KYC, lifecycle and risk tier to gRPC, the outbox relay
 // and the account service (which freezing, unfreezing and closing call).
 import {
-  assertShardIdentity,
   bindService,
-  connectNats,
   createLogger,
-  dbPoolInUse,
-  dbPoolWaiting,
   DomainError,
-  ensureStream,
-  OutboxRelay,
-  requireCustomer,
-  serveMetrics,
-  ShardRouter,
-  startServer,
-  Violations,
   type Logger,
   type Nats,
+  pageSize,
   type Principal,
+  requireCustomer,
   type RpcContext,
   type RunningServer,
-  pageSize,
+  ShardRouter,
+  startRuntime,
+  Violations,
 } from '@corebank/kit';
 import {
   CustomerServiceService,
@@ -29,7 +22,6 @@ import {
   PostalAddress,
   type Customer,
 } from '@corebank/kit/gen/corebank/v1/customer';
-import { stopTelemetry } from '@corebank/kit/telemetry';
 import { accountClient, fromAccountService, type AccountClient } from './accounts.js';
 import type { CustomerConfig } from './config.js';
 import { customerUpdated, DOMAIN, kycChanged, riskTierChanged, statusChanged } from './events.js';
@@ -108,16 +100,8 @@ export async function startCustomerService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<CustomerApp> {
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
-  await assertShardIdentity(router);
-  const nats = await connectNats({
-    url: config.natsUrl,
-    user: config.natsUser,
-    password: config.natsPassword,
-    name: SERVICE,
-  });
-  await ensureStream(nats.jsm, DOMAIN);
-  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
-  relay?.start();
+  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
+  const { nats } = runtime;
   const accounts = accountClient(config.accountServiceAddress, config.authTokenKey);
   const key = config.idHashKey;
 
@@ -304,40 +288,6 @@ export async function startCustomerService(
     log,
   );
 
-  const poolTimer = setInterval(() => {
-    for (const s of router.shards) {
-      const pool = s.db.client.pool as { numUsed(): number; numPendingAcquires(): number } | undefined;
-      if (!pool) continue;
-      dbPoolInUse.set({ shard: String(s.index) }, pool.numUsed());
-      dbPoolWaiting.set({ shard: String(s.index) }, pool.numPendingAcquires());
-    }
-  }, 5000);
-  poolTimer.unref();
-  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
-
-  const server = await startServer({
-    host: config.grpcHost,
-    port: config.grpcPort,
-    services: [binding],
-    log,
-    maxConnectionAgeMs: config.maxConnectionAgeMs,
-    shutdownGraceMs: config.shutdownGraceMs,
-    readinessDrainMs: config.readinessDrainMs,
-    ready: async () => {
-      await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
-      return !nats.nc.isClosed() && nats.nc.info !== undefined;
-    },
-    onShutdown: [
-      async () => {
-        clearInterval(poolTimer);
-        metrics?.close();
-        await relay?.stop();
-        accounts.close();
-      },
-      () => nats.nc.drain(),
-      () => router.close(),
-      () => stopTelemetry(),
-    ],
-  });
+  const server = await runtime.serve([binding], [() => accounts.close()]);
   return { server, router, nats, accounts, log, shutdown: server.shutdown };
 }

@@ -15,3 +15,4 @@ export * from './time.js';
 export * from './grpc/client.js';
 export * from './relay-process.js';
 export * from './paging.js';
+export * from './runtime.js';

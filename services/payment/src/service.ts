@@ -1,26 +1,20 @@
 // The payment service: payment orders over gRPC, their saga (consumer and sweeper), the outbox
 // relay, and the account service every payment books on.
 import {
-  assertShardIdentity,
   bindService,
   bucketOfId,
-  connectNats,
   createLogger,
   DomainError,
-  ensureStream,
   isCurrency,
-  OutboxRelay,
-  requireCustomer,
-  serveMetrics,
-  ShardRouter,
-  startServer,
-  Violations,
   type Logger,
   type Nats,
+  requireCustomer,
   type RunningServer,
+  ShardRouter,
+  startRuntime,
+  Violations,
 } from '@corebank/kit';
 import { PaymentRoute, PaymentServiceService, PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
-import { stopTelemetry } from '@corebank/kit/telemetry';
 import type { PaymentConfig } from './config.js';
 import { DOMAIN } from './events.js';
 import { Ledger } from './ledger.js';
@@ -68,16 +62,8 @@ export async function startPaymentService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<PaymentApp> {
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
-  await assertShardIdentity(router);
-  const nats = await connectNats({
-    url: config.natsUrl,
-    user: config.natsUser,
-    password: config.natsPassword,
-    name: SERVICE,
-  });
-  await ensureStream(nats.jsm, DOMAIN);
-  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, { idleMs: 20 }) : undefined;
-  relay?.start();
+  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log, relay: { idleMs: 20 } });
+  const { nats } = runtime;
   const ledger = Ledger.connect(config.accountServiceAddress, config.authTokenKey, config.ledgerCallTimeoutMs);
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
@@ -207,30 +193,6 @@ export async function startPaymentService(
     log,
   );
 
-  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
-  const server = await startServer({
-    host: config.grpcHost,
-    port: config.grpcPort,
-    services: [binding],
-    log,
-    maxConnectionAgeMs: config.maxConnectionAgeMs,
-    shutdownGraceMs: config.shutdownGraceMs,
-    readinessDrainMs: config.readinessDrainMs,
-    ready: async () => {
-      await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
-      return !nats.nc.isClosed() && nats.nc.info !== undefined;
-    },
-    onShutdown: [
-      async () => {
-        metrics?.close();
-        await saga.stop();
-        await relay?.stop();
-        ledger.close();
-      },
-      () => nats.nc.drain(),
-      () => router.close(),
-      () => stopTelemetry(),
-    ],
-  });
+  const server = await runtime.serve([binding], [() => saga.stop(), () => ledger.close()]);
   return { server, router, nats, ledger, saga, log, shutdown: server.shutdown };
 }

@@ -1,23 +1,18 @@
 // The product service: the global, versioned product catalog over gRPC, with its outbox relay.
 import {
-  assertShardIdentity,
   bindService,
-  connectNats,
   createLogger,
   DomainError,
-  ensureStream,
   fromTimestamp,
-  OutboxRelay,
-  serveMetrics,
-  startServer,
-  toTimestamp,
-  Violations,
   type Logger,
   type Nats,
+  pageSize,
   type Principal,
   type RunningServer,
   type ShardRouter,
-  pageSize,
+  startRuntime,
+  toTimestamp,
+  Violations,
 } from '@corebank/kit';
 import {
   ProductKind,
@@ -25,7 +20,6 @@ import {
   ProductStatus as P,
   type ValiditySpec,
 } from '@corebank/kit/gen/corebank/v1/product';
-import { stopTelemetry } from '@corebank/kit/telemetry';
 import { globalRouter, type ProductConfig } from './config.js';
 import { DOMAIN } from './events.js';
 import {
@@ -93,17 +87,9 @@ export async function startProductService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<ProductApp> {
   const router = globalRouter(config, config.dbPoolMax, SERVICE);
-  await assertShardIdentity(router);
+  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
+  const { nats } = runtime;
   const db = router.shards[0]!.db;
-  const nats = await connectNats({
-    url: config.natsUrl,
-    user: config.natsUser,
-    password: config.natsPassword,
-    name: SERVICE,
-  });
-  await ensureStream(nats.jsm, DOMAIN);
-  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log) : undefined;
-  relay?.start();
 
   /** Validates a version's content for the product's kind; the normalised content to store. */
   const content = (kind: ProductKind, c: Content, v = new Violations()): Content => {
@@ -204,28 +190,6 @@ export async function startProductService(
     log,
   );
 
-  const metrics = serveMetrics(config.metricsPort, config.grpcHost);
-  const server = await startServer({
-    host: config.grpcHost,
-    port: config.grpcPort,
-    services: [binding],
-    log,
-    maxConnectionAgeMs: config.maxConnectionAgeMs,
-    shutdownGraceMs: config.shutdownGraceMs,
-    readinessDrainMs: config.readinessDrainMs,
-    ready: async () => {
-      await db.raw('select 1');
-      return !nats.nc.isClosed() && nats.nc.info !== undefined;
-    },
-    onShutdown: [
-      async () => {
-        metrics?.close();
-        await relay?.stop();
-      },
-      () => nats.nc.drain(),
-      () => router.close(),
-      () => stopTelemetry(),
-    ],
-  });
+  const server = await runtime.serve([binding], []);
   return { server, router, nats, log, shutdown: server.shutdown };
 }
