@@ -2,12 +2,6 @@ import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } fro
 
 /** Variables only the account service reads (with the kit's baseSpec, the whole list). */
 export const accountSpec = {
-  relayEnabled: {
-    name: 'RELAY_ENABLED',
-    description: 'run the outbox relay in this process',
-    parse: parsers.bool,
-    default: 'true',
-  },
   expirySweepIntervalMs: {
     name: 'EXPIRY_SWEEP_INTERVAL_MS',
     description: 'how often expired pending transfers are voided; 0 disables the sweeper in this process',

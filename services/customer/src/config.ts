@@ -2,12 +2,6 @@ import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } fro
 
 /** Variables only the customer service reads (with the kit's baseSpec, the whole list). */
 export const customerSpec = {
-  relayEnabled: {
-    name: 'RELAY_ENABLED',
-    description: 'run the outbox relay in this process',
-    parse: parsers.bool,
-    default: 'true',
-  },
   idHashKey: {
     name: 'CUSTOMER_ID_HASH_KEY',
     description:

@@ -144,6 +144,12 @@ export const baseSpec = {
     parse: parsers.int(1, 200),
     default: '10',
   },
+  relayEnabled: {
+    name: 'RELAY_ENABLED',
+    description: "run the service's outbox relay in this process",
+    parse: parsers.bool,
+    default: 'true',
+  },
   natsUrl: {
     name: 'NATS_URL',
     description: 'NATS server URL(s), comma-separated',

@@ -2,12 +2,6 @@ import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } fro
 
 /** Variables only the payment service reads (with the kit's baseSpec, the whole list). */
 export const paymentSpec = {
-  relayEnabled: {
-    name: 'RELAY_ENABLED',
-    description: 'run the outbox relay in this process',
-    parse: parsers.bool,
-    default: 'true',
-  },
   sagaConsumerEnabled: {
     name: 'SAGA_CONSUMER_ENABLED',
     description: 'run the JetStream consumer that drives cross-shard payment sagas in this process',

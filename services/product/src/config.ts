@@ -11,12 +11,6 @@ export const productSpec = {
     description: 'PostgreSQL URL of the global (unsharded) database that holds the product catalog',
     parse: parsers.url('postgres', 'postgresql'),
   },
-  relayEnabled: {
-    name: 'RELAY_ENABLED',
-    description: 'run the outbox relay in this process',
-    parse: parsers.bool,
-    default: 'true',
-  },
 } satisfies Spec;
 
 export type ProductConfig = ReturnType<typeof loadProductConfig>;
