@@ -24,15 +24,15 @@ export function createPool(url: string, max: number, applicationName: string, sc
 /** SQLSTATEs after which a whole transaction may be retried safely. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 
-export function isRetryable(err: unknown): boolean {
+function isRetryable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
 }
 
-/** Runs fn in a transaction, retrying serialization failures, deadlocks and unique races a few times. */
-export async function withRetry<T>(db: Knex, fn: (tx: Tx) => Promise<T>, attempts = 5): Promise<T> {
+/** Runs fn again after serialization failures, deadlocks and unique races, a few times. */
+async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {
     try {
-      return await db.transaction(fn);
+      return await fn();
     } catch (err) {
       if (i >= attempts || !isRetryable(err)) throw err;
       await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 10));
@@ -55,35 +55,29 @@ type RawQuery = (sql: string, bindings?: unknown[]) => Promise<pg.QueryResult>;
  * its caller builds it from values it has validated. Later statements take `?` bindings as
  * knex.raw does. Retried on serialization failures, deadlocks and unique races, like withRetry.
  */
-export async function transactionOpenedBy<T>(
+export function transactionOpenedBy<T>(
   db: Knex,
   opening: string,
   fn: (opened: pg.QueryResult, query: RawQuery) => Promise<T>,
-  attempts = 5,
 ): Promise<T> {
-  for (let i = 1; ; i++) {
+  return retryOnConflict(async () => {
     const conn = (await db.client.acquireConnection()) as pg.Client;
+    const query: RawQuery = (sql, bindings = []) => {
+      const native = db.raw(sql, bind(bindings)).toSQL().toNative();
+      return conn.query(native.sql, native.bindings as unknown[]);
+    };
     try {
-      const query: RawQuery = (sql, bindings = []) => {
-        const native = db.raw(sql, bind(bindings)).toSQL().toNative();
-        return conn.query(native.sql, native.bindings as unknown[]);
-      };
-      try {
-        const results = (await conn.query(`begin; ${opening}`)) as unknown as pg.QueryResult[];
-        const result = await fn(results[1]!, query);
-        await conn.query('commit');
-        return result;
-      } catch (err) {
-        await conn.query('rollback').catch(() => undefined);
-        throw err;
-      }
+      const results = (await conn.query(`begin; ${opening}`)) as unknown as pg.QueryResult[];
+      const result = await fn(results[1]!, query);
+      await conn.query('commit');
+      return result;
     } catch (err) {
-      if (i >= attempts || !isRetryable(err)) throw err;
-      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 10));
+      await conn.query('rollback').catch(() => undefined);
+      throw err;
     } finally {
       await db.client.releaseConnection(conn);
     }
-  }
+  });
 }
 
 /** A uuid[] literal for a statement sent without parameters; refuses anything but UUIDs. */

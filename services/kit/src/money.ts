@@ -60,7 +60,3 @@ export function addChecked(a: bigint, b: bigint): bigint | undefined {
   const r = a + b;
   return r > INT64_MAX || r < INT64_MIN ? undefined : r;
 }
-
-/** int8 columns arrive from pg as strings (see db.ts); this is the one place they become bigint. */
-export const toBigInt = (v: string | number | bigint | null | undefined): bigint =>
-  v === null || v === undefined ? 0n : typeof v === 'bigint' ? v : BigInt(v);
