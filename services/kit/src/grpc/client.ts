@@ -50,17 +50,35 @@ export function promisify<C extends grpc.Client>(client: C, token: string): Prom
 }
 
 /**
+ * Channel options of the clients services call one another with. grpc-js waits between failed
+ * connection attempts from 1 s growing x1.6 up to 120 s, reset only once connected: after a
+ * dependency was down for a while (crash loop, rolling restart, lost node) a caller kept failing
+ * its calls fast long after the dependency was back (measured: about 17 s after a 30 s outage of
+ * the account service, and up to two minutes after longer ones). With 0.5 s growing to at most
+ * 2 s, a caller is back at most about 2 s after its dependency; one connection attempt every 2 s
+ * per caller costs nothing. Keepalive pings (only while calls are in flight) find a peer that
+ * vanished without closing its connections (host lost, network partition) in about 40 s instead
+ * of waiting for TCP to give up.
+ */
+export const SERVICE_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 500,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
+
+/**
  * A client for another corebank service. It signs its own short-lived tokens (channel = this
  * service) with the shared key and renews them before they expire.
  */
 export function serviceClient<C extends grpc.Client>(
-  Ctor: new (address: string, creds: grpc.ChannelCredentials) => C,
+  Ctor: new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C,
   address: string,
   key: Uint8Array,
   channel: string,
   scopes: string[],
 ): Promisified<C> & { close: () => void } {
-  const client = new Ctor(address, grpc.credentials.createInsecure());
+  const client = new Ctor(address, grpc.credentials.createInsecure(), SERVICE_CHANNEL_OPTIONS);
   let token = '';
   let renewAt = 0;
   const fresh = async () => {
