@@ -1,5 +1,6 @@
 // Starts a real account service for a test file: fresh databases (one per shard) on the shared
 // PostgreSQL, the shared nats-server, the service in-process on a free port, and a client.
+// prepareBank and bankAt do the same for a service the test runs elsewhere (a child process).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar, streamName } from '@corebank/kit';
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
@@ -10,13 +11,23 @@ import { loadAccountConfig } from '../src/config.js';
 import { accountMigrations } from '../src/migrations.js';
 import { startAccountService, type AccountApp } from '../src/service.js';
 
-export interface TestBank {
-  app: AccountApp;
+/**
+ * A ledger as tests use it, wherever it runs: a client with every scope, the key its tokens are
+ * signed with, its address and environment, and its shard databases (for checks that read the
+ * journal directly).
+ */
+export interface Bank {
   client: ReturnType<typeof promisify<AccountServiceClient>>;
   env: Record<string, string>;
   key: Buffer;
   address: string;
+  router: ShardRouter;
   token: (scopes?: string[], customerId?: string) => Promise<string>;
+}
+
+/** A ledger running in this process. */
+export interface TestBank extends Bank {
+  app: AccountApp;
   stop: () => Promise<void>;
 }
 
@@ -48,22 +59,59 @@ export async function migrate(env: Record<string, string>) {
   await router.close();
 }
 
+/** Fresh, migrated databases and the environment of an account service on them (not started). */
+export async function prepareBank(shards: number, overrides: Record<string, string> = {}) {
+  const prepared = await bankEnv(shards, overrides);
+  await migrate(prepared.env);
+  return prepared;
+}
+
+async function bankClient(key: Buffer, address: string) {
+  const token = (scopes?: string[], customerId?: string) => testToken(key, scopes, customerId);
+  const client = promisify(new AccountServiceClient(address, grpc.credentials.createInsecure()), await token());
+  return { client, token };
+}
+
+/**
+ * A ledger this process does not run (a child process, say) on the databases of env, served at
+ * address: a client for it and pools of its own on its databases. close() releases both.
+ */
+export async function bankAt(
+  env: Record<string, string>,
+  key: Buffer,
+  address: string,
+): Promise<Bank & { close: () => Promise<void> }> {
+  const config = loadAccountConfig(env);
+  const router = new ShardRouter(config.shards, config.shardUrls, 4, 'account');
+  const { client, token } = await bankClient(key, address);
+  return {
+    client,
+    env,
+    key,
+    address,
+    router,
+    token,
+    close: async () => {
+      client.close();
+      await router.close();
+    },
+  };
+}
+
 /** The JetStream stream is shared by every test file: purge it so each file counts its own events. */
 export async function startBank(shards: number, overrides: Record<string, string> = {}): Promise<TestBank> {
-  const { env, key } = await bankEnv(shards, overrides);
-  await migrate(env);
+  const { env, key } = await prepareBank(shards, overrides);
   const config = loadAccountConfig(env);
   const app = await startAccountService(config, createLogger('account', env.LOG_LEVEL!));
   const address = `127.0.0.1:${app.server.port}`;
-  const token = (scopes?: string[], customerId?: string) => testToken(key, scopes, customerId);
-  const raw = new AccountServiceClient(address, grpc.credentials.createInsecure());
-  const client = promisify(raw, await token());
+  const { client, token } = await bankClient(key, address);
   return {
     app,
     client,
     env,
     key,
     address,
+    router: app.router,
     token,
     stop: async () => {
       client.close();

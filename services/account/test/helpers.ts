@@ -9,7 +9,7 @@ import {
 } from '@corebank/kit/gen/corebank/v1/account';
 import type { ServiceError } from '@grpc/grpc-js';
 import { expect } from 'vitest';
-import type { TestBank } from './bank.js';
+import type { Bank } from './bank.js';
 
 export { R, TransferKind as K };
 
@@ -29,7 +29,7 @@ export function transfer(p: Partial<Transfer> & Pick<Transfer, 'debitAccountId' 
 }
 
 export async function openAccounts(
-  bank: TestBank,
+  bank: Bank,
   n: number,
   o: { currency?: string; constrained?: boolean; overdraft?: bigint; owner?: string } = {},
 ): Promise<Account[]> {
@@ -47,7 +47,7 @@ export async function openAccounts(
   return res.results.map((r) => r.account!);
 }
 
-export async function cashAccount(bank: TestBank, shard: number, currency = 'EUR'): Promise<Account> {
+export async function cashAccount(bank: Bank, shard: number, currency = 'EUR'): Promise<Account> {
   const { accounts } = await bank.client.listSystemAccounts({});
   const a = accounts.find(
     (s) =>
@@ -59,7 +59,7 @@ export async function cashAccount(bank: TestBank, shard: number, currency = 'EUR
 }
 
 /** Funds an account from its shard's cash GL account. */
-export async function fund(bank: TestBank, account: Account, amount: bigint): Promise<void> {
+export async function fund(bank: Bank, account: Account, amount: bigint): Promise<void> {
   const cash = await cashAccount(bank, account.shard, account.currency);
   const res = await bank.client.createTransfers({
     transfers: [transfer({ debitAccountId: cash.id, creditAccountId: account.id, amount })],
@@ -67,7 +67,7 @@ export async function fund(bank: TestBank, account: Account, amount: bigint): Pr
   expect(res.results[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
 }
 
-export async function balances(bank: TestBank, id: string) {
+export async function balances(bank: Bank, id: string) {
   return (await bank.client.getAccount({ accountId: id })).account!;
 }
 

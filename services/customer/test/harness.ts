@@ -16,7 +16,7 @@ import { createDatabases, promisify, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { inject } from 'vitest';
-import { startBank, type TestBank } from '../../account/test/bank.js';
+import { startBank, type Bank, type TestBank } from '../../account/test/bank.js';
 import { loadCustomerConfig } from '../src/config.js';
 import { SUBJECTS } from '../src/events.js';
 import { customerMigrations } from '../src/migrations.js';
@@ -52,12 +52,16 @@ export function capturingLogger(lines: string[]): Logger {
   return pino({ level: 'trace', base: { service: 'customer' } }, sink) as unknown as Logger;
 }
 
+/** With `existingBank`, the customer service uses that account service (and leaves it running on stop). */
 export async function startCustomers(
   shards: number,
   overrides: Record<string, string> = {},
   bankOverrides: Record<string, string> = {},
+  existingBank?: Bank,
 ): Promise<TestCustomers> {
-  const bank = await startBank(shards, bankOverrides);
+  // The customer service needs only the bank's address and key; tests that pass their own bank
+  // (running elsewhere, say) do not use `bank.app`.
+  const bank = (existingBank as TestBank | undefined) ?? (await startBank(shards, bankOverrides));
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `cust_${id}_s${i}`);
   await createDatabases(inject('pgAdminUrl'), dbs);
@@ -124,7 +128,7 @@ export async function startCustomers(
       clients.forEach((c) => c.close());
       await Promise.all(twins.map((t) => t().catch(() => undefined)));
       await app.shutdown();
-      await bank.stop();
+      if (!existingBank) await bank.stop();
     },
   };
 }
