@@ -30,7 +30,7 @@ export const LOCAL_CALLS: Record<string, LocalService[]> = {
   account: ['customer', 'product'],
   customer: ['account'],
   product: [],
-  payment: ['account'],
+  payment: ['account', 'customer', 'product'],
 };
 
 /** Services whose data is global (one database), not sharded. */
@@ -92,6 +92,14 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       SAGA_SWEEP_INTERVAL_MS: '1000',
       SAGA_MAX_BACKOFF_MS: '30000',
       LEDGER_CALL_TIMEOUT_MS: '5000',
+      LIMIT_TIME_ZONE: 'UTC',
+      RISK_TIER_THRESHOLDS: 'LOW=5000000,MEDIUM=1000000,HIGH=200000',
+      RISK_VELOCITY_WINDOW_SECONDS: '3600',
+      RISK_VELOCITY_MAX_PAYMENTS: '100',
+      RISK_VELOCITY_MAX_AMOUNT: '10000000',
+      RISK_NEW_PAYEE_THRESHOLD: '100000',
+      RISK_TRAVEL_MAX_KMH: '900',
+      RISK_ACTIONS: 'AMOUNT_OVER_TIER_THRESHOLD=REVIEW,VELOCITY=REJECT,NEW_PAYEE=REVIEW,IMPOSSIBLE_TRAVEL=REVIEW',
     });
   }
   return env;

@@ -79,7 +79,7 @@ stops.unshift(payment.shutdown, product.shutdown, customer.shutdown, account.shu
 // Demo data, through the same RPCs a channel uses.
 const token = await mintToken(Buffer.from(key, 'base64'), {
   channel: 'local-demo',
-  scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write'],
+  scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin'],
   ttlSeconds: 7 * 24 * 3600,
 });
 const insecure = grpc.credentials.createInsecure();

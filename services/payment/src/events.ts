@@ -5,23 +5,28 @@ import type { Payment, PaymentStatus } from '@corebank/kit/gen/corebank/v1/payme
 
 export const DOMAIN = 'payment';
 
+/** Every event of an order (PaymentChanged, with the order as it is after the change). */
 export const EVENTS = [
   'payment_accepted',
+  'payment_review_required',
+  'payment_approved',
   'payment_held',
+  'payment_escrow_released',
+  'payment_escrow_cancelled',
+  'payment_disputed',
+  'payment_dispute_resolved',
   'payment_credited',
   'payment_credit_failed',
   'payment_completed',
   'payment_rejected',
+  'payment_cancelled',
+  'payment_refunded',
+  'payment_reversed',
 ] as const;
 
 export type PaymentEventName = (typeof EVENTS)[number];
 
-/** The events after which the saga has work left: its consumer listens to these. */
-export const SAGA_SUBJECTS = ['payment_accepted', 'payment_held', 'payment_credited', 'payment_credit_failed'].map(
-  (e) => subjectOf(DOMAIN, e),
-);
-
-export function paymentChanged(name: string, payment: Payment, from: PaymentStatus, at: Date): OutboxEvent {
+export function paymentChanged(name: PaymentEventName, payment: Payment, from: PaymentStatus, at: Date): OutboxEvent {
   const meta = { eventId: newEventId(), occurredAt: toTimestamp(at), shard: payment.payerShard };
   return {
     id: meta.eventId,

@@ -5,14 +5,14 @@ import { Counter, Gauge } from 'prom-client';
 
 export const sagaUnsettled = new Gauge({
   name: 'payment_saga_unsettled_orders',
-  help: 'payment orders with saga work left, per payer shard',
+  help: 'payment orders with saga work left (not waiting for a person or an escrow timer), per shard',
   labelNames: ['shard'] as const,
   registers: [registry],
 });
 
 export const sagaOldestAge = new Gauge({
   name: 'payment_saga_oldest_unsettled_age_seconds',
-  help: 'age of the oldest payment order with saga work left (saga age), per payer shard',
+  help: 'saga age: seconds since the longest-stuck order with saga work left reached its step, per shard',
   labelNames: ['shard'] as const,
   registers: [registry],
 });

@@ -42,4 +42,63 @@ export const paymentMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Escrow, refunds and reversals, limits and risk rules. Columns: what kind of order it is, the
+    // original a refund belongs to, the escrow timer (auto_release_at; the timer itself is
+    // next_attempt_at of the AWAIT_RELEASE step), money refunded so far, the risk findings, the
+    // day (YYYY-MM-DD) whose debit usage the order counts against (so a rejection gives it back),
+    // and the decisions taken on it (a reviewer's; the escrow's release, cancel or dispute), which
+    // make a repeated decision recognisable.
+    name: '002_escrow_refunds_limits_risk',
+    async up(db) {
+      await db.raw(`
+        alter table payments
+          add column kind smallint not null default 1,
+          add column original_payment_id uuid references payments (id),
+          add column auto_release_at timestamptz,
+          add column refunded_amount bigint not null default 0 check (refunded_amount >= 0 and refunded_amount <= amount),
+          add column risk_findings jsonb not null default '[]',
+          add column note text not null default '',
+          add column limit_day text,
+          add column review_decision text not null default '',
+          add column escrow_outcome text not null default '';
+        create index payments_by_original on payments (original_payment_id) where original_payment_id is not null;
+        -- Velocity and new-payee rules read a customer's recent orders and earlier payees.
+        create index payments_by_customer_time on payments (payer_customer_id, created_at);
+        create index payments_by_customer_payee on payments (payer_customer_id, payee_account_id);
+
+        -- What each account has debited by payment orders on a day (in the limit time zone). The
+        -- row is updated in the order's own transaction with a guard, so concurrent payments
+        -- serialise on it and cannot together pass the daily limit.
+        create table daily_debit_usage (
+          account_id uuid not null,
+          day date not null,
+          amount bigint not null check (amount >= 0),
+          primary key (account_id, day)
+        );
+
+        -- One row per payer customer, locked by every order the customer creates: the velocity
+        -- rule counts under it, and it keeps the last session's location for impossible travel.
+        create table customer_risk_state (
+          customer_id text primary key,
+          session_id text not null default '',
+          latitude double precision,
+          longitude double precision,
+          seen_at timestamptz
+        );
+
+        -- Which order each (channel, idempotency key) names, on the key's own shard (a hash of
+        -- the pair): the same key cannot name orders on two shards. Payments, refunds and
+        -- reversals share the channel's key space, as they share the payments table.
+        create table payment_keys (
+          channel text not null,
+          idempotency_key text not null,
+          payment_id uuid not null,
+          body_hash text not null,
+          created_at timestamptz not null default now(),
+          primary key (channel, idempotency_key)
+        );
+      `);
+    },
+  },
 ];

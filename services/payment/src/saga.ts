@@ -15,10 +15,10 @@ import {
 } from '@corebank/kit';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
-import { DOMAIN, SAGA_SUBJECTS } from './events.js';
+import { DOMAIN } from './events.js';
 import type { Ledger } from './ledger.js';
 import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
-import { nextAfter } from './state.js';
+import { nextAfter, WAITING_STEPS } from './state.js';
 import { advance, claimStep, deferStep, dueOrders, sagaBacklog, type PaymentRow } from './store.js';
 
 export interface SagaOptions {
@@ -62,6 +62,15 @@ export class Saga {
   async step(shard: Shard, id: string, deadline?: Date): Promise<{ result: DriveResult; row?: PaymentRow }> {
     const row = await claimStep(shard, id, this.leaseMs);
     if (!row) return { result: 'busy' };
+    if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
+      // An escrow whose auto-release time passed (the step is only due then): the seller is paid.
+      const after = await advance(shard, row, {
+        ...nextAfter(row, 'ok')!,
+        reason: 'AUTO_RELEASED',
+        escrowOutcome: 'AUTO_RELEASED',
+      });
+      return { result: 'advanced', row: after ?? row };
+    }
     const res = await this.ledger.execute(row, deadline);
     sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
     if (res.kind === 'retry') {
@@ -73,9 +82,9 @@ export class Saga {
       await deferStep(shard, row, wait);
       return { result: 'deferred', row };
     }
-    const next = nextAfter(row.step, res.kind);
+    const next = nextAfter(row, res.kind);
     if (!next) throw new Error(`payment ${id}: step ${row.step} has no outcome ${res.kind}`);
-    const after = await advance(shard, row, next, res.kind === 'refused' ? res.reason : '');
+    const after = await advance(shard, row, { ...next, ...(res.kind === 'refused' ? { reason: res.reason } : {}) });
     return { result: 'advanced', row: after ?? row };
   }
 
@@ -97,15 +106,17 @@ export class Saga {
 
   private async startConsumer(nats: Nats): Promise<void> {
     // One filter for the domain (nats-server 2.9 takes a single subject); the handler skips
-    // events that are not saga steps.
+    // events after which the saga has nothing to do (the order is done, or waits for a person or
+    // its escrow timer: the sweeper drives timers).
     const consumer = await durableConsumer(nats.js, nats.jsm, {
       domain: DOMAIN,
       durable: this.o.consumerName,
       filterSubjects: [`corebank.${DOMAIN}.>`],
     });
     const handle = async (msg: { subject: string; data: Uint8Array }) => {
-      if (!SAGA_SUBJECTS.includes(msg.subject)) return;
       const event = PaymentChanged.decode(msg.data);
+      const step = event.payment?.step ?? PaymentStep.PAYMENT_STEP_DONE;
+      if (step === PaymentStep.PAYMENT_STEP_DONE || WAITING_STEPS.includes(step)) return;
       const id = event.payment?.id ?? '';
       const shard = this.router.byId(id);
       if (!shard || !event.meta) return;

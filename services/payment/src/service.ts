@@ -1,11 +1,10 @@
 // The payment service: payment orders over gRPC, their saga (consumer and sweeper), the outbox
-// relay, and the account service every payment books on.
+// relay, and the services every payment consults (the ledger; the customer's risk tier; the
+// account's product limits).
 import {
   bindService,
-  bucketOfId,
   createLogger,
   DomainError,
-  isCurrency,
   type Logger,
   type Nats,
   requireCustomer,
@@ -14,20 +13,16 @@ import {
   startRuntime,
   Violations,
 } from '@corebank/kit';
-import { PaymentRoute, PaymentServiceService, PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
+import { PaymentKind, PaymentServiceService } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
+import { cancelEscrow, confirmEscrow, openDispute, resolveDispute, reviewPayment } from './decisions.js';
 import { DOMAIN } from './events.js';
 import { Ledger } from './ledger.js';
+import { createPayment, type PaymentDeps } from './orders.js';
+import { Peers } from './peers.js';
+import { createReturn, paymentIdField } from './refunds.js';
 import { Saga } from './saga.js';
-import {
-  bodyHashOf,
-  findPayment,
-  insertPayment,
-  listPayments,
-  paymentIdFor,
-  paymentToProto,
-  replayOf,
-} from './store.js';
+import { findPayment, listPayments, paymentToProto, refundsOf } from './store.js';
 
 export const SERVICE = 'payment';
 export const SERVICE_NAME = 'corebank.v1.PaymentService';
@@ -37,15 +32,14 @@ export const SCOPES = {
   createPayment: 'payments:write',
   getPayment: 'payments:read',
   listPayments: 'payments:read',
+  confirmEscrow: 'payments:write',
+  cancelEscrow: 'payments:write',
+  openDispute: 'payments:write',
+  resolveDispute: 'payments:admin',
+  reviewPayment: 'payments:admin',
+  refundPayment: 'payments:write',
+  reversePayment: 'payments:admin',
 } as const;
-
-const MAX_KEY = 128;
-const MAX_REFERENCE = 140;
-
-function accountIdField(v: Violations, field: string, value: string): void {
-  if (!value) v.add(field, 'is required');
-  else if (bucketOfId(value.toLowerCase()) === undefined) v.add(field, 'is not an account id');
-}
 
 export interface PaymentApp {
   server: RunningServer;
@@ -65,6 +59,12 @@ export async function startPaymentService(
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log, relay: { idleMs: 20 } });
   const { nats } = runtime;
   const ledger = Ledger.connect(config.accountServiceAddress, config.authTokenKey, config.ledgerCallTimeoutMs);
+  const peers = Peers.connect(
+    config.customerServiceAddress,
+    config.productServiceAddress,
+    config.authTokenKey,
+    config.ledgerCallTimeoutMs,
+  );
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
     callTimeoutMs: config.ledgerCallTimeoutMs,
@@ -72,102 +72,25 @@ export async function startPaymentService(
     sweepIntervalMs: config.sagaSweepIntervalMs,
   });
   await saga.start(config.sagaConsumerEnabled ? nats : undefined);
+  const deps: PaymentDeps = { router, ledger, peers, saga, config };
 
   const binding = bindService(
     SERVICE_NAME,
     PaymentServiceService,
     {
-      async createPayment(req, ctx) {
-        const v = new Violations();
-        if (!req.idempotencyKey) v.add('idempotency_key', 'is required');
-        else if (req.idempotencyKey.length > MAX_KEY) v.add('idempotency_key', `must be at most ${MAX_KEY} characters`);
-        accountIdField(v, 'payer_account_id', req.payerAccountId);
-        accountIdField(v, 'payee_account_id', req.payeeAccountId);
-        if (req.payerAccountId && req.payerAccountId.toLowerCase() === req.payeeAccountId.toLowerCase()) {
-          v.add('payee_account_id', 'must differ from payer_account_id');
-        }
-        if (req.amount <= 0n) v.add('amount', 'must be positive');
-        if (!isCurrency(req.currency)) v.add('currency', 'must be an ISO 4217 code this bank books');
-        if (req.reference.length > MAX_REFERENCE) v.add('reference', `must be at most ${MAX_REFERENCE} characters`);
-        v.throwIfAny();
-
-        const body = {
-          payerAccountId: req.payerAccountId.toLowerCase(),
-          payeeAccountId: req.payeeAccountId.toLowerCase(),
-          amount: req.amount,
-          currency: req.currency,
-          reference: req.reference,
-        };
-        const payerBucket = bucketOfId(body.payerAccountId)!;
-        const channel = ctx.principal.channel;
-        const id = paymentIdFor(payerBucket, channel, req.idempotencyKey);
-        const shard = router.byBucket(payerBucket);
-        const hash = bodyHashOf(body);
-
-        // A retry finds its order without asking the ledger anything.
-        const existing = await findPayment(shard, id);
-        if (existing) {
-          requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
-          return replayOf(existing, hash);
-        }
-
-        const payer = await ledger.account(body.payerAccountId, ctx.deadline);
-        if (!payer) throw DomainError.notFound('payer_account_id', 'account');
-        requireCustomer(ctx.principal, payer.ownerId, 'payer_account_id');
-        if (payer.currency !== body.currency) {
-          throw DomainError.invalid([
-            { field: 'currency', description: `must be the payer account's currency (${payer.currency})` },
-          ]);
-        }
-        const payeeShard = router.byId(body.payeeAccountId)!.index;
-        const sameShard = payeeShard === payer.shard;
-        if (!sameShard) {
-          for (const s of [payer.shard, payeeShard]) {
-            if (!(await ledger.inTransitAccount(s, body.currency, ctx.deadline))) {
-              throw DomainError.invalid([
-                {
-                  field: 'currency',
-                  description: `is not booked between shards (no in-transit ${body.currency} account)`,
-                },
-              ]);
-            }
-          }
-        }
-        const created = await insertPayment(shard, {
-          ...body,
-          id,
-          channel,
-          idempotencyKey: req.idempotencyKey,
-          bodyHash: hash,
-          payerCustomerId: payer.ownerId,
-          route: sameShard ? PaymentRoute.PAYMENT_ROUTE_SAME_SHARD : PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD,
-          step: sameShard ? PaymentStep.PAYMENT_STEP_TRANSFER : PaymentStep.PAYMENT_STEP_HOLD,
-          payerShard: payer.shard,
-          payeeShard,
-        });
-        if (created.replayed) return { payment: created.payment, replayed: true };
-        ctx.log.info({ payment_id: id, same_shard: sameShard }, 'payment accepted');
-        // The first step inline (the transfer, or the hold): the caller learns at once whether the
-        // money moved or was held. If it cannot be made now, the sweeper makes it later.
-        const { row } = await saga.step(shard, id, ctx.deadline).catch((err: unknown) => {
-          ctx.log.warn({ err, payment_id: id }, 'first payment step failed; the sweeper retries it');
-          return { row: undefined };
-        });
-        const now = row ?? (await findPayment(shard, id))!;
-        return { payment: paymentToProto(now), replayed: false };
-      },
+      createPayment: (req, ctx) => createPayment(deps, req, ctx),
 
       async getPayment(req, ctx) {
         const id = req.paymentId.toLowerCase();
         const v = new Violations();
-        if (!id) v.add('payment_id', 'is required');
-        else if (bucketOfId(id) === undefined) v.add('payment_id', 'is not a payment id');
+        paymentIdField(v, id);
         v.throwIfAny();
-        const row = await findPayment(router.byId(id)!, id);
+        const db = router.byId(id)!.db;
+        const row = await findPayment(db, id);
         if (!row || (ctx.principal.customerId !== undefined && ctx.principal.customerId !== row.payer_customer_id)) {
           throw DomainError.notFound('payment_id', 'payment');
         }
-        return { payment: paymentToProto(row) };
+        return { payment: paymentToProto(row), refunds: (await refundsOf(db, id)).map(paymentToProto) };
       },
 
       async listPayments(req, ctx) {
@@ -187,12 +110,32 @@ export async function startPaymentService(
         );
         return { payments, page: { nextPageToken } };
       },
+
+      confirmEscrow: (req, ctx) => confirmEscrow(deps, req.paymentId, ctx),
+      cancelEscrow: (req, ctx) => cancelEscrow(deps, req.paymentId, req.note, ctx),
+      openDispute: (req, ctx) => openDispute(deps, req.paymentId, req.note, ctx),
+      resolveDispute: (req, ctx) => resolveDispute(deps, req.paymentId, req.resolution, req.note, ctx),
+      reviewPayment: (req, ctx) => reviewPayment(deps, req.paymentId, req.decision, req.note, ctx),
+
+      async refundPayment(req, ctx) {
+        const { order, replayed } = await createReturn(deps, PaymentKind.PAYMENT_KIND_REFUND, req, ctx);
+        return { refund: order, replayed };
+      },
+      async reversePayment(req, ctx) {
+        const { order, replayed } = await createReturn(
+          deps,
+          PaymentKind.PAYMENT_KIND_REVERSAL,
+          { ...req, amount: 0n },
+          ctx,
+        );
+        return { reversal: order, replayed };
+      },
     },
     SCOPES,
     config.authTokenKey,
     log,
   );
 
-  const server = await runtime.serve([binding], [() => saga.stop(), () => ledger.close()]);
+  const server = await runtime.serve([binding], [() => saga.stop(), () => (ledger.close(), peers.close())]);
   return { server, router, nats, ledger, saga, log, shutdown: server.shutdown };
 }

@@ -1,15 +1,30 @@
-// Payment orders on the payer's home shard: create (idempotent by channel and key), read, list,
-// and the two writes the saga makes (claim a step, record its outcome with its event).
+// Payment orders in the payments table of a shard: mapping to the contract, the channel's
+// idempotency keys, reads and lists, and the one function every change of an order goes through
+// (changeOrder: a guarded update, the state machine's check, the event, and the change's side
+// effects on limits and on the original of a refund, all in one transaction).
 import { createHash } from 'node:crypto';
-import { bucketedId, DomainError, toTimestamp, writeEvents, type Shard, type Row } from '@corebank/kit';
 import {
+  bucketedId,
+  bucketOf,
+  DomainError,
+  toTimestamp,
+  writeEvents,
+  type Row,
+  type Shard,
+  type ShardRouter,
+  type Tx,
+} from '@corebank/kit';
+import {
+  PaymentKind as K,
   PaymentStatus as S,
-  PaymentStep,
+  PaymentStep as P,
   type Payment,
   type PaymentRoute,
+  type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { paymentChanged } from './events.js';
-import type { Next } from './state.js';
+import { paymentChanged, type PaymentEventName } from './events.js';
+import { releaseLimit } from './limits.js';
+import { transition, WAITING_STEPS } from './state.js';
 
 export interface PaymentRow {
   seq: bigint;
@@ -17,18 +32,27 @@ export interface PaymentRow {
   channel: string;
   idempotency_key: string;
   body_hash: string;
+  kind: K;
+  original_payment_id: string | null;
   payer_account_id: string;
   payee_account_id: string;
   payer_customer_id: string;
   amount: bigint;
+  refunded_amount: bigint;
   currency: string;
   reference: string;
   status: S;
   route: PaymentRoute;
-  step: PaymentStep;
+  step: P;
   reason: string;
+  note: string;
   attempts: number;
   next_attempt_at: Date;
+  auto_release_at: Date | null;
+  risk_findings: RiskFinding[];
+  limit_day: string | null;
+  review_decision: string;
+  escrow_outcome: string;
   payer_shard: number;
   payee_shard: number;
   created_at: Date;
@@ -57,113 +81,178 @@ export function paymentToProto(r: PaymentRow): Payment {
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     ...(r.settled_at ? { settledAt: toTimestamp(r.settled_at) } : {}),
+    kind: r.kind,
+    originalPaymentId: r.original_payment_id ?? '',
+    ...(r.auto_release_at ? { autoReleaseAt: toTimestamp(r.auto_release_at) } : {}),
+    refundedAmount: r.refunded_amount,
+    // jsonb holds the enums as numbers, as written.
+    riskFindings: r.risk_findings,
+    note: r.note,
   };
 }
 
 /**
- * The payment id: derived from the channel and its idempotency key, with the payer's bucket in its
- * last four hex digits so that it routes to the payer's home shard without a lookup.
+ * An order's id: derived from the channel and its idempotency key, with the bucket of the shard
+ * the order lives on in its last four hex digits (the payer's for a payment; the original's for a
+ * refund or reversal), so that it routes without a lookup.
  */
-export function paymentIdFor(payerBucket: number, channel: string, idempotencyKey: string): string {
-  return bucketedId(payerBucket, 'payment', channel, idempotencyKey);
+export function paymentIdFor(bucket: number, channel: string, idempotencyKey: string): string {
+  return bucketedId(bucket, 'payment', channel, idempotencyKey);
 }
 
-export interface PaymentBody {
-  payerAccountId: string;
-  payeeAccountId: string;
-  amount: bigint;
-  currency: string;
-  reference: string;
-}
-
-export const bodyHashOf = (b: PaymentBody): string =>
+/** What a request asked for, hashed: the same key with another body is refused. */
+export const bodyHashOf = (...parts: (string | bigint | number)[]): string =>
   createHash('sha256')
-    .update(JSON.stringify([b.payerAccountId, b.payeeAccountId, b.amount.toString(), b.currency, b.reference]))
+    .update(JSON.stringify(parts.map(String)))
     .digest('base64url');
 
-export async function findPayment(shard: Shard, id: string): Promise<PaymentRow | undefined> {
-  return (await shard.db('payments').where('id', id).first()) as PaymentRow | undefined;
+const keyReused = (paymentId: string) =>
+  new DomainError(
+    'ALREADY_EXISTS',
+    'PAYMENT_EXISTS_WITH_DIFFERENT_BODY',
+    'idempotency_key: this channel made a payment with this key and a different body',
+    [{ field: 'idempotency_key', description: 'was used before with a different body' }],
+    { payment_id: paymentId },
+  );
+
+/**
+ * Claims the channel's key for this order on the key's own shard (a hash of channel and key),
+ * before the order is written on its shard. A key first used for another order, on any shard,
+ * is ALREADY_EXISTS. Claiming again for the same order is a no-op, so a crash between the claim
+ * and the order leaves nothing a retry cannot finish.
+ */
+export async function claimKey(
+  router: ShardRouter,
+  channel: string,
+  key: string,
+  paymentId: string,
+  bodyHash: string,
+): Promise<void> {
+  const db = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
+  const { rows } = await db.raw(
+    `with claimed as (
+       insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
+       on conflict (channel, idempotency_key) do nothing
+       returning payment_id, body_hash)
+     select payment_id, body_hash from claimed
+     union all
+     select payment_id, body_hash from payment_keys where channel = ? and idempotency_key = ?
+     limit 1`,
+    [channel, key, paymentId, bodyHash, channel, key],
+  );
+  const r = (rows as { payment_id: string; body_hash: string }[])[0]!;
+  if (r.payment_id !== paymentId || r.body_hash !== bodyHash) throw keyReused(r.payment_id);
+}
+
+export async function findPayment(db: Shard['db'] | Tx, id: string): Promise<PaymentRow | undefined> {
+  return (await db('payments').where('id', id).first()) as PaymentRow | undefined;
 }
 
 /** The order recorded for this channel and key, compared with the request's body. */
 export function replayOf(existing: PaymentRow, hash: string): { payment: Payment; replayed: true } {
-  if (existing.body_hash !== hash) {
-    throw new DomainError(
-      'ALREADY_EXISTS',
-      'PAYMENT_EXISTS_WITH_DIFFERENT_BODY',
-      'idempotency_key: this channel made a payment with this key and a different body',
-      [{ field: 'idempotency_key', description: 'was used before with a different body' }],
-      { payment_id: existing.id },
-    );
-  }
+  if (existing.body_hash !== hash) throw keyReused(existing.id);
   return { payment: paymentToProto(existing), replayed: true };
 }
 
-export interface NewPayment extends PaymentBody {
+/** A new order as its creator decided it: status, first step and reason are the creator's. */
+export interface NewOrder {
   id: string;
   channel: string;
   idempotencyKey: string;
   bodyHash: string;
+  kind: K;
+  originalPaymentId?: string;
+  payerAccountId: string;
+  payeeAccountId: string;
   payerCustomerId: string;
+  amount: bigint;
+  currency: string;
+  reference: string;
   route: PaymentRoute;
-  step: PaymentStep;
+  status: S;
+  step: P;
+  reason?: string;
+  autoReleaseAt?: Date;
+  riskFindings?: RiskFinding[];
+  limitDay?: string | null;
   payerShard: number;
   payeeShard: number;
 }
 
-export async function insertPayment(
-  shard: Shard,
-  p: NewPayment,
-): Promise<{ payment: Payment; replayed: boolean; row: PaymentRow }> {
-  return shard.db.transaction(async (tx) => {
-    const now = new Date();
-    const inserted = (await tx('payments')
-      .insert({
-        id: p.id,
-        channel: p.channel,
-        idempotency_key: p.idempotencyKey,
-        body_hash: p.bodyHash,
-        payer_account_id: p.payerAccountId,
-        payee_account_id: p.payeeAccountId,
-        payer_customer_id: p.payerCustomerId,
-        amount: p.amount.toString(),
-        currency: p.currency,
-        reference: p.reference,
-        status: S.PAYMENT_STATUS_ACCEPTED,
-        route: p.route,
-        step: p.step,
-        payer_shard: p.payerShard,
-        payee_shard: p.payeeShard,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict()
-      .ignore()
-      .returning('*')) as PaymentRow[];
-    if (inserted.length) {
-      const row = inserted[0]!;
-      const payment = paymentToProto(row);
-      await writeEvents(tx, [paymentChanged('payment_accepted', payment, S.PAYMENT_STATUS_UNSPECIFIED, now)]);
-      return { payment, replayed: false, row };
-    }
-    // Either the same id (same channel and key) or the same (channel, key) pair: both are "this key was used".
-    const existing = (await tx('payments')
-      .where('id', p.id)
-      .orWhere({ channel: p.channel, idempotency_key: p.idempotencyKey })
-      .first()) as PaymentRow;
-    return { ...replayOf(existing, p.bodyHash), row: existing };
-  });
+/** When a step is next due: a waiting step waits for its timer or for a person. */
+function nextAttemptFor(step: P, autoReleaseAt: Date | null | undefined, now: Date): Date | 'infinity' {
+  if (step === P.PAYMENT_STEP_AWAIT_RELEASE) return autoReleaseAt ?? now;
+  if (WAITING_STEPS.includes(step)) return 'infinity';
+  return now;
 }
 
-/** A customer's orders, newest first; the page token is the last row's seq. */
+const EVENT_OF_NEW: Partial<Record<S, PaymentEventName>> = {
+  [S.PAYMENT_STATUS_ACCEPTED]: 'payment_accepted',
+  [S.PAYMENT_STATUS_PENDING_REVIEW]: 'payment_review_required',
+  [S.PAYMENT_STATUS_REJECTED]: 'payment_rejected',
+};
+
+/**
+ * Writes a new order and its event. Returns undefined when an order with this id or this channel
+ * and key exists already (the caller's transaction must then roll back and replay it).
+ */
+export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<PaymentRow | undefined> {
+  const inserted = (await tx('payments')
+    .insert({
+      id: p.id,
+      channel: p.channel,
+      idempotency_key: p.idempotencyKey,
+      body_hash: p.bodyHash,
+      kind: p.kind,
+      original_payment_id: p.originalPaymentId ?? null,
+      payer_account_id: p.payerAccountId,
+      payee_account_id: p.payeeAccountId,
+      payer_customer_id: p.payerCustomerId,
+      amount: p.amount.toString(),
+      currency: p.currency,
+      reference: p.reference,
+      status: p.status,
+      route: p.route,
+      step: p.step,
+      reason: p.reason ?? '',
+      auto_release_at: p.autoReleaseAt ?? null,
+      risk_findings: JSON.stringify(p.riskFindings ?? []),
+      limit_day: p.limitDay ?? null,
+      payer_shard: p.payerShard,
+      payee_shard: p.payeeShard,
+      next_attempt_at: nextAttemptFor(p.step, p.autoReleaseAt, now),
+      created_at: now,
+      updated_at: now,
+      settled_at: p.status === S.PAYMENT_STATUS_REJECTED ? now : null,
+    })
+    .onConflict()
+    .ignore()
+    .returning('*')) as PaymentRow[];
+  const row = inserted[0];
+  if (!row) return undefined;
+  await writeEvents(tx, [
+    paymentChanged(EVENT_OF_NEW[p.status]!, paymentToProto(row), S.PAYMENT_STATUS_UNSPECIFIED, now),
+  ]);
+  return row;
+}
+
+/** The order with this id, or the one this channel made with this key. */
+export async function orderOfKey(db: Shard['db'] | Tx, id: string, channel: string, key: string) {
+  return (await db('payments').where('id', id).orWhere({ channel, idempotency_key: key }).first()) as
+    PaymentRow | undefined;
+}
+
+/** A customer's payments (not refunds or reversals), newest first; the page token is the last row's seq. */
 export async function listPayments(
   shard: Shard,
   customerId: string,
   size: number,
   after: bigint | undefined,
 ): Promise<{ payments: Payment[]; nextPageToken: string }> {
-  let q = shard.db('payments').where('payer_customer_id', customerId);
+  let q = shard
+    .db('payments')
+    .where('payer_customer_id', customerId)
+    .whereIn('kind', [K.PAYMENT_KIND_TRANSFER, K.PAYMENT_KIND_ESCROW]);
   if (after !== undefined) q = q.andWhere('seq', '<', after.toString());
   const rows = (await q.orderBy('seq', 'desc').limit(size + 1)) as PaymentRow[];
   const page = rows.slice(0, size);
@@ -171,6 +260,11 @@ export async function listPayments(
     payments: page.map(paymentToProto),
     nextPageToken: rows.length > size ? page[page.length - 1]!.seq.toString() : '',
   };
+}
+
+/** The refunds and reversals of an order, oldest first. */
+export async function refundsOf(db: Shard['db'] | Tx, originalId: string): Promise<PaymentRow[]> {
+  return (await db('payments').where('original_payment_id', originalId).orderBy('seq')) as PaymentRow[];
 }
 
 /**
@@ -182,66 +276,129 @@ export async function claimStep(shard: Shard, id: string, leaseMs: number): Prom
     `update payments set attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => ?)
       where id = ? and step <> ? and next_attempt_at <= now()
       returning *`,
-    [leaseMs / 1000, id, PaymentStep.PAYMENT_STEP_DONE],
+    [leaseMs / 1000, id, P.PAYMENT_STEP_DONE],
   );
   return (rows as PaymentRow[])[0];
 }
 
-/** After a transient failure: the step is due again after the backoff. */
+/**
+ * After a transient failure: the step is due again after the backoff. updated_at stays: it says
+ * since when the order is at this step, which is what the saga-age alert watches.
+ */
 export async function deferStep(shard: Shard, row: PaymentRow, backoffMs: number): Promise<void> {
   await shard.db.raw(
-    `update payments set next_attempt_at = now() + make_interval(secs => ?), updated_at = now()
+    `update payments set next_attempt_at = now() + make_interval(secs => ?)
       where id = ? and step = ?`,
     [backoffMs / 1000, row.id, row.step],
   );
 }
 
-/**
- * Records a step's outcome and its event in one transaction, if the order is still at that step
- * (another driver may have recorded it first: then nothing is written). An empty reason keeps the
- * order's reason (a voided hold stays rejected for the credit's failure).
- */
-export async function advance(
-  shard: Shard,
-  row: PaymentRow,
-  next: Next,
-  reason: string,
-): Promise<PaymentRow | undefined> {
-  return shard.db.transaction(async (tx) => {
-    const now = new Date();
-    const settled = next.status === S.PAYMENT_STATUS_COMPLETED || next.status === S.PAYMENT_STATUS_REJECTED;
-    const { rows } = (await tx.raw(
-      `update payments set status = ?, step = ?, reason = case when ? = '' then reason else ? end, attempts = 0, next_attempt_at = ?, updated_at = ?,
-              settled_at = case when ? then ?::timestamptz else settled_at end
-        where id = ? and step = ?
-        returning *`,
-      [next.status, next.step, reason, reason, now, now, settled, now, row.id, row.step],
-    )) as { rows: Row[] };
-    const after = rows[0] as PaymentRow | undefined;
-    if (!after) return undefined;
-    await writeEvents(tx, [paymentChanged(next.event, paymentToProto(after), row.status, now)]);
-    return after;
-  });
+/** A change of an order: where it goes, the event that says so, and what it records on the way. */
+export interface Change {
+  status: S;
+  step: P;
+  event: PaymentEventName;
+  /** Replaces the reason; undefined keeps it (a voided hold stays rejected for the credit's failure). */
+  reason?: string;
+  note?: string;
+  reviewDecision?: string;
+  escrowOutcome?: string;
 }
 
-/** Orders with work left whose next attempt is due, oldest due first. */
+const FINAL_FOR_MONEY = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_REJECTED, S.PAYMENT_STATUS_CANCELLED];
+
+/**
+ * Applies a change to an order if it is still where the caller saw it (same status and step;
+ * another driver or request may have moved it first: then nothing is written and the result is
+ * undefined). In the same transaction: the event; a rejected or cancelled order gives its amount
+ * back to the daily limit; a completed refund or reversal is added to its original.
+ */
+export async function changeOrder(tx: Tx, row: PaymentRow, c: Change): Promise<PaymentRow | undefined> {
+  if (c.status !== row.status) transition(row.status, c.status);
+  const now = new Date();
+  const settles = FINAL_FOR_MONEY.includes(c.status) && !FINAL_FOR_MONEY.includes(row.status);
+  const { rows } = (await tx.raw(
+    `update payments set status = ?, step = ?, reason = coalesce(?, reason), note = coalesce(?, note),
+            review_decision = coalesce(?, review_decision), escrow_outcome = coalesce(?, escrow_outcome),
+            attempts = case when step = ? then attempts else 0 end, next_attempt_at = ?, updated_at = ?,
+            settled_at = case when ? then ?::timestamptz else settled_at end
+      where id = ? and step = ? and status = ?
+      returning *`,
+    [
+      c.status,
+      c.step,
+      c.reason ?? null,
+      c.note ?? null,
+      c.reviewDecision ?? null,
+      c.escrowOutcome ?? null,
+      c.step,
+      nextAttemptFor(c.step, row.auto_release_at, now),
+      now,
+      settles,
+      now,
+      row.id,
+      row.step,
+      row.status,
+    ],
+  )) as { rows: Row[] };
+  const after = rows[0] as PaymentRow | undefined;
+  if (!after) return undefined;
+  await writeEvents(tx, [paymentChanged(c.event, paymentToProto(after), row.status, now)]);
+  if ((c.status === S.PAYMENT_STATUS_REJECTED || c.status === S.PAYMENT_STATUS_CANCELLED) && row.limit_day) {
+    await releaseLimit(tx, row.payer_account_id, row.limit_day, row.amount);
+  }
+  if (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id) await addRefund(tx, after, now);
+  return after;
+}
+
+/** A refund or reversal completed: its amount is added to the original, whose status follows. */
+async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
+  const original = (await tx('payments').where('id', refund.original_payment_id!).forUpdate().first()) as PaymentRow;
+  const refunded = original.refunded_amount + refund.amount;
+  // A reversal ends the original REVERSED; a refund that completes after a reversal only adds up.
+  const status =
+    refund.kind === K.PAYMENT_KIND_REVERSAL || original.status === S.PAYMENT_STATUS_REVERSED
+      ? S.PAYMENT_STATUS_REVERSED
+      : refunded === original.amount
+        ? S.PAYMENT_STATUS_REFUNDED
+        : S.PAYMENT_STATUS_PARTIALLY_REFUNDED;
+  if (!(status === S.PAYMENT_STATUS_REVERSED && original.status === S.PAYMENT_STATUS_REVERSED)) {
+    transition(original.status, status);
+  }
+  const { rows } = (await tx.raw(
+    `update payments set refunded_amount = ?, status = ?, updated_at = ? where id = ? returning *`,
+    [refunded.toString(), status, now, original.id],
+  )) as { rows: Row[] };
+  const event = status === S.PAYMENT_STATUS_REVERSED ? 'payment_reversed' : 'payment_refunded';
+  await writeEvents(tx, [paymentChanged(event, paymentToProto(rows[0] as PaymentRow), original.status, now)]);
+}
+
+/** A saga step's outcome, recorded with its event (see changeOrder). */
+export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise<PaymentRow | undefined> {
+  return shard.db.transaction((tx) => changeOrder(tx, row, c));
+}
+
+/** Orders with saga work left whose next attempt is due (retries, dead drivers, escrow timers), oldest due first. */
 export async function dueOrders(shard: Shard, limit: number): Promise<string[]> {
   const rows = (await shard
     .db('payments')
     .select('id')
-    .whereNot('step', PaymentStep.PAYMENT_STEP_DONE)
+    .whereNot('step', P.PAYMENT_STEP_DONE)
     .andWhere('next_attempt_at', '<=', shard.db.fn.now())
     .orderBy('next_attempt_at')
     .limit(limit)) as { id: string }[];
   return rows.map((r) => r.id);
 }
 
-/** How many orders of a shard have saga work left, and the age in seconds of the oldest. */
+/**
+ * How many orders of a shard have saga work left, and for how many seconds the oldest of them has
+ * been at its step (a saga that stopped moving grows old; one waiting for a person, review or
+ * dispute, or for its escrow timer is not saga backlog).
+ */
 export async function sagaBacklog(shard: Shard): Promise<{ n: number; age: number }> {
   const { rows } = await shard.db.raw(
-    `select count(*) as n, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age
-       from payments where step <> ?`,
-    [PaymentStep.PAYMENT_STEP_DONE],
+    `select count(*) as n, coalesce(extract(epoch from now() - min(updated_at)), 0)::float8 as age
+       from payments where step not in (${[P.PAYMENT_STEP_DONE, ...WAITING_STEPS].join(',')})`,
   );
   const r = (rows as { n: bigint; age: number }[])[0]!;
   return { n: Number(r.n), age: r.age };

@@ -2,7 +2,6 @@
 // times) while more than 1,000 cross-shard payments are in flight. Channels retry with the same
 // idempotency key until they get an answer. After the last restart every saga settles and the
 // ledger shows each payment applied exactly once or not at all.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { bucketedId, ShardRouter } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
@@ -12,38 +11,26 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from '../../account/test/bank.js';
 import { loadPaymentConfig } from '../src/config.js';
-import { accountsOn, paymentEnv, PAYMENT_SCOPES } from './harness.js';
+import { killAtMarks, randomMarks, RetryingChannels, ServiceProcess } from './chaos.js';
+import { accountsOn, paymentEnv, PAYMENT_SCOPES, startPeers } from './harness.js';
 import { allOrders, checkInvariants, outcomeCounts, unsettledCount } from './invariants.js';
 
 const FUNDING = 5_000n;
 const PAYMENTS = 1_200;
 
-let childErr = '';
-function startChild(env: Record<string, string>): ChildProcess {
-  const c = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/payment/src/main.ts'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  c.stderr?.on('data', (d: Buffer) => (childErr = (childErr + d.toString()).slice(-4000)));
-  return c;
-}
-
-const killed = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-
 describe('payment service killed mid-saga', () => {
   let bank: TestBank;
   let env: Record<string, string>;
-  let child: ChildProcess | undefined;
+  let child: ServiceProcess | undefined;
   let router: ShardRouter;
   let accounts: Account[][];
+  let peers: Awaited<ReturnType<typeof startPeers>> | undefined;
   beforeAll(async () => {
     bank = await startBank(3);
+    // The owners here are not customers: the strictest risk tier applies, far above these amounts.
+    peers = await startPeers(bank, 3);
     env = await paymentEnv(bank, 3, {
+      ...peers.env,
       GRPC_PORT: String(await freePort()),
       LEDGER_CALL_TIMEOUT_MS: '2000',
       SAGA_SWEEP_INTERVAL_MS: '250',
@@ -56,13 +43,15 @@ describe('payment service killed mid-saga', () => {
     accounts = await Promise.all([0, 1, 2].map((s) => accountsOn(bank, s, 40, FUNDING)));
   });
   afterAll(async () => {
-    if (child) await killed(child);
+    await child?.kill();
     await router?.close();
+    await peers?.stop();
     await bank?.stop();
   });
 
   it('settles every saga exactly once although the service is killed six times', { timeout: 300_000 }, async () => {
-    child = startChild(env);
+    child = new ServiceProcess('services/payment/src/main.ts', env);
+    child.start();
     const client = promisify(
       new PaymentServiceClient(`127.0.0.1:${env.GRPC_PORT}`, grpc.credentials.createInsecure()),
       await testToken(bank.key, PAYMENT_SCOPES),
@@ -73,9 +62,7 @@ describe('payment service killed mid-saga', () => {
       const to = (from + 1 + (i % 2)) % 3;
       // Some payees do not exist (the hold is voided), some amounts exceed what the payer has left.
       const payee =
-        i % 40 === 0
-          ? bucketedId(bank.app.router.map.firstBucketOf(to), 'missing', randomUUID())
-          : pick(accounts[to]!).id;
+        i % 40 === 0 ? bucketedId(bank.router.map.firstBucketOf(to), 'missing', randomUUID()) : pick(accounts[to]!).id;
       return {
         idempotencyKey: randomUUID(),
         payerAccountId: pick(accounts[from]!).id,
@@ -87,40 +74,12 @@ describe('payment service killed mid-saga', () => {
     });
 
     // Kills at random moments while payments are being submitted (and sagas are in flight): each
-    // once the submissions pass a random mark, after a random extra delay.
-    let kills = 0;
-    let submitted = 0;
-    const marks = Array.from({ length: 6 }, () => 50 + Math.floor(Math.random() * (PAYMENTS - 200))).sort(
-      (a, b) => a - b,
-    );
-    const chaos = (async () => {
-      for (const mark of marks) {
-        while (submitted < mark) await new Promise((r) => setTimeout(r, 20));
-        await new Promise((r) => setTimeout(r, Math.random() * 300));
-        await killed(child!);
-        kills++;
-        child = startChild(env);
-      }
-    })();
-    // A channel: each request retried with its key until the service answers.
-    let retries = 0;
-    const queue = [...reqs];
-    const worker = async () => {
-      for (let r = queue.shift(); r; r = queue.shift()) {
-        for (;;) {
-          try {
-            await client.createPayment(r, { deadlineMs: 5_000 });
-            break;
-          } catch {
-            retries++;
-            await new Promise((res) => setTimeout(res, 250));
-          }
-        }
-        submitted++;
-      }
-    };
-    await Promise.all(Array.from({ length: 40 }, worker));
-    await chaos;
+    // once the submissions pass a random mark, after a random extra delay. The channels retry each
+    // request with its key until the service answers.
+    const channels = new RetryingChannels(reqs, (r) => client.createPayment(r, { deadlineMs: 5_000 }));
+    const chaos = killAtMarks(child, randomMarks(6, 50, PAYMENTS - 150), () => channels.done);
+    await channels.run(40);
+    const kills = await chaos;
     expect(kills).toBeGreaterThanOrEqual(5);
     const unsettledAtLastKill = await unsettledCount(router);
 
@@ -128,7 +87,7 @@ describe('payment service killed mid-saga', () => {
     try {
       await expect.poll(() => unsettledCount(router), { timeout: 120_000, interval: 250 }).toBe(0);
     } catch (err) {
-      console.error(childErr);
+      console.error(child.stderr);
       throw err;
     }
     const orders = await allOrders(router);
@@ -141,7 +100,7 @@ describe('payment service killed mid-saga', () => {
     const counts = await outcomeCounts(orders);
     expect(counts.voided).toBeGreaterThan(0);
     console.log(
-      `${PAYMENTS} payments, ${kills} SIGKILLs, ${retries} client retries, ${unsettledAtLastKill} unsettled after the last restart, settled ${Date.now() - started} ms later:`,
+      `${PAYMENTS} payments, ${kills} SIGKILLs, ${channels.retries} client retries, ${unsettledAtLastKill} unsettled after the last restart, settled ${Date.now() - started} ms later:`,
       counts,
     );
     client.close();

@@ -4,7 +4,7 @@
 import { PaymentStatus as S, PaymentStep as P, PaymentRoute } from '@corebank/kit/gen/corebank/v1/payment';
 import { SystemAccountKind, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { expect } from 'vitest';
-import type { TestBank } from '../../account/test/bank.js';
+import type { Bank } from '../../account/test/bank.js';
 import type { PaymentRow } from '../src/store.js';
 import type { ShardRouter } from '@corebank/kit';
 
@@ -30,7 +30,7 @@ export interface Funded {
   funding: bigint;
 }
 
-export async function checkInvariants(bank: TestBank, orders: PaymentRow[], funded: Funded[]): Promise<void> {
+export async function checkInvariants(bank: Bank, orders: PaymentRow[], funded: Funded[]): Promise<void> {
   // 1. Debits equal credits per currency, per shard and globally; no constraint broken.
   const inv = await bank.client.checkLedgerInvariant({});
   expect(inv.ok).toBe(true);
@@ -51,7 +51,7 @@ export async function checkInvariants(bank: TestBank, orders: PaymentRow[], fund
 
   // 3. Every order settled, and the journal holds exactly the transfers its final state implies.
   const byPayment = new Map<string, string[]>();
-  for (const s of bank.app.router.shards) {
+  for (const s of bank.router.shards) {
     const { rows } = await s.db.raw(
       `select reference, kind from transfers where reference like 'payment:%' order by created_at`,
     );
@@ -97,7 +97,7 @@ export async function checkInvariants(bank: TestBank, orders: PaymentRow[], fund
   }
 
   // 5. No constrained balance was ever negative, counting holds: checked after every journal entry.
-  for (const s of bank.app.router.shards) {
+  for (const s of bank.router.shards) {
     const { rows } = await s.db.raw(
       `select count(*) as n from entries e join accounts a on a.id = e.account_id
         where a.debits_must_not_exceed_credits

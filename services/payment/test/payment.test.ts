@@ -14,7 +14,7 @@ import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances } from '../../account/test/helpers.js';
 import { transferIds } from '../src/ledger.js';
-import { accountsOn, settled, startPayments, type TestPayments } from './harness.js';
+import { accountsOn, NO_RISK_RULES, settled, startPayments, type TestPayments } from './harness.js';
 
 async function rpcError(p: Promise<unknown>): Promise<ServiceError> {
   return (await p.then(
@@ -30,7 +30,8 @@ describe('payment service (3 shards)', () => {
   let a0: Account[];
   let a1: Account[];
   beforeAll(async () => {
-    t = await startPayments(3);
+    // The payment mechanics: risk.test.ts covers the rules that would hold the large amounts here.
+    t = await startPayments(3, NO_RISK_RULES);
     a0 = await accountsOn(t.bank, 0, 4, 10_000n);
     a1 = await accountsOn(t.bank, 1, 2, 10_000n);
   });
@@ -116,6 +117,23 @@ describe('payment service (3 shards)', () => {
     expect((await other.createPayment(req(a0[0]!, a1[0]!, 10n, key))).replayed).toBe(true);
     const payee = await balances(t.bank, a1[0]!.id);
     expect(payee.creditsPosted).toBe(12_010n);
+  });
+
+  it('refuses a key used before with a payer on another shard, writing nothing there', async () => {
+    const key = randomUUID();
+    const first = await t.client.createPayment(req(a0[0]!, a1[0]!, 10n, key));
+    await settled(t.client, first.payment!.id);
+    const onShard1 = async () =>
+      Number(((await t.app.router.shards[1]!.db('payments').count('* as n'))[0] as unknown as { n: bigint }).n);
+    const before = await onShard1();
+    // The same key, the payer now on shard 1: its order would live on shard 1.
+    const err = await rpcError(t.client.createPayment(req(a1[0]!, a0[0]!, 10n, key)));
+    expect(err.code).toBe(Code.ALREADY_EXISTS);
+    expect(errorDetails(err)).toMatchObject({
+      reason: 'PAYMENT_EXISTS_WITH_DIFFERENT_BODY',
+      metadata: { payment_id: first.payment!.id },
+    });
+    expect(await onShard1()).toBe(before);
   });
 
   it('refuses bad input with field violations and writes nothing', async () => {

@@ -2,7 +2,12 @@
 // step, attempts and next_attempt_at) until it settles; a verdict is never invented from an outage.
 import { randomUUID } from 'node:crypto';
 import { createLogger, ShardRouter } from '@corebank/kit';
-import { PaymentRoute, PaymentStatus as S, PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
+import {
+  PaymentKind as K,
+  PaymentRoute,
+  PaymentStatus as S,
+  PaymentStep as P,
+} from '@corebank/kit/gen/corebank/v1/payment';
 import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from '../../account/test/bank.js';
@@ -10,7 +15,7 @@ import { balances } from '../../account/test/helpers.js';
 import { loadPaymentConfig } from '../src/config.js';
 import { Ledger, type AccountClient } from '../src/ledger.js';
 import { Saga } from '../src/saga.js';
-import { bodyHashOf, findPayment, insertPayment, paymentIdFor } from '../src/store.js';
+import { bodyHashOf, findPayment, insertOrder, paymentIdFor } from '../src/store.js';
 import { accountsOn, paymentEnv } from './harness.js';
 
 /** The real account client, except that the first `failures` CreateTransfers calls fail as UNAVAILABLE. */
@@ -38,7 +43,11 @@ describe('saga retries', () => {
   let env: Record<string, string>;
   beforeAll(async () => {
     bank = await startBank(3);
-    env = await paymentEnv(bank, 3);
+    // No service runs here (the saga is driven directly): the peers' addresses are never called.
+    env = await paymentEnv(bank, 3, {
+      CUSTOMER_SERVICE_ADDRESS: '127.0.0.1:1',
+      PRODUCT_SERVICE_ADDRESS: '127.0.0.1:1',
+    });
     const config = loadPaymentConfig(env);
     router = new ShardRouter(config.shards, config.shardUrls, 4, 'payment');
   });
@@ -68,23 +77,31 @@ describe('saga retries', () => {
     const bucket = router.map.firstBucketOf(0);
     const id = paymentIdFor(bucket, 'test', randomUUID());
     const shard = router.byBucket(bucket);
-    await insertPayment(shard, {
-      ...body,
-      id,
-      channel: 'test',
-      idempotencyKey: id,
-      bodyHash: bodyHashOf(body),
-      payerCustomerId: payer!.ownerId,
-      route: PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD,
-      step: P.PAYMENT_STEP_HOLD,
-      payerShard: 0,
-      payeeShard: 2,
-    });
+    await shard.db.transaction((tx) =>
+      insertOrder(
+        tx,
+        {
+          ...body,
+          id,
+          channel: 'test',
+          idempotencyKey: id,
+          bodyHash: bodyHashOf(id),
+          kind: K.PAYMENT_KIND_TRANSFER,
+          payerCustomerId: payer!.ownerId,
+          route: PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD,
+          status: S.PAYMENT_STATUS_ACCEPTED,
+          step: P.PAYMENT_STEP_HOLD,
+          payerShard: 0,
+          payeeShard: 2,
+        },
+        new Date(),
+      ),
+    );
 
     // One step by hand: the outage defers it (attempts counted, next attempt in the future).
     const first = await saga.step(shard, id);
     expect(first.result).toBe('deferred');
-    const deferred = (await findPayment(shard, id))!;
+    const deferred = (await findPayment(shard.db, id))!;
     expect([deferred.status, deferred.step, deferred.attempts]).toEqual([
       S.PAYMENT_STATUS_ACCEPTED,
       P.PAYMENT_STEP_HOLD,
@@ -95,13 +112,13 @@ describe('saga retries', () => {
     await saga.start(undefined);
     try {
       await expect
-        .poll(async () => (await findPayment(shard, id))!.step, { timeout: 30_000, interval: 50 })
+        .poll(async () => (await findPayment(shard.db, id))!.step, { timeout: 30_000, interval: 50 })
         .toBe(P.PAYMENT_STEP_DONE);
     } finally {
       await saga.stop();
       real.close();
     }
-    const done = (await findPayment(shard, id))!;
+    const done = (await findPayment(shard.db, id))!;
     expect(done.status).toBe(S.PAYMENT_STATUS_COMPLETED);
     expect(client.calls()).toBe(7 + 3); // seven failures, then hold, credit and post once each
     expect((await balances(bank, payer!.id)).debitsPosted).toBe(400n);

@@ -1,6 +1,8 @@
-import { PaymentStatus as S, PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
+import { PaymentKind as K, PaymentStatus as S, PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
 import { describe, expect, it } from 'vitest';
 import { nextAfter, transition } from '../src/state.js';
+
+const transferAt = (step: P) => ({ step, kind: K.PAYMENT_KIND_TRANSFER, reason: '' });
 
 describe('payment state machine', () => {
   it('allows the transitions of the table and refuses the others with FAILED_PRECONDITION', () => {
@@ -33,12 +35,40 @@ describe('payment state machine', () => {
       [S.PAYMENT_STATUS_HELD, P.PAYMENT_STEP_VOID, 'ok', S.PAYMENT_STATUS_REJECTED, P.PAYMENT_STEP_DONE],
     ];
     for (const [from, step, outcome, status, nextStep] of cases) {
-      const next = nextAfter(step, outcome)!;
+      const next = nextAfter(transferAt(step), outcome)!;
       expect([next.status, next.step]).toEqual([status, nextStep]);
       if (next.status !== from) expect(() => transition(from, next.status)).not.toThrow();
     }
     // Settling the hold has no "refused" outcome: it is retried until the ledger does it.
-    expect(nextAfter(P.PAYMENT_STEP_POST, 'refused')).toBeUndefined();
-    expect(nextAfter(P.PAYMENT_STEP_VOID, 'refused')).toBeUndefined();
+    expect(nextAfter(transferAt(P.PAYMENT_STEP_POST), 'refused')).toBeUndefined();
+    expect(nextAfter(transferAt(P.PAYMENT_STEP_VOID), 'refused')).toBeUndefined();
+  });
+
+  it('holds an escrow until it is released, and ends a cancelled or upheld one CANCELLED', () => {
+    const escrow = (step: P, reason = '') => ({ step, kind: K.PAYMENT_KIND_ESCROW, reason });
+    expect(nextAfter(escrow(P.PAYMENT_STEP_HOLD), 'ok')).toMatchObject({
+      status: S.PAYMENT_STATUS_HELD,
+      step: P.PAYMENT_STEP_AWAIT_RELEASE,
+    });
+    expect(nextAfter(escrow(P.PAYMENT_STEP_AWAIT_RELEASE), 'ok')).toMatchObject({
+      status: S.PAYMENT_STATUS_HELD,
+      step: P.PAYMENT_STEP_CREDIT,
+      event: 'payment_escrow_released',
+    });
+    for (const reason of ['ESCROW_CANCELLED', 'DISPUTE_UPHELD']) {
+      expect(nextAfter(escrow(P.PAYMENT_STEP_VOID, reason), 'ok')).toMatchObject({
+        status: S.PAYMENT_STATUS_CANCELLED,
+        event: 'payment_cancelled',
+      });
+    }
+    // A credit that failed after the release voids the hold too: that is a rejection.
+    expect(nextAfter(escrow(P.PAYMENT_STEP_VOID, 'TRANSFER_RESULT_CODE_ACCOUNT_CLOSED'), 'ok')!.status).toBe(
+      S.PAYMENT_STATUS_REJECTED,
+    );
+    expect(() => transition(S.PAYMENT_STATUS_HELD, S.PAYMENT_STATUS_DISPUTED)).not.toThrow();
+    expect(() => transition(S.PAYMENT_STATUS_DISPUTED, S.PAYMENT_STATUS_CANCELLED)).not.toThrow();
+    expect(() => transition(S.PAYMENT_STATUS_CANCELLED, S.PAYMENT_STATUS_HELD)).toThrow();
+    expect(() => transition(S.PAYMENT_STATUS_PENDING_REVIEW, S.PAYMENT_STATUS_ACCEPTED)).not.toThrow();
+    expect(() => transition(S.PAYMENT_STATUS_PENDING_REVIEW, S.PAYMENT_STATUS_COMPLETED)).toThrow();
   });
 });

@@ -41,6 +41,12 @@ export enum PaymentStatus {
   PAYMENT_STATUS_PARTIALLY_REFUNDED = 6,
   /** PAYMENT_STATUS_REFUNDED - A completed payment fully returned to the payer. */
   PAYMENT_STATUS_REFUNDED = 7,
+  /** PAYMENT_STATUS_PENDING_REVIEW - A risk rule held the order for review; nothing moved yet. ReviewPayment decides. */
+  PAYMENT_STATUS_PENDING_REVIEW = 8,
+  /** PAYMENT_STATUS_DISPUTED - Escrow: the buyer opened a dispute; the funds stay held until ResolveDispute. */
+  PAYMENT_STATUS_DISPUTED = 9,
+  /** PAYMENT_STATUS_CANCELLED - Final for escrow: cancelled or a dispute upheld; the hold was voided, the buyer kept the money. */
+  PAYMENT_STATUS_CANCELLED = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -70,6 +76,15 @@ export function paymentStatusFromJSON(object: any): PaymentStatus {
     case 7:
     case "PAYMENT_STATUS_REFUNDED":
       return PaymentStatus.PAYMENT_STATUS_REFUNDED;
+    case 8:
+    case "PAYMENT_STATUS_PENDING_REVIEW":
+      return PaymentStatus.PAYMENT_STATUS_PENDING_REVIEW;
+    case 9:
+    case "PAYMENT_STATUS_DISPUTED":
+      return PaymentStatus.PAYMENT_STATUS_DISPUTED;
+    case 10:
+    case "PAYMENT_STATUS_CANCELLED":
+      return PaymentStatus.PAYMENT_STATUS_CANCELLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -95,7 +110,175 @@ export function paymentStatusToJSON(object: PaymentStatus): string {
       return "PAYMENT_STATUS_PARTIALLY_REFUNDED";
     case PaymentStatus.PAYMENT_STATUS_REFUNDED:
       return "PAYMENT_STATUS_REFUNDED";
+    case PaymentStatus.PAYMENT_STATUS_PENDING_REVIEW:
+      return "PAYMENT_STATUS_PENDING_REVIEW";
+    case PaymentStatus.PAYMENT_STATUS_DISPUTED:
+      return "PAYMENT_STATUS_DISPUTED";
+    case PaymentStatus.PAYMENT_STATUS_CANCELLED:
+      return "PAYMENT_STATUS_CANCELLED";
     case PaymentStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum PaymentKind {
+  PAYMENT_KIND_UNSPECIFIED = 0,
+  /** PAYMENT_KIND_TRANSFER - A plain transfer between two accounts. */
+  PAYMENT_KIND_TRANSFER = 1,
+  /** PAYMENT_KIND_ESCROW - Guaranteed trade: held until confirmed, auto-released, cancelled or a dispute decided. */
+  PAYMENT_KIND_ESCROW = 2,
+  /** PAYMENT_KIND_REFUND - Money returned from the payee of an original payment to its payer. */
+  PAYMENT_KIND_REFUND = 3,
+  /** PAYMENT_KIND_REVERSAL - The bank taking back what is left of an original payment. */
+  PAYMENT_KIND_REVERSAL = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function paymentKindFromJSON(object: any): PaymentKind {
+  switch (object) {
+    case 0:
+    case "PAYMENT_KIND_UNSPECIFIED":
+      return PaymentKind.PAYMENT_KIND_UNSPECIFIED;
+    case 1:
+    case "PAYMENT_KIND_TRANSFER":
+      return PaymentKind.PAYMENT_KIND_TRANSFER;
+    case 2:
+    case "PAYMENT_KIND_ESCROW":
+      return PaymentKind.PAYMENT_KIND_ESCROW;
+    case 3:
+    case "PAYMENT_KIND_REFUND":
+      return PaymentKind.PAYMENT_KIND_REFUND;
+    case 4:
+    case "PAYMENT_KIND_REVERSAL":
+      return PaymentKind.PAYMENT_KIND_REVERSAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PaymentKind.UNRECOGNIZED;
+  }
+}
+
+export function paymentKindToJSON(object: PaymentKind): string {
+  switch (object) {
+    case PaymentKind.PAYMENT_KIND_UNSPECIFIED:
+      return "PAYMENT_KIND_UNSPECIFIED";
+    case PaymentKind.PAYMENT_KIND_TRANSFER:
+      return "PAYMENT_KIND_TRANSFER";
+    case PaymentKind.PAYMENT_KIND_ESCROW:
+      return "PAYMENT_KIND_ESCROW";
+    case PaymentKind.PAYMENT_KIND_REFUND:
+      return "PAYMENT_KIND_REFUND";
+    case PaymentKind.PAYMENT_KIND_REVERSAL:
+      return "PAYMENT_KIND_REVERSAL";
+    case PaymentKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * The real-time risk rules. Each rule that fires gives its reason code (the name without the
+ * RISK_RULE_ prefix, with RISK_ in front: RISK_AMOUNT_OVER_TIER_THRESHOLD, ...).
+ */
+export enum RiskRule {
+  RISK_RULE_UNSPECIFIED = 0,
+  /** RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD - The amount is above the threshold of the payer customer's risk tier. */
+  RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD = 1,
+  /** RISK_RULE_VELOCITY_COUNT - More payments in the velocity window than allowed. */
+  RISK_RULE_VELOCITY_COUNT = 2,
+  /** RISK_RULE_VELOCITY_AMOUNT - More money in the velocity window than allowed. */
+  RISK_RULE_VELOCITY_AMOUNT = 3,
+  /** RISK_RULE_NEW_PAYEE - A first payment to this payee, above the new-payee threshold. */
+  RISK_RULE_NEW_PAYEE = 4,
+  /** RISK_RULE_IMPOSSIBLE_TRAVEL - The request's location is too far from the customer's last session for the time between them. */
+  RISK_RULE_IMPOSSIBLE_TRAVEL = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function riskRuleFromJSON(object: any): RiskRule {
+  switch (object) {
+    case 0:
+    case "RISK_RULE_UNSPECIFIED":
+      return RiskRule.RISK_RULE_UNSPECIFIED;
+    case 1:
+    case "RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD":
+      return RiskRule.RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD;
+    case 2:
+    case "RISK_RULE_VELOCITY_COUNT":
+      return RiskRule.RISK_RULE_VELOCITY_COUNT;
+    case 3:
+    case "RISK_RULE_VELOCITY_AMOUNT":
+      return RiskRule.RISK_RULE_VELOCITY_AMOUNT;
+    case 4:
+    case "RISK_RULE_NEW_PAYEE":
+      return RiskRule.RISK_RULE_NEW_PAYEE;
+    case 5:
+    case "RISK_RULE_IMPOSSIBLE_TRAVEL":
+      return RiskRule.RISK_RULE_IMPOSSIBLE_TRAVEL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RiskRule.UNRECOGNIZED;
+  }
+}
+
+export function riskRuleToJSON(object: RiskRule): string {
+  switch (object) {
+    case RiskRule.RISK_RULE_UNSPECIFIED:
+      return "RISK_RULE_UNSPECIFIED";
+    case RiskRule.RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD:
+      return "RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD";
+    case RiskRule.RISK_RULE_VELOCITY_COUNT:
+      return "RISK_RULE_VELOCITY_COUNT";
+    case RiskRule.RISK_RULE_VELOCITY_AMOUNT:
+      return "RISK_RULE_VELOCITY_AMOUNT";
+    case RiskRule.RISK_RULE_NEW_PAYEE:
+      return "RISK_RULE_NEW_PAYEE";
+    case RiskRule.RISK_RULE_IMPOSSIBLE_TRAVEL:
+      return "RISK_RULE_IMPOSSIBLE_TRAVEL";
+    case RiskRule.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum RiskAction {
+  RISK_ACTION_UNSPECIFIED = 0,
+  /** RISK_ACTION_REVIEW - The order is held (PENDING_REVIEW) until ReviewPayment. */
+  RISK_ACTION_REVIEW = 1,
+  /** RISK_ACTION_REJECT - The order is REJECTED with the rule's reason code. */
+  RISK_ACTION_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function riskActionFromJSON(object: any): RiskAction {
+  switch (object) {
+    case 0:
+    case "RISK_ACTION_UNSPECIFIED":
+      return RiskAction.RISK_ACTION_UNSPECIFIED;
+    case 1:
+    case "RISK_ACTION_REVIEW":
+      return RiskAction.RISK_ACTION_REVIEW;
+    case 2:
+    case "RISK_ACTION_REJECT":
+      return RiskAction.RISK_ACTION_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RiskAction.UNRECOGNIZED;
+  }
+}
+
+export function riskActionToJSON(object: RiskAction): string {
+  switch (object) {
+    case RiskAction.RISK_ACTION_UNSPECIFIED:
+      return "RISK_ACTION_UNSPECIFIED";
+    case RiskAction.RISK_ACTION_REVIEW:
+      return "RISK_ACTION_REVIEW";
+    case RiskAction.RISK_ACTION_REJECT:
+      return "RISK_ACTION_REJECT";
+    case RiskAction.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -157,6 +340,12 @@ export enum PaymentStep {
   PAYMENT_STEP_VOID = 5,
   /** PAYMENT_STEP_DONE - Nothing left to do. */
   PAYMENT_STEP_DONE = 6,
+  /** PAYMENT_STEP_AWAIT_RELEASE - Escrow: the funds are held; waits for confirm, cancel, dispute or the auto-release time. */
+  PAYMENT_STEP_AWAIT_RELEASE = 7,
+  /** PAYMENT_STEP_AWAIT_REVIEW - Waits for a risk reviewer's decision. */
+  PAYMENT_STEP_AWAIT_REVIEW = 8,
+  /** PAYMENT_STEP_AWAIT_DISPUTE_DECISION - Escrow: waits for the decision on a dispute. */
+  PAYMENT_STEP_AWAIT_DISPUTE_DECISION = 9,
   UNRECOGNIZED = -1,
 }
 
@@ -183,6 +372,15 @@ export function paymentStepFromJSON(object: any): PaymentStep {
     case 6:
     case "PAYMENT_STEP_DONE":
       return PaymentStep.PAYMENT_STEP_DONE;
+    case 7:
+    case "PAYMENT_STEP_AWAIT_RELEASE":
+      return PaymentStep.PAYMENT_STEP_AWAIT_RELEASE;
+    case 8:
+    case "PAYMENT_STEP_AWAIT_REVIEW":
+      return PaymentStep.PAYMENT_STEP_AWAIT_REVIEW;
+    case 9:
+    case "PAYMENT_STEP_AWAIT_DISPUTE_DECISION":
+      return PaymentStep.PAYMENT_STEP_AWAIT_DISPUTE_DECISION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -206,10 +404,125 @@ export function paymentStepToJSON(object: PaymentStep): string {
       return "PAYMENT_STEP_VOID";
     case PaymentStep.PAYMENT_STEP_DONE:
       return "PAYMENT_STEP_DONE";
+    case PaymentStep.PAYMENT_STEP_AWAIT_RELEASE:
+      return "PAYMENT_STEP_AWAIT_RELEASE";
+    case PaymentStep.PAYMENT_STEP_AWAIT_REVIEW:
+      return "PAYMENT_STEP_AWAIT_REVIEW";
+    case PaymentStep.PAYMENT_STEP_AWAIT_DISPUTE_DECISION:
+      return "PAYMENT_STEP_AWAIT_DISPUTE_DECISION";
     case PaymentStep.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export enum DisputeResolution {
+  DISPUTE_RESOLUTION_UNSPECIFIED = 0,
+  /** DISPUTE_RESOLUTION_REFUND_BUYER - The buyer is right: the hold is voided, the order ends CANCELLED (DISPUTE_UPHELD). */
+  DISPUTE_RESOLUTION_REFUND_BUYER = 1,
+  /** DISPUTE_RESOLUTION_PAY_SELLER - The seller is right: the seller is paid, the order ends COMPLETED. */
+  DISPUTE_RESOLUTION_PAY_SELLER = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function disputeResolutionFromJSON(object: any): DisputeResolution {
+  switch (object) {
+    case 0:
+    case "DISPUTE_RESOLUTION_UNSPECIFIED":
+      return DisputeResolution.DISPUTE_RESOLUTION_UNSPECIFIED;
+    case 1:
+    case "DISPUTE_RESOLUTION_REFUND_BUYER":
+      return DisputeResolution.DISPUTE_RESOLUTION_REFUND_BUYER;
+    case 2:
+    case "DISPUTE_RESOLUTION_PAY_SELLER":
+      return DisputeResolution.DISPUTE_RESOLUTION_PAY_SELLER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DisputeResolution.UNRECOGNIZED;
+  }
+}
+
+export function disputeResolutionToJSON(object: DisputeResolution): string {
+  switch (object) {
+    case DisputeResolution.DISPUTE_RESOLUTION_UNSPECIFIED:
+      return "DISPUTE_RESOLUTION_UNSPECIFIED";
+    case DisputeResolution.DISPUTE_RESOLUTION_REFUND_BUYER:
+      return "DISPUTE_RESOLUTION_REFUND_BUYER";
+    case DisputeResolution.DISPUTE_RESOLUTION_PAY_SELLER:
+      return "DISPUTE_RESOLUTION_PAY_SELLER";
+    case DisputeResolution.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum ReviewDecision {
+  REVIEW_DECISION_UNSPECIFIED = 0,
+  REVIEW_DECISION_APPROVE = 1,
+  REVIEW_DECISION_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function reviewDecisionFromJSON(object: any): ReviewDecision {
+  switch (object) {
+    case 0:
+    case "REVIEW_DECISION_UNSPECIFIED":
+      return ReviewDecision.REVIEW_DECISION_UNSPECIFIED;
+    case 1:
+    case "REVIEW_DECISION_APPROVE":
+      return ReviewDecision.REVIEW_DECISION_APPROVE;
+    case 2:
+    case "REVIEW_DECISION_REJECT":
+      return ReviewDecision.REVIEW_DECISION_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReviewDecision.UNRECOGNIZED;
+  }
+}
+
+export function reviewDecisionToJSON(object: ReviewDecision): string {
+  switch (object) {
+    case ReviewDecision.REVIEW_DECISION_UNSPECIFIED:
+      return "REVIEW_DECISION_UNSPECIFIED";
+    case ReviewDecision.REVIEW_DECISION_APPROVE:
+      return "REVIEW_DECISION_APPROVE";
+    case ReviewDecision.REVIEW_DECISION_REJECT:
+      return "REVIEW_DECISION_REJECT";
+    case ReviewDecision.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export interface RiskFinding {
+  rule: RiskRule;
+  action: RiskAction;
+  /** RISK_<rule>, for example RISK_VELOCITY_COUNT. */
+  reason: string;
+  /** What was measured against what, for the reviewer (for example "12 payments in 3600 s > 10"). */
+  detail: string;
+}
+
+/**
+ * Where the channel's session is (from the device or the IP address). Optional; without it the
+ * impossible-travel rule is not evaluated for the request.
+ */
+export interface RequestGeo {
+  /** The channel's session id: two sessions far apart are what impossible travel means. */
+  sessionId: string;
+  /** Degrees, -90..90 and -180..180. */
+  latitude: number;
+  longitude: number;
+}
+
+export interface EscrowTerms {
+  /**
+   * When the seller is paid if the buyer neither confirms, cancels nor disputes: in the future,
+   * at most 366 days ahead.
+   */
+  autoReleaseAt?: Timestamp | undefined;
 }
 
 export interface Payment {
@@ -228,7 +541,12 @@ export interface Payment {
   status: PaymentStatus;
   route: PaymentRoute;
   step: PaymentStep;
-  /** For REJECTED: the ledger's result code (for example TRANSFER_RESULT_CODE_EXCEEDS_CREDITS). */
+  /**
+   * Why the order is where it is: for REJECTED the ledger's result code (for example
+   * TRANSFER_RESULT_CODE_EXCEEDS_CREDITS), a limit (PER_TRANSACTION_LIMIT_EXCEEDED,
+   * DAILY_DEBIT_LIMIT_EXCEEDED), a risk rule (RISK_...) or RISK_REVIEW_REJECTED; for PENDING_REVIEW
+   * the first rule that held it; for CANCELLED ESCROW_CANCELLED or DISPUTE_UPHELD.
+   */
   reason: string;
   /** Attempts at the current step (retries after transient failures). */
   attempts: number;
@@ -238,8 +556,21 @@ export interface Payment {
   updatedAt?:
     | Timestamp
     | undefined;
-  /** Set once the order reached COMPLETED or REJECTED. */
+  /** Set once the order's money movement settled (COMPLETED, REJECTED or CANCELLED). */
   settledAt?: Timestamp | undefined;
+  kind: PaymentKind;
+  /** For refunds and reversals: the payment they return money of. */
+  originalPaymentId: string;
+  /** Escrow: when the seller is paid without the buyer's confirmation. */
+  autoReleaseAt?:
+    | Timestamp
+    | undefined;
+  /** Money returned by completed refunds and reversals of this payment. */
+  refundedAmount: bigint;
+  /** The risk rules that fired when the order was created. */
+  riskFindings: RiskFinding[];
+  /** The last note of a party or reviewer (cancel reason, dispute reason, review note). */
+  note: string;
 }
 
 export interface CreatePaymentRequest {
@@ -252,6 +583,12 @@ export interface CreatePaymentRequest {
   currency: string;
   /** Free text, up to 140 characters. */
   reference: string;
+  /** Set for an escrow (guaranteed trade) payment. */
+  escrow?:
+    | EscrowTerms
+    | undefined;
+  /** Where the payer's session is, for the impossible-travel rule. */
+  geo?: RequestGeo | undefined;
 }
 
 export interface CreatePaymentResponse {
@@ -268,7 +605,11 @@ export interface GetPaymentRequest {
 }
 
 export interface GetPaymentResponse {
-  payment?: Payment | undefined;
+  payment?:
+    | Payment
+    | undefined;
+  /** Its refunds and reversal, oldest first. */
+  refunds: Payment[];
 }
 
 export interface ListPaymentsRequest {
@@ -280,6 +621,401 @@ export interface ListPaymentsResponse {
   payments: Payment[];
   page?: PageResponse | undefined;
 }
+
+export interface ConfirmEscrowRequest {
+  paymentId: string;
+}
+
+export interface CancelEscrowRequest {
+  paymentId: string;
+  /** Up to 500 characters. */
+  note: string;
+}
+
+export interface OpenDisputeRequest {
+  paymentId: string;
+  /** Required, up to 500 characters: what the buyer disputes. */
+  note: string;
+}
+
+export interface ResolveDisputeRequest {
+  paymentId: string;
+  resolution: DisputeResolution;
+  /** Up to 500 characters. */
+  note: string;
+}
+
+export interface ConfirmEscrowResponse {
+  payment?:
+    | Payment
+    | undefined;
+  /** False when the order was already there (a retried call). */
+  changed: boolean;
+}
+
+export interface CancelEscrowResponse {
+  payment?:
+    | Payment
+    | undefined;
+  /** False when the order was already there (a retried call). */
+  changed: boolean;
+}
+
+export interface OpenDisputeResponse {
+  payment?:
+    | Payment
+    | undefined;
+  /** False when the order was already there (a retried call). */
+  changed: boolean;
+}
+
+export interface ResolveDisputeResponse {
+  payment?:
+    | Payment
+    | undefined;
+  /** False when the order was already there (a retried call). */
+  changed: boolean;
+}
+
+export interface ReviewPaymentRequest {
+  paymentId: string;
+  decision: ReviewDecision;
+  /** Up to 500 characters. */
+  note: string;
+}
+
+export interface ReviewPaymentResponse {
+  payment?: Payment | undefined;
+  changed: boolean;
+}
+
+export interface RefundPaymentRequest {
+  /** The completed payment to refund. */
+  paymentId: string;
+  /** Required, 1..128 characters: with the calling channel, identifies the refund. */
+  idempotencyKey: string;
+  /** Minor units; 0 means everything not yet refunded. */
+  amount: bigint;
+  /** Up to 140 characters. */
+  reference: string;
+}
+
+export interface RefundPaymentResponse {
+  /** The refund order (kind REFUND; payer and payee swapped). */
+  refund?: Payment | undefined;
+  replayed: boolean;
+}
+
+export interface ReversePaymentRequest {
+  paymentId: string;
+  /** Required, 1..128 characters. */
+  idempotencyKey: string;
+  /** Required, up to 140 characters: why the bank reverses it. */
+  reference: string;
+}
+
+export interface ReversePaymentResponse {
+  /** The reversal order (kind REVERSAL) of what was not yet refunded. */
+  reversal?: Payment | undefined;
+  replayed: boolean;
+}
+
+function createBaseRiskFinding(): RiskFinding {
+  return { rule: 0, action: 0, reason: "", detail: "" };
+}
+
+export const RiskFinding: MessageFns<RiskFinding> = {
+  encode(message: RiskFinding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rule !== 0) {
+      writer.uint32(8).int32(message.rule);
+    }
+    if (message.action !== 0) {
+      writer.uint32(16).int32(message.action);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.detail !== "") {
+      writer.uint32(34).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RiskFinding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRiskFinding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rule = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.action = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RiskFinding {
+    return {
+      rule: isSet(object.rule) ? riskRuleFromJSON(object.rule) : 0,
+      action: isSet(object.action) ? riskActionFromJSON(object.action) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: RiskFinding): unknown {
+    const obj: any = {};
+    if (message.rule !== 0) {
+      obj.rule = riskRuleToJSON(message.rule);
+    }
+    if (message.action !== 0) {
+      obj.action = riskActionToJSON(message.action);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RiskFinding>, I>>(base?: I): RiskFinding {
+    return RiskFinding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RiskFinding>, I>>(object: I): RiskFinding {
+    const message = createBaseRiskFinding();
+    message.rule = object.rule ?? 0;
+    message.action = object.action ?? 0;
+    message.reason = object.reason ?? "";
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseRequestGeo(): RequestGeo {
+  return { sessionId: "", latitude: 0, longitude: 0 };
+}
+
+export const RequestGeo: MessageFns<RequestGeo> = {
+  encode(message: RequestGeo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.latitude !== 0) {
+      writer.uint32(17).double(message.latitude);
+    }
+    if (message.longitude !== 0) {
+      writer.uint32(25).double(message.longitude);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestGeo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestGeo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.latitude = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.longitude = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestGeo {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      latitude: isSet(object.latitude) ? globalThis.Number(object.latitude) : 0,
+      longitude: isSet(object.longitude) ? globalThis.Number(object.longitude) : 0,
+    };
+  },
+
+  toJSON(message: RequestGeo): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.latitude !== 0) {
+      obj.latitude = floatToJson(message.latitude);
+    }
+    if (message.longitude !== 0) {
+      obj.longitude = floatToJson(message.longitude);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RequestGeo>, I>>(base?: I): RequestGeo {
+    return RequestGeo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequestGeo>, I>>(object: I): RequestGeo {
+    const message = createBaseRequestGeo();
+    message.sessionId = object.sessionId ?? "";
+    message.latitude = object.latitude ?? 0;
+    message.longitude = object.longitude ?? 0;
+    return message;
+  },
+};
+
+function createBaseEscrowTerms(): EscrowTerms {
+  return { autoReleaseAt: undefined };
+}
+
+export const EscrowTerms: MessageFns<EscrowTerms> = {
+  encode(message: EscrowTerms, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.autoReleaseAt !== undefined) {
+      Timestamp.encode(message.autoReleaseAt, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EscrowTerms {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEscrowTerms();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.autoReleaseAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EscrowTerms {
+    return {
+      autoReleaseAt: isSet(object.autoReleaseAt)
+        ? fromJsonTimestamp(object.autoReleaseAt)
+        : isSet(object.auto_release_at)
+        ? fromJsonTimestamp(object.auto_release_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: EscrowTerms): unknown {
+    const obj: any = {};
+    if (message.autoReleaseAt !== undefined) {
+      obj.autoReleaseAt = fromTimestamp(message.autoReleaseAt).toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EscrowTerms>, I>>(base?: I): EscrowTerms {
+    return EscrowTerms.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EscrowTerms>, I>>(object: I): EscrowTerms {
+    const message = createBaseEscrowTerms();
+    message.autoReleaseAt = (object.autoReleaseAt !== undefined && object.autoReleaseAt !== null)
+      ? Timestamp.fromPartial(object.autoReleaseAt)
+      : undefined;
+    return message;
+  },
+};
 
 function createBasePayment(): Payment {
   return {
@@ -302,6 +1038,12 @@ function createBasePayment(): Payment {
     createdAt: undefined,
     updatedAt: undefined,
     settledAt: undefined,
+    kind: 0,
+    originalPaymentId: "",
+    autoReleaseAt: undefined,
+    refundedAmount: 0n,
+    riskFindings: [],
+    note: "",
   };
 }
 
@@ -366,6 +1108,27 @@ export const Payment: MessageFns<Payment> = {
     }
     if (message.settledAt !== undefined) {
       Timestamp.encode(message.settledAt, writer.uint32(154).fork()).join();
+    }
+    if (message.kind !== 0) {
+      writer.uint32(160).int32(message.kind);
+    }
+    if (message.originalPaymentId !== "") {
+      writer.uint32(170).string(message.originalPaymentId);
+    }
+    if (message.autoReleaseAt !== undefined) {
+      Timestamp.encode(message.autoReleaseAt, writer.uint32(178).fork()).join();
+    }
+    if (message.refundedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.refundedAmount) !== message.refundedAmount) {
+        throw new globalThis.Error("value provided for field message.refundedAmount of type int64 too large");
+      }
+      writer.uint32(184).int64(message.refundedAmount);
+    }
+    for (const v of message.riskFindings) {
+      RiskFinding.encode(v!, writer.uint32(194).fork()).join();
+    }
+    if (message.note !== "") {
+      writer.uint32(202).string(message.note);
     }
     return writer;
   },
@@ -535,6 +1298,54 @@ export const Payment: MessageFns<Payment> = {
             message.settledAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.originalPaymentId = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.autoReleaseAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.refundedAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.riskFindings.push(RiskFinding.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +1415,28 @@ export const Payment: MessageFns<Payment> = {
         : isSet(object.settled_at)
         ? fromJsonTimestamp(object.settled_at)
         : undefined,
+      kind: isSet(object.kind) ? paymentKindFromJSON(object.kind) : 0,
+      originalPaymentId: isSet(object.originalPaymentId)
+        ? globalThis.String(object.originalPaymentId)
+        : isSet(object.original_payment_id)
+        ? globalThis.String(object.original_payment_id)
+        : "",
+      autoReleaseAt: isSet(object.autoReleaseAt)
+        ? fromJsonTimestamp(object.autoReleaseAt)
+        : isSet(object.auto_release_at)
+        ? fromJsonTimestamp(object.auto_release_at)
+        : undefined,
+      refundedAmount: isSet(object.refundedAmount)
+        ? BigInt(object.refundedAmount)
+        : isSet(object.refunded_amount)
+        ? BigInt(object.refunded_amount)
+        : 0n,
+      riskFindings: globalThis.Array.isArray(object?.riskFindings)
+        ? object.riskFindings.map((e: any) => RiskFinding.fromJSON(e))
+        : globalThis.Array.isArray(object?.risk_findings)
+        ? object.risk_findings.map((e: any) => RiskFinding.fromJSON(e))
+        : [],
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
     };
   },
 
@@ -666,6 +1499,24 @@ export const Payment: MessageFns<Payment> = {
     if (message.settledAt !== undefined) {
       obj.settledAt = fromTimestamp(message.settledAt).toISOString();
     }
+    if (message.kind !== 0) {
+      obj.kind = paymentKindToJSON(message.kind);
+    }
+    if (message.originalPaymentId !== "") {
+      obj.originalPaymentId = message.originalPaymentId;
+    }
+    if (message.autoReleaseAt !== undefined) {
+      obj.autoReleaseAt = fromTimestamp(message.autoReleaseAt).toISOString();
+    }
+    if (message.refundedAmount !== 0n) {
+      obj.refundedAmount = message.refundedAmount.toString();
+    }
+    if (message.riskFindings?.length) {
+      obj.riskFindings = message.riskFindings.map((e) => RiskFinding.toJSON(e));
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
     return obj;
   },
 
@@ -699,12 +1550,31 @@ export const Payment: MessageFns<Payment> = {
     message.settledAt = (object.settledAt !== undefined && object.settledAt !== null)
       ? Timestamp.fromPartial(object.settledAt)
       : undefined;
+    message.kind = object.kind ?? 0;
+    message.originalPaymentId = object.originalPaymentId ?? "";
+    message.autoReleaseAt = (object.autoReleaseAt !== undefined && object.autoReleaseAt !== null)
+      ? Timestamp.fromPartial(object.autoReleaseAt)
+      : undefined;
+    message.refundedAmount = (object.refundedAmount !== undefined && object.refundedAmount !== null)
+      ? BigInt(object.refundedAmount)
+      : 0n;
+    message.riskFindings = object.riskFindings?.map((e) => RiskFinding.fromPartial(e)) || [];
+    message.note = object.note ?? "";
     return message;
   },
 };
 
 function createBaseCreatePaymentRequest(): CreatePaymentRequest {
-  return { idempotencyKey: "", payerAccountId: "", payeeAccountId: "", amount: 0n, currency: "", reference: "" };
+  return {
+    idempotencyKey: "",
+    payerAccountId: "",
+    payeeAccountId: "",
+    amount: 0n,
+    currency: "",
+    reference: "",
+    escrow: undefined,
+    geo: undefined,
+  };
 }
 
 export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
@@ -729,6 +1599,12 @@ export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
     }
     if (message.reference !== "") {
       writer.uint32(50).string(message.reference);
+    }
+    if (message.escrow !== undefined) {
+      EscrowTerms.encode(message.escrow, writer.uint32(58).fork()).join();
+    }
+    if (message.geo !== undefined) {
+      RequestGeo.encode(message.geo, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -794,6 +1670,22 @@ export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
             message.reference = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.escrow = EscrowTerms.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.geo = RequestGeo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -826,6 +1718,8 @@ export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
       amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
       currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
       reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      escrow: isSet(object.escrow) ? EscrowTerms.fromJSON(object.escrow) : undefined,
+      geo: isSet(object.geo) ? RequestGeo.fromJSON(object.geo) : undefined,
     };
   },
 
@@ -849,6 +1743,12 @@ export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
     if (message.reference !== "") {
       obj.reference = message.reference;
     }
+    if (message.escrow !== undefined) {
+      obj.escrow = EscrowTerms.toJSON(message.escrow);
+    }
+    if (message.geo !== undefined) {
+      obj.geo = RequestGeo.toJSON(message.geo);
+    }
     return obj;
   },
 
@@ -863,6 +1763,10 @@ export const CreatePaymentRequest: MessageFns<CreatePaymentRequest> = {
     message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
     message.currency = object.currency ?? "";
     message.reference = object.reference ?? "";
+    message.escrow = (object.escrow !== undefined && object.escrow !== null)
+      ? EscrowTerms.fromPartial(object.escrow)
+      : undefined;
+    message.geo = (object.geo !== undefined && object.geo !== null) ? RequestGeo.fromPartial(object.geo) : undefined;
     return message;
   },
 };
@@ -1028,13 +1932,16 @@ export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
 };
 
 function createBaseGetPaymentResponse(): GetPaymentResponse {
-  return { payment: undefined };
+  return { payment: undefined, refunds: [] };
 }
 
 export const GetPaymentResponse: MessageFns<GetPaymentResponse> = {
   encode(message: GetPaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.payment !== undefined) {
       Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.refunds) {
+      Payment.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1060,6 +1967,14 @@ export const GetPaymentResponse: MessageFns<GetPaymentResponse> = {
             message.payment = Payment.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.refunds.push(Payment.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1073,13 +1988,19 @@ export const GetPaymentResponse: MessageFns<GetPaymentResponse> = {
   },
 
   fromJSON(object: any): GetPaymentResponse {
-    return { payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined };
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      refunds: globalThis.Array.isArray(object?.refunds) ? object.refunds.map((e: any) => Payment.fromJSON(e)) : [],
+    };
   },
 
   toJSON(message: GetPaymentResponse): unknown {
     const obj: any = {};
     if (message.payment !== undefined) {
       obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.refunds?.length) {
+      obj.refunds = message.refunds.map((e) => Payment.toJSON(e));
     }
     return obj;
   },
@@ -1092,6 +2013,7 @@ export const GetPaymentResponse: MessageFns<GetPaymentResponse> = {
     message.payment = (object.payment !== undefined && object.payment !== null)
       ? Payment.fromPartial(object.payment)
       : undefined;
+    message.refunds = object.refunds?.map((e) => Payment.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1274,18 +2196,1339 @@ export const ListPaymentsResponse: MessageFns<ListPaymentsResponse> = {
   },
 };
 
+function createBaseConfirmEscrowRequest(): ConfirmEscrowRequest {
+  return { paymentId: "" };
+}
+
+export const ConfirmEscrowRequest: MessageFns<ConfirmEscrowRequest> = {
+  encode(message: ConfirmEscrowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmEscrowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmEscrowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmEscrowRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ConfirmEscrowRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConfirmEscrowRequest>, I>>(base?: I): ConfirmEscrowRequest {
+    return ConfirmEscrowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfirmEscrowRequest>, I>>(object: I): ConfirmEscrowRequest {
+    const message = createBaseConfirmEscrowRequest();
+    message.paymentId = object.paymentId ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelEscrowRequest(): CancelEscrowRequest {
+  return { paymentId: "", note: "" };
+}
+
+export const CancelEscrowRequest: MessageFns<CancelEscrowRequest> = {
+  encode(message: CancelEscrowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.note !== "") {
+      writer.uint32(18).string(message.note);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelEscrowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelEscrowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelEscrowRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+    };
+  },
+
+  toJSON(message: CancelEscrowRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelEscrowRequest>, I>>(base?: I): CancelEscrowRequest {
+    return CancelEscrowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelEscrowRequest>, I>>(object: I): CancelEscrowRequest {
+    const message = createBaseCancelEscrowRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.note = object.note ?? "";
+    return message;
+  },
+};
+
+function createBaseOpenDisputeRequest(): OpenDisputeRequest {
+  return { paymentId: "", note: "" };
+}
+
+export const OpenDisputeRequest: MessageFns<OpenDisputeRequest> = {
+  encode(message: OpenDisputeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.note !== "") {
+      writer.uint32(18).string(message.note);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenDisputeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenDisputeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenDisputeRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+    };
+  },
+
+  toJSON(message: OpenDisputeRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OpenDisputeRequest>, I>>(base?: I): OpenDisputeRequest {
+    return OpenDisputeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OpenDisputeRequest>, I>>(object: I): OpenDisputeRequest {
+    const message = createBaseOpenDisputeRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.note = object.note ?? "";
+    return message;
+  },
+};
+
+function createBaseResolveDisputeRequest(): ResolveDisputeRequest {
+  return { paymentId: "", resolution: 0, note: "" };
+}
+
+export const ResolveDisputeRequest: MessageFns<ResolveDisputeRequest> = {
+  encode(message: ResolveDisputeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.resolution !== 0) {
+      writer.uint32(16).int32(message.resolution);
+    }
+    if (message.note !== "") {
+      writer.uint32(26).string(message.note);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveDisputeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveDisputeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.resolution = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveDisputeRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      resolution: isSet(object.resolution) ? disputeResolutionFromJSON(object.resolution) : 0,
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+    };
+  },
+
+  toJSON(message: ResolveDisputeRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.resolution !== 0) {
+      obj.resolution = disputeResolutionToJSON(message.resolution);
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveDisputeRequest>, I>>(base?: I): ResolveDisputeRequest {
+    return ResolveDisputeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveDisputeRequest>, I>>(object: I): ResolveDisputeRequest {
+    const message = createBaseResolveDisputeRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.resolution = object.resolution ?? 0;
+    message.note = object.note ?? "";
+    return message;
+  },
+};
+
+function createBaseConfirmEscrowResponse(): ConfirmEscrowResponse {
+  return { payment: undefined, changed: false };
+}
+
+export const ConfirmEscrowResponse: MessageFns<ConfirmEscrowResponse> = {
+  encode(message: ConfirmEscrowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmEscrowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmEscrowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmEscrowResponse {
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: ConfirmEscrowResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConfirmEscrowResponse>, I>>(base?: I): ConfirmEscrowResponse {
+    return ConfirmEscrowResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfirmEscrowResponse>, I>>(object: I): ConfirmEscrowResponse {
+    const message = createBaseConfirmEscrowResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseCancelEscrowResponse(): CancelEscrowResponse {
+  return { payment: undefined, changed: false };
+}
+
+export const CancelEscrowResponse: MessageFns<CancelEscrowResponse> = {
+  encode(message: CancelEscrowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelEscrowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelEscrowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelEscrowResponse {
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: CancelEscrowResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelEscrowResponse>, I>>(base?: I): CancelEscrowResponse {
+    return CancelEscrowResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelEscrowResponse>, I>>(object: I): CancelEscrowResponse {
+    const message = createBaseCancelEscrowResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseOpenDisputeResponse(): OpenDisputeResponse {
+  return { payment: undefined, changed: false };
+}
+
+export const OpenDisputeResponse: MessageFns<OpenDisputeResponse> = {
+  encode(message: OpenDisputeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenDisputeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenDisputeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenDisputeResponse {
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: OpenDisputeResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OpenDisputeResponse>, I>>(base?: I): OpenDisputeResponse {
+    return OpenDisputeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OpenDisputeResponse>, I>>(object: I): OpenDisputeResponse {
+    const message = createBaseOpenDisputeResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseResolveDisputeResponse(): ResolveDisputeResponse {
+  return { payment: undefined, changed: false };
+}
+
+export const ResolveDisputeResponse: MessageFns<ResolveDisputeResponse> = {
+  encode(message: ResolveDisputeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveDisputeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveDisputeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveDisputeResponse {
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: ResolveDisputeResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveDisputeResponse>, I>>(base?: I): ResolveDisputeResponse {
+    return ResolveDisputeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveDisputeResponse>, I>>(object: I): ResolveDisputeResponse {
+    const message = createBaseResolveDisputeResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseReviewPaymentRequest(): ReviewPaymentRequest {
+  return { paymentId: "", decision: 0, note: "" };
+}
+
+export const ReviewPaymentRequest: MessageFns<ReviewPaymentRequest> = {
+  encode(message: ReviewPaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.decision !== 0) {
+      writer.uint32(16).int32(message.decision);
+    }
+    if (message.note !== "") {
+      writer.uint32(26).string(message.note);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewPaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewPaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.decision = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewPaymentRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      decision: isSet(object.decision) ? reviewDecisionFromJSON(object.decision) : 0,
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+    };
+  },
+
+  toJSON(message: ReviewPaymentRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.decision !== 0) {
+      obj.decision = reviewDecisionToJSON(message.decision);
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReviewPaymentRequest>, I>>(base?: I): ReviewPaymentRequest {
+    return ReviewPaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReviewPaymentRequest>, I>>(object: I): ReviewPaymentRequest {
+    const message = createBaseReviewPaymentRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.decision = object.decision ?? 0;
+    message.note = object.note ?? "";
+    return message;
+  },
+};
+
+function createBaseReviewPaymentResponse(): ReviewPaymentResponse {
+  return { payment: undefined, changed: false };
+}
+
+export const ReviewPaymentResponse: MessageFns<ReviewPaymentResponse> = {
+  encode(message: ReviewPaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewPaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewPaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewPaymentResponse {
+    return {
+      payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: ReviewPaymentResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReviewPaymentResponse>, I>>(base?: I): ReviewPaymentResponse {
+    return ReviewPaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReviewPaymentResponse>, I>>(object: I): ReviewPaymentResponse {
+    const message = createBaseReviewPaymentResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseRefundPaymentRequest(): RefundPaymentRequest {
+  return { paymentId: "", idempotencyKey: "", amount: 0n, reference: "" };
+}
+
+export const RefundPaymentRequest: MessageFns<RefundPaymentRequest> = {
+  encode(message: RefundPaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.reference !== "") {
+      writer.uint32(34).string(message.reference);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundPaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundPaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundPaymentRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+    };
+  },
+
+  toJSON(message: RefundPaymentRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RefundPaymentRequest>, I>>(base?: I): RefundPaymentRequest {
+    return RefundPaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RefundPaymentRequest>, I>>(object: I): RefundPaymentRequest {
+    const message = createBaseRefundPaymentRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.reference = object.reference ?? "";
+    return message;
+  },
+};
+
+function createBaseRefundPaymentResponse(): RefundPaymentResponse {
+  return { refund: undefined, replayed: false };
+}
+
+export const RefundPaymentResponse: MessageFns<RefundPaymentResponse> = {
+  encode(message: RefundPaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.refund !== undefined) {
+      Payment.encode(message.refund, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundPaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundPaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.refund = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundPaymentResponse {
+    return {
+      refund: isSet(object.refund) ? Payment.fromJSON(object.refund) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: RefundPaymentResponse): unknown {
+    const obj: any = {};
+    if (message.refund !== undefined) {
+      obj.refund = Payment.toJSON(message.refund);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RefundPaymentResponse>, I>>(base?: I): RefundPaymentResponse {
+    return RefundPaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RefundPaymentResponse>, I>>(object: I): RefundPaymentResponse {
+    const message = createBaseRefundPaymentResponse();
+    message.refund = (object.refund !== undefined && object.refund !== null)
+      ? Payment.fromPartial(object.refund)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseReversePaymentRequest(): ReversePaymentRequest {
+  return { paymentId: "", idempotencyKey: "", reference: "" };
+}
+
+export const ReversePaymentRequest: MessageFns<ReversePaymentRequest> = {
+  encode(message: ReversePaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
+    }
+    if (message.reference !== "") {
+      writer.uint32(26).string(message.reference);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReversePaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReversePaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReversePaymentRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+    };
+  },
+
+  toJSON(message: ReversePaymentRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReversePaymentRequest>, I>>(base?: I): ReversePaymentRequest {
+    return ReversePaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReversePaymentRequest>, I>>(object: I): ReversePaymentRequest {
+    const message = createBaseReversePaymentRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.reference = object.reference ?? "";
+    return message;
+  },
+};
+
+function createBaseReversePaymentResponse(): ReversePaymentResponse {
+  return { reversal: undefined, replayed: false };
+}
+
+export const ReversePaymentResponse: MessageFns<ReversePaymentResponse> = {
+  encode(message: ReversePaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reversal !== undefined) {
+      Payment.encode(message.reversal, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReversePaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReversePaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reversal = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReversePaymentResponse {
+    return {
+      reversal: isSet(object.reversal) ? Payment.fromJSON(object.reversal) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: ReversePaymentResponse): unknown {
+    const obj: any = {};
+    if (message.reversal !== undefined) {
+      obj.reversal = Payment.toJSON(message.reversal);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReversePaymentResponse>, I>>(base?: I): ReversePaymentResponse {
+    return ReversePaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReversePaymentResponse>, I>>(object: I): ReversePaymentResponse {
+    const message = createBaseReversePaymentResponse();
+    message.reversal = (object.reversal !== undefined && object.reversal !== null)
+      ? Payment.fromPartial(object.reversal)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
 /**
  * Payment orders between customers' accounts. An order lives on the payer's home shard. A payment
  * between two accounts of one shard is one ledger transfer; across shards it is a saga: a hold on
  * the payer's shard into that shard's in-transit account, a credit on the payee's shard from its
  * in-transit account, then the hold is posted (or voided when the credit definitively failed).
+ *
+ * Before money moves, CreatePayment checks the payer account's product limits (per transaction,
+ * per day: atomically, so concurrent payments cannot together pass the daily limit) and the risk
+ * rules; a rule rejects the order or holds it for review (ReviewPayment decides).
+ *
+ * Escrow orders (guaranteed trade) hold the buyer's funds (always through the in-transit account,
+ * on one shard or two) until the buyer confirms, the auto-release time passes, the order is
+ * cancelled, or a dispute is decided. Refunds and reversals are orders of their own that move money
+ * back from the payee to the payer; they live beside the original order.
+ *
+ * Every mutating RPC is idempotent: CreatePayment, RefundPayment and ReversePayment by the calling
+ * channel's idempotency key; the others name the state they want and answer changed = false when
+ * the order is already there (or past it on the same path).
  */
 export type PaymentServiceService = typeof PaymentServiceService;
 export const PaymentServiceService = {
   /**
    * Accepts a payment order and starts executing it. Idempotent by the calling channel's
    * idempotency key: the same key and body return the original order (replayed = true); the same
-   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY.
+   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY (also
+   * when the first use of the key named a payer on another shard).
    */
   createPayment: {
     path: "/corebank.v1.PaymentService/CreatePayment" as const,
@@ -1297,6 +3540,7 @@ export const PaymentServiceService = {
       Buffer.from(CreatePaymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreatePaymentResponse => CreatePaymentResponse.decode(value),
   },
+  /** One order, with its refunds and reversal. */
   getPayment: {
     path: "/corebank.v1.PaymentService/GetPayment" as const,
     requestStream: false as const,
@@ -1306,7 +3550,10 @@ export const PaymentServiceService = {
     responseSerialize: (value: GetPaymentResponse): Buffer => Buffer.from(GetPaymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetPaymentResponse => GetPaymentResponse.decode(value),
   },
-  /** A customer's payment orders (as payer), newest first, paginated. */
+  /**
+   * A customer's payment orders (as payer), newest first, paginated. Refunds and reversals are
+   * listed with their original (GetPayment), not here.
+   */
   listPayments: {
     path: "/corebank.v1.PaymentService/ListPayments" as const,
     requestStream: false as const,
@@ -1317,25 +3564,161 @@ export const PaymentServiceService = {
       Buffer.from(ListPaymentsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListPaymentsResponse => ListPaymentsResponse.decode(value),
   },
+  /** Escrow: the buyer (the payer) confirms receipt: the seller is paid. */
+  confirmEscrow: {
+    path: "/corebank.v1.PaymentService/ConfirmEscrow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ConfirmEscrowRequest): Buffer => Buffer.from(ConfirmEscrowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ConfirmEscrowRequest => ConfirmEscrowRequest.decode(value),
+    responseSerialize: (value: ConfirmEscrowResponse): Buffer =>
+      Buffer.from(ConfirmEscrowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ConfirmEscrowResponse => ConfirmEscrowResponse.decode(value),
+  },
+  /**
+   * Escrow: the trade is cancelled (by the seller, or the channel): the hold is voided, the buyer
+   * keeps the money, the order ends CANCELLED.
+   */
+  cancelEscrow: {
+    path: "/corebank.v1.PaymentService/CancelEscrow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelEscrowRequest): Buffer => Buffer.from(CancelEscrowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelEscrowRequest => CancelEscrowRequest.decode(value),
+    responseSerialize: (value: CancelEscrowResponse): Buffer =>
+      Buffer.from(CancelEscrowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelEscrowResponse => CancelEscrowResponse.decode(value),
+  },
+  /**
+   * Escrow: the buyer disputes the trade before release: the auto-release timer stops and the funds
+   * stay held until ResolveDispute.
+   */
+  openDispute: {
+    path: "/corebank.v1.PaymentService/OpenDispute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: OpenDisputeRequest): Buffer => Buffer.from(OpenDisputeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): OpenDisputeRequest => OpenDisputeRequest.decode(value),
+    responseSerialize: (value: OpenDisputeResponse): Buffer => Buffer.from(OpenDisputeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): OpenDisputeResponse => OpenDisputeResponse.decode(value),
+  },
+  /**
+   * Escrow: the bank decides a dispute (scope payments:admin): upheld refunds the buyer, rejected
+   * pays the seller.
+   */
+  resolveDispute: {
+    path: "/corebank.v1.PaymentService/ResolveDispute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveDisputeRequest): Buffer =>
+      Buffer.from(ResolveDisputeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveDisputeRequest => ResolveDisputeRequest.decode(value),
+    responseSerialize: (value: ResolveDisputeResponse): Buffer =>
+      Buffer.from(ResolveDisputeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResolveDisputeResponse => ResolveDisputeResponse.decode(value),
+  },
+  /**
+   * A risk reviewer's decision on an order held for review (scope payments:admin): approve runs it,
+   * reject ends it REJECTED with reason RISK_REVIEW_REJECTED.
+   */
+  reviewPayment: {
+    path: "/corebank.v1.PaymentService/ReviewPayment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReviewPaymentRequest): Buffer => Buffer.from(ReviewPaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReviewPaymentRequest => ReviewPaymentRequest.decode(value),
+    responseSerialize: (value: ReviewPaymentResponse): Buffer =>
+      Buffer.from(ReviewPaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReviewPaymentResponse => ReviewPaymentResponse.decode(value),
+  },
+  /**
+   * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
+   * refunds of a payment together never exceed its amount: a refund that would is
+   * FAILED_PRECONDITION, reason REFUND_EXCEEDS_PAYMENT, and writes nothing.
+   */
+  refundPayment: {
+    path: "/corebank.v1.PaymentService/RefundPayment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RefundPaymentRequest): Buffer => Buffer.from(RefundPaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RefundPaymentRequest => RefundPaymentRequest.decode(value),
+    responseSerialize: (value: RefundPaymentResponse): Buffer =>
+      Buffer.from(RefundPaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RefundPaymentResponse => RefundPaymentResponse.decode(value),
+  },
+  /**
+   * The bank takes back what is left of a completed payment (scope payments:admin), for example
+   * when something downstream of it failed. The original ends REVERSED.
+   */
+  reversePayment: {
+    path: "/corebank.v1.PaymentService/ReversePayment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReversePaymentRequest): Buffer =>
+      Buffer.from(ReversePaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReversePaymentRequest => ReversePaymentRequest.decode(value),
+    responseSerialize: (value: ReversePaymentResponse): Buffer =>
+      Buffer.from(ReversePaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReversePaymentResponse => ReversePaymentResponse.decode(value),
+  },
 } as const;
 
 export interface PaymentServiceServer extends UntypedServiceImplementation {
   /**
    * Accepts a payment order and starts executing it. Idempotent by the calling channel's
    * idempotency key: the same key and body return the original order (replayed = true); the same
-   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY.
+   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY (also
+   * when the first use of the key named a payer on another shard).
    */
   createPayment: handleUnaryCall<CreatePaymentRequest, CreatePaymentResponse>;
+  /** One order, with its refunds and reversal. */
   getPayment: handleUnaryCall<GetPaymentRequest, GetPaymentResponse>;
-  /** A customer's payment orders (as payer), newest first, paginated. */
+  /**
+   * A customer's payment orders (as payer), newest first, paginated. Refunds and reversals are
+   * listed with their original (GetPayment), not here.
+   */
   listPayments: handleUnaryCall<ListPaymentsRequest, ListPaymentsResponse>;
+  /** Escrow: the buyer (the payer) confirms receipt: the seller is paid. */
+  confirmEscrow: handleUnaryCall<ConfirmEscrowRequest, ConfirmEscrowResponse>;
+  /**
+   * Escrow: the trade is cancelled (by the seller, or the channel): the hold is voided, the buyer
+   * keeps the money, the order ends CANCELLED.
+   */
+  cancelEscrow: handleUnaryCall<CancelEscrowRequest, CancelEscrowResponse>;
+  /**
+   * Escrow: the buyer disputes the trade before release: the auto-release timer stops and the funds
+   * stay held until ResolveDispute.
+   */
+  openDispute: handleUnaryCall<OpenDisputeRequest, OpenDisputeResponse>;
+  /**
+   * Escrow: the bank decides a dispute (scope payments:admin): upheld refunds the buyer, rejected
+   * pays the seller.
+   */
+  resolveDispute: handleUnaryCall<ResolveDisputeRequest, ResolveDisputeResponse>;
+  /**
+   * A risk reviewer's decision on an order held for review (scope payments:admin): approve runs it,
+   * reject ends it REJECTED with reason RISK_REVIEW_REJECTED.
+   */
+  reviewPayment: handleUnaryCall<ReviewPaymentRequest, ReviewPaymentResponse>;
+  /**
+   * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
+   * refunds of a payment together never exceed its amount: a refund that would is
+   * FAILED_PRECONDITION, reason REFUND_EXCEEDS_PAYMENT, and writes nothing.
+   */
+  refundPayment: handleUnaryCall<RefundPaymentRequest, RefundPaymentResponse>;
+  /**
+   * The bank takes back what is left of a completed payment (scope payments:admin), for example
+   * when something downstream of it failed. The original ends REVERSED.
+   */
+  reversePayment: handleUnaryCall<ReversePaymentRequest, ReversePaymentResponse>;
 }
 
 export interface PaymentServiceClient extends Client {
   /**
    * Accepts a payment order and starts executing it. Idempotent by the calling channel's
    * idempotency key: the same key and body return the original order (replayed = true); the same
-   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY.
+   * key with a different body is ALREADY_EXISTS, reason PAYMENT_EXISTS_WITH_DIFFERENT_BODY (also
+   * when the first use of the key named a payer on another shard).
    */
   createPayment(
     request: CreatePaymentRequest,
@@ -1352,6 +3735,7 @@ export interface PaymentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreatePaymentResponse) => void,
   ): ClientUnaryCall;
+  /** One order, with its refunds and reversal. */
   getPayment(
     request: GetPaymentRequest,
     callback: (error: ServiceError | null, response: GetPaymentResponse) => void,
@@ -1367,7 +3751,10 @@ export interface PaymentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetPaymentResponse) => void,
   ): ClientUnaryCall;
-  /** A customer's payment orders (as payer), newest first, paginated. */
+  /**
+   * A customer's payment orders (as payer), newest first, paginated. Refunds and reversals are
+   * listed with their original (GetPayment), not here.
+   */
   listPayments(
     request: ListPaymentsRequest,
     callback: (error: ServiceError | null, response: ListPaymentsResponse) => void,
@@ -1382,6 +3769,137 @@ export interface PaymentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListPaymentsResponse) => void,
+  ): ClientUnaryCall;
+  /** Escrow: the buyer (the payer) confirms receipt: the seller is paid. */
+  confirmEscrow(
+    request: ConfirmEscrowRequest,
+    callback: (error: ServiceError | null, response: ConfirmEscrowResponse) => void,
+  ): ClientUnaryCall;
+  confirmEscrow(
+    request: ConfirmEscrowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ConfirmEscrowResponse) => void,
+  ): ClientUnaryCall;
+  confirmEscrow(
+    request: ConfirmEscrowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ConfirmEscrowResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Escrow: the trade is cancelled (by the seller, or the channel): the hold is voided, the buyer
+   * keeps the money, the order ends CANCELLED.
+   */
+  cancelEscrow(
+    request: CancelEscrowRequest,
+    callback: (error: ServiceError | null, response: CancelEscrowResponse) => void,
+  ): ClientUnaryCall;
+  cancelEscrow(
+    request: CancelEscrowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelEscrowResponse) => void,
+  ): ClientUnaryCall;
+  cancelEscrow(
+    request: CancelEscrowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelEscrowResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Escrow: the buyer disputes the trade before release: the auto-release timer stops and the funds
+   * stay held until ResolveDispute.
+   */
+  openDispute(
+    request: OpenDisputeRequest,
+    callback: (error: ServiceError | null, response: OpenDisputeResponse) => void,
+  ): ClientUnaryCall;
+  openDispute(
+    request: OpenDisputeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: OpenDisputeResponse) => void,
+  ): ClientUnaryCall;
+  openDispute(
+    request: OpenDisputeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: OpenDisputeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Escrow: the bank decides a dispute (scope payments:admin): upheld refunds the buyer, rejected
+   * pays the seller.
+   */
+  resolveDispute(
+    request: ResolveDisputeRequest,
+    callback: (error: ServiceError | null, response: ResolveDisputeResponse) => void,
+  ): ClientUnaryCall;
+  resolveDispute(
+    request: ResolveDisputeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResolveDisputeResponse) => void,
+  ): ClientUnaryCall;
+  resolveDispute(
+    request: ResolveDisputeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResolveDisputeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A risk reviewer's decision on an order held for review (scope payments:admin): approve runs it,
+   * reject ends it REJECTED with reason RISK_REVIEW_REJECTED.
+   */
+  reviewPayment(
+    request: ReviewPaymentRequest,
+    callback: (error: ServiceError | null, response: ReviewPaymentResponse) => void,
+  ): ClientUnaryCall;
+  reviewPayment(
+    request: ReviewPaymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReviewPaymentResponse) => void,
+  ): ClientUnaryCall;
+  reviewPayment(
+    request: ReviewPaymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReviewPaymentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
+   * refunds of a payment together never exceed its amount: a refund that would is
+   * FAILED_PRECONDITION, reason REFUND_EXCEEDS_PAYMENT, and writes nothing.
+   */
+  refundPayment(
+    request: RefundPaymentRequest,
+    callback: (error: ServiceError | null, response: RefundPaymentResponse) => void,
+  ): ClientUnaryCall;
+  refundPayment(
+    request: RefundPaymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RefundPaymentResponse) => void,
+  ): ClientUnaryCall;
+  refundPayment(
+    request: RefundPaymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RefundPaymentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The bank takes back what is left of a completed payment (scope payments:admin), for example
+   * when something downstream of it failed. The original ends REVERSED.
+   */
+  reversePayment(
+    request: ReversePaymentRequest,
+    callback: (error: ServiceError | null, response: ReversePaymentResponse) => void,
+  ): ClientUnaryCall;
+  reversePayment(
+    request: ReversePaymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReversePaymentResponse) => void,
+  ): ClientUnaryCall;
+  reversePayment(
+    request: ReversePaymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReversePaymentResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -1393,6 +3911,10 @@ export const PaymentServiceClient = makeGenericClientConstructor(
   service: typeof PaymentServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

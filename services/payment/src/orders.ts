@@ -1,0 +1,237 @@
+// CreatePayment: a transfer or an escrow order, from the request to its first ledger step. The
+// limits and the risk rules are decided in the order's own transaction on the payer's shard, under
+// the payer customer's lock, so concurrent orders of one customer are checked one after another.
+import {
+  bucketOfId,
+  DomainError,
+  fromTimestamp,
+  isCurrency,
+  requireCustomer,
+  type RpcContext,
+  type ShardRouter,
+  Violations,
+} from '@corebank/kit';
+import {
+  PaymentKind as K,
+  PaymentRoute,
+  PaymentStatus as S,
+  PaymentStep as P,
+  type CreatePaymentRequest,
+  type CreatePaymentResponse,
+  type RequestGeo,
+} from '@corebank/kit/gen/corebank/v1/payment';
+import type { PaymentConfig } from './config.js';
+import type { Ledger } from './ledger.js';
+import { limitDay, reserveLimits } from './limits.js';
+import type { Peers } from './peers.js';
+import { customerHistory, evaluateRisk, lockCustomer, rememberSession, verdictOf } from './risk.js';
+import { RiskAction } from '@corebank/kit/gen/corebank/v1/payment';
+import type { Saga } from './saga.js';
+import {
+  bodyHashOf,
+  claimKey,
+  findPayment,
+  insertOrder,
+  orderOfKey,
+  paymentIdFor,
+  paymentToProto,
+  replayOf,
+  type NewOrder,
+  type PaymentRow,
+} from './store.js';
+
+export interface PaymentDeps {
+  router: ShardRouter;
+  ledger: Ledger;
+  peers: Peers;
+  saga: Saga;
+  config: PaymentConfig;
+}
+
+export const MAX_KEY = 128;
+export const MAX_REFERENCE = 140;
+const MAX_ESCROW_DAYS = 366;
+
+export function accountIdField(v: Violations, field: string, value: string): void {
+  if (!value) v.add(field, 'is required');
+  else if (bucketOfId(value.toLowerCase()) === undefined) v.add(field, `is not an ${field.split('_').at(-2)} id`);
+}
+
+export function keyField(v: Violations, key: string): void {
+  if (!key) v.add('idempotency_key', 'is required');
+  else if (key.length > MAX_KEY) v.add('idempotency_key', `must be at most ${MAX_KEY} characters`);
+}
+
+function geoFields(v: Violations, geo: RequestGeo | undefined): void {
+  if (!geo) return;
+  if (!geo.sessionId) v.add('geo.session_id', 'is required with a location');
+  else if (geo.sessionId.length > 128) v.add('geo.session_id', 'must be at most 128 characters');
+  if (!(Math.abs(geo.latitude) <= 90)) v.add('geo.latitude', 'must be between -90 and 90');
+  if (!(Math.abs(geo.longitude) <= 180)) v.add('geo.longitude', 'must be between -180 and 180');
+}
+
+/** The order's first step once it may move money: escrow and cross-shard orders hold first. */
+export const firstStep = (kind: K, route: PaymentRoute): P =>
+  kind === K.PAYMENT_KIND_ESCROW || route === PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD
+    ? P.PAYMENT_STEP_HOLD
+    : P.PAYMENT_STEP_TRANSFER;
+
+/** Thrown inside an order's transaction when a concurrent request wrote the same order first. */
+export class OrderExists extends Error {}
+
+/**
+ * Runs an order's first step inline, so the caller learns at once whether the money moved or was
+ * held; when it cannot be made now, the sweeper makes it later.
+ */
+export async function firstStepInline(deps: PaymentDeps, row: PaymentRow, ctx: RpcContext): Promise<PaymentRow> {
+  const shard = deps.router.byId(row.id)!;
+  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline).catch((err: unknown) => {
+    ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
+    return { row: undefined };
+  });
+  return after ?? (await findPayment(shard.db, row.id))!;
+}
+
+export async function createPayment(
+  deps: PaymentDeps,
+  req: CreatePaymentRequest,
+  ctx: RpcContext,
+): Promise<CreatePaymentResponse> {
+  const { router, ledger, peers, config } = deps;
+  const now = new Date();
+  const v = new Violations();
+  keyField(v, req.idempotencyKey);
+  accountIdField(v, 'payer_account_id', req.payerAccountId);
+  accountIdField(v, 'payee_account_id', req.payeeAccountId);
+  if (req.payerAccountId && req.payerAccountId.toLowerCase() === req.payeeAccountId.toLowerCase()) {
+    v.add('payee_account_id', 'must differ from payer_account_id');
+  }
+  if (req.amount <= 0n) v.add('amount', 'must be positive');
+  if (!isCurrency(req.currency)) v.add('currency', 'must be an ISO 4217 code this bank books');
+  if (req.reference.length > MAX_REFERENCE) v.add('reference', `must be at most ${MAX_REFERENCE} characters`);
+  let autoReleaseAt: Date | undefined;
+  if (req.escrow) {
+    if (!req.escrow.autoReleaseAt) v.add('escrow.auto_release_at', 'is required for an escrow payment');
+    else {
+      autoReleaseAt = fromTimestamp(req.escrow.autoReleaseAt);
+      if (!(autoReleaseAt.getTime() > now.getTime())) v.add('escrow.auto_release_at', 'must be in the future');
+      else if (autoReleaseAt.getTime() > now.getTime() + MAX_ESCROW_DAYS * 86_400_000) {
+        v.add('escrow.auto_release_at', `must be at most ${MAX_ESCROW_DAYS} days ahead`);
+      }
+    }
+  }
+  geoFields(v, req.geo);
+  v.throwIfAny();
+
+  const kind = autoReleaseAt ? K.PAYMENT_KIND_ESCROW : K.PAYMENT_KIND_TRANSFER;
+  const payerAccountId = req.payerAccountId.toLowerCase();
+  const payeeAccountId = req.payeeAccountId.toLowerCase();
+  const payerBucket = bucketOfId(payerAccountId)!;
+  const channel = ctx.principal.channel;
+  const id = paymentIdFor(payerBucket, channel, req.idempotencyKey);
+  const shard = router.byBucket(payerBucket);
+  // The body as asked (the geo metadata describes the request, not the order).
+  const hash = bodyHashOf(
+    'payment',
+    payerAccountId,
+    payeeAccountId,
+    req.amount,
+    req.currency,
+    req.reference,
+    autoReleaseAt?.getTime() ?? '',
+  );
+
+  // A retry finds its order without asking anyone anything.
+  const existing = await findPayment(shard.db, id);
+  if (existing) {
+    requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
+    return replayOf(existing, hash);
+  }
+  await claimKey(router, channel, req.idempotencyKey, id, hash);
+
+  const payer = await ledger.account(payerAccountId, ctx.deadline);
+  if (!payer) throw DomainError.notFound('payer_account_id', 'account');
+  requireCustomer(ctx.principal, payer.ownerId, 'payer_account_id');
+  if (payer.currency !== req.currency) {
+    throw DomainError.invalid([
+      { field: 'currency', description: `must be the payer account's currency (${payer.currency})` },
+    ]);
+  }
+  const payeeShard = router.byId(payeeAccountId)!.index;
+  const route =
+    payeeShard === payer.shard ? PaymentRoute.PAYMENT_ROUTE_SAME_SHARD : PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD;
+  const step = firstStep(kind, route);
+  if (step === P.PAYMENT_STEP_HOLD) {
+    for (const s of new Set([payer.shard, payeeShard])) {
+      if (!(await ledger.inTransitAccount(s, req.currency, ctx.deadline))) {
+        throw DomainError.invalid([
+          { field: 'currency', description: `is not booked through in-transit accounts (no ${req.currency} one)` },
+        ]);
+      }
+    }
+  }
+  const [tier, limits] = await Promise.all([
+    peers.riskTier(payer.ownerId, ctx.deadline),
+    peers.limitsOf(payer, ctx.deadline),
+  ]);
+
+  const base: Omit<NewOrder, 'status' | 'step'> = {
+    id,
+    channel,
+    idempotencyKey: req.idempotencyKey,
+    bodyHash: hash,
+    kind,
+    payerAccountId,
+    payeeAccountId,
+    payerCustomerId: payer.ownerId,
+    amount: req.amount,
+    currency: req.currency,
+    reference: req.reference,
+    route,
+    ...(autoReleaseAt ? { autoReleaseAt } : {}),
+    payerShard: payer.shard,
+    payeeShard,
+  };
+  let row: PaymentRow;
+  try {
+    row = await shard.db.transaction(async (tx) => {
+      if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
+      const last = await lockCustomer(tx, payer.ownerId);
+      const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
+      const findings = evaluateRisk(
+        { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
+        config,
+        now,
+      );
+      const verdict = verdictOf(findings);
+      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
+      if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
+        decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
+      } else {
+        const limit = await reserveLimits(tx, payerAccountId, req.amount, limits, limitDay(now, config.limitTimeZone));
+        if (!limit.ok) decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: limit.reason };
+        else if (verdict) {
+          decided = {
+            status: S.PAYMENT_STATUS_PENDING_REVIEW,
+            step: P.PAYMENT_STEP_AWAIT_REVIEW,
+            reason: verdict.reason,
+            limitDay: limit.day,
+          };
+        } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
+      }
+      if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
+      const inserted = await insertOrder(tx, { ...base, ...decided, riskFindings: findings }, now);
+      if (!inserted) throw new OrderExists();
+      return inserted;
+    });
+  } catch (err) {
+    if (!(err instanceof OrderExists)) throw err;
+    return replayOf((await orderOfKey(shard.db, id, channel, req.idempotencyKey))!, hash);
+  }
+  ctx.log.info(
+    { payment_id: id, route, kind, status: S[row.status], reason: row.reason || undefined },
+    'payment order created',
+  );
+  if (row.status === S.PAYMENT_STATUS_ACCEPTED) row = await firstStepInline(deps, row, ctx);
+  return { payment: paymentToProto(row), replayed: false };
+}
