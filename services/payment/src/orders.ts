@@ -29,7 +29,6 @@ import { RiskAction } from '@corebank/kit/gen/corebank/v1/payment';
 import type { Saga } from './saga.js';
 import {
   bodyHashOf,
-  claimKey,
   findPayment,
   insertOrder,
   orderOfKey,
@@ -38,6 +37,7 @@ import {
   replayOf,
   type NewOrder,
   type PaymentRow,
+  withKeyClaim,
 } from './store.js';
 
 export interface PaymentDeps {
@@ -147,8 +147,6 @@ export async function createPayment(
     requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
     return replayOf(existing, hash);
   }
-  await claimKey(router, channel, req.idempotencyKey, id, hash);
-
   const payer = await ledger.account(payerAccountId, ctx.deadline);
   if (!payer) throw DomainError.notFound('payer_account_id', 'account');
   requireCustomer(ctx.principal, payer.ownerId, 'payer_account_id');
@@ -194,36 +192,45 @@ export async function createPayment(
   };
   let row: PaymentRow;
   try {
-    row = await shard.db.transaction(async (tx) => {
-      if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
-      const last = await lockCustomer(tx, payer.ownerId);
-      const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
-      const findings = evaluateRisk(
-        { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
-        config,
-        now,
-      );
-      const verdict = verdictOf(findings);
-      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
-      if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
-        decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
-      } else {
-        const limit = await reserveLimits(tx, payerAccountId, req.amount, limits, limitDay(now, config.limitTimeZone));
-        if (!limit.ok) decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: limit.reason };
-        else if (verdict) {
-          decided = {
-            status: S.PAYMENT_STATUS_PENDING_REVIEW,
-            step: P.PAYMENT_STEP_AWAIT_REVIEW,
-            reason: verdict.reason,
-            limitDay: limit.day,
-          };
-        } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
-      }
-      if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
-      const inserted = await insertOrder(tx, { ...base, ...decided, riskFindings: findings }, now);
-      if (!inserted) throw new OrderExists();
-      return inserted;
-    });
+    row = await withKeyClaim(router, { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash }, () =>
+      shard.db.transaction(async (tx) => {
+        if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
+        const last = await lockCustomer(tx, payer.ownerId);
+        const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
+        const findings = evaluateRisk(
+          { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
+          config,
+          now,
+        );
+        const verdict = verdictOf(findings);
+        let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
+        if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
+          decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
+        } else {
+          const limit = await reserveLimits(
+            tx,
+            payerAccountId,
+            req.amount,
+            limits,
+            limitDay(now, config.limitTimeZone),
+          );
+          if (!limit.ok)
+            decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: limit.reason };
+          else if (verdict) {
+            decided = {
+              status: S.PAYMENT_STATUS_PENDING_REVIEW,
+              step: P.PAYMENT_STEP_AWAIT_REVIEW,
+              reason: verdict.reason,
+              limitDay: limit.day,
+            };
+          } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
+        }
+        if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
+        const inserted = await insertOrder(tx, { ...base, ...decided, riskFindings: findings }, now);
+        if (!inserted) throw new OrderExists();
+        return inserted;
+      }),
+    );
   } catch (err) {
     if (!(err instanceof OrderExists)) throw err;
     return replayOf((await orderOfKey(shard.db, id, channel, req.idempotencyKey))!, hash);

@@ -13,7 +13,6 @@ import { firstStep, firstStepInline, keyField, MAX_REFERENCE, OrderExists, type 
 import { statusName } from './state.js';
 import {
   bodyHashOf,
-  claimKey,
   findPayment,
   insertOrder,
   orderOfKey,
@@ -22,6 +21,7 @@ import {
   refundsOf,
   replayOf,
   type PaymentRow,
+  withKeyClaim,
 } from './store.js';
 
 const REFUNDABLE = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_PARTIALLY_REFUNDED];
@@ -78,7 +78,6 @@ export async function createReturn(
   const payee = await ledger.account(original.payee_account_id, ctx.deadline);
   if (!payee) throw DomainError.notFound('payment_id', 'payee account');
   requireCustomer(ctx.principal, payee.ownerId, 'payment_id');
-  await claimKey(router, channel, req.idempotencyKey, id, hash);
 
   const route =
     original.payee_shard === original.payer_shard
@@ -86,55 +85,57 @@ export async function createReturn(
       : PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD;
   let row: PaymentRow;
   try {
-    row = await shard.db.transaction(async (tx) => {
-      if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
-      const locked = (await tx('payments').where('id', originalId).forUpdate().first()) as PaymentRow;
-      if (!REFUNDABLE.includes(locked.status)) {
-        throw new DomainError(
-          'FAILED_PRECONDITION',
-          'PAYMENT_NOT_REFUNDABLE',
-          `payment_id: a ${statusName(locked.status)} payment cannot be refunded or reversed`,
-          [],
-          { status: statusName(locked.status) },
+    row = await withKeyClaim(router, { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash }, () =>
+      shard.db.transaction(async (tx) => {
+        if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
+        const locked = (await tx('payments').where('id', originalId).forUpdate().first()) as PaymentRow;
+        if (!REFUNDABLE.includes(locked.status)) {
+          throw new DomainError(
+            'FAILED_PRECONDITION',
+            'PAYMENT_NOT_REFUNDABLE',
+            `payment_id: a ${statusName(locked.status)} payment cannot be refunded or reversed`,
+            [],
+            { status: statusName(locked.status) },
+          );
+        }
+        const remaining = remainingOf(locked, await refundsOf(tx, originalId));
+        const amount = kind === K.PAYMENT_KIND_REFUND && req.amount > 0n ? req.amount : remaining;
+        if (remaining <= 0n || amount > remaining) {
+          throw new DomainError(
+            'FAILED_PRECONDITION',
+            'REFUND_EXCEEDS_PAYMENT',
+            `amount: only ${remaining} of the payment's ${locked.amount} is left to return`,
+            [{ field: 'amount', description: `must be at most ${remaining}` }],
+            { remaining: remaining.toString() },
+          );
+        }
+        const inserted = await insertOrder(
+          tx,
+          {
+            id,
+            channel,
+            idempotencyKey: req.idempotencyKey,
+            bodyHash: hash,
+            kind,
+            originalPaymentId: originalId,
+            payerAccountId: original.payee_account_id,
+            payeeAccountId: original.payer_account_id,
+            payerCustomerId: payee.ownerId,
+            amount,
+            currency: original.currency,
+            reference: req.reference,
+            route,
+            status: S.PAYMENT_STATUS_ACCEPTED,
+            step: firstStep(kind, route),
+            payerShard: original.payee_shard,
+            payeeShard: original.payer_shard,
+          },
+          new Date(),
         );
-      }
-      const remaining = remainingOf(locked, await refundsOf(tx, originalId));
-      const amount = kind === K.PAYMENT_KIND_REFUND && req.amount > 0n ? req.amount : remaining;
-      if (remaining <= 0n || amount > remaining) {
-        throw new DomainError(
-          'FAILED_PRECONDITION',
-          'REFUND_EXCEEDS_PAYMENT',
-          `amount: only ${remaining} of the payment's ${locked.amount} is left to return`,
-          [{ field: 'amount', description: `must be at most ${remaining}` }],
-          { remaining: remaining.toString() },
-        );
-      }
-      const inserted = await insertOrder(
-        tx,
-        {
-          id,
-          channel,
-          idempotencyKey: req.idempotencyKey,
-          bodyHash: hash,
-          kind,
-          originalPaymentId: originalId,
-          payerAccountId: original.payee_account_id,
-          payeeAccountId: original.payer_account_id,
-          payerCustomerId: payee.ownerId,
-          amount,
-          currency: original.currency,
-          reference: req.reference,
-          route,
-          status: S.PAYMENT_STATUS_ACCEPTED,
-          step: firstStep(kind, route),
-          payerShard: original.payee_shard,
-          payeeShard: original.payer_shard,
-        },
-        new Date(),
-      );
-      if (!inserted) throw new OrderExists();
-      return inserted;
-    });
+        if (!inserted) throw new OrderExists();
+        return inserted;
+      }),
+    );
   } catch (err) {
     if (!(err instanceof OrderExists)) throw err;
     const { payment, replayed } = replayOf((await orderOfKey(shard.db, id, channel, req.idempotencyKey))!, hash);

@@ -115,19 +115,22 @@ const keyReused = (paymentId: string) =>
     { payment_id: paymentId },
   );
 
+/** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
+const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
+
 /**
- * Claims the channel's key for this order on the key's own shard (a hash of channel and key),
- * before the order is written on its shard. A key first used for another order, on any shard,
- * is ALREADY_EXISTS. Claiming again for the same order is a no-op, so a crash between the claim
- * and the order leaves nothing a retry cannot finish.
+ * Writes an order under the channel's claim on its key. The claim lives on the key's own shard (a
+ * hash of channel and key) and is taken before the order is written on its shard: a key first
+ * used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the same order is a
+ * no-op, so a crash between the claim and the order leaves nothing a retry cannot finish. When
+ * `write` ends in a verdict on the request (nothing written), the claim is given back.
  */
-export async function claimKey(
+export async function withKeyClaim<T>(
   router: ShardRouter,
-  channel: string,
-  key: string,
-  paymentId: string,
-  bodyHash: string,
-): Promise<void> {
+  claim: { channel: string; key: string; paymentId: string; bodyHash: string },
+  write: () => Promise<T>,
+): Promise<T> {
+  const { channel, key, paymentId, bodyHash } = claim;
   const db = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
   const { rows } = await db.raw(
     `with claimed as (
@@ -142,6 +145,18 @@ export async function claimKey(
   );
   const r = (rows as { payment_id: string; body_hash: string }[])[0]!;
   if (r.payment_id !== paymentId || r.body_hash !== bodyHash) throw keyReused(r.payment_id);
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof DomainError && REQUEST_VERDICTS.has(err.code)) {
+      await db.raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
+        channel,
+        key,
+        paymentId,
+      ]);
+    }
+    throw err;
+  }
 }
 
 export async function findPayment(db: Shard['db'] | Tx, id: string): Promise<PaymentRow | undefined> {

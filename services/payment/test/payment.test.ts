@@ -136,6 +136,16 @@ describe('payment service (3 shards)', () => {
     expect(await onShard1()).toBe(before);
   });
 
+  it('leaves the key of a refused request free for the corrected request', async () => {
+    const key = randomUUID();
+    const missing = bucketedId(t.app.router.map.firstBucketOf(0), 'missing', randomUUID());
+    const err = await rpcError(t.client.createPayment({ ...req(a0[0]!, a1[0]!, 10n, key), payerAccountId: missing }));
+    expect(err.code).toBe(Code.NOT_FOUND);
+    const { payment, replayed } = await t.client.createPayment(req(a0[0]!, a1[0]!, 10n, key));
+    expect(replayed).toBe(false);
+    expect((await settled(t.client, payment!.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
+  });
+
   it('refuses bad input with field violations and writes nothing', async () => {
     const err = await rpcError(
       t.client.createPayment({

@@ -137,6 +137,10 @@ describe('refunds and reversals (3 shards)', () => {
     await expectRpcError(refund(paid.id, 2_000n, key), Code.ALREADY_EXISTS, 'idempotency_key');
     await settledReturn(a.refund);
     expect((await original(paid.id)).payment!.refundedAmount).toBe(1_000n);
+    // A refused request leaves its key free for the corrected one.
+    const other = randomUUID();
+    await expectRpcError(refund(paid.id, 4_001n, other), Code.FAILED_PRECONDITION, 'amount', 'REFUND_EXCEEDS_PAYMENT');
+    expect((await refund(paid.id, 4_000n, other)).replayed).toBe(false);
   });
 
   it('reverses what is left of a payment (bank only), ending it REVERSED', async () => {
