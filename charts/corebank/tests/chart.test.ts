@@ -488,6 +488,8 @@ describe('monitoring', () => {
     'db_pool_waiting',
     'db_pool_in_use',
     'payment_saga_oldest_unsettled_age_seconds',
+    'payment_saga_unsettled_orders',
+    'payment_saga_steps_total',
   ];
 
   it('alerts only on metrics the services export', () => {
@@ -529,6 +531,8 @@ describe('monitoring', () => {
     'shard',
     'currency',
     'result',
+    'step',
+    'outcome',
     'or',
   ]);
   const checkExpr = (expr: string, where: string) => {
@@ -569,22 +573,31 @@ describe('monitoring', () => {
     }
   });
 
-  it('ships a Grafana dashboard for the account service on the platform\u2019s metrics', () => {
+  /** Each dashboard and the metrics it must show: its service's own and the kit's (RPCs, outbox, pools). */
+  const kitMetrics = metricNames.filter((m) => /^(grpc|outbox|db_pool)_/.test(m));
+  const DASHBOARDS: Record<string, string[]> = {
+    'corebank-account.json': [...kitMetrics, ...metricNames.filter((m) => m.startsWith('ledger_'))],
+    'corebank-payment.json': [...kitMetrics, ...metricNames.filter((m) => m.startsWith('payment_'))],
+  };
+
+  it('ships a Grafana dashboard for the account and payment services on the platform\u2019s metrics', () => {
     const files = readdirSync(join(chartDir, 'dashboards')).filter((f) => f.endsWith('.json'));
-    expect(files).toContain('corebank-account.json');
+    expect(files.sort()).toEqual(Object.keys(DASHBOARDS).sort());
+    const uids = new Set<string>();
     for (const f of files) {
       const d = JSON.parse(readFileSync(join(chartDir, 'dashboards', f), 'utf8'));
       expect(d.uid).toBeTruthy();
+      uids.add(d.uid);
       const targets = d.panels.flatMap((p: { targets?: { expr: string }[] }) => p.targets ?? []);
       expect(targets.length).toBeGreaterThan(8);
       for (const t of targets) checkExpr(t.expr, `${f} ${t.expr}`);
       const used = new Set(targets.flatMap((t: { expr: string }) => metricNames.filter((m) => t.expr.includes(m))));
-      for (const m of metricNames.filter((m) => !m.startsWith('payment_')))
-        expect(used.has(m), `${f} shows ${m}`).toBe(true);
+      for (const m of DASHBOARDS[f]!) expect(used.has(m), `${f} shows ${m}`).toBe(true);
       for (const p of d.panels.filter((p: { type: string }) => p.type !== 'row')) {
         expect(p.datasource, `${f} panel ${p.title}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
       }
     }
+    expect(uids.size, 'every dashboard has its own uid').toBe(files.length);
   });
 
   it('keeps the copies for non-Helm users in deploy/monitoring up to date', async () => {
