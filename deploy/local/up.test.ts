@@ -30,8 +30,21 @@ describe('npm run up', () => {
       encoding: 'utf8',
     });
 
-  it('brings the bank up with demo data, takes calls, and stops on Ctrl-C', async () => {
-    await expect.poll(() => out.includes('Ctrl-C stops the bank.'), { timeout: 90_000, interval: 250 }).toBe(true);
+  it('brings the bank up with demo data, takes calls, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
+    // Ready when it prints how to stop it; a launcher that exits first, or never gets there, fails
+    // the test with what it printed.
+    let code: number | null | undefined;
+    void exited.then((c) => (code = c));
+    try {
+      await expect
+        .poll(() => (code !== undefined ? 'exited' : out.includes('Ctrl-C stops the bank.')), {
+          timeout: 150_000,
+          interval: 250,
+        })
+        .toBe(true);
+    } catch (err) {
+      throw new Error(`npm run up did not get ready (${String(err)}); it printed:\n${out.slice(-4000)}`);
+    }
     const bank = JSON.parse(readFileSync(join(dir, 'bank.json'), 'utf8')) as { accounts: Record<string, string> };
     const alice = bank.accounts['alice.current']!;
     const carol = bank.accounts['carol.current']!;
