@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 describe('npm run up', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corebank-up-'));
-  const base = 40_000 + Math.floor(Math.random() * 20_000);
+  // Four consecutive ports below Linux's ephemeral range (32768-60999), where the free ports other
+  // test files take (port 0) and outgoing connections land: those could collide with these.
+  const base = 20_000 + Math.floor(Math.random() * 10_000);
   const env = { ...process.env, LOCAL_DIR: dir, GRPC_PORT: String(base), SHARDS: '2' };
   const up = spawn('npm', ['run', 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
