@@ -112,13 +112,7 @@ export async function createPayment(
   let autoReleaseAt: Date | undefined;
   if (req.escrow) {
     if (!req.escrow.autoReleaseAt) v.add('escrow.auto_release_at', 'is required for an escrow payment');
-    else {
-      autoReleaseAt = fromTimestamp(req.escrow.autoReleaseAt);
-      if (!(autoReleaseAt.getTime() > now.getTime())) v.add('escrow.auto_release_at', 'must be in the future');
-      else if (autoReleaseAt.getTime() > now.getTime() + MAX_ESCROW_DAYS * 86_400_000) {
-        v.add('escrow.auto_release_at', `must be at most ${MAX_ESCROW_DAYS} days ahead`);
-      }
-    }
+    else autoReleaseAt = fromTimestamp(req.escrow.autoReleaseAt);
   }
   geoFields(v, req.geo);
   v.throwIfAny();
@@ -146,6 +140,15 @@ export async function createPayment(
   if (existing) {
     requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
     return replayOf(existing, hash);
+  }
+  // Checked for a new order only: a retry of an escrow order replays after its time has come.
+  if (autoReleaseAt) {
+    const t = new Violations();
+    if (!(autoReleaseAt.getTime() > now.getTime())) t.add('escrow.auto_release_at', 'must be in the future');
+    else if (autoReleaseAt.getTime() > now.getTime() + MAX_ESCROW_DAYS * 86_400_000) {
+      t.add('escrow.auto_release_at', `must be at most ${MAX_ESCROW_DAYS} days ahead`);
+    }
+    t.throwIfAny();
   }
   const payer = await ledger.account(payerAccountId, ctx.deadline);
   if (!payer) throw DomainError.notFound('payer_account_id', 'account');

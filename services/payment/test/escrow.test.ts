@@ -105,11 +105,22 @@ describe('escrow payments (3 shards)', () => {
 
   it('releases automatically at the auto-release time, also when the service was down then', async () => {
     const [buyer, seller] = [buyers[2]!, sellers[2]!];
-    const { payment } = await escrow(buyer, seller, 700n, 1_500);
+    const request = {
+      idempotencyKey: randomUUID(),
+      payerAccountId: buyer.id,
+      payeeAccountId: seller.id,
+      amount: 700n,
+      currency: 'EUR',
+      reference: 'order 43',
+      escrow: { autoReleaseAt: inMs(1_500) },
+    };
+    const { payment } = await t.client.createPayment(request);
     // The payment service is down when the timer is due; the restarted one releases it.
     await t.restart(() => new Promise((r) => setTimeout(r, 2_000)));
     const done = await settled(t.client, payment!.id, 20_000);
     expect(done).toMatchObject({ status: S.PAYMENT_STATUS_COMPLETED, reason: 'AUTO_RELEASED' });
+    // The channel's retry of the same request, after its release time, replays the order.
+    expect(await t.client.createPayment(request)).toMatchObject({ replayed: true, payment: { id: payment!.id } });
     expect((await money(seller)).credited).toBe(700n);
     expect(await money(buyer)).toEqual({ pending: 0n, debited: 700n, credited: 10_000n });
   });
