@@ -1,7 +1,7 @@
 // The account service as the payment service uses it: read accounts, find each shard's in-transit
 // GL account, and make the saga's transfers. Every transfer id is derived from the payment id and
 // the step, so a retried step replays the ledger's original result instead of moving money again.
-import { DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
+import { callDeadline, DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
 import {
   AccountServiceClient,
   SystemAccountKind,
@@ -85,8 +85,7 @@ export class Ledger {
   }
 
   private deadline(outer?: Date): Date {
-    const own = Date.now() + this.callTimeoutMs;
-    return outer && outer.getTime() < own ? outer : new Date(own);
+    return callDeadline(outer, this.callTimeoutMs);
   }
 
   /** The one transfer a step makes (built from the order alone, so every attempt sends the same body). */

@@ -16,6 +16,7 @@ import {
   PaymentRoute,
   PaymentStatus as S,
   PaymentStep as P,
+  RiskAction,
   type CreatePaymentRequest,
   type CreatePaymentResponse,
   type RequestGeo,
@@ -25,19 +26,16 @@ import type { Ledger } from './ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './peers.js';
 import { customerHistory, evaluateRisk, lockCustomer, rememberSession, verdictOf } from './risk.js';
-import { RiskAction } from '@corebank/kit/gen/corebank/v1/payment';
 import type { Saga } from './saga.js';
 import {
   bodyHashOf,
   findPayment,
-  insertOrder,
-  orderOfKey,
   paymentIdFor,
   paymentToProto,
   replayOf,
   type NewOrder,
   type PaymentRow,
-  withKeyClaim,
+  createOnce,
 } from './store.js';
 
 export interface PaymentDeps {
@@ -75,9 +73,6 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
   kind === K.PAYMENT_KIND_ESCROW || route === PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD
     ? P.PAYMENT_STEP_HOLD
     : P.PAYMENT_STEP_TRANSFER;
-
-/** Thrown inside an order's transaction when a concurrent request wrote the same order first. */
-export class OrderExists extends Error {}
 
 /**
  * Runs an order's first step inline, so the caller learns at once whether the money moved or was
@@ -193,51 +188,41 @@ export async function createPayment(
     payerShard: payer.shard,
     payeeShard,
   };
-  let row: PaymentRow;
-  try {
-    row = await withKeyClaim(router, { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash }, () =>
-      shard.db.transaction(async (tx) => {
-        if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
-        const last = await lockCustomer(tx, payer.ownerId);
-        const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
-        const findings = evaluateRisk(
-          { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
-          config,
-          now,
-        );
-        const verdict = verdictOf(findings);
-        let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
-        if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
-          decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
-        } else {
-          const limit = await reserveLimits(
-            tx,
-            payerAccountId,
-            req.amount,
-            limits,
-            limitDay(now, config.limitTimeZone),
-          );
-          if (!limit.ok)
-            decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: limit.reason };
-          else if (verdict) {
-            decided = {
-              status: S.PAYMENT_STATUS_PENDING_REVIEW,
-              step: P.PAYMENT_STEP_AWAIT_REVIEW,
-              reason: verdict.reason,
-              limitDay: limit.day,
-            };
-          } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
-        }
-        if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
-        const inserted = await insertOrder(tx, { ...base, ...decided, riskFindings: findings }, now);
-        if (!inserted) throw new OrderExists();
-        return inserted;
-      }),
-    );
-  } catch (err) {
-    if (!(err instanceof OrderExists)) throw err;
-    return replayOf((await orderOfKey(shard.db, id, channel, req.idempotencyKey))!, hash);
-  }
+  const created = await createOnce(
+    router,
+    shard,
+    { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash },
+    async (tx) => {
+      const last = await lockCustomer(tx, payer.ownerId);
+      const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
+      const findings = evaluateRisk(
+        { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
+        config,
+        now,
+      );
+      const verdict = verdictOf(findings);
+      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
+      if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
+        decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
+      } else {
+        const limit = await reserveLimits(tx, payerAccountId, req.amount, limits, limitDay(now, config.limitTimeZone));
+        if (!limit.ok) decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: limit.reason };
+        else if (verdict) {
+          decided = {
+            status: S.PAYMENT_STATUS_PENDING_REVIEW,
+            step: P.PAYMENT_STEP_AWAIT_REVIEW,
+            reason: verdict.reason,
+            limitDay: limit.day,
+          };
+        } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
+      }
+      if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
+      return { ...base, ...decided, riskFindings: findings };
+    },
+    now,
+  );
+  if (created.replayed) return created;
+  let row = created.row;
   ctx.log.info(
     { payment_id: id, route, kind, status: S[row.status], reason: row.reason || undefined },
     'payment order created',

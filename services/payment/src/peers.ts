@@ -2,7 +2,7 @@
 // the payer customer's risk tier, and the limits of the product version the payer account was
 // opened on. Product versions are immutable once published, so their limits are cached for the
 // life of the process; the risk tier is asked every time (a tier raised a second ago must count).
-import { fromDownstream, serviceClient } from '@corebank/kit';
+import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
@@ -38,8 +38,7 @@ export class Peers {
   }
 
   private deadline(outer?: Date): Date {
-    const own = Date.now() + this.callTimeoutMs;
-    return outer && outer.getTime() < own ? outer : new Date(own);
+    return callDeadline(outer, this.callTimeoutMs);
   }
 
   /**

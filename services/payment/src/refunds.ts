@@ -9,19 +9,17 @@ import {
   PaymentStatus as S,
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { firstStep, firstStepInline, keyField, MAX_REFERENCE, OrderExists, type PaymentDeps } from './orders.js';
+import { firstStep, firstStepInline, keyField, MAX_REFERENCE, type PaymentDeps } from './orders.js';
 import { statusName } from './state.js';
 import {
   bodyHashOf,
   findPayment,
-  insertOrder,
-  orderOfKey,
   paymentIdFor,
   paymentToProto,
   refundsOf,
   replayOf,
   type PaymentRow,
-  withKeyClaim,
+  createOnce,
 } from './store.js';
 
 const REFUNDABLE = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_PARTIALLY_REFUNDED];
@@ -83,64 +81,56 @@ export async function createReturn(
     original.payee_shard === original.payer_shard
       ? PaymentRoute.PAYMENT_ROUTE_SAME_SHARD
       : PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD;
-  let row: PaymentRow;
-  try {
-    row = await withKeyClaim(router, { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash }, () =>
-      shard.db.transaction(async (tx) => {
-        if (await orderOfKey(tx, id, channel, req.idempotencyKey)) throw new OrderExists();
-        const locked = (await tx('payments').where('id', originalId).forUpdate().first()) as PaymentRow;
-        if (!REFUNDABLE.includes(locked.status)) {
-          throw new DomainError(
-            'FAILED_PRECONDITION',
-            'PAYMENT_NOT_REFUNDABLE',
-            `payment_id: a ${statusName(locked.status)} payment cannot be refunded or reversed`,
-            [],
-            { status: statusName(locked.status) },
-          );
-        }
-        const remaining = remainingOf(locked, await refundsOf(tx, originalId));
-        const amount = kind === K.PAYMENT_KIND_REFUND && req.amount > 0n ? req.amount : remaining;
-        if (remaining <= 0n || amount > remaining) {
-          throw new DomainError(
-            'FAILED_PRECONDITION',
-            'REFUND_EXCEEDS_PAYMENT',
-            `amount: only ${remaining} of the payment's ${locked.amount} is left to return`,
-            [{ field: 'amount', description: `must be at most ${remaining}` }],
-            { remaining: remaining.toString() },
-          );
-        }
-        const inserted = await insertOrder(
-          tx,
-          {
-            id,
-            channel,
-            idempotencyKey: req.idempotencyKey,
-            bodyHash: hash,
-            kind,
-            originalPaymentId: originalId,
-            payerAccountId: original.payee_account_id,
-            payeeAccountId: original.payer_account_id,
-            payerCustomerId: payee.ownerId,
-            amount,
-            currency: original.currency,
-            reference: req.reference,
-            route,
-            status: S.PAYMENT_STATUS_ACCEPTED,
-            step: firstStep(kind, route),
-            payerShard: original.payee_shard,
-            payeeShard: original.payer_shard,
-          },
-          new Date(),
+  const created = await createOnce(
+    router,
+    shard,
+    { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash },
+    async (tx) => {
+      const locked = (await tx('payments').where('id', originalId).forUpdate().first()) as PaymentRow;
+      if (!REFUNDABLE.includes(locked.status)) {
+        throw new DomainError(
+          'FAILED_PRECONDITION',
+          'PAYMENT_NOT_REFUNDABLE',
+          `payment_id: a ${statusName(locked.status)} payment cannot be refunded or reversed`,
+          [],
+          { status: statusName(locked.status) },
         );
-        if (!inserted) throw new OrderExists();
-        return inserted;
-      }),
-    );
-  } catch (err) {
-    if (!(err instanceof OrderExists)) throw err;
-    const { payment, replayed } = replayOf((await orderOfKey(shard.db, id, channel, req.idempotencyKey))!, hash);
-    return { order: payment, replayed };
-  }
+      }
+      const remaining = remainingOf(locked, await refundsOf(tx, originalId));
+      const amount = kind === K.PAYMENT_KIND_REFUND && req.amount > 0n ? req.amount : remaining;
+      if (remaining <= 0n || amount > remaining) {
+        throw new DomainError(
+          'FAILED_PRECONDITION',
+          'REFUND_EXCEEDS_PAYMENT',
+          `amount: only ${remaining} of the payment's ${locked.amount} is left to return`,
+          [{ field: 'amount', description: `must be at most ${remaining}` }],
+          { remaining: remaining.toString() },
+        );
+      }
+      return {
+        id,
+        channel,
+        idempotencyKey: req.idempotencyKey,
+        bodyHash: hash,
+        kind,
+        originalPaymentId: originalId,
+        payerAccountId: original.payee_account_id,
+        payeeAccountId: original.payer_account_id,
+        payerCustomerId: payee.ownerId,
+        amount,
+        currency: original.currency,
+        reference: req.reference,
+        route,
+        status: S.PAYMENT_STATUS_ACCEPTED,
+        step: firstStep(kind, route),
+        payerShard: original.payee_shard,
+        payeeShard: original.payer_shard,
+      };
+    },
+    new Date(),
+  );
+  if (created.replayed) return { order: created.payment, replayed: true };
+  let row = created.row;
   ctx.log.info(
     { payment_id: id, original_payment_id: originalId, kind: K[kind], amount: row.amount },
     'return created',

@@ -125,7 +125,7 @@ const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECO
  * no-op, so a crash between the claim and the order leaves nothing a retry cannot finish. When
  * `write` ends in a verdict on the request (nothing written), the claim is given back.
  */
-export async function withKeyClaim<T>(
+async function withKeyClaim<T>(
   router: ShardRouter,
   claim: { channel: string; key: string; paymentId: string; bodyHash: string },
   write: () => Promise<T>,
@@ -249,6 +249,39 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
     paymentChanged(EVENT_OF_NEW[p.status]!, paymentToProto(row), S.PAYMENT_STATUS_UNSPECIFIED, now),
   ]);
   return row;
+}
+
+/** Thrown inside an order's transaction when the order exists already: roll back and replay it. */
+class OrderExists extends Error {}
+
+/**
+ * Creates an order once: under the channel's claim on its key, in one transaction on `shard` that
+ * first looks for the order, then lets `decide` make its checks and writes (limits, risk state)
+ * and return the order to insert. When a concurrent request wrote the same order first, this
+ * transaction rolls back and the recorded order is replayed (refused if its body differs).
+ */
+export async function createOnce(
+  router: ShardRouter,
+  shard: Shard,
+  claim: { channel: string; key: string; paymentId: string; bodyHash: string },
+  decide: (tx: Tx) => Promise<NewOrder>,
+  now: Date,
+): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
+  const { channel, key, paymentId, bodyHash } = claim;
+  try {
+    const row = await withKeyClaim(router, claim, () =>
+      shard.db.transaction(async (tx) => {
+        if (await orderOfKey(tx, paymentId, channel, key)) throw new OrderExists();
+        const inserted = await insertOrder(tx, await decide(tx), now);
+        if (!inserted) throw new OrderExists();
+        return inserted;
+      }),
+    );
+    return { row, replayed: false };
+  } catch (err) {
+    if (!(err instanceof OrderExists)) throw err;
+    return replayOf((await orderOfKey(shard.db, paymentId, channel, key))!, bodyHash);
+  }
 }
 
 /** The order with this id, or the one this channel made with this key. */

@@ -50,6 +50,16 @@ export function promisify<C extends grpc.Client>(client: C, token: string): Prom
 }
 
 /**
+ * The deadline of a call made on behalf of another: the caller's deadline, or this call's own
+ * timeout when that comes first (a dependency's slowness must not use up a caller's whole budget,
+ * and a caller that has gone must not be outlived).
+ */
+export function callDeadline(outer: Date | undefined, timeoutMs: number): Date {
+  const own = Date.now() + timeoutMs;
+  return outer && outer.getTime() < own ? outer : new Date(own);
+}
+
+/**
  * Channel options of the clients services call one another with. grpc-js waits between failed
  * connection attempts from 1 s growing x1.6 up to 120 s, reset only once connected: after a
  * dependency was down for a while (crash loop, rolling restart, lost node) a caller kept failing
