@@ -6,7 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { bucketedId, createLogger } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
-import { PaymentServiceClient, type CreatePaymentRequest } from '@corebank/kit/gen/corebank/v1/payment';
+import {
+  PaymentKind,
+  PaymentServiceClient,
+  PaymentStatus,
+  type CreatePaymentRequest,
+  type RefundPaymentRequest,
+} from '@corebank/kit/gen/corebank/v1/payment';
 import { freePort, promisify, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +26,7 @@ import { allOrders, checkInvariants, outcomeCounts, unsettledCount } from './inv
 const FUNDING = 5_000n;
 const PAYMENTS = 1_200;
 const KILLS = 6;
+const REFUNDS = 300;
 
 /** Resolves once the ledger answers this client (a restarted process takes a moment to listen). */
 async function ledgerUp(bank: Pick<Bank, 'client'>, proc: ServiceProcess, timeoutMs = 60_000): Promise<void> {
@@ -147,6 +154,49 @@ describe('account service (the ledger) killed mid-saga', () => {
     console.log(
       `${PAYMENTS} payments, ${kills} ledger SIGKILLs (ledger back for the payment service after ${outageMs.join(', ')} ms), ${channels.retries} client retries, submitted in ${submittedIn} ms, ${unsettledAtEnd} unsettled when the last was accepted, settled ${settledIn} ms later:`,
       counts,
+    );
+
+    // Then refunds (orders of their own, through the same saga) of some completed payments,
+    // while the ledger is killed twice more: each refund is applied once or not at all, and each
+    // original records exactly its completed refunds.
+    const completed = orders.filter((o) => o.status === PaymentStatus.PAYMENT_STATUS_COMPLETED).slice(0, REFUNDS);
+    const refundReqs: RefundPaymentRequest[] = completed.map((o) => ({
+      paymentId: o.id,
+      idempotencyKey: randomUUID(),
+      amount: 1n + BigInt(Math.floor(Math.random() * Number(o.amount))),
+      reference: 'returned',
+    }));
+    const refunding = new RetryingChannels(refundReqs, (r) => client.refundPayment(r, { deadlineMs: 5_000 }));
+    const moreChaos = killAtMarks(ledgerProc, randomMarks(2, 20, REFUNDS - 60, 40), () => refunding.done, 500);
+    await refunding.run(20);
+    const refundKills = await moreChaos;
+    await expect.poll(() => unsettledCount(payments.router), { timeout: 60_000, interval: 250 }).toBe(0);
+    await ledgerUp(ledgerView, ledgerProc);
+    const all = await allOrders(payments.router);
+    expect(all.length).toBe(PAYMENTS + REFUNDS);
+    await checkInvariants(
+      ledgerView,
+      all,
+      accounts.flat().map((account) => ({ account, funding: FUNDING })),
+    );
+    const refunds = all.filter((o) => o.kind === PaymentKind.PAYMENT_KIND_REFUND);
+    for (const original of all.filter((o) => completed.some((c) => c.id === o.id))) {
+      const done = refunds.filter(
+        (r) => r.original_payment_id === original.id && r.status === PaymentStatus.PAYMENT_STATUS_COMPLETED,
+      );
+      expect(original.refunded_amount).toBe(done.reduce((sum, r) => sum + r.amount, 0n));
+      expect(original.status).toBe(
+        done.length === 0
+          ? PaymentStatus.PAYMENT_STATUS_COMPLETED
+          : original.refunded_amount === original.amount
+            ? PaymentStatus.PAYMENT_STATUS_REFUNDED
+            : PaymentStatus.PAYMENT_STATUS_PARTIALLY_REFUNDED,
+      );
+    }
+    const refundedOk = refunds.filter((r) => r.status === PaymentStatus.PAYMENT_STATUS_COMPLETED).length;
+    expect(refundedOk).toBeGreaterThan(REFUNDS / 2);
+    console.log(
+      `${REFUNDS} refunds, ${refundKills} more ledger SIGKILLs, ${refunding.retries} client retries: ${refundedOk} completed, ${REFUNDS - refundedOk} rejected (the payee had spent it)`,
     );
     client.close();
   });

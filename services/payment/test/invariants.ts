@@ -8,6 +8,13 @@ import type { Bank } from '../../account/test/bank.js';
 import type { PaymentRow } from '../src/store.js';
 import type { ShardRouter } from '@corebank/kit';
 
+const MOVED = [
+  S.PAYMENT_STATUS_COMPLETED,
+  S.PAYMENT_STATUS_PARTIALLY_REFUNDED,
+  S.PAYMENT_STATUS_REFUNDED,
+  S.PAYMENT_STATUS_REVERSED,
+];
+
 /** Every order of every payment shard. */
 export async function allOrders(router: ShardRouter): Promise<PaymentRow[]> {
   const rows = await Promise.all(router.shards.map((s) => s.db('payments').select('*')));
@@ -61,15 +68,17 @@ export async function checkInvariants(bank: Bank, orders: PaymentRow[], funded: 
     }
   }
   const counts = { completed: 0, rejectedAtHold: 0, voided: 0 };
+  // Orders whose own money moved: completed, and possibly refunded since (by orders of their own).
+  const moved = (o: PaymentRow) => MOVED.includes(o.status);
   for (const o of orders) {
     expect(o.step, `payment ${o.id} settled`).toBe(P.PAYMENT_STEP_DONE);
     const kinds = (byPayment.get(o.id) ?? []).sort().join(',');
     // A same-shard payment is one transfer; a cross-shard one, and every escrow, holds first.
     if (o.route === PaymentRoute.PAYMENT_ROUTE_SAME_SHARD && o.kind !== PaymentKind.PAYMENT_KIND_ESCROW) {
-      expect(kinds).toBe(o.status === S.PAYMENT_STATUS_COMPLETED ? '1' : '');
+      expect(kinds).toBe(moved(o) ? '1' : '');
       continue;
     }
-    if (o.status === S.PAYMENT_STATUS_COMPLETED) {
+    if (moved(o)) {
       counts.completed++;
       expect(kinds, `payment ${o.id}`).toBe('1,2,3'); // credit, hold, post
     } else {
@@ -86,7 +95,7 @@ export async function checkInvariants(bank: Bank, orders: PaymentRow[], funded: 
   // 4. Every customer account moved by exactly its completed payments.
   const debits = new Map<string, bigint>();
   const credits = new Map<string, bigint>();
-  for (const o of orders.filter((x) => x.status === S.PAYMENT_STATUS_COMPLETED)) {
+  for (const o of orders.filter(moved)) {
     debits.set(o.payer_account_id, (debits.get(o.payer_account_id) ?? 0n) + o.amount);
     credits.set(o.payee_account_id, (credits.get(o.payee_account_id) ?? 0n) + o.amount);
   }
