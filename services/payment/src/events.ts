@@ -27,7 +27,10 @@ export const EVENTS = [
 export type PaymentEventName = (typeof EVENTS)[number];
 
 export function paymentChanged(name: PaymentEventName, payment: Payment, from: PaymentStatus, at: Date): OutboxEvent {
-  const meta = { eventId: newEventId(), occurredAt: toTimestamp(at), shard: payment.payerShard };
+  // The shard the order lives on (and the event is written on): the payer's, or for a refund or
+  // reversal its original's, whose payer is the refund's payee.
+  const shard = payment.originalPaymentId ? payment.payeeShard : payment.payerShard;
+  const meta = { eventId: newEventId(), occurredAt: toTimestamp(at), shard };
   return {
     id: meta.eventId,
     subject: subjectOf(DOMAIN, name),
