@@ -20,7 +20,9 @@ import { distanceKm, evaluateRisk, type RiskFacts } from '../src/risk.js';
 import {
   accountsOn,
   ADMIN_SCOPES,
+  depositAccount,
   eventNamesOf,
+  publishedDeposit,
   settled,
   startPayments,
   verifiedCustomer,
@@ -200,10 +202,21 @@ describe('risk rules on real services (3 shards)', () => {
     expect(events.at(-1)).toBe('payment_completed');
   });
 
-  it('ends a held order REJECTED when the reviewer rejects it, moving nothing', async () => {
-    const high = await customerAccount(RiskTier.RISK_TIER_HIGH);
+  it('ends a held order REJECTED when the reviewer rejects it, moving nothing and giving its daily limit back', async () => {
+    // An account on a product with a daily debit limit: the held order counts against the day.
+    const customer = await verifiedCustomer(t, RiskTier.RISK_TIER_HIGH);
+    const product = await publishedDeposit(t, {
+      dailyDebitLimit: 10_000n,
+      perTransactionLimit: 0n,
+      overdraftLimit: 0n,
+    });
+    const high = await depositAccount(t, customer.id, product.productId, 50_000n);
     const held = (await pay(high, 9_000n, payees[1]!)).payment!;
     expect(held.status).toBe(S.PAYMENT_STATUS_PENDING_REVIEW);
+    const usage = async () =>
+      (await t.app.router.byId(high.id)!.db.raw(`select amount from daily_debit_usage where account_id = ?`, [high.id]))
+        .rows;
+    expect(await usage()).toEqual([{ amount: 9_000n }]);
     const { payment } = await reviewer.reviewPayment({
       paymentId: held.id,
       decision: ReviewDecision.REVIEW_DECISION_REJECT,
@@ -211,6 +224,7 @@ describe('risk rules on real services (3 shards)', () => {
     });
     expect(payment).toMatchObject({ status: S.PAYMENT_STATUS_REJECTED, reason: 'RISK_REVIEW_REJECTED' });
     expect((await balances(t.bank, high.id)).debitsPosted).toBe(0n);
+    expect(await usage()).toEqual([{ amount: 0n }]);
   });
 
   it('rejects payments over the velocity count, exactly, when they arrive at once', async () => {
