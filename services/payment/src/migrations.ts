@@ -101,4 +101,12 @@ export const paymentMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // The bank's queues (ListPendingDecisions): orders waiting for a reviewer (8) or for a
+    // dispute decision (9), by when they started waiting.
+    name: '003_pending_decisions',
+    async up(db) {
+      await db.raw(`create index payments_waiting on payments (step, updated_at, id) where step in (8, 9)`);
+    },
+  },
 ];

@@ -11,9 +11,15 @@ import {
   type RunningServer,
   ShardRouter,
   startRuntime,
+  pageSize,
   Violations,
 } from '@corebank/kit';
-import { PaymentKind, PaymentServiceService } from '@corebank/kit/gen/corebank/v1/payment';
+import {
+  PaymentKind,
+  PaymentServiceService,
+  PaymentStep,
+  PendingDecision,
+} from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
 import { cancelEscrow, confirmEscrow, openDispute, resolveDispute, reviewPayment } from './decisions.js';
 import { DOMAIN } from './events.js';
@@ -22,7 +28,7 @@ import { createPayment, type PaymentDeps } from './orders.js';
 import { Peers } from './peers.js';
 import { createReturn, paymentIdField } from './refunds.js';
 import { Saga } from './saga.js';
-import { findPayment, listPayments, paymentToProto, refundsOf } from './store.js';
+import { findPayment, listPayments, paymentToProto, refundsOf, waitingOrders } from './store.js';
 
 export const SERVICE = 'payment';
 export const SERVICE_NAME = 'corebank.v1.PaymentService';
@@ -37,9 +43,16 @@ export const SCOPES = {
   openDispute: 'payments:write',
   resolveDispute: 'payments:admin',
   reviewPayment: 'payments:admin',
+  listPendingDecisions: 'payments:admin',
   refundPayment: 'payments:write',
   reversePayment: 'payments:admin',
 } as const;
+
+/** The step an order waits at for each of the bank's decisions. */
+const WAITING_FOR: Partial<Record<PendingDecision, PaymentStep>> = {
+  [PendingDecision.PENDING_DECISION_RISK_REVIEW]: PaymentStep.PAYMENT_STEP_AWAIT_REVIEW,
+  [PendingDecision.PENDING_DECISION_DISPUTE]: PaymentStep.PAYMENT_STEP_AWAIT_DISPUTE_DECISION,
+};
 
 export interface PaymentApp {
   server: RunningServer;
@@ -96,8 +109,7 @@ export async function startPaymentService(
       async listPayments(req, ctx) {
         const v = new Violations();
         if (!req.customerId) v.add('customer_id', 'is required');
-        const size = req.page?.pageSize || 100;
-        if (size > 1000) v.add('page.page_size', 'must be at most 1000');
+        const size = pageSize(req.page, v);
         const token = req.page?.pageToken ?? '';
         if (token && !/^\d{1,19}$/.test(token)) v.add('page.page_token', 'is not a token from this list');
         v.throwIfAny();
@@ -116,6 +128,24 @@ export async function startPaymentService(
       openDispute: (req, ctx) => openDispute(deps, req.paymentId, req.note, ctx),
       resolveDispute: (req, ctx) => resolveDispute(deps, req.paymentId, req.resolution, req.note, ctx),
       reviewPayment: (req, ctx) => reviewPayment(deps, req.paymentId, req.decision, req.note, ctx),
+
+      async listPendingDecisions(req) {
+        const v = new Violations();
+        const step = WAITING_FOR[req.decision];
+        if (step === undefined) v.add('decision', 'must be RISK_REVIEW or DISPUTE');
+        const size = pageSize(req.page, v);
+        const token = req.page?.pageToken ?? '';
+        const m = /^(\d{1,19})\.([0-9a-f-]{36})$/.exec(token);
+        if (token && !m) v.add('page.page_token', 'is not a token from this list');
+        v.throwIfAny();
+        const { payments, nextPageToken } = await waitingOrders(
+          router,
+          step!,
+          size,
+          m ? { us: BigInt(m[1]!), id: m[2]! } : undefined,
+        );
+        return { payments, page: { nextPageToken } };
+      },
 
       async refundPayment(req, ctx) {
         const { order, replayed } = await createReturn(deps, PaymentKind.PAYMENT_KIND_REFUND, req, ctx);

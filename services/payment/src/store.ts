@@ -310,6 +310,42 @@ export async function listPayments(
   };
 }
 
+/**
+ * Orders waiting at a step for a person (review, dispute), across every shard, longest waiting
+ * first. The page token is the last order's (microseconds since it started waiting, id): each
+ * shard continues after it, and the pages merge in that order.
+ */
+export async function waitingOrders(
+  router: ShardRouter,
+  step: P,
+  size: number,
+  after: { us: bigint; id: string } | undefined,
+): Promise<{ payments: Payment[]; nextPageToken: string }> {
+  const since = `(floor(extract(epoch from updated_at) * 1000000))::int8`;
+  const pages = await Promise.all(
+    router.shards.map(async (shard) => {
+      const { rows } = await shard.db.raw(
+        `select *, ${since} as waiting_since from payments
+          where step = ? ${after ? `and (${since}, id) > (?, ?)` : ''}
+          order by ${since}, id limit ?`,
+        after ? [step, after.us.toString(), after.id, size + 1] : [step, size + 1],
+      );
+      return rows as (PaymentRow & { waiting_since: bigint })[];
+    }),
+  );
+  const merged = pages
+    .flat()
+    .sort((a, b) =>
+      a.waiting_since === b.waiting_since ? (a.id < b.id ? -1 : 1) : a.waiting_since < b.waiting_since ? -1 : 1,
+    );
+  const page = merged.slice(0, size);
+  const last = page.at(-1);
+  return {
+    payments: page.map(paymentToProto),
+    nextPageToken: merged.length > size && last ? `${last.waiting_since}.${last.id}` : '',
+  };
+}
+
 /** The refunds and reversals of an order, oldest first. */
 export async function refundsOf(db: Shard['db'] | Tx, originalId: string): Promise<PaymentRow[]> {
   return (await db('payments').where('original_payment_id', originalId).orderBy('seq')) as PaymentRow[];

@@ -10,6 +10,7 @@ import {
   PaymentKind as K,
   PaymentStatus as S,
   PaymentStep as P,
+  PendingDecision,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +171,12 @@ describe('escrow payments (3 shards)', () => {
       step: P.PAYMENT_STEP_AWAIT_DISPUTE_DECISION,
     });
     expect((await money(b1)).pending).toBe(3_000n);
+    // The dispute desk's queue holds both, the older first.
+    const queue = await admin.listPendingDecisions({ decision: PendingDecision.PENDING_DECISION_DISPUTE });
+    expect(queue.payments.map((p) => p.id).filter((id) => id === first.id || id === second.id)).toEqual([
+      first.id,
+      second.id,
+    ]);
 
     // Only the bank decides.
     await expectRpcError(

@@ -10,6 +10,7 @@ import {
   ReviewDecision,
   RiskAction,
   RiskRule,
+  PendingDecision,
   type RequestGeo,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { status as Code } from '@grpc/grpc-js';
@@ -270,6 +271,46 @@ describe('risk rules on real services (3 shards)', () => {
       pay(payer, 100n, payees[0]!, { sessionId: '', latitude: 91, longitude: 0 }),
       Code.INVALID_ARGUMENT,
       'geo.latitude',
+    );
+  });
+
+  it('gives reviewers their queue: held orders across shards, longest waiting first, page by page', async () => {
+    const held: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const payer = await customerAccount(RiskTier.RISK_TIER_HIGH);
+      const { payment } = await pay(payer, 9_000n, payees[i % 3]!);
+      expect(payment!.status).toBe(S.PAYMENT_STATUS_PENDING_REVIEW);
+      held.push(payment!.id);
+    }
+    await expectRpcError(
+      t.client.listPendingDecisions({ decision: PendingDecision.PENDING_DECISION_RISK_REVIEW }),
+      Code.PERMISSION_DENIED,
+    );
+    const walk = async (pageSize: number) => {
+      const ids: string[] = [];
+      let pageToken = '';
+      do {
+        const res = await reviewer.listPendingDecisions({
+          decision: PendingDecision.PENDING_DECISION_RISK_REVIEW,
+          page: { pageSize, pageToken },
+        });
+        expect(res.payments.length).toBeLessThanOrEqual(pageSize);
+        for (const p of res.payments) expect(p.status).toBe(S.PAYMENT_STATUS_PENDING_REVIEW);
+        ids.push(...res.payments.map((p) => p.id));
+        pageToken = res.page!.nextPageToken;
+      } while (pageToken);
+      return ids;
+    };
+    const all = await walk(1000);
+    expect(await walk(2)).toEqual(all);
+    expect(all.filter((id) => held.includes(id))).toEqual(held);
+
+    await reviewer.reviewPayment({ paymentId: held[0]!, decision: ReviewDecision.REVIEW_DECISION_REJECT, note: '' });
+    expect(await walk(1000)).not.toContain(held[0]);
+    await expectRpcError(
+      reviewer.listPendingDecisions({ decision: PendingDecision.PENDING_DECISION_UNSPECIFIED }),
+      Code.INVALID_ARGUMENT,
+      'decision',
     );
   });
 });

@@ -496,6 +496,47 @@ export function reviewDecisionToJSON(object: ReviewDecision): string {
   }
 }
 
+export enum PendingDecision {
+  PENDING_DECISION_UNSPECIFIED = 0,
+  /** PENDING_DECISION_RISK_REVIEW - Orders a risk rule held (PENDING_REVIEW): ReviewPayment decides. */
+  PENDING_DECISION_RISK_REVIEW = 1,
+  /** PENDING_DECISION_DISPUTE - Escrows the buyer disputed (DISPUTED): ResolveDispute decides. */
+  PENDING_DECISION_DISPUTE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function pendingDecisionFromJSON(object: any): PendingDecision {
+  switch (object) {
+    case 0:
+    case "PENDING_DECISION_UNSPECIFIED":
+      return PendingDecision.PENDING_DECISION_UNSPECIFIED;
+    case 1:
+    case "PENDING_DECISION_RISK_REVIEW":
+      return PendingDecision.PENDING_DECISION_RISK_REVIEW;
+    case 2:
+    case "PENDING_DECISION_DISPUTE":
+      return PendingDecision.PENDING_DECISION_DISPUTE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PendingDecision.UNRECOGNIZED;
+  }
+}
+
+export function pendingDecisionToJSON(object: PendingDecision): string {
+  switch (object) {
+    case PendingDecision.PENDING_DECISION_UNSPECIFIED:
+      return "PENDING_DECISION_UNSPECIFIED";
+    case PendingDecision.PENDING_DECISION_RISK_REVIEW:
+      return "PENDING_DECISION_RISK_REVIEW";
+    case PendingDecision.PENDING_DECISION_DISPUTE:
+      return "PENDING_DECISION_DISPUTE";
+    case PendingDecision.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface RiskFinding {
   rule: RiskRule;
   action: RiskAction;
@@ -718,6 +759,17 @@ export interface ReversePaymentResponse {
   /** The reversal order (kind REVERSAL) of what was not yet refunded. */
   reversal?: Payment | undefined;
   replayed: boolean;
+}
+
+export interface ListPendingDecisionsRequest {
+  decision: PendingDecision;
+  page?: PageRequest | undefined;
+}
+
+export interface ListPendingDecisionsResponse {
+  /** Oldest first by when the order started waiting (updated_at). */
+  payments: Payment[];
+  page?: PageResponse | undefined;
 }
 
 function createBaseRiskFinding(): RiskFinding {
@@ -3503,6 +3555,180 @@ export const ReversePaymentResponse: MessageFns<ReversePaymentResponse> = {
   },
 };
 
+function createBaseListPendingDecisionsRequest(): ListPendingDecisionsRequest {
+  return { decision: 0, page: undefined };
+}
+
+export const ListPendingDecisionsRequest: MessageFns<ListPendingDecisionsRequest> = {
+  encode(message: ListPendingDecisionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== 0) {
+      writer.uint32(8).int32(message.decision);
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPendingDecisionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPendingDecisionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.decision = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPendingDecisionsRequest {
+    return {
+      decision: isSet(object.decision) ? pendingDecisionFromJSON(object.decision) : 0,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListPendingDecisionsRequest): unknown {
+    const obj: any = {};
+    if (message.decision !== 0) {
+      obj.decision = pendingDecisionToJSON(message.decision);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPendingDecisionsRequest>, I>>(base?: I): ListPendingDecisionsRequest {
+    return ListPendingDecisionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPendingDecisionsRequest>, I>>(object: I): ListPendingDecisionsRequest {
+    const message = createBaseListPendingDecisionsRequest();
+    message.decision = object.decision ?? 0;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPendingDecisionsResponse(): ListPendingDecisionsResponse {
+  return { payments: [], page: undefined };
+}
+
+export const ListPendingDecisionsResponse: MessageFns<ListPendingDecisionsResponse> = {
+  encode(message: ListPendingDecisionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.payments) {
+      Payment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageResponse.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPendingDecisionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPendingDecisionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payments.push(Payment.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPendingDecisionsResponse {
+    return {
+      payments: globalThis.Array.isArray(object?.payments) ? object.payments.map((e: any) => Payment.fromJSON(e)) : [],
+      page: isSet(object.page) ? PageResponse.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListPendingDecisionsResponse): unknown {
+    const obj: any = {};
+    if (message.payments?.length) {
+      obj.payments = message.payments.map((e) => Payment.toJSON(e));
+    }
+    if (message.page !== undefined) {
+      obj.page = PageResponse.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPendingDecisionsResponse>, I>>(base?: I): ListPendingDecisionsResponse {
+    return ListPendingDecisionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPendingDecisionsResponse>, I>>(object: I): ListPendingDecisionsResponse {
+    const message = createBaseListPendingDecisionsResponse();
+    message.payments = object.payments?.map((e) => Payment.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * Payment orders between customers' accounts. An order lives on the payer's home shard. A payment
  * between two accounts of one shard is one ledger transfer; across shards it is a saga: a hold on
@@ -3632,6 +3858,21 @@ export const PaymentServiceService = {
     responseDeserialize: (value: Buffer): ReviewPaymentResponse => ReviewPaymentResponse.decode(value),
   },
   /**
+   * The bank's queues (scope payments:admin): orders held for risk review, or escrows in dispute,
+   * longest waiting first, across every shard.
+   */
+  listPendingDecisions: {
+    path: "/corebank.v1.PaymentService/ListPendingDecisions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPendingDecisionsRequest): Buffer =>
+      Buffer.from(ListPendingDecisionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPendingDecisionsRequest => ListPendingDecisionsRequest.decode(value),
+    responseSerialize: (value: ListPendingDecisionsResponse): Buffer =>
+      Buffer.from(ListPendingDecisionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPendingDecisionsResponse => ListPendingDecisionsResponse.decode(value),
+  },
+  /**
    * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
    * refunds of a payment together never exceed its amount: a refund that would is
    * FAILED_PRECONDITION, reason REFUND_EXCEEDS_PAYMENT, and writes nothing.
@@ -3700,6 +3941,11 @@ export interface PaymentServiceServer extends UntypedServiceImplementation {
    * reject ends it REJECTED with reason RISK_REVIEW_REJECTED.
    */
   reviewPayment: handleUnaryCall<ReviewPaymentRequest, ReviewPaymentResponse>;
+  /**
+   * The bank's queues (scope payments:admin): orders held for risk review, or escrows in dispute,
+   * longest waiting first, across every shard.
+   */
+  listPendingDecisions: handleUnaryCall<ListPendingDecisionsRequest, ListPendingDecisionsResponse>;
   /**
    * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
    * refunds of a payment together never exceed its amount: a refund that would is
@@ -3861,6 +4107,25 @@ export interface PaymentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReviewPaymentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The bank's queues (scope payments:admin): orders held for risk review, or escrows in dispute,
+   * longest waiting first, across every shard.
+   */
+  listPendingDecisions(
+    request: ListPendingDecisionsRequest,
+    callback: (error: ServiceError | null, response: ListPendingDecisionsResponse) => void,
+  ): ClientUnaryCall;
+  listPendingDecisions(
+    request: ListPendingDecisionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPendingDecisionsResponse) => void,
+  ): ClientUnaryCall;
+  listPendingDecisions(
+    request: ListPendingDecisionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPendingDecisionsResponse) => void,
   ): ClientUnaryCall;
   /**
    * Returns part or all of a completed payment to the payer (by the payee, or the channel). All
