@@ -15,7 +15,7 @@ import {
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { firstStep, type PaymentDeps } from './orders.js';
-import { paymentIdField } from './refunds.js';
+import { paymentIdField } from './fields.js';
 import { statusName, WAITING_STEPS } from './state.js';
 import { changeOrder, findPayment, paymentToProto, type Change, type PaymentRow } from './store.js';
 

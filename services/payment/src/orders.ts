@@ -19,9 +19,9 @@ import {
   RiskAction,
   type CreatePaymentRequest,
   type CreatePaymentResponse,
-  type RequestGeo,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
+import { accountIdField, geoFields, keyField, MAX_REFERENCE } from './fields.js';
 import type { Ledger } from './ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './peers.js';
@@ -38,34 +38,15 @@ import {
   createOnce,
 } from './store.js';
 
+/** How far ahead an escrow's auto-release time may be. */
+const MAX_ESCROW_DAYS = 366;
+
 export interface PaymentDeps {
   router: ShardRouter;
   ledger: Ledger;
   peers: Peers;
   saga: Saga;
   config: PaymentConfig;
-}
-
-export const MAX_KEY = 128;
-export const MAX_REFERENCE = 140;
-const MAX_ESCROW_DAYS = 366;
-
-export function accountIdField(v: Violations, field: string, value: string): void {
-  if (!value) v.add(field, 'is required');
-  else if (bucketOfId(value.toLowerCase()) === undefined) v.add(field, `is not an ${field.split('_').at(-2)} id`);
-}
-
-export function keyField(v: Violations, key: string): void {
-  if (!key) v.add('idempotency_key', 'is required');
-  else if (key.length > MAX_KEY) v.add('idempotency_key', `must be at most ${MAX_KEY} characters`);
-}
-
-function geoFields(v: Violations, geo: RequestGeo | undefined): void {
-  if (!geo) return;
-  if (!geo.sessionId) v.add('geo.session_id', 'is required with a location');
-  else if (geo.sessionId.length > 128) v.add('geo.session_id', 'must be at most 128 characters');
-  if (!(Math.abs(geo.latitude) <= 90)) v.add('geo.latitude', 'must be between -90 and 90');
-  if (!(Math.abs(geo.longitude) <= 180)) v.add('geo.longitude', 'must be between -180 and 180');
 }
 
 /** The order's first step once it may move money: escrow and cross-shard orders hold first. */

@@ -9,8 +9,9 @@ import {
   PaymentStatus as S,
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { firstStep, firstStepInline, keyField, MAX_REFERENCE, type PaymentDeps } from './orders.js';
-import { statusName } from './state.js';
+import { keyField, MAX_REFERENCE, paymentIdField } from './fields.js';
+import { firstStep, firstStepInline, type PaymentDeps } from './orders.js';
+import { NOTHING_MOVED, statusName } from './state.js';
 import {
   bodyHashOf,
   findPayment,
@@ -23,7 +24,6 @@ import {
 } from './store.js';
 
 const REFUNDABLE = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_PARTIALLY_REFUNDED];
-const NOT_COUNTED = [S.PAYMENT_STATUS_REJECTED, S.PAYMENT_STATUS_CANCELLED];
 
 export interface ReturnRequest {
   paymentId: string;
@@ -33,14 +33,9 @@ export interface ReturnRequest {
   reference: string;
 }
 
-export function paymentIdField(v: Violations, id: string): void {
-  if (!id) v.add('payment_id', 'is required');
-  else if (bucketOfId(id) === undefined) v.add('payment_id', 'is not a payment id');
-}
-
 /** What is left to return of an original: its amount less every refund and reversal not rejected. */
 function remainingOf(original: PaymentRow, returns: PaymentRow[]): bigint {
-  return returns.filter((r) => !NOT_COUNTED.includes(r.status)).reduce((left, r) => left - r.amount, original.amount);
+  return returns.filter((r) => !NOTHING_MOVED.includes(r.status)).reduce((left, r) => left - r.amount, original.amount);
 }
 
 /** Creates a refund (kind REFUND) or a reversal (kind REVERSAL) of a completed payment. */

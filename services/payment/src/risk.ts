@@ -6,13 +6,13 @@
 import type { Tx } from '@corebank/kit';
 import {
   PaymentKind as K,
-  PaymentStatus as S,
   RiskAction,
   RiskRule,
   type RequestGeo,
   type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig, RuleName, TierName } from './config.js';
+import { NOTHING_MOVED } from './state.js';
 
 export type RiskConfig = Pick<
   PaymentConfig,
@@ -59,23 +59,23 @@ export function distanceKm(a: { latitude: number; longitude: number }, b: { lati
   return 2 * 6371.0088 * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
-const RULE_OF: Record<RiskRule, RuleName> = {
-  [RiskRule.RISK_RULE_UNSPECIFIED]: 'VELOCITY',
+/** The rules a finding can name, and the configured rule (RISK_ACTIONS) whose action each takes. */
+type FiringRule = Exclude<RiskRule, RiskRule.RISK_RULE_UNSPECIFIED | RiskRule.UNRECOGNIZED>;
+const RULE_OF: Record<FiringRule, RuleName> = {
   [RiskRule.RISK_RULE_AMOUNT_OVER_TIER_THRESHOLD]: 'AMOUNT_OVER_TIER_THRESHOLD',
   [RiskRule.RISK_RULE_VELOCITY_COUNT]: 'VELOCITY',
   [RiskRule.RISK_RULE_VELOCITY_AMOUNT]: 'VELOCITY',
   [RiskRule.RISK_RULE_NEW_PAYEE]: 'NEW_PAYEE',
   [RiskRule.RISK_RULE_IMPOSSIBLE_TRAVEL]: 'IMPOSSIBLE_TRAVEL',
-  [RiskRule.UNRECOGNIZED]: 'VELOCITY',
 };
 
 /** The reason code of a rule: RISK_ and the rule's name. */
-export const reasonOf = (rule: RiskRule): string => `RISK_${RiskRule[rule]!.replace('RISK_RULE_', '')}`;
+const reasonOf = (rule: FiringRule): string => `RISK_${RiskRule[rule]!.replace('RISK_RULE_', '')}`;
 
 /** Every rule that fires for these facts, in the order of the RiskRule enum. */
 export function evaluateRisk(f: RiskFacts, c: RiskConfig, now: Date): RiskFinding[] {
   const out: RiskFinding[] = [];
-  const fire = (rule: RiskRule, detail: string) =>
+  const fire = (rule: FiringRule, detail: string) =>
     out.push({ rule, action: c.riskActions[RULE_OF[rule]], reason: reasonOf(rule), detail });
 
   const threshold = c.riskTierThresholds[f.tier];
@@ -129,7 +129,7 @@ export function verdictOf(findings: RiskFinding[]): RiskFinding | undefined {
 }
 
 /** SQL lists of constants (enum numbers): orders that count for velocity and earlier payees. */
-const NOT_COUNTED = [S.PAYMENT_STATUS_REJECTED, S.PAYMENT_STATUS_CANCELLED].join(',');
+const NOT_COUNTED = NOTHING_MOVED.join(',');
 const PAYMENT_KINDS = [K.PAYMENT_KIND_TRANSFER, K.PAYMENT_KIND_ESCROW].join(',');
 
 /**

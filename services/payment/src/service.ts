@@ -26,7 +26,8 @@ import { DOMAIN } from './events.js';
 import { Ledger } from './ledger.js';
 import { createPayment, type PaymentDeps } from './orders.js';
 import { Peers } from './peers.js';
-import { createReturn, paymentIdField } from './refunds.js';
+import { paymentIdField } from './fields.js';
+import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
 import { findPayment, listPayments, paymentToProto, refundsOf, waitingOrders } from './store.js';
 

@@ -55,6 +55,13 @@ export function transition(from: S, to: S): void {
   );
 }
 
+/**
+ * Final statuses in which the order's money never moved: they count for neither velocity nor a
+ * payee being known, a refund in them leaves the original's amount refundable, and the order
+ * gives its amount back to the daily limit.
+ */
+export const NOTHING_MOVED: readonly S[] = [S.PAYMENT_STATUS_REJECTED, S.PAYMENT_STATUS_CANCELLED];
+
 /** Why an order ends CANCELLED: its hold was voided on a party's or the bank's request. */
 export const CANCEL_REASONS = ['ESCROW_CANCELLED', 'DISPUTE_UPHELD'] as const;
 

@@ -24,7 +24,7 @@ import {
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { paymentChanged, type PaymentEventName } from './events.js';
 import { releaseLimit } from './limits.js';
-import { transition, WAITING_STEPS } from './state.js';
+import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
 
 export interface PaymentRow {
   seq: bigint;
@@ -428,7 +428,7 @@ export async function changeOrder(tx: Tx, row: PaymentRow, c: Change): Promise<P
   const after = rows[0] as PaymentRow | undefined;
   if (!after) return undefined;
   await writeEvents(tx, [paymentChanged(c.event, paymentToProto(after), row.status, now)]);
-  if ((c.status === S.PAYMENT_STATUS_REJECTED || c.status === S.PAYMENT_STATUS_CANCELLED) && row.limit_day) {
+  if (NOTHING_MOVED.includes(c.status) && row.limit_day) {
     await releaseLimit(tx, row.payer_account_id, row.limit_day, row.amount);
   }
   if (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id) await addRefund(tx, after, now);
