@@ -11,7 +11,8 @@ import type { PaymentEventName } from './events.js';
  * PENDING_REVIEW -> ACCEPTED (approved) | REJECTED; HELD -> COMPLETED | REJECTED | DISPUTED |
  * CANCELLED; DISPUTED -> HELD (the seller is paid) | CANCELLED (the buyer is refunded);
  * COMPLETED -> REVERSED | PARTIALLY_REFUNDED | REFUNDED; PARTIALLY_REFUNDED -> itself (another
- * partial refund) | REFUNDED | REVERSED. REJECTED, CANCELLED, REVERSED and REFUNDED are final.
+ * partial refund) | REFUNDED | REVERSED; REVERSED -> itself (a refund that was in flight).
+ * REJECTED, CANCELLED, REVERSED and REFUNDED are final.
  */
 export const PAYMENT_TRANSITIONS: Readonly<Record<S, readonly S[]>> = {
   [S.PAYMENT_STATUS_UNSPECIFIED]: [],
@@ -36,7 +37,8 @@ export const PAYMENT_TRANSITIONS: Readonly<Record<S, readonly S[]>> = {
   ],
   [S.PAYMENT_STATUS_REJECTED]: [],
   [S.PAYMENT_STATUS_CANCELLED]: [],
-  [S.PAYMENT_STATUS_REVERSED]: [],
+  // A refund begun before the reversal may complete after it: the original stays REVERSED.
+  [S.PAYMENT_STATUS_REVERSED]: [S.PAYMENT_STATUS_REVERSED],
   [S.PAYMENT_STATUS_REFUNDED]: [],
   [S.UNRECOGNIZED]: [],
 };

@@ -115,50 +115,6 @@ const keyReused = (paymentId: string) =>
     { payment_id: paymentId },
   );
 
-/** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
-const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
-
-/**
- * Writes an order under the channel's claim on its key. The claim lives on the key's own shard (a
- * hash of channel and key) and is taken before the order is written on its shard: a key first
- * used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the same order is a
- * no-op, so a crash between the claim and the order leaves nothing a retry cannot finish. When
- * `write` ends in a verdict on the request (nothing written), the claim is given back.
- */
-async function withKeyClaim<T>(
-  router: ShardRouter,
-  claim: { channel: string; key: string; paymentId: string; bodyHash: string },
-  write: () => Promise<T>,
-): Promise<T> {
-  const { channel, key, paymentId, bodyHash } = claim;
-  const db = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
-  const { rows } = await db.raw(
-    `with claimed as (
-       insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
-       on conflict (channel, idempotency_key) do nothing
-       returning payment_id, body_hash)
-     select payment_id, body_hash from claimed
-     union all
-     select payment_id, body_hash from payment_keys where channel = ? and idempotency_key = ?
-     limit 1`,
-    [channel, key, paymentId, bodyHash, channel, key],
-  );
-  const r = (rows as { payment_id: string; body_hash: string }[])[0]!;
-  if (r.payment_id !== paymentId || r.body_hash !== bodyHash) throw keyReused(r.payment_id);
-  try {
-    return await write();
-  } catch (err) {
-    if (err instanceof DomainError && REQUEST_VERDICTS.has(err.code)) {
-      await db.raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
-        channel,
-        key,
-        paymentId,
-      ]);
-    }
-    throw err;
-  }
-}
-
 export async function findPayment(db: Shard['db'] | Tx, id: string): Promise<PaymentRow | undefined> {
   return (await db('payments').where('id', id).first()) as PaymentRow | undefined;
 }
@@ -254,11 +210,22 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
 /** Thrown inside an order's transaction when the order exists already: roll back and replay it. */
 class OrderExists extends Error {}
 
+/** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
+const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
+
 /**
- * Creates an order once: under the channel's claim on its key, in one transaction on `shard` that
- * first looks for the order, then lets `decide` make its checks and writes (limits, risk state)
- * and return the order to insert. When a concurrent request wrote the same order first, this
- * transaction rolls back and the recorded order is replayed (refused if its body differs).
+ * Creates an order once.
+ *
+ * First the channel's claim on its key, on the key's own shard (a hash of channel and key): a key
+ * first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the same
+ * order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
+ * finish. Then one transaction on `shard`: `decide` makes its checks and writes (limits, risk
+ * state) and returns the order to insert.
+ *
+ * When the transaction fails and the order exists by then (a concurrent request with the same key
+ * wrote it first), the recorded order is replayed (refused if its body differs). When it fails
+ * with a verdict on the request and no order exists, nothing was written: the claim is given
+ * back, so a corrected request may use the key.
  */
 export async function createOnce(
   router: ShardRouter,
@@ -268,24 +235,44 @@ export async function createOnce(
   now: Date,
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
+  const keys = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
+  const { rows } = await keys.raw(
+    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
+       on conflict (channel, idempotency_key) do nothing
+     returning payment_id, body_hash`,
+    [channel, key, paymentId, bodyHash],
+  );
+  // Not inserted: the key was claimed before (perhaps by a request committed a moment ago, which
+  // only a new statement sees).
+  const claimed = ((rows as { payment_id: string; body_hash: string }[])[0] ??
+    (await keys('payment_keys').where({ channel, idempotency_key: key }).first())) as {
+    payment_id: string;
+    body_hash: string;
+  };
+  if (claimed.payment_id !== paymentId || claimed.body_hash !== bodyHash) throw keyReused(claimed.payment_id);
   try {
-    const row = await withKeyClaim(router, claim, () =>
-      shard.db.transaction(async (tx) => {
-        if (await orderOfKey(tx, paymentId, channel, key)) throw new OrderExists();
-        const inserted = await insertOrder(tx, await decide(tx), now);
-        if (!inserted) throw new OrderExists();
-        return inserted;
-      }),
-    );
+    const row = await shard.db.transaction(async (tx) => {
+      const inserted = await insertOrder(tx, await decide(tx), now);
+      if (!inserted) throw new OrderExists();
+      return inserted;
+    });
     return { row, replayed: false };
   } catch (err) {
-    if (!(err instanceof OrderExists)) throw err;
-    return replayOf((await orderOfKey(shard.db, paymentId, channel, key))!, bodyHash);
+    const existing = await orderOfKey(shard.db, paymentId, channel, key);
+    if (existing) return replayOf(existing, bodyHash);
+    if (err instanceof DomainError && REQUEST_VERDICTS.has(err.code)) {
+      await keys.raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
+        channel,
+        key,
+        paymentId,
+      ]);
+    }
+    throw err;
   }
 }
 
 /** The order with this id, or the one this channel made with this key. */
-export async function orderOfKey(db: Shard['db'] | Tx, id: string, channel: string, key: string) {
+async function orderOfKey(db: Shard['db'] | Tx, id: string, channel: string, key: string) {
   return (await db('payments').where('id', id).orWhere({ channel, idempotency_key: key }).first()) as
     PaymentRow | undefined;
 }
@@ -312,8 +299,9 @@ export async function listPayments(
 
 /**
  * Orders waiting at a step for a person (review, dispute), across every shard, longest waiting
- * first. The page token is the last order's (microseconds since it started waiting, id): each
- * shard continues after it, and the pages merge in that order.
+ * first (updated_at: when they reached the step). The page token is the last order's (updated_at
+ * in microseconds since the epoch, id): each shard continues after it, and the pages merge in
+ * that order.
  */
 export async function waitingOrders(
   router: ShardRouter,
@@ -321,13 +309,13 @@ export async function waitingOrders(
   size: number,
   after: { us: bigint; id: string } | undefined,
 ): Promise<{ payments: Payment[]; nextPageToken: string }> {
-  const since = `(floor(extract(epoch from updated_at) * 1000000))::int8`;
   const pages = await Promise.all(
     router.shards.map(async (shard) => {
       const { rows } = await shard.db.raw(
-        `select *, ${since} as waiting_since from payments
-          where step = ? ${after ? `and (${since}, id) > (?, ?)` : ''}
-          order by ${since}, id limit ?`,
+        `select *, (extract(epoch from updated_at) * 1000000)::int8 as waiting_since from payments
+          where step = ?
+            ${after ? `and (updated_at, id) > (timestamptz 'epoch' + ? * interval '1 microsecond', ?)` : ''}
+          order by updated_at, id limit ?`,
         after ? [step, after.us.toString(), after.id, size + 1] : [step, size + 1],
       );
       return rows as (PaymentRow & { waiting_since: bigint })[];
@@ -446,9 +434,7 @@ async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
       : refunded === original.amount
         ? S.PAYMENT_STATUS_REFUNDED
         : S.PAYMENT_STATUS_PARTIALLY_REFUNDED;
-  if (!(status === S.PAYMENT_STATUS_REVERSED && original.status === S.PAYMENT_STATUS_REVERSED)) {
-    transition(original.status, status);
-  }
+  transition(original.status, status);
   const { rows } = (await tx.raw(
     `update payments set refunded_amount = ?, status = ?, updated_at = ? where id = ? returning *`,
     [refunded.toString(), status, now, original.id],

@@ -119,6 +119,16 @@ describe('payment service (3 shards)', () => {
     expect(payee.creditsPosted).toBe(12_010n);
   });
 
+  it('answers concurrent retries of one request with one order', async () => {
+    const key = randomUUID();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => t.client.createPayment(req(a0[1]!, a1[1]!, 7n, key))),
+    );
+    expect(new Set(answers.map((a) => a.payment!.id)).size).toBe(1);
+    expect(answers.filter((a) => !a.replayed)).toHaveLength(1);
+    expect((await settled(t.client, answers[0]!.payment!.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
+  });
+
   it('refuses a key used before with a payer on another shard, writing nothing there', async () => {
     const key = randomUUID();
     const first = await t.client.createPayment(req(a0[0]!, a1[0]!, 10n, key));

@@ -143,6 +143,20 @@ describe('refunds and reversals (3 shards)', () => {
     expect((await refund(paid.id, 4_000n, other)).replayed).toBe(false);
   });
 
+  it('answers concurrent retries of one refund of the whole rest with that one refund', async () => {
+    const paid = await pay(payers[2]!, neighbours[0]!, 2_000n);
+    const key = randomUUID();
+    // Each retry that loses the race finds the rest already taken by its own refund: a replay.
+    const answers = await Promise.all(Array.from({ length: 8 }, () => refund(paid.id, 2_000n, key)));
+    expect(new Set(answers.map((a) => a.refund!.id)).size).toBe(1);
+    expect(answers.filter((a) => !a.replayed)).toHaveLength(1);
+    await settledReturn(answers[0]!.refund);
+    expect((await original(paid.id)).payment).toMatchObject({
+      status: S.PAYMENT_STATUS_REFUNDED,
+      refundedAmount: 2_000n,
+    });
+  });
+
   it('reverses what is left of a payment (bank only), ending it REVERSED', async () => {
     const [payer, payee] = [payers[3]!, payees[3]!];
     const paid = await pay(payer, payee, 5_000n);
