@@ -8,7 +8,6 @@ import { DomainError, requireCustomer, type RpcContext, Violations } from '@core
 import {
   DisputeResolution,
   PaymentKind as K,
-  PaymentRoute,
   PaymentStatus as S,
   PaymentStep as P,
   ReviewDecision,
@@ -224,7 +223,7 @@ export function reviewPayment(
           name === 'APPROVED'
             ? {
                 status: S.PAYMENT_STATUS_ACCEPTED,
-                step: firstStep(row.kind, row.route as PaymentRoute),
+                step: firstStep(row.kind, row.route),
                 event: 'payment_approved',
                 note,
                 reviewDecision: name,
