@@ -34,7 +34,7 @@ export function validateNewAccounts(items: NewAccount[]): void {
     if (!a.ownerId) v.add(`${p}.owner_id`, 'is required');
     else if (a.ownerId.length > MAX_KEY || a.ownerId.startsWith('system:'))
       v.add(`${p}.owner_id`, 'is not a customer id');
-    if (!isCurrency(a.currency)) v.add(`${p}.currency`, `"${a.currency}" is not a supported ISO 4217 currency code`);
+    if (!isCurrency(a.currency)) v.add(`${p}.currency`, 'is not a supported ISO 4217 currency code');
     const f = a.flags ?? { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
     if (f.debitsMustNotExceedCredits && f.creditsMustNotExceedDebits) {
       v.add(`${p}.flags`, 'debits_must_not_exceed_credits and credits_must_not_exceed_debits exclude each other');
@@ -69,10 +69,10 @@ export const accountIdFor = (ownerId: string, idempotencyKey: string) =>
 
 export const ACCOUNT_COLUMNS = `id, owner_id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
   overdraft_limit, debits_pending, debits_posted, credits_pending, credits_posted, system, reference, created_at, body_hash,
-  product_id, product_version, debits_blocked, closed`;
+  product_id, product_version, debits_blocked, closed, minimum_balance`;
 
 /** An account to open; product accounts also pin the product version they were opened on. */
-export type AccountToOpen = NewAccount & { productId?: string; productVersion?: number };
+export type AccountToOpen = NewAccount & { productId?: string; productVersion?: number; minimumBalance?: bigint };
 
 /** Inserts what is new, returns what existed: per shard, one transaction with its events. */
 export async function createAccounts(router: ShardRouter, items: AccountToOpen[]): Promise<CreateAccountResult[]> {
@@ -112,6 +112,8 @@ export async function createAccounts(router: ShardRouter, items: AccountToOpen[]
             reference: a.reference,
             product_id: a.productId ?? '',
             product_version: a.productVersion ?? 0,
+            // Pinned by the product version (which is in the body hash), so no hash change.
+            minimum_balance: (a.minimumBalance ?? 0n).toString(),
             created_at: now,
           };
         });

@@ -40,8 +40,9 @@ export class DomainError extends Error {
   }
 
   static invalid(violations: FieldViolation[]): DomainError {
-    const text = violations.map((v) => `${v.field}: ${v.description}`).join('; ');
-    return new DomainError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', text, violations);
+    const shown = capViolations(violations);
+    const text = shown.map((v) => `${v.field}: ${v.description}`).join('; ');
+    return new DomainError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', text, shown);
   }
 
   static notFound(field: string, what: string): DomainError {
@@ -64,6 +65,34 @@ export class Violations {
 
 const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
+/**
+ * Bounds on what an error carries. A status travels in HTTP/2 trailers, and a peer drops a
+ * connection whose header block exceeds its limit (8 KiB by default in many stacks): the caller
+ * then hears nothing until its deadline, and so do later calls on that connection. So an error
+ * names at most MAX_VIOLATIONS fields (then one more entry counting the rest), every text in it is
+ * cut short, and the whole encoded status stays under MAX_STATUS_BYTES whatever a handler threw. The
+ * message travels twice (grpc-message and inside the status), so both together stay near 5 KiB.
+ */
+export const MAX_VIOLATIONS = 100;
+const MAX_FIELD_CHARS = 120;
+const MAX_DESCRIPTION_CHARS = 160;
+const MAX_MESSAGE_CHARS = 512;
+const MAX_METADATA_CHARS = 256;
+export const MAX_STATUS_BYTES = 4 * 1024;
+
+const cut = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 3)}...`);
+
+/** The first MAX_VIOLATIONS violations, each cut short, and one entry counting the rest. */
+export function capViolations(violations: FieldViolation[]): FieldViolation[] {
+  const shown = violations.slice(0, MAX_VIOLATIONS).map((v) => ({
+    field: cut(v.field, MAX_FIELD_CHARS),
+    description: cut(v.description, MAX_DESCRIPTION_CHARS),
+  }));
+  const rest = violations.length - shown.length;
+  if (rest > 0) shown.push({ field: '*', description: `and ${rest} more violations` });
+  return shown;
+}
+
 function toAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
 }
@@ -73,18 +102,36 @@ export function toServiceError(err: unknown): ServiceError {
   const e =
     err instanceof DomainError ? err : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
   const code = Code[e.code];
-  const details: Any[] = [
-    toAny(
-      'google.rpc.ErrorInfo',
-      ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata }).finish(),
+  const message = cut(e.message, MAX_MESSAGE_CHARS);
+  const info = ErrorInfo.encode({
+    reason: cut(e.reason, MAX_FIELD_CHARS),
+    domain: ERROR_DOMAIN,
+    metadata: Object.fromEntries(
+      Object.entries(e.metadata)
+        .slice(0, 16)
+        .map(([k, v]) => [cut(k, MAX_FIELD_CHARS), cut(v, MAX_METADATA_CHARS)]),
     ),
-  ];
-  if (e.violations.length) {
-    details.push(toAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations: e.violations }).finish()));
+  }).finish();
+  let violations = capViolations(e.violations);
+  const encode = () => {
+    const details: Any[] = [toAny('google.rpc.ErrorInfo', info)];
+    if (violations.length) {
+      details.push(toAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations: violations }).finish()));
+    }
+    return Buffer.from(Status.encode({ code, message, details }).finish());
+  };
+  let encoded = encode();
+  // Base64 in the trailer makes it a third larger: keep dropping violations until it fits.
+  while (encoded.length > MAX_STATUS_BYTES && violations.length) {
+    const keep = Math.floor(violations.length / 2);
+    const dropped = e.violations.length - keep;
+    violations = [...violations.slice(0, keep), { field: '*', description: `and ${dropped} more violations` }];
+    if (keep === 0) violations = [];
+    encoded = encode();
   }
   const metadata = new Metadata();
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message: e.message, details }).finish()));
-  return Object.assign(new Error(e.message), { code, details: e.message, metadata });
+  metadata.set(STATUS_DETAILS_KEY, encoded);
+  return Object.assign(new Error(message), { code, details: message, metadata });
 }
 
 /** Client side: the reason and field violations of a failed call, for channels and tests. */

@@ -52,7 +52,9 @@ export function bindService<D extends grpc.ServiceDefinition>(
   log: Logger,
 ): ServiceBinding {
   const implementation: grpc.UntypedServiceImplementation = {};
+  const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
+    tolerant[method] = tolerantOfMalformedBytes(definition[method] as grpc.MethodDefinition<unknown, unknown>);
     const handler = handlers[method] as UnaryHandler<unknown, unknown>;
     const scope = scopes[method];
     implementation[method] = (async (
@@ -82,6 +84,9 @@ export function bindService<D extends grpc.ServiceDefinition>(
         const authorization = call.metadata.get('authorization')[0];
         const principal = await verifyToken(authKey, typeof authorization === 'string' ? authorization : undefined);
         requireScope(principal, scope);
+        if (call.request === MALFORMED) {
+          throw new DomainError('INVALID_ARGUMENT', 'MALFORMED_REQUEST', 'the request is not a valid protobuf message');
+        }
         const result = await handler(call.request, {
           principal,
           signal: abort.signal,
@@ -103,7 +108,28 @@ export function bindService<D extends grpc.ServiceDefinition>(
       }
     }) as grpc.handleUnaryCall<unknown, unknown>;
   }
-  return { name, definition, implementation };
+  return { name, definition: tolerant as grpc.ServiceDefinition, implementation };
+}
+
+/** Stands in for a request whose bytes did not decode. */
+const MALFORMED = Object.freeze({ malformed: true });
+
+/**
+ * The method with a deserializer that never throws: grpc-js answers a throwing deserializer with
+ * INTERNAL ("Error deserializing request"), which blames the server for the caller's bytes. The
+ * handler turns the stand-in into INVALID_ARGUMENT instead (after authentication, as for any call).
+ */
+function tolerantOfMalformedBytes(m: grpc.MethodDefinition<unknown, unknown>): grpc.MethodDefinition<unknown, unknown> {
+  return {
+    ...m,
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return m.requestDeserialize(bytes);
+      } catch {
+        return MALFORMED;
+      }
+    },
+  };
 }
 
 /** Health service name the liveness probe asks for. */
