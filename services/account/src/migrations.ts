@@ -158,4 +158,56 @@ export const accountMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '005_one_clock_and_minimum_balance',
+    async up(db) {
+      await db.raw(`
+        -- A deposit product's minimum balance, enforced by the ledger like the overdraft limit.
+        alter table accounts add column minimum_balance bigint not null default 0 check (minimum_balance >= 0);
+
+        -- The expiry sweeper's refusals (field "expiry[i].pending_id") were recorded as final when the
+        -- service's clock ran behind the database's: the hold then never expired. An expiry refused
+        -- for being early is never final now; drop those records so the sweeper expires the holds.
+        delete from transfer_rejections where field like 'expiry[%';
+
+        -- As 004, plus the database's clock (the batch's only clock for expiry and timestamps) and
+        -- each account's minimum balance.
+        create or replace function ledger_load(account_ids uuid[], transfer_ids uuid[], pending_ids uuid[]) returns json
+        language plpgsql volatile as $fn$
+        declare
+          loaded json;
+        begin
+          perform 1 from accounts where id = any(account_ids) order by id for update;
+          select json_build_object(
+            'now', now(),
+            'accounts', (select coalesce(json_agg(json_build_object(
+                'id', id, 'owner_id', owner_id, 'currency', currency,
+                'debits_must_not_exceed_credits', debits_must_not_exceed_credits,
+                'credits_must_not_exceed_debits', credits_must_not_exceed_debits,
+                'overdraft_limit', overdraft_limit::text, 'minimum_balance', minimum_balance::text,
+                'debits_pending', debits_pending::text,
+                'debits_posted', debits_posted::text, 'credits_pending', credits_pending::text,
+                'credits_posted', credits_posted::text, 'entry_seq', entry_seq::text,
+                'debits_blocked', debits_blocked, 'closed', closed)), '[]'::json)
+              from accounts where id = any(account_ids)),
+            'transfers', (select coalesce(json_agg(t), '[]'::json) from (
+                select 't' as src, id, debit_account_id, credit_account_id, amount::text as amount, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       null::smallint as resolved_by
+                  from transfers where id = any(transfer_ids)
+                union all
+                select 'p', id, debit_account_id, credit_account_id, amount::text, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       (select kind from transfers r where r.pending_id = p.id)
+                  from transfers p where p.id = any(pending_ids)) t),
+            'refusals', (select coalesce(json_agg(json_build_object(
+                'id', id, 'body_hash', body_hash, 'result', result, 'field', field)), '[]'::json)
+              from transfer_rejections where id = any(transfer_ids)))
+          into loaded;
+          return loaded;
+        end
+        $fn$;
+      `);
+    },
+  },
 ];

@@ -1,6 +1,7 @@
 // Opening a deposit account on a product: the customer must exist, be active and KYC-verified;
-// the product version must be a published deposit product. Its currency, overdraft limit and
-// version become the ledger account's, so the ledger enforces them atomically on every transfer.
+// the product version must be a published deposit product. Its currency, overdraft limit, minimum
+// balance and version become the ledger account's, so the ledger enforces them atomically on every
+// transfer.
 import { DomainError, fromDownstream, Violations, type RpcContext, type ShardRouter } from '@corebank/kit';
 import {
   CreateAccountResultCode,
@@ -127,6 +128,7 @@ export async function openDepositAccount(
       // No overdraft means debits may not exceed credits; an overdraft is the ledger's limit.
       flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
       overdraftLimit: terms.overdraftLimit,
+      minimumBalance: terms.minimumBalance,
       reference: `${product!.productId} v${product!.version}`,
       productId: product!.productId,
       productVersion: product!.version,

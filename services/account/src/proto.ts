@@ -11,6 +11,7 @@ export interface AccountRow {
   debits_must_not_exceed_credits: boolean;
   credits_must_not_exceed_debits: boolean;
   overdraft_limit: bigint;
+  minimum_balance: bigint;
   debits_pending: bigint;
   debits_posted: bigint;
   credits_pending: bigint;
@@ -36,6 +37,7 @@ export function accountToProto(r: AccountRow, shard: number): Account {
       creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
     },
     overdraftLimit: r.overdraft_limit,
+    minimumBalance: r.minimum_balance,
     debitsPending: r.debits_pending,
     debitsPosted: r.debits_posted,
     creditsPending: r.credits_pending,

@@ -1,7 +1,6 @@
 // Read-side of the ledger: a transfer, an account statement, and the invariant check.
 import { DomainError, isUuid, registry, toTimestamp, type Row, type ShardRouter } from '@corebank/kit';
 import {
-  PendingStatus,
   type CheckLedgerInvariantResponse,
   type CurrencyTotals,
   type GetTransferResponse,
@@ -9,7 +8,7 @@ import {
 } from '@corebank/kit/gen/corebank/v1/account';
 import { Gauge } from 'prom-client';
 import { transferFromRow, TRANSFER_COLUMNS } from './ledger/store.js';
-import { TransferKind as K } from './ledger/types.js';
+import { pendingStatusOf } from './ledger/types.js';
 import { transferToProto } from './proto.js';
 
 const invariantOk = new Gauge({
@@ -18,12 +17,6 @@ const invariantOk = new Gauge({
   labelNames: ['currency'] as const,
   registers: [registry],
 });
-
-const STATUS_BY_KIND: Record<number, PendingStatus> = {
-  [K.TRANSFER_KIND_POST_PENDING]: PendingStatus.PENDING_STATUS_POSTED,
-  [K.TRANSFER_KIND_VOID_PENDING]: PendingStatus.PENDING_STATUS_VOIDED,
-  [K.TRANSFER_KIND_EXPIRE_PENDING]: PendingStatus.PENDING_STATUS_EXPIRED,
-};
 
 /** Transfer ids carry no shard, so a lookup asks every shard (in parallel, by primary key). */
 export async function getTransfer(router: ShardRouter, rawId: string): Promise<GetTransferResponse> {
@@ -44,12 +37,7 @@ export async function getTransfer(router: ShardRouter, rawId: string): Promise<G
   const resolvedBy = row.resolved_by as number | null;
   return {
     transfer: transferToProto(t),
-    pendingStatus:
-      t.kind !== K.TRANSFER_KIND_PENDING
-        ? PendingStatus.PENDING_STATUS_UNSPECIFIED
-        : resolvedBy === null
-          ? PendingStatus.PENDING_STATUS_PENDING
-          : STATUS_BY_KIND[resolvedBy]!,
+    pendingStatus: pendingStatusOf(t.kind, resolvedBy),
   };
 }
 

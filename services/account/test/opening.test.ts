@@ -9,7 +9,7 @@ import { startCustomers, type TestCustomers } from '../../customer/test/harness.
 import { personRequest } from '../../customer/test/fixtures.js';
 import { startCatalog, type TestCatalog } from '../../product/test/harness.js';
 import { depositProduct, depositTerms, loanProduct } from '../../product/test/fixtures.js';
-import { expectRpcError, fund, R, transfer, cashAccount } from './helpers.js';
+import { expectRpcError, fund, K, R, transfer, cashAccount } from './helpers.js';
 
 describe.each([1, 3])('account opening on %i shard(s)', (shards) => {
   let catalog: TestCatalog;
@@ -39,9 +39,9 @@ describe.each([1, 3])('account opening on %i shard(s)', (shards) => {
     await people.client.decideKyc({ customerId: customer!.id, decision: KycStatus.KYC_STATUS_VERIFIED, reason: '' });
     return customer!;
   };
-  const publishedDeposit = async (overdraft: bigint) => {
+  const publishedDeposit = async (overdraft: bigint, minimumBalance = 0n) => {
     const { product } = await catalog.client.createProduct(
-      depositProduct({ deposit: depositTerms({ overdraftLimit: overdraft }) }),
+      depositProduct({ deposit: depositTerms({ overdraftLimit: overdraft, minimumBalance }) }),
     );
     await catalog.client.publishProductVersion({ productId: product!.productId, version: product!.version });
     return product!;
@@ -100,6 +100,44 @@ describe.each([1, 3])('account opening on %i shard(s)', (shards) => {
     expect(codes.filter((c) => c === R.TRANSFER_RESULT_CODE_EXCEEDS_CREDITS)).toHaveLength(7);
     await fund(people.bank, account!, 100n);
     expect(await send(200n)).toBe(R.TRANSFER_RESULT_CODE_OK);
+  });
+
+  it("keeps the product's minimum balance, atomically, with holds counted", async () => {
+    const c = await verifiedCustomer();
+    const p = await publishedDeposit(0n, 500n);
+    const { account } = await open(c.id, p.productId);
+    expect(account!.minimumBalance).toBe(500n);
+    await fund(people.bank, account!, 1_000n);
+    const cash = await cashAccount(people.bank, account!.shard);
+    const send = async (amount: bigint, kind = K.TRANSFER_KIND_SINGLE_PHASE) =>
+      (
+        await people.bank.client.createTransfers({
+          transfers: [transfer({ debitAccountId: account!.id, creditAccountId: cash.id, amount, kind })],
+        })
+      ).results[0]!;
+    // Ten concurrent debits of 100 from 1,000 with 500 to keep: exactly five fit.
+    const codes = await Promise.all(Array.from({ length: 10 }, async () => (await send(100n)).code));
+    expect(codes.filter((x) => x === R.TRANSFER_RESULT_CODE_OK)).toHaveLength(5);
+    expect(codes.filter((x) => x === R.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE)).toHaveLength(5);
+    // A hold counts against the minimum too; voiding it gives the room back.
+    await fund(people.bank, account!, 100n);
+    const hold = await send(100n, K.TRANSFER_KIND_PENDING);
+    expect(hold.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    expect((await send(1n)).code).toBe(R.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE);
+    const voided = await people.bank.client.createTransfers({
+      transfers: [
+        transfer({
+          debitAccountId: account!.id,
+          creditAccountId: cash.id,
+          kind: K.TRANSFER_KIND_VOID_PENDING,
+          pendingId: hold.id,
+        }),
+      ],
+    });
+    expect(voided.results[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    expect((await send(100n)).code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    const after = (await people.bank.client.getAccount({ accountId: account!.id })).account!;
+    expect(after.creditsPosted - after.debitsPosted - after.debitsPending).toBe(500n);
   });
 
   it('refuses customers who are not verified or not active, and products that are not published deposits', async () => {

@@ -28,6 +28,19 @@ function isRetryable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
 }
 
+/**
+ * Errors that running the same statements again cannot cure: PostgreSQL refused the data itself
+ * (class 22 data exception: out of range, NUL in text, bad encoding; class 23 integrity), the
+ * statement is wrong (42) or a function raised (P0), or our own code threw a TypeError or
+ * RangeError on it. Anything else (a lost connection, a shutdown, a timeout, lack of resources) is
+ * transient. A group commit splits a batch that fails permanently, to find the request at fault.
+ */
+export function isPermanentFailure(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError) return true;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && ['22', '23', '42', 'P0'].includes(code.slice(0, 2));
+}
+
 /** Runs fn again after serialization failures, deadlocks and unique races, a few times. */
 async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {

@@ -15,6 +15,18 @@ export interface OutboxEvent {
   id: string;
   subject: string;
   payload: Uint8Array;
+  /**
+   * The trace context of the request that caused the event (see traceCarrier). Absent: the
+   * context active when the event is written, which is right only when one request writes it.
+   */
+  trace?: Record<string, string>;
+}
+
+/** The active trace context as message headers (traceparent, tracestate), to stamp on events later. */
+export function traceCarrier(): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier;
 }
 
 export const newEventId = (): string => randomUUID();
@@ -24,16 +36,15 @@ export const newEventId = (): string => randomUUID();
  * statement (one round trip for a whole ledger batch).
  */
 export function outboxInsert(events: OutboxEvent[]): { sql: string; bindings: unknown[] } {
-  const trace: Record<string, string> = {};
-  propagation.inject(context.active(), trace);
+  let active: string | undefined;
   return {
     sql: `insert into outbox (id, subject, payload, headers)
-          select id, subject, payload, ?::jsonb from unnest(?::uuid[], ?::text[], ?::bytea[]) as t(id, subject, payload)`,
+          select * from unnest(?::uuid[], ?::text[], ?::bytea[], ?::jsonb[])`,
     bindings: [
-      JSON.stringify(trace),
       events.map((e) => e.id),
       events.map((e) => e.subject),
       events.map((e) => Buffer.from(e.payload)),
+      events.map((e) => (e.trace ? JSON.stringify(e.trace) : (active ??= JSON.stringify(traceCarrier())))),
     ],
   };
 }

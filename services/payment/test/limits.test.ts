@@ -90,6 +90,21 @@ describe('product limits (3 shards)', () => {
     expect((await pay(payer, 1n)).payment!.reason).toBe('DAILY_DEBIT_LIMIT_EXCEEDED');
   });
 
+  it("refuses a payment that would take a savings account below its product's minimum balance", async () => {
+    const savings = (await publishedDeposit(t, { minimumBalance: 10_000n, overdraftLimit: 0n })).productId;
+    const payer = await depositAccount(t, (await verifiedCustomer(t)).id, savings, 12_000n);
+    const below = await settled(t.client, (await pay(payer, 2_001n)).payment!.id);
+    expect(below).toMatchObject({
+      status: S.PAYMENT_STATUS_REJECTED,
+      reason: 'TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE',
+    });
+    expect((await settled(t.client, (await pay(payer, 2_000n, payees[1]!)).payment!.id)).status).toBe(
+      S.PAYMENT_STATUS_COMPLETED,
+    );
+    const left = await balances(t.bank, payer.id);
+    expect(left.creditsPosted - left.debitsPosted - left.debitsPending).toBe(10_000n);
+  });
+
   it('applies no limits to an account opened without a product', async () => {
     const [plain] = await accountsOn(t.bank, 0, 1, 100_000n);
     const { payment } = await pay(plain!, 50_000n);

@@ -1,10 +1,20 @@
 // Group commit: concurrent requests for one shard wait in a queue and are applied together in
-// one database transaction (one batch in flight per shard per process). A hot account is locked
-// once per batch rather than once per transfer, so it costs the shard little.
-import { transactionOpenedBy, DomainError, type Logger, type Shard } from '@corebank/kit';
+// one database transaction (a bounded number of batches in flight per shard per process). A hot
+// account is locked once per batch rather than once per transfer, so it costs the shard little.
+// One request's bad data must never fail the others batched with it: a batch that PostgreSQL
+// refuses for a reason that retrying cannot cure is split until only the offender fails.
+import {
+  DomainError,
+  isPermanentFailure,
+  registry,
+  traceCarrier,
+  transactionOpenedBy,
+  type Logger,
+  type Shard,
+} from '@corebank/kit';
 import { Counter, Histogram } from 'prom-client';
-import { registry } from '@corebank/kit';
-import { applyBatch, type BatchWrites } from './apply.js';
+import { applyBatch, emptyWrites } from './apply.js';
+import { splitChains } from './chains.js';
 import { batchStateFrom, loadStatement, writeBatch, type Loaded } from './store.js';
 import { ResultCode, type TransferInput, type TransferOutcome } from './types.js';
 import { transferEvent } from '../events.js';
@@ -37,7 +47,12 @@ interface Waiting {
   resolve: (o: TransferOutcome[]) => void;
   reject: (e: unknown) => void;
   signal?: AbortSignal;
+  /** The request's trace context, stamped on the events its transfers cause. */
+  trace: Record<string, string>;
 }
+
+/** Thrown to roll back a trial commit (see offendingChain). */
+const TRIAL = Symbol('trial commit');
 
 export class ShardBatcher {
   private queue: Waiting[] = [];
@@ -57,7 +72,7 @@ export class ShardBatcher {
 
   submit(inputs: TransferInput[], signal?: AbortSignal): Promise<TransferOutcome[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ inputs, resolve, reject, signal });
+      this.queue.push({ inputs, resolve, reject, signal, trace: traceCarrier() });
       this.pump();
     });
   }
@@ -99,47 +114,108 @@ export class ShardBatcher {
       batch.reduce((n, w) => n + w.inputs.length, 0),
     );
     try {
-      const inputs = batch.flatMap((w) => w.inputs);
-      const outcomes = await transactionOpenedBy(this.shard.db, loadStatement(inputs), async (opened, query) => {
-        const state = batchStateFrom((opened.rows[0] as { loaded: Loaded }).loaded);
-        const writes: BatchWrites = {
-          transfers: [],
-          entries: [],
-          rejections: [],
-          touched: new Set(),
-          holdsOpened: [],
-          holdsClosed: [],
-        };
-        const result = applyBatch(
-          batch.map((w) => w.inputs),
-          state,
-          new Date(),
-          writes,
-        );
-        await writeBatch(
-          query,
-          state,
-          writes,
-          writes.transfers.map((t) =>
-            transferEvent(t, t.pendingId ? state.pendings.get(t.pendingId)?.transfer : undefined, this.shard.index),
-          ),
-        );
-        return result;
-      });
+      await this.commitOrSplit(batch);
+    } finally {
+      stopTimer();
+    }
+  }
+
+  /**
+   * Commits the batch and answers its requests. A transient failure (connection, shutdown) fails
+   * them all with UNAVAILABLE: retrying the same ids is safe. A permanent one is about some
+   * request's data: the halves are committed apart (in order, so the outcome is the one a single
+   * batch would have had), down to the one request at fault, which alone gets INVALID_ARGUMENT.
+   */
+  private async commitOrSplit(batch: Waiting[]): Promise<void> {
+    try {
+      const outcomes = await this.commit(batch);
       batch.forEach((w, i) => {
         for (const o of outcomes[i]!) transfersTotal.inc({ result: ResultCode[o.code] ?? String(o.code) });
         w.resolve(outcomes[i]!);
       });
     } catch (err) {
-      this.log.error({ err, shard: this.shard.index, requests: batch.length }, 'ledger batch failed');
-      const e = new DomainError(
-        'UNAVAILABLE',
-        'LEDGER_BATCH_FAILED',
-        'the ledger could not commit this batch; retry with the same ids',
-      );
-      batch.forEach((w) => w.reject(e));
-    } finally {
-      stopTimer();
+      if (!isPermanentFailure(err)) {
+        this.log.error({ err, shard: this.shard.index, requests: batch.length }, 'ledger batch failed');
+        const e = new DomainError(
+          'UNAVAILABLE',
+          'LEDGER_BATCH_FAILED',
+          'the ledger could not commit this batch; retry with the same ids',
+        );
+        batch.forEach((w) => w.reject(e));
+      } else if (batch.length > 1) {
+        const half = batch.length >> 1;
+        await this.commitOrSplit(batch.slice(0, half));
+        await this.commitOrSplit(batch.slice(half));
+      } else {
+        const w = batch[0]!;
+        const chain = await this.offendingChain(w);
+        this.log.warn({ err, shard: this.shard.index, at: chain?.transfers[0]!.path }, 'ledger refused a request');
+        w.reject(
+          DomainError.invalid([
+            {
+              field: chain ? chain.transfers[0]!.path : 'transfers',
+              description: 'holds a value the ledger cannot store',
+            },
+          ]),
+        );
+      }
     }
+  }
+
+  /**
+   * The linked chain of a refused request that the database refuses on its own, found by trial
+   * commits of halves of its chains that are rolled back (a logarithmic number of them), so the
+   * caller is told which transfer to correct. Undefined when no chain fails alone.
+   */
+  private async offendingChain(w: Waiting) {
+    const fails = async (chains: ReturnType<typeof splitChains>) => {
+      try {
+        await this.commit([{ ...w, inputs: chains.flatMap((c) => c.transfers) }], true);
+        return false;
+      } catch (err) {
+        return err !== TRIAL && isPermanentFailure(err);
+      }
+    };
+    let candidates = splitChains(w.inputs);
+    while (candidates.length > 1) {
+      const first = candidates.slice(0, candidates.length >> 1);
+      candidates = (await fails(first)) ? first : candidates.slice(first.length);
+    }
+    return candidates.length && (await fails(candidates)) ? candidates[0] : undefined;
+  }
+
+  /** One transaction: lock and load, decide, write. `trial`: roll back instead of committing. */
+  private commit(batch: Waiting[], trial = false): Promise<TransferOutcome[][]> {
+    const inputs = batch.flatMap((w) => w.inputs);
+    return transactionOpenedBy(this.shard.db, loadStatement(inputs), async (opened, query) => {
+      const { state, now } = batchStateFrom((opened.rows[0] as { loaded: Loaded }).loaded);
+      const writes = emptyWrites();
+      const outcomes = applyBatch(
+        batch.map((w) => w.inputs),
+        state,
+        now,
+        writes,
+      );
+      // Each event carries the trace of the request whose transfer caused it.
+      const events = batch.flatMap((w, i) =>
+        outcomes[i]!.flatMap((o) =>
+          o.transfer && !o.replayed
+            ? [
+                {
+                  ...transferEvent(
+                    o.transfer,
+                    o.transfer.pendingId ? state.pendings.get(o.transfer.pendingId)?.transfer : undefined,
+                    this.shard.index,
+                  ),
+                  trace: w.trace,
+                },
+              ]
+            : [],
+        ),
+      );
+      await writeBatch(query, state, writes, events);
+      if (trial) throw TRIAL;
+      return outcomes;
+    });
   }
 }

@@ -3,6 +3,7 @@
 // here: crossing shards is the payment saga's job, never a distributed transaction.
 import type { ShardRouter } from '@corebank/kit';
 import type { ShardBatcher } from './batcher.js';
+import { splitChains } from './chains.js';
 import { ResultCode as R, type TransferInput, type TransferOutcome } from './types.js';
 
 export async function routeTransfers(
@@ -13,43 +14,13 @@ export async function routeTransfers(
 ): Promise<TransferOutcome[]> {
   const outcomes: TransferOutcome[] = new Array(inputs.length);
   const perShard = new Map<number, { inputs: TransferInput[]; at: number[] }>();
-  let start = 0;
-  while (start < inputs.length) {
-    let end = start;
-    while (end < inputs.length - 1 && inputs[end]!.linked) end++;
-    const chain = inputs.slice(start, end + 1);
-    // Where each transfer lives: its debit account's shard; its credit account must be there too.
-    let failure: { index: number; code: R; field: string } | undefined;
-    let shard: number | undefined;
-    chain.forEach((t, k) => {
-      if (failure) return;
-      const d = router.byId(t.debitAccountId);
-      const c = router.byId(t.creditAccountId);
-      if (!d)
-        failure = {
-          index: k,
-          code: R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND,
-          field: `${t.path}.debit_account_id`,
-        };
-      else if (!c)
-        failure = {
-          index: k,
-          code: R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND,
-          field: `${t.path}.credit_account_id`,
-        };
-      else if (d.index !== c.index || (shard !== undefined && shard !== d.index)) {
-        failure = {
-          index: k,
-          code: R.TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS,
-          field: `${t.path}.credit_account_id`,
-        };
-      } else shard = d.index;
-    });
+  for (const { transfers: chain, start } of splitChains(inputs)) {
+    const failure = misrouted(chain, router);
     if (failure) {
       chain.forEach((t, k) => {
         outcomes[start + k] =
-          k === failure!.index
-            ? { id: t.id, code: failure!.code, replayed: false, field: failure!.field }
+          k === failure.index
+            ? { id: t.id, code: failure.code, replayed: false, field: failure.field }
             : {
                 id: t.id,
                 code: R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED,
@@ -57,15 +28,15 @@ export async function routeTransfers(
                 field: `${t.path}.linked`,
               };
       });
-    } else {
-      const part = perShard.get(shard!) ?? { inputs: [], at: [] };
-      chain.forEach((t, k) => {
-        part.inputs.push(t);
-        part.at.push(start + k);
-      });
-      perShard.set(shard!, part);
+      continue;
     }
-    start = end + 1;
+    const shard = router.byId(chain[0]!.debitAccountId)!.index;
+    const part = perShard.get(shard) ?? { inputs: [], at: [] };
+    chain.forEach((t, k) => {
+      part.inputs.push(t);
+      part.at.push(start + k);
+    });
+    perShard.set(shard, part);
   }
   await Promise.all(
     [...perShard].map(async ([shard, part]) => {
@@ -74,4 +45,23 @@ export async function routeTransfers(
     }),
   );
   return outcomes;
+}
+
+/**
+ * Where a chain cannot go: an account id that names no shard, or accounts on more than one shard
+ * (a transfer lives on its debit account's shard, and its credit account must be there too).
+ */
+function misrouted(chain: TransferInput[], router: ShardRouter): { index: number; code: R; field: string } | undefined {
+  let shard: number | undefined;
+  for (const [index, t] of chain.entries()) {
+    const d = router.byId(t.debitAccountId);
+    const c = router.byId(t.creditAccountId);
+    if (!d) return { index, code: R.TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_NOT_FOUND, field: `${t.path}.debit_account_id` };
+    if (!c)
+      return { index, code: R.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_NOT_FOUND, field: `${t.path}.credit_account_id` };
+    if (d.index !== c.index || (shard !== undefined && shard !== d.index))
+      return { index, code: R.TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS, field: `${t.path}.credit_account_id` };
+    shard = d.index;
+  }
+  return undefined;
 }

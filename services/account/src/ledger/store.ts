@@ -3,9 +3,92 @@
 // batch costs three round trips whatever its size: begin with the load, the write, commit.
 import { outboxInsert, uuidArrayLiteral, type OutboxEvent } from '@corebank/kit';
 import type { BatchState, BatchWrites } from './apply.js';
-import type { AccountState, Rejection, StoredTransfer, TransferInput } from './types.js';
+import {
+  isResolution,
+  type AccountState,
+  type Entry,
+  type Rejection,
+  type StoredTransfer,
+  type TransferInput,
+} from './types.js';
 
-interface TransferRow {
+/** One column of a batch write: its name, its PostgreSQL type, and its value for a row. */
+interface Column<T> {
+  name: string;
+  type: string;
+  value: (row: T) => unknown;
+}
+
+const str = (v: bigint) => v.toString();
+
+/** The journal's columns, in the order reads select them too. */
+const TRANSFER_WRITE: Column<StoredTransfer>[] = [
+  { name: 'id', type: 'uuid', value: (t) => t.id },
+  { name: 'debit_account_id', type: 'uuid', value: (t) => t.debitAccountId },
+  { name: 'credit_account_id', type: 'uuid', value: (t) => t.creditAccountId },
+  { name: 'amount', type: 'bigint', value: (t) => str(t.amount) },
+  { name: 'currency', type: 'char(3)', value: (t) => t.currency },
+  { name: 'kind', type: 'smallint', value: (t) => t.kind },
+  { name: 'linked', type: 'boolean', value: (t) => t.linked },
+  { name: 'pending_id', type: 'uuid', value: (t) => t.pendingId },
+  { name: 'timeout_seconds', type: 'integer', value: (t) => t.timeoutSeconds },
+  { name: 'expires_at', type: 'timestamptz', value: (t) => t.expiresAt },
+  { name: 'code', type: 'integer', value: (t) => t.code },
+  { name: 'reference', type: 'text', value: (t) => t.reference },
+  { name: 'body_hash', type: 'text', value: (t) => t.bodyHash },
+  { name: 'created_at', type: 'timestamptz', value: (t) => t.createdAt },
+];
+
+const ENTRY_WRITE: Column<Entry>[] = [
+  { name: 'account_id', type: 'uuid', value: (e) => e.accountId },
+  { name: 'seq', type: 'bigint', value: (e) => str(e.seq) },
+  { name: 'transfer_id', type: 'uuid', value: (e) => e.transferId },
+  { name: 'counterparty_id', type: 'uuid', value: (e) => e.counterpartyId },
+  { name: 'posted_change', type: 'bigint', value: (e) => str(e.postedChange) },
+  { name: 'pending_change', type: 'bigint', value: (e) => str(e.pendingChange) },
+  { name: 'debits_pending', type: 'bigint', value: (e) => str(e.debitsPending) },
+  { name: 'debits_posted', type: 'bigint', value: (e) => str(e.debitsPosted) },
+  { name: 'credits_pending', type: 'bigint', value: (e) => str(e.creditsPending) },
+  { name: 'credits_posted', type: 'bigint', value: (e) => str(e.creditsPosted) },
+  { name: 'created_at', type: 'timestamptz', value: (e) => e.createdAt },
+];
+
+/** The balance columns of an account row, set from the batch's final state (id first: the match key). */
+const BALANCE_WRITE: Column<AccountState>[] = [
+  { name: 'id', type: 'uuid', value: (a) => a.id },
+  { name: 'debits_pending', type: 'bigint', value: (a) => str(a.debitsPending) },
+  { name: 'debits_posted', type: 'bigint', value: (a) => str(a.debitsPosted) },
+  { name: 'credits_pending', type: 'bigint', value: (a) => str(a.creditsPending) },
+  { name: 'credits_posted', type: 'bigint', value: (a) => str(a.creditsPosted) },
+  { name: 'entry_seq', type: 'bigint', value: (a) => str(a.entrySeq) },
+];
+
+const HOLD_WRITE: Column<StoredTransfer>[] = [
+  { name: 'transfer_id', type: 'uuid', value: (t) => t.id },
+  { name: 'expires_at', type: 'timestamptz', value: (t) => t.expiresAt },
+];
+
+const REJECTION_WRITE: Column<Rejection>[] = [
+  { name: 'id', type: 'uuid', value: (r) => r.id },
+  { name: 'body_hash', type: 'text', value: (r) => r.bodyHash },
+  { name: 'result', type: 'smallint', value: (r) => r.result },
+  { name: 'field', type: 'text', value: (r) => r.field },
+];
+
+export const TRANSFER_COLUMNS = TRANSFER_WRITE.map((c) => c.name).join(', ');
+
+/** `unnest(?::t1[], ?::t2[], ...)` over the rows, with one array binding per column. */
+function unnest<T>(columns: Column<T>[], rows: T[]): { sql: string; bindings: unknown[] } {
+  return {
+    sql: `unnest(${columns.map((c) => `?::${c.type}[]`).join(', ')})`,
+    bindings: columns.map((c) => rows.map(c.value)),
+  };
+}
+
+const names = <T>(columns: Column<T>[]) => columns.map((c) => c.name).join(', ');
+
+/** A journal row as PostgreSQL returns it (pg parses int8 to bigint and timestamptz to Date). */
+export interface TransferRow {
   id: string;
   debit_account_id: string;
   credit_account_id: string;
@@ -21,9 +104,6 @@ interface TransferRow {
   body_hash: string;
   created_at: Date;
 }
-
-export const TRANSFER_COLUMNS =
-  'id, debit_account_id, credit_account_id, amount, currency, kind, linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at';
 
 export function transferFromRow(r: TransferRow): StoredTransfer {
   return {
@@ -44,9 +124,7 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
   };
 }
 
-const RESOLUTION_BY_KIND: Record<number, 'posted' | 'voided' | 'expired'> = { 3: 'posted', 4: 'voided', 5: 'expired' };
-
-/** The batch's first statement: ledger_load (migration 004) locks, then reads, in one call. */
+/** The batch's first statement: ledger_load (migration 005) locks, then reads, in one call. */
 export function loadStatement(inputs: TransferInput[]): string {
   const ids = [...new Set(inputs.map((t) => t.id))];
   const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
@@ -54,59 +132,77 @@ export function loadStatement(inputs: TransferInput[]): string {
   return `select ledger_load(${uuidArrayLiteral(accountIds)}, ${uuidArrayLiteral(ids)}, ${uuidArrayLiteral(pendingIds)}) as loaded`;
 }
 
+/** ledger_load's JSON: int8 as text (never through a JavaScript number), timestamps as ISO text. */
 export interface Loaded {
-  accounts: Record<string, string | boolean>[];
-  transfers: (Record<string, string | number | boolean | null> & { src: 't' | 'p'; resolved_by: number | null })[];
+  /** The database's clock at the start of the batch's transaction: the batch's one clock. */
+  now: string;
+  accounts: {
+    id: string;
+    owner_id: string;
+    currency: string;
+    debits_must_not_exceed_credits: boolean;
+    credits_must_not_exceed_debits: boolean;
+    overdraft_limit: string;
+    minimum_balance: string;
+    debits_pending: string;
+    debits_posted: string;
+    credits_pending: string;
+    credits_posted: string;
+    entry_seq: string;
+    debits_blocked: boolean;
+    closed: boolean;
+  }[];
+  /** Transfers stored under the batch's ids ('t') and the pending transfers it names ('p'). */
+  transfers: (Omit<TransferRow, 'amount' | 'expires_at' | 'created_at'> & {
+    src: 't' | 'p';
+    amount: string;
+    expires_at: string | null;
+    created_at: string;
+    /** For 'p': the kind of the transfer that resolved it, if one did. */
+    resolved_by: number | null;
+  })[];
   refusals: { id: string; body_hash: string; result: number; field: string }[];
 }
 
-const date = (v: unknown) => (v === null ? null : new Date(v as string));
-
-/**
- * The batch's state from ledger_load's JSON (pg has parsed it; amounts arrive as text and become
- * bigint here, so none passes through a JavaScript number).
- */
-export function batchStateFrom(loaded: Loaded): BatchState {
+/** The batch's state and clock from ledger_load's JSON. */
+export function batchStateFrom(loaded: Loaded): { state: BatchState; now: Date } {
   const state: BatchState = { accounts: new Map(), transfers: new Map(), rejections: new Map(), pendings: new Map() };
   for (const r of loaded.accounts) {
-    const a: AccountState = {
-      id: r.id as string,
-      ownerId: r.owner_id as string,
-      currency: r.currency as string,
-      debitsMustNotExceedCredits: r.debits_must_not_exceed_credits as boolean,
-      creditsMustNotExceedDebits: r.credits_must_not_exceed_debits as boolean,
-      overdraftLimit: BigInt(r.overdraft_limit as string),
-      debitsPending: BigInt(r.debits_pending as string),
-      debitsPosted: BigInt(r.debits_posted as string),
-      creditsPending: BigInt(r.credits_pending as string),
-      creditsPosted: BigInt(r.credits_posted as string),
-      entrySeq: BigInt(r.entry_seq as string),
-      debitsBlocked: r.debits_blocked as boolean,
-      closed: r.closed as boolean,
-    };
-    state.accounts.set(a.id, a);
+    state.accounts.set(r.id, {
+      id: r.id,
+      ownerId: r.owner_id,
+      currency: r.currency,
+      debitsMustNotExceedCredits: r.debits_must_not_exceed_credits,
+      creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
+      overdraftLimit: BigInt(r.overdraft_limit),
+      minimumBalance: BigInt(r.minimum_balance),
+      debitsPending: BigInt(r.debits_pending),
+      debitsPosted: BigInt(r.debits_posted),
+      creditsPending: BigInt(r.credits_pending),
+      creditsPosted: BigInt(r.credits_posted),
+      entrySeq: BigInt(r.entry_seq),
+      debitsBlocked: r.debits_blocked,
+      closed: r.closed,
+    });
   }
   for (const r of loaded.transfers) {
     const t = transferFromRow({
-      ...(r as unknown as TransferRow),
-      amount: BigInt(r.amount as string),
-      expires_at: date(r.expires_at),
-      created_at: date(r.created_at)!,
+      ...r,
+      amount: BigInt(r.amount),
+      expires_at: r.expires_at === null ? null : new Date(r.expires_at),
+      created_at: new Date(r.created_at),
     });
     if (r.src === 't') state.transfers.set(t.id, t);
-    else
-      state.pendings.set(t.id, {
-        transfer: t,
-        ...(r.resolved_by !== null ? { resolution: RESOLUTION_BY_KIND[r.resolved_by] } : {}),
-      });
+    else {
+      const resolution = r.resolved_by !== null && isResolution(r.resolved_by) ? r.resolved_by : undefined;
+      state.pendings.set(t.id, resolution === undefined ? { transfer: t } : { transfer: t, resolution });
+    }
   }
   for (const r of loaded.refusals) {
-    state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field } as Rejection);
+    state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field });
   }
-  return state;
+  return { state, now: new Date(loaded.now) };
 }
-
-const str = (v: bigint) => v.toString();
 
 /** Writes the batch's journal rows, balances, holds, refusals and events in one statement. */
 export async function writeBatch(
@@ -115,75 +211,37 @@ export async function writeBatch(
   w: BatchWrites,
   events: OutboxEvent[],
 ): Promise<void> {
-  const ts = w.transfers;
-  const es = w.entries;
-  const as = [...w.touched].map((id) => state.accounts.get(id)!);
-  const rs = w.rejections;
+  const transfers = unnest(TRANSFER_WRITE, w.transfers);
+  const entries = unnest(ENTRY_WRITE, w.entries);
+  const balances = unnest(
+    BALANCE_WRITE,
+    [...w.touched].map((id) => state.accounts.get(id)!),
+  );
+  const holds = unnest(HOLD_WRITE, w.holdsOpened);
+  const refusals = unnest(REJECTION_WRITE, w.rejections);
   const outbox = outboxInsert(events);
+  const [, ...balanceColumns] = BALANCE_WRITE.map((c) => c.name);
   // Data-modifying CTEs run together; an empty array inserts nothing.
   await query(
     `with
-     new_transfers as (
-       insert into transfers (${TRANSFER_COLUMNS})
-       select * from unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::bigint[], ?::char(3)[], ?::smallint[], ?::boolean[],
-                            ?::uuid[], ?::integer[], ?::timestamptz[], ?::integer[], ?::text[], ?::text[], ?::timestamptz[])),
-     new_entries as (
-       insert into entries (account_id, seq, transfer_id, counterparty_id, posted_change, pending_change,
-                            debits_pending, debits_posted, credits_pending, credits_posted, created_at)
-       select * from unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::bigint[], ?::bigint[],
-                            ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])),
+     new_transfers as (insert into transfers (${names(TRANSFER_WRITE)}) select * from ${transfers.sql}),
+     new_entries as (insert into entries (${names(ENTRY_WRITE)}) select * from ${entries.sql}),
      balances as (
-       update accounts a set debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp,
-                             credits_posted = v.cpo, entry_seq = v.seq
-         from unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) as v(id, dp, dpo, cp, cpo, seq)
+       update accounts a set ${balanceColumns.map((c) => `${c} = v.${c}`).join(', ')}
+         from ${balances.sql} as v(${names(BALANCE_WRITE)})
         where a.id = v.id),
      holds_closed as (delete from pending_holds where transfer_id = any(?::uuid[])),
-     holds_opened as (
-       insert into pending_holds (transfer_id, expires_at) select * from unnest(?::uuid[], ?::timestamptz[])),
-     refusals as (
-       insert into transfer_rejections (id, body_hash, result, field)
-       select * from unnest(?::uuid[], ?::text[], ?::smallint[], ?::text[])),
+     holds_opened as (insert into pending_holds (${names(HOLD_WRITE)}) select * from ${holds.sql}),
+     refusals as (insert into transfer_rejections (${names(REJECTION_WRITE)}) select * from ${refusals.sql}),
      events as (${outbox.sql})
      select 1`,
     [
-      ts.map((t) => t.id),
-      ts.map((t) => t.debitAccountId),
-      ts.map((t) => t.creditAccountId),
-      ts.map((t) => str(t.amount)),
-      ts.map((t) => t.currency),
-      ts.map((t) => t.kind),
-      ts.map((t) => t.linked),
-      ts.map((t) => t.pendingId),
-      ts.map((t) => t.timeoutSeconds),
-      ts.map((t) => t.expiresAt),
-      ts.map((t) => t.code),
-      ts.map((t) => t.reference),
-      ts.map((t) => t.bodyHash),
-      ts.map((t) => t.createdAt),
-      es.map((e) => e.accountId),
-      es.map((e) => str(e.seq)),
-      es.map((e) => e.transferId),
-      es.map((e) => e.counterpartyId),
-      es.map((e) => str(e.postedChange)),
-      es.map((e) => str(e.pendingChange)),
-      es.map((e) => str(e.debitsPending)),
-      es.map((e) => str(e.debitsPosted)),
-      es.map((e) => str(e.creditsPending)),
-      es.map((e) => str(e.creditsPosted)),
-      es.map((e) => e.createdAt),
-      as.map((a) => a.id),
-      as.map((a) => str(a.debitsPending)),
-      as.map((a) => str(a.debitsPosted)),
-      as.map((a) => str(a.creditsPending)),
-      as.map((a) => str(a.creditsPosted)),
-      as.map((a) => str(a.entrySeq)),
+      ...transfers.bindings,
+      ...entries.bindings,
+      ...balances.bindings,
       w.holdsClosed,
-      w.holdsOpened.map((t) => t.id),
-      w.holdsOpened.map((t) => t.expiresAt),
-      rs.map((r) => r.id),
-      rs.map((r) => r.bodyHash),
-      rs.map((r) => r.result),
-      rs.map((r) => r.field),
+      ...holds.bindings,
+      ...refusals.bindings,
       ...outbox.bindings,
     ],
   );

@@ -1,4 +1,4 @@
-import { TransferKind, TransferResultCode as R } from '@corebank/kit/gen/corebank/v1/account';
+import { PendingStatus, TransferKind, TransferResultCode as R } from '@corebank/kit/gen/corebank/v1/account';
 
 export { TransferKind, R as ResultCode };
 
@@ -10,6 +10,8 @@ export interface AccountState {
   debitsMustNotExceedCredits: boolean;
   creditsMustNotExceedDebits: boolean;
   overdraftLimit: bigint;
+  /** The posted balance (credits - debits, less debits pending) a debit may not take it below; 0: none. */
+  minimumBalance: bigint;
   debitsPending: bigint;
   debitsPosted: bigint;
   creditsPending: bigint;
@@ -77,7 +79,39 @@ export interface Entry {
   createdAt: Date;
 }
 
-export type Resolution = 'posted' | 'voided' | 'expired';
+/** How a pending transfer was resolved: the kind of the transfer that closed it. */
+export type Resolution =
+  | TransferKind.TRANSFER_KIND_POST_PENDING
+  | TransferKind.TRANSFER_KIND_VOID_PENDING
+  | TransferKind.TRANSFER_KIND_EXPIRE_PENDING;
+
+/** The one place that says what each resolution means, for the rules and for readers. */
+const RESOLUTIONS: Record<Resolution, { status: PendingStatus; refusal: R }> = {
+  [TransferKind.TRANSFER_KIND_POST_PENDING]: {
+    status: PendingStatus.PENDING_STATUS_POSTED,
+    refusal: R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED,
+  },
+  [TransferKind.TRANSFER_KIND_VOID_PENDING]: {
+    status: PendingStatus.PENDING_STATUS_VOIDED,
+    refusal: R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_VOIDED,
+  },
+  [TransferKind.TRANSFER_KIND_EXPIRE_PENDING]: {
+    status: PendingStatus.PENDING_STATUS_EXPIRED,
+    refusal: R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED,
+  },
+};
+
+export const isResolution = (kind: number): kind is Resolution => kind in RESOLUTIONS;
+
+/** What a later post, void or expiry of a pending transfer resolved this way is told. */
+export const refusalFor = (r: Resolution): R => RESOLUTIONS[r].refusal;
+
+/** A pending transfer's status, from the kind of the transfer that resolved it (null: still open). */
+export function pendingStatusOf(kind: TransferKind, resolvedBy: number | null): PendingStatus {
+  if (kind !== TransferKind.TRANSFER_KIND_PENDING) return PendingStatus.PENDING_STATUS_UNSPECIFIED;
+  if (resolvedBy === null) return PendingStatus.PENDING_STATUS_PENDING;
+  return isResolution(resolvedBy) ? RESOLUTIONS[resolvedBy].status : PendingStatus.PENDING_STATUS_UNSPECIFIED;
+}
 
 export interface TransferOutcome {
   id: string;

@@ -7,6 +7,10 @@ import { TransferKind as K, type TransferInput } from './types.js';
 
 export const MAX_TRANSFERS_PER_REQUEST = 8190;
 const MAX_REFERENCE = 256;
+/** code and timeout_seconds are uint32 on the wire and `integer` in the journal. */
+const INT32_MAX = 2 ** 31 - 1;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export function bodyHash(t: Omit<TransferInput, 'bodyHash' | 'path' | 'id' | 'actingCustomerId'>): string {
   return createHash('sha256')
@@ -59,7 +63,10 @@ export function validateTransfers(transfers: Transfer[], actingCustomerId?: stri
     }
     if (t.timeoutSeconds && kind !== K.TRANSFER_KIND_PENDING)
       v.add(`${p}.timeout_seconds`, 'is only allowed with PENDING');
+    else if (t.timeoutSeconds > INT32_MAX) v.add(`${p}.timeout_seconds`, `must be at most ${INT32_MAX}`);
+    if (t.code > INT32_MAX) v.add(`${p}.code`, `must be at most ${INT32_MAX}`);
     if (t.reference.length > MAX_REFERENCE) v.add(`${p}.reference`, `must be at most ${MAX_REFERENCE} characters`);
+    else if (CONTROL.test(t.reference)) v.add(`${p}.reference`, 'must not hold control characters');
     const body = {
       debitAccountId: debit,
       creditAccountId: credit,

@@ -168,6 +168,33 @@ export function transferKindToJSON(object: TransferKind): string {
   }
 }
 
+/**
+ * The outcome of one transfer. The checks run in this order, and the first that fails decides:
+ *  1. the request as a whole: any malformed field is INVALID_ARGUMENT for the whole call (a gRPC
+ *     error, not a result code), and nothing is written;
+ *  2. routing: DEBIT_ACCOUNT_NOT_FOUND / CREDIT_ACCOUNT_NOT_FOUND for an id that names no shard,
+ *     then ACCOUNTS_ON_DIFFERENT_SHARDS (for every member of a linked chain);
+ *  3. LINKED_EVENT_CHAIN_OPEN for every member of a chain that the request leaves open;
+ *  4. the id seen before: its recorded result (replayed = true), or EXISTS_WITH_DIFFERENT_BODY;
+ *  5. the accounts: ACCOUNTS_MUST_BE_DIFFERENT, DEBIT_ACCOUNT_NOT_FOUND,
+ *     CREDIT_ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, DEBIT_ACCOUNT_NOT_OWNED;
+ *  6. unless it releases a hold (void, expiry): DEBIT_ACCOUNT_CLOSED, CREDIT_ACCOUNT_CLOSED,
+ *     DEBITS_BLOCKED (not for POST_PENDING: a hold taken before a freeze may be posted);
+ *  7. for POST_PENDING and VOID_PENDING: PENDING_TRANSFER_NOT_FOUND, PENDING_TRANSFER_NOT_PENDING,
+ *     PENDING_TRANSFER_ALREADY_POSTED / _ALREADY_VOIDED / _EXPIRED (resolved before),
+ *     PENDING_TRANSFER_EXPIRED (its timeout passed, by the database's clock),
+ *     PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS, then EXCEEDS_PENDING_TRANSFER_AMOUNT (post) or
+ *     PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT (void);
+ *  8. OVERFLOWS_BALANCE (a balance, or pending + posted, would leave int64);
+ *  9. only when the transfer adds to debits or credits: EXCEEDS_CREDITS (debits beyond credits
+ *     plus the overdraft limit), EXCEEDS_DEBITS, BELOW_MINIMUM_BALANCE.
+ * In a linked chain, the first failure fails the chain: the members before and after it are
+ * LINKED_EVENT_FAILED (or keep a result recorded earlier for their id), and nothing is applied.
+ * Refusals that depend on balances or on a pending transfer's state (EXCEEDS_*, BELOW_*,
+ * OVERFLOWS_BALANCE, PENDING_TRANSFER_ALREADY_*, PENDING_TRANSFER_EXPIRED, DEBITS_BLOCKED,
+ * *_ACCOUNT_CLOSED) are recorded for every id of the chain: a retry with the same id and body gets
+ * the same result, never a payment. The others are not recorded: a corrected retry may succeed.
+ */
 export enum TransferResultCode {
   TRANSFER_RESULT_CODE_UNSPECIFIED = 0,
   TRANSFER_RESULT_CODE_OK = 1,
@@ -183,7 +210,9 @@ export enum TransferResultCode {
   /** TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS - The two accounts live on different shards: use a payment (saga) instead. */
   TRANSFER_RESULT_CODE_ACCOUNTS_ON_DIFFERENT_SHARDS = 8,
   TRANSFER_RESULT_CODE_CURRENCY_MISMATCH = 9,
+  /** TRANSFER_RESULT_CODE_EXCEEDS_CREDITS - The debit account is constrained and its debits would exceed its credits plus its overdraft limit. */
   TRANSFER_RESULT_CODE_EXCEEDS_CREDITS = 10,
+  /** TRANSFER_RESULT_CODE_EXCEEDS_DEBITS - The credit account is constrained and its credits would exceed its debits. */
   TRANSFER_RESULT_CODE_EXCEEDS_DEBITS = 11,
   TRANSFER_RESULT_CODE_OVERFLOWS_BALANCE = 12,
   TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_FOUND = 13,
@@ -200,6 +229,11 @@ export enum TransferResultCode {
   TRANSFER_RESULT_CODE_DEBITS_BLOCKED = 22,
   TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED = 23,
   TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED = 24,
+  /**
+   * TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE - The debit account's balance (credits posted less debits posted and pending) would fall
+   * below its minimum balance (the deposit product's minimum_balance).
+   */
+  TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE = 25,
   UNRECOGNIZED = -1,
 }
 
@@ -280,6 +314,9 @@ export function transferResultCodeFromJSON(object: any): TransferResultCode {
     case 24:
     case "TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED":
       return TransferResultCode.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED;
+    case 25:
+    case "TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE":
+      return TransferResultCode.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -339,6 +376,8 @@ export function transferResultCodeToJSON(object: TransferResultCode): string {
       return "TRANSFER_RESULT_CODE_DEBIT_ACCOUNT_CLOSED";
     case TransferResultCode.TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED:
       return "TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED";
+    case TransferResultCode.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE:
+      return "TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE";
     case TransferResultCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -432,6 +471,11 @@ export interface Account {
   debitsBlocked: boolean;
   /** Closed accounts take no transfers at all (ACCOUNT_CLOSED). */
   closed: boolean;
+  /**
+   * A debit may not leave the balance (credits posted less debits posted and pending) below this
+   * (BELOW_MINIMUM_BALANCE); 0: no minimum. Set from the deposit product it was opened on.
+   */
+  minimumBalance: bigint;
 }
 
 export interface NewAccount {
@@ -504,9 +548,11 @@ export interface Transfer {
   linked: boolean;
   /** For POST_PENDING and VOID_PENDING: the pending transfer's id. */
   pendingId: string;
-  /** For PENDING: seconds until the hold expires; 0 means it never expires. */
+  /** For PENDING: seconds until the hold expires; 0 means it never expires. At most 2^31-1. */
   timeoutSeconds: number;
+  /** Chart-of-accounts or business code chosen by the caller; at most 2^31-1. */
   code: number;
+  /** Free text, at most 256 characters, no control characters. */
   reference: string;
   /** Output only. */
   currency: string;
@@ -749,6 +795,7 @@ function createBaseAccount(): Account {
     productVersion: 0,
     debitsBlocked: false,
     closed: false,
+    minimumBalance: 0n,
   };
 }
 
@@ -822,6 +869,12 @@ export const Account: MessageFns<Account> = {
     }
     if (message.closed !== false) {
       writer.uint32(144).bool(message.closed);
+    }
+    if (message.minimumBalance !== 0n) {
+      if (BigInt.asIntN(64, message.minimumBalance) !== message.minimumBalance) {
+        throw new globalThis.Error("value provided for field message.minimumBalance of type int64 too large");
+      }
+      writer.uint32(152).int64(message.minimumBalance);
     }
     return writer;
   },
@@ -983,6 +1036,14 @@ export const Account: MessageFns<Account> = {
             message.closed = reader.bool();
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.minimumBalance = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1055,6 +1116,11 @@ export const Account: MessageFns<Account> = {
         ? globalThis.Boolean(object.debits_blocked)
         : false,
       closed: isSet(object.closed) ? globalThis.Boolean(object.closed) : false,
+      minimumBalance: isSet(object.minimumBalance)
+        ? BigInt(object.minimumBalance)
+        : isSet(object.minimum_balance)
+        ? BigInt(object.minimum_balance)
+        : 0n,
     };
   },
 
@@ -1114,6 +1180,9 @@ export const Account: MessageFns<Account> = {
     if (message.closed !== false) {
       obj.closed = message.closed;
     }
+    if (message.minimumBalance !== 0n) {
+      obj.minimumBalance = message.minimumBalance.toString();
+    }
     return obj;
   },
 
@@ -1154,6 +1223,9 @@ export const Account: MessageFns<Account> = {
     message.productVersion = object.productVersion ?? 0;
     message.debitsBlocked = object.debitsBlocked ?? false;
     message.closed = object.closed ?? false;
+    message.minimumBalance = (object.minimumBalance !== undefined && object.minimumBalance !== null)
+      ? BigInt(object.minimumBalance)
+      : 0n;
     return message;
   },
 };

@@ -264,6 +264,11 @@ export interface DepositTerms {
   currency: string;
   /** How far the balance may go below zero (0: no overdraft). */
   overdraftLimit: bigint;
+  /**
+   * The balance a debit may not take an account below (credits posted less debits posted and
+   * pending): the ledger refuses such a transfer atomically with BELOW_MINIMUM_BALANCE, for
+   * transfers and payments alike. Excludes an overdraft_limit. 0: no minimum.
+   */
   minimumBalance: bigint;
   perTransactionLimit: bigint;
   dailyDebitLimit: bigint;
