@@ -3,7 +3,7 @@
 // that are not a request at all; and a clock that disagrees with the database's.
 import { randomUUID } from 'node:crypto';
 import { errorDetails, MAX_VIOLATIONS } from '@corebank/kit';
-import { AccountServiceClient, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
+import { type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bodyHash } from '../src/ledger/validate.js';

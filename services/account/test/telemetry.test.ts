@@ -10,6 +10,8 @@ import { bankEnv, migrate } from './bank.js';
 import { transfer } from './helpers.js';
 import { outboxDrained, readStream } from './stream.js';
 import { connectNats, ShardRouter } from '@corebank/kit';
+import { TransferPosted } from '@corebank/kit/gen/corebank/v1/events';
+import { randomBytes } from 'node:crypto';
 import { loadAccountConfig } from '../src/config.js';
 
 describe('tracing', () => {
@@ -73,5 +75,55 @@ describe('tracing', () => {
     const spans = out.split(/\n\{\n/).filter((s) => s.includes(traceId));
     expect(spans.some((s) => s.includes('corebank.v1.AccountService/CreateTransfers'))).toBe(true);
     expect(spans.some((s) => /name: 'pg\.query/.test(s) || s.includes("'db.system': 'postgresql'"))).toBe(true);
+  });
+
+  it('stamps each event with the trace of the request that caused it, under concurrent load', async () => {
+    const port = await freePort();
+    const { env, key } = await bankEnv(1, { GRPC_PORT: String(port), OTEL_TRACES_EXPORTER: 'none', LOG_LEVEL: 'info' });
+    await migrate(env);
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/account/src/main.ts'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
+    await expect.poll(() => out.includes('gRPC server listening'), { timeout: 30_000 }).toBe(true);
+
+    const raw = new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    stops.push(() => raw.close());
+    const token = await testToken(key);
+    const client = promisify(raw, token);
+    const { accounts } = await client.listSystemAccounts({});
+    const cash = accounts[0]!.account!;
+    const other = accounts.find((a) => a.account!.currency === cash.currency && a.kind !== accounts[0]!.kind)!.account!;
+    // 40 requests at once, so the ledger batches them; each names its own trace.
+    const sent = new Map<string, string>();
+    await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const traceId = randomBytes(16).toString('hex');
+        const t = transfer({ debitAccountId: cash.id, creditAccountId: other.id, amount: 1n });
+        sent.set(t.id, traceId);
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        md.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+        await new Promise<void>((resolve, reject) =>
+          raw.createTransfers({ transfers: [t] }, md, (err) => (err ? reject(err) : resolve())),
+        );
+      }),
+    );
+    const config = loadAccountConfig(env);
+    const router = new ShardRouter(config.shards, config.shardUrls, 1, 'account');
+    stops.push(() => router.close());
+    const { rows } = await router.shards[0]!.db.raw(
+      `select payload, headers from outbox where subject = 'corebank.account.transfer_posted'`,
+    );
+    const seen = new Map(
+      (rows as { payload: Buffer; headers: Record<string, string> }[]).map((r) => [
+        TransferPosted.decode(r.payload).transfer!.id,
+        r.headers.traceparent?.split('-')[1],
+      ]),
+    );
+    expect(new Map([...seen].filter(([id]) => sent.has(id)))).toEqual(sent);
   });
 });
