@@ -174,3 +174,23 @@ export function repeated(
   }
   return true;
 }
+
+/** google.protobuf.Timestamp's own range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+/** A timestamp within its documented range (beyond it, dates and SQL timestamps stop working). */
+export function timestampField(v: Violations, field: string, t: { seconds: bigint; nanos: number }): boolean {
+  if (
+    typeof t.seconds !== 'bigint' ||
+    t.seconds < MIN_SECONDS ||
+    t.seconds > MAX_SECONDS ||
+    !Number.isInteger(t.nanos) ||
+    t.nanos < 0 ||
+    t.nanos > 999_999_999
+  ) {
+    v.add(field, 'must be a timestamp between years 1 and 9999');
+    return false;
+  }
+  return true;
+}
