@@ -121,7 +121,13 @@ export const listAccountsQuery = (ownerId: string) => ({ rpc: 'ListAccounts', fi
 export function validateGetStatement(accountId: string, page: PageRequest | undefined) {
   const v = new Violations();
   const id = accountIdField(v, 'account_id', accountId);
-  const p = readPage(v, page, statementQuery(id ?? ''), ([seq, ...rest]) => (rest.length ? undefined : cursorInt(seq)));
+  // A token is tied to its account: without a valid account id there is nothing to check it against.
+  const p = readPage(
+    v,
+    id ? page : { pageSize: page?.pageSize ?? 0, pageToken: '' },
+    statementQuery(id ?? ''),
+    ([seq, ...rest]) => (rest.length ? undefined : cursorInt(seq)),
+  );
   v.throwIfAny();
   return { id: id!, ...p };
 }
