@@ -216,7 +216,12 @@ function validValue(f: protobuf.Field, fx: Fixture, depth: number): Value {
 
 function validOne(f: protobuf.Field, fx: Fixture, depth: number): Value {
   const t = f.resolvedType;
-  if (t instanceof pb.Enum) return Math.min(...Object.values(t.values).filter((n) => n > 0)) || 0;
+  if (t instanceof pb.Enum) {
+    // A decision on KYC must be VERIFIED or REJECTED; elsewhere the first value after UNSPECIFIED.
+    const verified = Object.entries(t.values).find(([name]) => name.endsWith('_VERIFIED'));
+    if (f.name === 'decision' && verified) return verified[1];
+    return Math.min(...Object.values(t.values).filter((n) => n > 0)) || 0;
+  }
   if (t instanceof pb.Type) {
     if (depth > 3) return undefined;
     if (t.fullName === '.google.protobuf.Timestamp')
@@ -236,21 +241,24 @@ function validOne(f: protobuf.Field, fx: Fixture, depth: number): Value {
       if (n === 'transfer_id') return fx.transferId;
       if (n === 'id') return randomUUID();
       if (/currency$/.test(n)) return 'EUR';
+      if (n === 'national_id_country' || n === 'registration_country') return 'FR'; // no national rule
       if (/country$/.test(n)) return 'DE';
       if (n === 'time_zone') return 'Europe/Berlin';
       if (n === 'email') return 'fuzz@example.org';
       if (n === 'phone') return '+4930123456';
       if (n === 'date_of_birth') return '1980-01-01';
+      if (n === 'national_id' || n === 'registration_number') return '123456789012';
       if (n === 'page_token') return '';
       if (/idempotency_key|session_id|external_reference/.test(n)) return `fuzz-${randomUUID()}`;
       return 'fuzz';
     case 'uint32':
     case 'int32':
-      return n === 'timeout_seconds' ? 0 : 1;
+      return n === 'timeout_seconds' ? 0 : n === 'min_term_months' ? 1 : n === 'max_term_months' ? 12 : 1;
     case 'int64':
     case 'uint64':
     case 'sint64':
-      return n === 'expected_version' ? '0' : '1';
+      if (n === 'expected_version' || n === 'minimum_balance' || n === 'overdraft_limit') return '0';
+      return n === 'max_amount' ? '1000' : '1';
     case 'bool':
       return false;
     case 'double':
@@ -261,6 +269,20 @@ function validOne(f: protobuf.Field, fx: Fixture, depth: number): Value {
   }
 }
 
+/**
+ * Fields that exclude each other without being a proto oneof (the kind field picks one): a valid
+ * request sets only the first. Output-only fields of a product version are left out as well.
+ */
+const EXCLUSIVE: [string, string][] = [
+  ['person', 'business'],
+  ['deposit', 'loan'],
+];
+const LEFT_OUT = new Set([
+  '.corebank.v1.Person.national_id_last4',
+  '.corebank.v1.Business.registration_number_last4',
+  '.corebank.v1.ComputeValidUntilRequest.validity', // product_id or validity, not both
+]);
+
 function validMessage(t: protobuf.Type, fx: Fixture, depth = 0): Record<string, Value> {
   const m: Record<string, Value> = {};
   const seenOneofs = new Set<string>();
@@ -269,6 +291,7 @@ function validMessage(t: protobuf.Type, fx: Fixture, depth = 0): Record<string, 
       if (seenOneofs.has(f.partOf.name)) continue;
       seenOneofs.add(f.partOf.name);
     }
+    if (LEFT_OUT.has(f.fullName) || EXCLUSIVE.some(([first, second]) => f.name === second && t.fields[first])) continue;
     const v = validValue(f, fx, depth);
     if (v !== undefined) m[f.name] = v;
   }
