@@ -385,6 +385,10 @@ function fixedCases(rpc: Rpc, fx: Fixture): Case[] {
       const one = validOne(field, fx, 0);
       const element = one ?? (field.resolvedType instanceof pb.Type ? {} : field.type === 'string' ? 'x' : 0);
       add(`${p}: 10,000 elements`, encode(t, setAt(valid, path, Array(10_000).fill(element), t)), { strict: true });
+      if (field.resolvedType instanceof pb.Type && path.length === 1) {
+        // Within the documented maximum, every element bad: one violation each, thousands in all.
+        add(`${p}: 1,000 empty elements`, encode(t, setAt(valid, path, Array(1_000).fill({}), t)), { strict: true });
+      }
     }
     for (const [what, value] of badValues(field, true).fixed) {
       add(`${p}: ${what}`, encode(t, setAt(valid, path, value, t)), { strict: true });
@@ -402,7 +406,8 @@ function fixedCases(rpc: Rpc, fx: Fixture): Case[] {
 // FIXED ELSEWHERE: cases other engineers fix in parallel (issue 13). The assertions stay; these
 // names are allowed to fail until those fixes land, and the test says when one passes already.
 //  - malformed protobuf bytes answer INTERNAL "Error deserializing request" (kit grpc/server.ts)
-//  - CreateTransfers field bounds (code, timeout_seconds, reference) (account ledger/validate.ts)
+//  - CreateTransfers field bounds (kind -1, code >= 2^31, control characters in the reference)
+//    (account ledger/validate.ts)
 //  - errors naming thousands of field violations (kit errors.ts caps them)
 const short = (rpc: Rpc) => `${rpc.service.split('.').at(-1)}/${rpc.method}`;
 const expectedElsewhere = new Set<string>([
@@ -418,6 +423,10 @@ const expectedElsewhere = new Set<string>([
   'AccountService/CreateTransfers transfers.kind: drawn',
   'AccountService/CreateTransfers transfers.code: drawn',
   'AccountService/CreateTransfers transfers.reference: drawn',
+  // kit errors.ts: an error naming thousands of field violations is larger than HTTP/2 headers
+  // allow; the caller hears nothing until its deadline and the connection hangs.
+  'AccountService/CreateAccounts accounts: 1,000 empty elements',
+  'AccountService/CreateTransfers transfers: 1,000 empty elements',
   // kit grpc/server.ts: undecodable bytes are INTERNAL "Error deserializing request" today.
   ...discoverRpcs().flatMap((rpc) =>
     RAW_BODIES.filter(([what]) => what !== 'field 0').map(([what]) => `${short(rpc)} ${what}`),
@@ -643,6 +652,7 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
    */
   const tolerated: Record<string, number> = {};
   const passedElsewhere = new Set<string>();
+  const failedElsewhere = new Set<string>();
   const judge = async (c: Case): Promise<string[]> => {
     if (!expectedElsewhere.has(c.name)) return run(c);
     const before = await rowCounts();
@@ -651,7 +661,8 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
     for (const k of Object.keys(after)) {
       if (after[k]! > (before[k] ?? 0)) tolerated[k] = (tolerated[k] ?? 0) + after[k]! - (before[k] ?? 0);
     }
-    if (!problems.length && !grown(before, after).length) passedElsewhere.add(c.name);
+    if (problems.length || grown(before, after).length) failedElsewhere.add(c.name);
+    else passedElsewhere.add(c.name);
     return [];
   };
   /** Counts as they may be now: `counts` plus what tolerated cases wrote since `since` (a copy of tolerated). */
@@ -677,9 +688,9 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       const wrote = grown(withTolerated(rpcBefore, rpcSince), await rowCounts());
       if (wrote.length) failures.push(`${rpc.path} wrote: ${wrote.join(', ')}`);
     }
-    if (passedElsewhere.size) {
-      console.log(`fuzz: these pass now, drop them from expectedElsewhere:\n  ${[...passedElsewhere].join('\n  ')}`);
-    }
+    const fixedNow = [...passedElsewhere].filter((n) => !failedElsewhere.has(n));
+    if (fixedNow.length)
+      console.log(`fuzz: these pass now, drop them from expectedElsewhere:\n  ${fixedNow.join('\n  ')}`);
     console.log(`fuzz: ${calls} malformed calls`);
     expect(failures, `FUZZ_SEED=${SEED}`).toEqual([]);
     expect(grown(withTolerated(before, since), await rowCounts())).toEqual([]);
