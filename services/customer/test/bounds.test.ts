@@ -2,7 +2,7 @@
 // characters, over-long text and oversized repeated fields are INVALID_ARGUMENT naming the field,
 // with a small error that does not echo the input, and nothing is written.
 import { status } from '@grpc/grpc-js';
-import { CustomerStatus as S, KycStatus as K } from '@corebank/kit/gen/corebank/v1/customer';
+import { CustomerKind, CustomerStatus as S, KycStatus as K } from '@corebank/kit/gen/corebank/v1/customer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRpcError } from '../../account/test/helpers.js';
 import { personRequest } from './fixtures.js';
@@ -32,7 +32,7 @@ describe('customer service request bounds', () => {
       [personRequest({ person: { familyName: MB } }), 'person.family_name'],
       [personRequest({ externalReference: 'r\u0000' }), 'external_reference'],
       [personRequest({ person: { nationalId: MB } }), 'person.national_id'],
-      [personRequest({ kind: 77 }), 'kind'],
+      [personRequest({ kind: 77 as CustomerKind }), 'kind'],
     ];
     for (const [req, field] of cases)
       small(await expectRpcError(t.client.createCustomer(req), status.INVALID_ARGUMENT, field));

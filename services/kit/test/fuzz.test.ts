@@ -322,7 +322,7 @@ interface Case {
 }
 
 function encode(t: protobuf.Type, obj: Record<string, Value>): Buffer {
-  return Buffer.from(t.encode(obj as protobuf.Message).finish());
+  return Buffer.from(t.encode(obj as unknown as protobuf.Message).finish());
 }
 
 /** Every field path of a message (nested messages up to 3 deep), with its field and parent type. */

@@ -18,13 +18,16 @@ describe('payment service request bounds', () => {
   let payee: Account;
   beforeAll(async () => {
     t = await startPayments(1, NO_RISK_RULES);
-    [payer, payee] = await accountsOn(t.bank, 0, 2, 1_000n);
+    const opened = await accountsOn(t.bank, 0, 2, 1_000n);
+    payer = opened[0]!;
+    payee = opened[1]!;
   });
   afterAll(async () => t?.stop());
 
   const rows = async () => {
     const db = t.app.router.shards[0]!.db;
-    const n = async (table: string) => Number(((await db(table).count('* as n').first()) as { n: bigint }).n);
+    const n = async (table: string) =>
+      Number(((await db(table).count('* as n').first()) as unknown as { n: bigint }).n);
     return { payments: await n('payments'), keys: await n('payment_keys'), risk: await n('customer_risk_state') };
   };
   const order = (o: Partial<CreatePaymentRequest> = {}): CreatePaymentRequest => ({
