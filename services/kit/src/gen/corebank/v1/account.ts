@@ -4433,7 +4433,8 @@ export const AccountServiceService = {
   },
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked: {
     path: "/corebank.v1.AccountService/SetOwnerDebitsBlocked" as const,
@@ -4448,7 +4449,8 @@ export const AccountServiceService = {
   },
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts: {
     path: "/corebank.v1.AccountService/CloseOwnerAccounts" as const,
@@ -4485,12 +4487,14 @@ export interface AccountServiceServer extends UntypedServiceImplementation {
   openDepositAccount: handleUnaryCall<OpenDepositAccountRequest, OpenDepositAccountResponse>;
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked: handleUnaryCall<SetOwnerDebitsBlockedRequest, SetOwnerDebitsBlockedResponse>;
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts: handleUnaryCall<CloseOwnerAccountsRequest, CloseOwnerAccountsResponse>;
 }
@@ -4643,7 +4647,8 @@ export interface AccountServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked(
     request: SetOwnerDebitsBlockedRequest,
@@ -4662,7 +4667,8 @@ export interface AccountServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts(
     request: CloseOwnerAccountsRequest,
