@@ -4,8 +4,7 @@ import {
   bucketedId,
   bucketOf,
   DomainError,
-  isCurrency,
-  Violations,
+  encodePageToken,
   writeEvents,
   type ShardMap,
   type ShardRouter,
@@ -18,35 +17,9 @@ import {
   type NewAccount,
 } from '@corebank/kit/gen/corebank/v1/account';
 import { accountOpenedEvent } from './events.js';
+import { listAccountsQuery } from './validate.js';
 import { lockOwner } from './owners.js';
 import { accountToProto, type AccountRow } from './proto.js';
-
-const MAX_KEY = 128;
-
-export function validateNewAccounts(items: NewAccount[]): void {
-  const v = new Violations();
-  if (!items.length) v.add('accounts', 'must hold at least one account');
-  if (items.length > 1000) v.add('accounts', 'must hold at most 1000 accounts');
-  items.forEach((a, i) => {
-    const p = `accounts[${i}]`;
-    if (!a.idempotencyKey) v.add(`${p}.idempotency_key`, 'is required');
-    else if (a.idempotencyKey.length > MAX_KEY) v.add(`${p}.idempotency_key`, `must be at most ${MAX_KEY} characters`);
-    if (!a.ownerId) v.add(`${p}.owner_id`, 'is required');
-    else if (a.ownerId.length > MAX_KEY || a.ownerId.startsWith('system:'))
-      v.add(`${p}.owner_id`, 'is not a customer id');
-    if (!isCurrency(a.currency)) v.add(`${p}.currency`, 'is not a supported ISO 4217 currency code');
-    const f = a.flags ?? { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false };
-    if (f.debitsMustNotExceedCredits && f.creditsMustNotExceedDebits) {
-      v.add(`${p}.flags`, 'debits_must_not_exceed_credits and credits_must_not_exceed_debits exclude each other');
-    }
-    if (a.overdraftLimit < 0n) v.add(`${p}.overdraft_limit`, 'must not be negative');
-    if (a.overdraftLimit > 0n && !f.debitsMustNotExceedCredits) {
-      v.add(`${p}.overdraft_limit`, 'needs flags.debits_must_not_exceed_credits');
-    }
-    if (a.reference.length > 256) v.add(`${p}.reference`, 'must be at most 256 characters');
-  });
-  v.throwIfAny();
-}
 
 const accountBodyHash = (a: AccountToOpen) =>
   createHash('sha256')
@@ -166,17 +139,22 @@ export async function getAccount(router: ShardRouter, id: string, field = 'accou
   return accountToProto(row, shard.index);
 }
 
-export async function listAccounts(router: ShardRouter, ownerId: string, pageSize: number, after: string) {
+/** An owner's accounts by id; `after` is the last id of the previous page (a checked page-token cursor). */
+export async function listAccounts(router: ShardRouter, ownerId: string, pageSize: number, after: string | undefined) {
   const shard = router.byCustomer(ownerId);
   const rows = (await shard
     .db('accounts')
     .select(shard.db.raw(ACCOUNT_COLUMNS))
     .where('owner_id', ownerId)
-    .andWhere('id', '>', after || '00000000-0000-0000-0000-000000000000')
+    .andWhere('id', '>', after ?? '00000000-0000-0000-0000-000000000000')
     .orderBy('id')
     .limit(pageSize + 1)) as AccountRow[];
   const page = rows.slice(0, pageSize).map((r) => accountToProto(r, shard.index));
-  return { accounts: page, nextPageToken: rows.length > pageSize ? page[page.length - 1]!.id : '' };
+  const last = page.at(-1);
+  return {
+    accounts: page,
+    nextPageToken: rows.length > pageSize && last ? encodePageToken(listAccountsQuery(ownerId), [last.id]) : '',
+  };
 }
 
 export const systemOwner = (shard: number) => `system:shard-${shard}`;

@@ -1,15 +1,26 @@
 // Owner-wide account lifecycle, driven by the customer service: freezing blocks debits on all
 // of an owner's accounts in one statement (they all live on the owner's shard), and closing
 // closes all of them or none. Both lock the rows, so they serialise with ledger batches.
-import { DomainError, writeEvents, type ShardRouter } from '@corebank/kit';
+import { DomainError, writeEvents, type ShardRouter, type Tx } from '@corebank/kit';
 import { ACCOUNT_COLUMNS } from './accounts.js';
 import { accountUpdatedEvent } from './events.js';
 import { lockOwner } from './owners.js';
 import { accountToProto, type AccountRow } from './proto.js';
 
+/**
+ * An owner the ledger knows has accounts on its shard. An unknown owner is NOT_FOUND before
+ * anything is written: freezing or closing a string nobody owns must not leave an owners row
+ * behind (a closed one would refuse that owner's first account for ever).
+ */
+async function requireKnownOwner(tx: Tx, ownerId: string): Promise<void> {
+  const known = await tx('accounts').where({ owner_id: ownerId }).first(tx.raw('1 as one'));
+  if (!known) throw DomainError.notFound('owner_id', 'owner');
+}
+
 export async function setOwnerDebitsBlocked(router: ShardRouter, ownerId: string, blocked: boolean): Promise<number> {
   const shard = router.byCustomer(ownerId);
   return shard.db.transaction(async (tx) => {
+    await requireKnownOwner(tx, ownerId);
     await lockOwner(tx, ownerId);
     await tx('owners').where({ owner_id: ownerId }).update({ debits_blocked: blocked });
     const changed = (await tx('accounts')
@@ -29,6 +40,7 @@ export async function setOwnerDebitsBlocked(router: ShardRouter, ownerId: string
 export async function closeOwnerAccounts(router: ShardRouter, ownerId: string): Promise<number> {
   const shard = router.byCustomer(ownerId);
   return shard.db.transaction(async (tx) => {
+    await requireKnownOwner(tx, ownerId);
     await lockOwner(tx, ownerId);
     const rows = (
       await tx.raw(`select ${ACCOUNT_COLUMNS} from accounts where owner_id = ? order by id for update`, [ownerId])

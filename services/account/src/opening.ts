@@ -2,7 +2,7 @@
 // the product version must be a published deposit product. Its currency, overdraft limit, minimum
 // balance and version become the ledger account's, so the ledger enforces them atomically on every
 // transfer.
-import { DomainError, fromDownstream, Violations, type RpcContext, type ShardRouter } from '@corebank/kit';
+import { DomainError, fromDownstream, type RpcContext, type ShardRouter } from '@corebank/kit';
 import {
   CreateAccountResultCode,
   type OpenDepositAccountRequest,
@@ -55,13 +55,6 @@ export async function openDepositAccount(
   req: OpenDepositAccountRequest,
   ctx: RpcContext,
 ): Promise<OpenDepositAccountResponse> {
-  const v = new Violations();
-  if (!req.idempotencyKey) v.add('idempotency_key', 'is required');
-  else if (req.idempotencyKey.length > 120) v.add('idempotency_key', 'must be at most 120 characters');
-  if (!req.customerId) v.add('customer_id', 'is required');
-  if (!req.productId) v.add('product_id', 'is required');
-  v.throwIfAny();
-
   // A retry returns the account the key opened, whatever "latest version" or the customer's
   // state mean now.
   const key = `deposit:${req.idempotencyKey}`;

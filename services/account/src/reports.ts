@@ -1,5 +1,5 @@
 // Read-side of the ledger: a transfer, an account statement, and the invariant check.
-import { DomainError, isUuid, registry, toTimestamp, type Row, type ShardRouter } from '@corebank/kit';
+import { DomainError, encodePageToken, isUuid, registry, toTimestamp, type Row, type ShardRouter } from '@corebank/kit';
 import {
   type CheckLedgerInvariantResponse,
   type CurrencyTotals,
@@ -10,6 +10,7 @@ import { Gauge } from 'prom-client';
 import { transferFromRow, TRANSFER_COLUMNS } from './ledger/store.js';
 import { pendingStatusOf } from './ledger/types.js';
 import { transferToProto } from './proto.js';
+import { statementQuery } from './validate.js';
 
 const invariantOk = new Gauge({
   name: 'ledger_invariant_ok',
@@ -20,8 +21,9 @@ const invariantOk = new Gauge({
 
 /** Transfer ids carry no shard, so a lookup asks every shard (in parallel, by primary key). */
 export async function getTransfer(router: ShardRouter, rawId: string): Promise<GetTransferResponse> {
-  const id = rawId.toLowerCase();
-  if (!isUuid(id)) throw DomainError.invalid([{ field: 'transfer_id', description: 'must be a UUID' }]);
+  const id = rawId.length === 36 ? rawId.toLowerCase() : '';
+  if (!rawId) throw DomainError.invalid([{ field: 'transfer_id', description: 'is required' }]);
+  if (!isUuid(id)) throw DomainError.invalid([{ field: 'transfer_id', description: 'is not a UUID' }]);
   const found = await Promise.all(
     router.shards.map((s) =>
       s.db.raw(
@@ -41,13 +43,13 @@ export async function getTransfer(router: ShardRouter, rawId: string): Promise<G
   };
 }
 
-export async function getStatement(router: ShardRouter, accountId: string, pageSize: number, pageToken: string) {
-  const shard = router.byId(accountId.toLowerCase())!;
-  const after = pageToken ? BigInt(/^\d+$/.test(pageToken) ? pageToken : 'x') : 0n;
+/** An account's entries after sequence `after` (a checked page-token cursor); the id is a checked account id. */
+export async function getStatement(router: ShardRouter, accountId: string, pageSize: number, after = 0n) {
+  const shard = router.byId(accountId)!;
   const { rows } = await shard.db.raw(
     `select e.*, t.kind, t.reference from entries e join transfers t on t.id = e.transfer_id
       where e.account_id = ? and e.seq > ? order by e.seq limit ?`,
-    [accountId.toLowerCase(), after.toString(), pageSize + 1],
+    [accountId, after.toString(), pageSize + 1],
   );
   const entries: StatementEntry[] = (rows as Row[]).slice(0, pageSize).map((r) => ({
     sequence: r.seq,
@@ -65,7 +67,11 @@ export async function getStatement(router: ShardRouter, accountId: string, pageS
     reference: r.reference,
   }));
   const last = entries[entries.length - 1];
-  return { entries, nextPageToken: rows.length > pageSize && last ? last.sequence.toString() : '' };
+  return {
+    entries,
+    nextPageToken:
+      rows.length > pageSize && last ? encodePageToken(statementQuery(accountId), [last.sequence.toString()]) : '',
+  };
 }
 
 interface Sums {

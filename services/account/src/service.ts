@@ -3,12 +3,10 @@ import {
   bindService,
   createLogger,
   DomainError,
-  pageSize,
   requireCustomer,
   serviceClient,
   ShardRouter,
   startRuntime,
-  Violations,
   type Logger,
   type Nats,
   type RunningServer,
@@ -17,15 +15,15 @@ import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
 import { openDepositAccount } from './opening.js';
-import type { PageRequest } from '@corebank/kit/gen/corebank/v1/common';
+import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './accounts.js';
 import {
-  createAccounts,
-  ensureSystemAccounts,
-  getAccount,
-  listAccounts,
-  listSystemAccounts,
+  validateAccountId,
+  validateGetStatement,
+  validateListAccounts,
   validateNewAccounts,
-} from './accounts.js';
+  validateOpenDeposit,
+  validateOwner,
+} from './validate.js';
 import type { AccountConfig } from './config.js';
 import { DOMAIN } from './events.js';
 import { startExpirySweeper } from './expiry.js';
@@ -53,19 +51,6 @@ export const SCOPES = {
   setOwnerDebitsBlocked: 'accounts:admin',
   closeOwnerAccounts: 'accounts:admin',
 } as const;
-
-function page(p: PageRequest | undefined): { size: number; token: string } {
-  const v = new Violations();
-  const size = pageSize(p, v);
-  v.throwIfAny();
-  return { size, token: p?.pageToken ?? '' };
-}
-
-function requireOwnerId(ownerId: string): void {
-  const v = new Violations();
-  if (!ownerId) v.add('owner_id', 'is required');
-  v.throwIfAny();
-}
 
 export interface AccountApp {
   server: RunningServer;
@@ -107,15 +92,14 @@ export async function startAccountService(
         return { results: await createAccounts(router, req.accounts) };
       },
       async getAccount(req, ctx) {
-        const account = await getAccount(router, req.accountId);
+        const account = await getAccount(router, validateAccountId(req.accountId));
         requireCustomer(ctx.principal, account.ownerId, 'account_id');
         return { account };
       },
       async listAccounts(req, ctx) {
-        requireOwnerId(req.ownerId);
+        const p = validateListAccounts(req.ownerId, req.page);
         requireCustomer(ctx.principal, req.ownerId, 'owner_id');
-        const p = page(req.page);
-        const { accounts, nextPageToken } = await listAccounts(router, req.ownerId, p.size, p.token);
+        const { accounts, nextPageToken } = await listAccounts(router, req.ownerId, p.size, p.after);
         return { accounts, page: { nextPageToken } };
       },
       async listSystemAccounts() {
@@ -146,27 +130,28 @@ export async function startAccountService(
         return res;
       },
       async getStatement(req, ctx) {
-        const account = await getAccount(router, req.accountId);
+        const p = validateGetStatement(req.accountId, req.page);
+        const account = await getAccount(router, p.id);
         requireCustomer(ctx.principal, account.ownerId, 'account_id');
-        const p = page(req.page);
-        if (p.token && !/^\d+$/.test(p.token))
-          throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
-        const { entries, nextPageToken } = await getStatement(router, account.id, p.size, p.token);
+        const { entries, nextPageToken } = await getStatement(router, account.id, p.size, p.after);
         return { account, entries, page: { nextPageToken } };
       },
       async checkLedgerInvariant() {
         return checkInvariant(router);
       },
       async openDepositAccount(req, ctx) {
-        requireCustomer(ctx.principal, req.customerId, 'customer_id');
-        return openDepositAccount({ router, customers, products }, req, ctx);
+        validateOpenDeposit(req);
+        // Customer ids are lower-case UUIDs: the same customer always derives the same account id.
+        const customerId = req.customerId.toLowerCase();
+        requireCustomer(ctx.principal, customerId, 'customer_id');
+        return openDepositAccount({ router, customers, products }, { ...req, customerId }, ctx);
       },
       async setOwnerDebitsBlocked(req) {
-        requireOwnerId(req.ownerId);
+        validateOwner(req.ownerId);
         return { accounts: await setOwnerDebitsBlocked(router, req.ownerId, req.blocked) };
       },
       async closeOwnerAccounts(req) {
-        requireOwnerId(req.ownerId);
+        validateOwner(req.ownerId);
         return { accountsClosed: await closeOwnerAccounts(router, req.ownerId) };
       },
     },

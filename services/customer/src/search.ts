@@ -2,8 +2,14 @@
 // same order (search_name byte-wise, then id); the answers are merged and the first page_size
 // returned. The cursor is the last (search_name, id) returned, so the next page continues
 // exactly where this one stopped on every shard, whatever the shards' sizes.
-import { createHash } from 'node:crypto';
-import { DomainError, type ShardRouter } from '@corebank/kit';
+import {
+  cursorUuid,
+  encodePageToken,
+  readPage,
+  type PageQuery,
+  type ShardRouter,
+  type Violations,
+} from '@corebank/kit';
 import { CustomerKind, type Customer, type ListCustomersRequest } from '@corebank/kit/gen/corebank/v1/customer';
 import { identityHash } from './identity.js';
 import { CUSTOMER_COLUMNS, customerToProto, foldName, type CustomerRow } from './proto.js';
@@ -13,24 +19,25 @@ interface Cursor {
   n: string;
   /** its id. */
   i: string;
-  /** fingerprint of the filters the token was issued for. */
-  f: string;
 }
 
-function fingerprint(req: ListCustomersRequest, key: Uint8Array): string {
-  return createHash('sha256')
-    .update(
-      JSON.stringify([
-        foldName(req.namePrefix),
-        req.status,
-        req.kycStatus,
-        req.kind,
-        req.identityNumber ? identityHashes(key, req) : [],
-      ]),
-    )
-    .digest('base64url')
-    .slice(0, 16);
+/** What a page token is tied to: the filters, identity numbers only as their keyed hashes. */
+function searchQuery(req: ListCustomersRequest, key: Uint8Array): PageQuery {
+  return {
+    rpc: 'ListCustomers',
+    filters: [
+      foldName(req.namePrefix),
+      req.status,
+      req.kycStatus,
+      req.kind,
+      req.identityNumber ? identityHashes(key, req) : [],
+    ],
+  };
 }
+
+/** The cursor of a token: a search name (no longer than any stored one) and a customer id. */
+const parseCursor = ([n, i, ...rest]: string[]): Cursor | undefined =>
+  n !== undefined && n.length <= 1000 && !/\p{Cc}/u.test(n) && cursorUuid(i) && !rest.length ? { n, i: i! } : undefined;
 
 function identityHashes(key: Uint8Array, req: ListCustomersRequest): string[] {
   const kinds =
@@ -42,23 +49,9 @@ function identityHashes(key: Uint8Array, req: ListCustomersRequest): string[] {
   return kinds.map((k) => identityHash(key, k, req.identityCountry, req.identityNumber));
 }
 
-export function encodeToken(c: Cursor): string {
-  return Buffer.from(JSON.stringify(c)).toString('base64url');
-}
-
-function decodeToken(token: string, f: string): Cursor {
-  const bad = () => DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this search' }]);
-  let c: Cursor;
-  try {
-    c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
-  } catch {
-    throw bad();
-  }
-  if (typeof c?.n !== 'string' || typeof c.i !== 'string' || !/^[0-9a-f-]{36}$/.test(c.i)) throw bad();
-  if (c.f !== f) {
-    throw DomainError.invalid([{ field: 'page.page_token', description: 'was issued for different filters' }]);
-  }
-  return c;
+/** Checks a request's page: its size and its token (tied to these filters); reports on `v`. */
+export function readSearchPage(v: Violations, req: ListCustomersRequest, key: Uint8Array) {
+  return readPage(v, req.page, searchQuery(req, key), parseCursor);
 }
 
 /** Byte-wise UTF-8 order, as PostgreSQL's "C" collation sorts search_name. */
@@ -74,10 +67,9 @@ export async function searchCustomers(
   key: Uint8Array,
   req: ListCustomersRequest,
   pageSize: number,
+  after: Cursor | undefined,
   signal?: AbortSignal,
 ): Promise<{ customers: Customer[]; nextPageToken: string }> {
-  const f = fingerprint(req, key);
-  const after = req.page?.pageToken ? decodeToken(req.page.pageToken, f) : undefined;
   const prefix = foldName(req.namePrefix);
   const hashes = req.identityNumber ? identityHashes(key, req) : undefined;
   const perShard = await Promise.all(
@@ -101,6 +93,9 @@ export async function searchCustomers(
   const last = page.at(-1);
   return {
     customers: page.map((r) => customerToProto(r.row, r.shard)),
-    nextPageToken: merged.length > pageSize && last ? encodeToken({ n: last.row.search_name, i: last.row.id, f }) : '',
+    nextPageToken:
+      merged.length > pageSize && last
+        ? encodePageToken(searchQuery(req, key), [last.row.search_name, last.row.id])
+        : '',
   };
 }

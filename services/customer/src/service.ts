@@ -6,7 +6,6 @@ import {
   DomainError,
   type Logger,
   type Nats,
-  pageSize,
   type Principal,
   requireCustomer,
   type RpcContext,
@@ -26,7 +25,7 @@ import { accountClient, fromAccountService, type AccountClient } from './account
 import type { CustomerConfig } from './config.js';
 import { customerUpdated, DOMAIN, kycChanged, riskTierChanged, statusChanged } from './events.js';
 import { customerToProto } from './proto.js';
-import { searchCustomers } from './search.js';
+import { readSearchPage, searchCustomers } from './search.js';
 import { kycTransition, requireNotClosed, statusTransition } from './state.js';
 import {
   createCustomer,
@@ -126,11 +125,29 @@ export async function startCustomerService(
       };
     });
 
+  // The ledger answers NOT_FOUND for an owner with no accounts (and writes nothing), so a
+  // customer without accounts yet has nothing to block, unblock or close: that is success here,
+  // and the customer's own status (FROZEN, CLOSED) is what refuses new deposit accounts
+  // (OpenDepositAccount requires an ACTIVE customer). What this no longer covers: an
+  // OpenDepositAccount that read ACTIVE just before a freeze or close and books the account just
+  // after the ledger answered NOT_FOUND; that account opens unblocked. Other ledger verdicts
+  // (a balance not at zero, an outage) still fail the operation.
   const setDebitsBlocked = async (id: string, blocked: boolean, ctx: RpcContext) => {
     try {
       await accounts.setOwnerDebitsBlocked({ ownerId: id, blocked }, { deadline: ctx.deadline });
     } catch (err) {
-      throw fromAccountService(err, 'SetOwnerDebitsBlocked');
+      const e = fromAccountService(err, 'SetOwnerDebitsBlocked');
+      if (e.code !== 'NOT_FOUND') throw e;
+    }
+  };
+
+  const closeAccounts = async (id: string, ctx: RpcContext): Promise<number> => {
+    try {
+      return (await accounts.closeOwnerAccounts({ ownerId: id }, { deadline: ctx.deadline })).accountsClosed;
+    } catch (err) {
+      const e = fromAccountService(err, 'CloseOwnerAccounts');
+      if (e.code === 'NOT_FOUND') return 0;
+      throw e;
     }
   };
 
@@ -195,10 +212,10 @@ export async function startCustomerService(
       async listCustomers(req, ctx) {
         requireUnbound(ctx.principal, 'search customers');
         const v = new Violations();
-        const size = pageSize(req.page, v);
         validateListFilters(v, req);
+        const { size, after } = readSearchPage(v, req, key);
         v.throwIfAny();
-        const { customers, nextPageToken } = await searchCustomers(router, key, req, size, ctx.signal);
+        const { customers, nextPageToken } = await searchCustomers(router, key, req, size, after, ctx.signal);
         return { customers, page: { nextPageToken } };
       },
 
@@ -256,12 +273,7 @@ export async function startCustomerService(
           if (statusTransition(row.status, S.CUSTOMER_STATUS_CLOSED) === 'unchanged') {
             return { customer: customerToProto(row, shard.index), changed: false, accountsClosed: 0 };
           }
-          let accountsClosed: number;
-          try {
-            ({ accountsClosed } = await accounts.closeOwnerAccounts({ ownerId: id }, { deadline: ctx.deadline }));
-          } catch (err) {
-            throw fromAccountService(err, 'CloseOwnerAccounts');
-          }
+          const accountsClosed = await closeAccounts(id, ctx);
           const res = await recordStatus(id, leaseId, S.CUSTOMER_STATUS_CLOSED, req.reason);
           if (res.changed) ctx.log.info({ customer_id: id, accounts_closed: accountsClosed }, 'customer closed');
           return { ...res, accountsClosed };

@@ -1,5 +1,5 @@
 // Request validation: every bad field is named, all at once, before anything is written.
-import { isUuid, Violations } from '@corebank/kit';
+import { enumValue, isUuid, repeated, text as boundedText, Violations } from '@corebank/kit';
 import {
   CustomerKind,
   CustomerStatus,
@@ -11,7 +11,6 @@ import {
 } from '@corebank/kit/gen/corebank/v1/customer';
 import { identityProblem, isCountry } from './identity.js';
 
-const CONTROL = /\p{Cc}/u;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const E164 = /^\+[1-9]\d{6,14}$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -19,18 +18,14 @@ const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 export const CONTACT_FIELDS = ['email', 'phone', 'address'] as const;
 export type ContactField = (typeof CONTACT_FIELDS)[number];
 
-function text(v: Violations, field: string, value: string, max: number, required = true): void {
-  if (!value.trim()) {
-    if (required) v.add(field, 'is required');
-    return;
-  }
-  if (value.length > max) v.add(field, `must be at most ${max} characters`);
-  else if (CONTROL.test(value)) v.add(field, 'must not contain control characters');
+/** A text column: bounded length, no control characters (the kit's rule). */
+function text(v: Violations, field: string, value: string, max: number, required = true): boolean {
+  return boundedText(v, field, value, { max, required });
 }
 
 function country(v: Violations, field: string, value: string): boolean {
   if (!value) v.add(field, 'is required (ISO 3166-1 alpha-2)');
-  else if (!isCountry(value)) v.add(field, `"${value.slice(0, 8)}" is not an ISO 3166-1 alpha-2 country code`);
+  else if (!isCountry(value)) v.add(field, 'is not an ISO 3166-1 alpha-2 country code');
   else return true;
   return false;
 }
@@ -51,8 +46,8 @@ function dateOfBirth(v: Violations, field: string, value: string, today = new Da
 
 export function validateContact(v: Violations, c: Contact | undefined, only: readonly ContactField[] = CONTACT_FIELDS) {
   const p = 'contact';
-  if (only.includes('email') && c?.email) {
-    if (c.email.length > 254 || !EMAIL.test(c.email)) v.add(`${p}.email`, 'is not an email address');
+  if (only.includes('email') && c?.email && text(v, `${p}.email`, c.email, 254, false) && !EMAIL.test(c.email)) {
+    v.add(`${p}.email`, 'is not an email address');
   }
   if (only.includes('phone') && c?.phone && !E164.test(c.phone)) {
     v.add(`${p}.phone`, 'must be an E.164 number, for example +4930123456');
@@ -60,7 +55,7 @@ export function validateContact(v: Violations, c: Contact | undefined, only: rea
   const a = c?.address;
   if (only.includes('address') && a) {
     if (a.lines.length < 1 || a.lines.length > 4) v.add(`${p}.address.lines`, 'must hold 1 to 4 lines');
-    a.lines.forEach((l, i) => text(v, `${p}.address.lines[${i}]`, l, 100));
+    else a.lines.forEach((l, i) => text(v, `${p}.address.lines[${i}]`, l, 100));
     text(v, `${p}.address.city`, a.city, 100);
     text(v, `${p}.address.postal_code`, a.postalCode, 20, false);
     text(v, `${p}.address.region`, a.region, 100, false);
@@ -107,12 +102,13 @@ export function validateCreate(req: CreateCustomerRequest): void {
 export function validateCustomerId(id: string, field = 'customer_id'): void {
   const v = new Violations();
   if (!id) v.add(field, 'is required');
-  else if (!isUuid(id.toLowerCase())) v.add(field, 'is not a customer id');
+  else if (id.length !== 36 || !isUuid(id.toLowerCase())) v.add(field, 'is not a customer id');
   v.throwIfAny();
 }
 
 export function validateUpdateMask(v: Violations, mask: string[]): ContactField[] {
   if (!mask.length) return [...CONTACT_FIELDS];
+  if (!repeated(v, 'update_mask', mask, { max: CONTACT_FIELDS.length })) return [];
   const out: ContactField[] = [];
   mask.forEach((m, i) => {
     if ((CONTACT_FIELDS as readonly string[]).includes(m)) out.push(m as ContactField);
@@ -121,22 +117,23 @@ export function validateUpdateMask(v: Violations, mask: string[]): ContactField[
   return out;
 }
 
+/** A reason is free text: line breaks are fine, other control characters are not. */
 export function validateReason(v: Violations, reason: string, required = false): void {
-  text(v, 'reason', reason, 500, required);
+  boundedText(v, 'reason', reason, { max: 500, required, multiline: true });
 }
 
 export const isKnown = <E extends number>(e: Record<number, string>, value: E): boolean =>
   value > 0 && e[value] !== undefined;
 
 export function validateListFilters(v: Violations, req: ListCustomersRequest): void {
-  if (req.namePrefix.length > 200) v.add('name_prefix', 'must be at most 200 characters');
-  if (req.status && !isKnown(CustomerStatus, req.status)) v.add('status', 'is not a customer status');
-  if (req.kycStatus && !isKnown(KycStatus, req.kycStatus)) v.add('kyc_status', 'is not a KYC status');
-  if (req.kind && !isKnown(CustomerKind, req.kind)) v.add('kind', 'is not a customer kind');
+  text(v, 'name_prefix', req.namePrefix, 200, false);
+  enumValue(v, 'status', req.status, CustomerStatus, { allowUnspecified: true });
+  enumValue(v, 'kyc_status', req.kycStatus, KycStatus, { allowUnspecified: true });
+  enumValue(v, 'kind', req.kind, CustomerKind, { allowUnspecified: true });
   if (req.identityNumber && !req.identityCountry) v.add('identity_country', 'is required with identity_number');
   if (req.identityCountry && !isCountry(req.identityCountry))
     v.add('identity_country', 'is not an ISO 3166-1 alpha-2 country code');
-  if (req.identityNumber.length > 64) v.add('identity_number', 'is too long');
+  text(v, 'identity_number', req.identityNumber, 64, false);
 }
 
 export function validateRiskTier(v: Violations, tier: RiskTier): void {

@@ -109,11 +109,16 @@ describe.each([1, 3])('customer lifecycle on %i shard(s)', (shards) => {
     expect((await balances(t.bank, a.id)).creditsPosted).toBe(1005n);
   });
 
-  it('freezes and closes a customer without accounts', async () => {
+  it('freezes, unfreezes and closes a customer without accounts (the ledger knows no such owner)', async () => {
     const c = await create();
+    expect((await freeze(c.id)).changed).toBe(true);
+    expect((await unfreeze(c.id)).changed).toBe(true);
     expect((await freeze(c.id)).changed).toBe(true);
     const closed = await close(c.id);
     expect(closed).toMatchObject({ changed: true, accountsClosed: 0, customer: { status: S.CUSTOMER_STATUS_CLOSED } });
+    // The ledger answered NOT_FOUND each time and recorded nothing for the owner.
+    const shard = t.bank.router.byCustomer(c.id);
+    expect(await shard.db('owners').where({ owner_id: c.id }).first()).toBeUndefined();
   });
 
   it('closing passes ACCOUNT_BALANCE_NOT_ZERO through and records nothing; at zero it closes every account', async () => {

@@ -1,4 +1,5 @@
 export * from './auth.js';
+export * from './bounds.js';
 export * from './config.js';
 export * from './db.js';
 export * from './errors.js';

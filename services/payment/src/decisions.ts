@@ -14,11 +14,9 @@ import {
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { firstStep, type PaymentDeps } from './orders.js';
-import { paymentIdField } from './fields.js';
+import { noteField, paymentIdField } from './fields.js';
 import { statusName, WAITING_STEPS } from './state.js';
 import { changeOrder, findPayment, paymentToProto, type Change, type PaymentRow } from './store.js';
-
-const MAX_NOTE = 500;
 
 /** What a decision comes to for an order as it stands. */
 export type Verdict = { change: Change } | { unchanged: true };
@@ -35,8 +33,7 @@ const cannot = (row: PaymentRow, what: string, reason: string) =>
 function checkRequest(id: string, note: string, noteRequired = false): void {
   const v = new Violations();
   paymentIdField(v, id);
-  if (noteRequired && !note) v.add('note', 'is required');
-  if (note.length > MAX_NOTE) v.add('note', `must be at most ${MAX_NOTE} characters`);
+  noteField(v, note, noteRequired);
   v.throwIfAny();
 }
 

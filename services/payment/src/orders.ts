@@ -21,7 +21,7 @@ import {
   type CreatePaymentResponse,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
-import { accountIdField, geoFields, keyField, MAX_REFERENCE } from './fields.js';
+import { accountIdField, geoFields, keyField, referenceField, timeField } from './fields.js';
 import type { Ledger } from './ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './peers.js';
@@ -84,11 +84,10 @@ export async function createPayment(
   }
   if (req.amount <= 0n) v.add('amount', 'must be positive');
   if (!isCurrency(req.currency)) v.add('currency', 'must be an ISO 4217 code this bank books');
-  if (req.reference.length > MAX_REFERENCE) v.add('reference', `must be at most ${MAX_REFERENCE} characters`);
+  referenceField(v, req.reference);
   let autoReleaseAt: Date | undefined;
-  if (req.escrow) {
-    if (!req.escrow.autoReleaseAt) v.add('escrow.auto_release_at', 'is required for an escrow payment');
-    else autoReleaseAt = fromTimestamp(req.escrow.autoReleaseAt);
+  if (req.escrow && timeField(v, 'escrow.auto_release_at', req.escrow.autoReleaseAt, true)) {
+    autoReleaseAt = fromTimestamp(req.escrow.autoReleaseAt!);
   }
   geoFields(v, req.geo);
   v.throwIfAny();

@@ -9,7 +9,7 @@ import {
   PaymentStatus as S,
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { keyField, MAX_REFERENCE, paymentIdField } from './fields.js';
+import { keyField, paymentIdField, referenceField } from './fields.js';
 import { firstStep, firstStepInline, type PaymentDeps } from './orders.js';
 import { NOTHING_MOVED, statusName } from './state.js';
 import {
@@ -51,8 +51,8 @@ export async function createReturn(
   paymentIdField(v, originalId);
   keyField(v, req.idempotencyKey);
   if (req.amount < 0n) v.add('amount', 'must not be negative');
-  if (req.reference.length > MAX_REFERENCE) v.add('reference', `must be at most ${MAX_REFERENCE} characters`);
   if (kind === K.PAYMENT_KIND_REVERSAL && !req.reference) v.add('reference', 'is required: why the bank reverses it');
+  else referenceField(v, req.reference);
   v.throwIfAny();
 
   const shard = router.byId(originalId)!;

@@ -11,7 +11,6 @@ import {
   type RunningServer,
   ShardRouter,
   startRuntime,
-  pageSize,
   Violations,
 } from '@corebank/kit';
 import {
@@ -26,7 +25,7 @@ import { DOMAIN } from './events.js';
 import { Ledger } from './ledger.js';
 import { createPayment, type PaymentDeps } from './orders.js';
 import { Peers } from './peers.js';
-import { paymentIdField } from './fields.js';
+import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from './fields.js';
 import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
 import { findPayment, listPayments, paymentToProto, refundsOf, waitingOrders } from './store.js';
@@ -109,17 +108,15 @@ export async function startPaymentService(
 
       async listPayments(req, ctx) {
         const v = new Violations();
-        if (!req.customerId) v.add('customer_id', 'is required');
-        const size = pageSize(req.page, v);
-        const token = req.page?.pageToken ?? '';
-        if (token && !/^\d{1,19}$/.test(token)) v.add('page.page_token', 'is not a token from this list');
+        customerIdField(v, req.customerId);
+        const { size, after } = listPaymentsPage(v, req.customerId, req.page);
         v.throwIfAny();
         requireCustomer(ctx.principal, req.customerId, 'customer_id');
         const { payments, nextPageToken } = await listPayments(
           router.byCustomer(req.customerId),
           req.customerId,
           size,
-          token ? BigInt(token) : undefined,
+          after,
         );
         return { payments, page: { nextPageToken } };
       },
@@ -134,17 +131,9 @@ export async function startPaymentService(
         const v = new Violations();
         const step = WAITING_FOR[req.decision];
         if (step === undefined) v.add('decision', 'must be RISK_REVIEW or DISPUTE');
-        const size = pageSize(req.page, v);
-        const token = req.page?.pageToken ?? '';
-        const m = /^(\d{1,19})\.([0-9a-f-]{36})$/.exec(token);
-        if (token && !m) v.add('page.page_token', 'is not a token from this list');
+        const { size, after } = pendingPage(v, step, req.page);
         v.throwIfAny();
-        const { payments, nextPageToken } = await waitingOrders(
-          router,
-          step!,
-          size,
-          m ? { us: BigInt(m[1]!), id: m[2]! } : undefined,
-        );
+        const { payments, nextPageToken } = await waitingOrders(router, step!, size, after);
         return { payments, page: { nextPageToken } };
       },
 

@@ -7,6 +7,7 @@ import {
   bucketedId,
   bucketOf,
   DomainError,
+  encodePageToken,
   toTimestamp,
   writeEvents,
   type Row,
@@ -23,6 +24,7 @@ import {
   type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { paymentChanged, type PaymentEventName } from './events.js';
+import { listPaymentsQuery, pendingQuery } from './fields.js';
 import { releaseLimit } from './limits.js';
 import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
 
@@ -293,7 +295,8 @@ export async function listPayments(
   const page = rows.slice(0, size);
   return {
     payments: page.map(paymentToProto),
-    nextPageToken: rows.length > size ? page[page.length - 1]!.seq.toString() : '',
+    nextPageToken:
+      rows.length > size ? encodePageToken(listPaymentsQuery(customerId), [page.at(-1)!.seq.toString()]) : '',
   };
 }
 
@@ -330,7 +333,8 @@ export async function waitingOrders(
   const last = page.at(-1);
   return {
     payments: page.map(paymentToProto),
-    nextPageToken: merged.length > size && last ? `${last.waiting_since}.${last.id}` : '',
+    nextPageToken:
+      merged.length > size && last ? encodePageToken(pendingQuery(step), [last.waiting_since.toString(), last.id]) : '',
   };
 }
 

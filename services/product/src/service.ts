@@ -3,11 +3,15 @@ import {
   bindService,
   createLogger,
   DomainError,
+  encodePageToken,
+  enumValue,
   fromTimestamp,
   type Logger,
   type Nats,
-  pageSize,
   type Principal,
+  readPage,
+  timestampField,
+  uint32,
   type RunningServer,
   type ShardRouter,
   startRuntime,
@@ -32,7 +36,14 @@ import {
   productKind,
   updateVersion,
 } from './store.js';
-import { normalizeContent, validateContent, validateProductId, validateValidity, type Content } from './validate.js';
+import {
+  normalizeContent,
+  PRODUCT_ID,
+  validateContent,
+  validateProductId,
+  validateValidity,
+  type Content,
+} from './validate.js';
 import { validUntil } from './validity.js';
 
 export const SERVICE = 'product';
@@ -61,18 +72,16 @@ function requireUnbound(p: Principal): void {
 function target(productId: string, version: number | undefined, allowLatest = false): void {
   const v = new Violations();
   validateProductId(v, productId);
-  if (version !== undefined && version === 0 && !allowLatest) v.add('version', 'is required');
+  // version is a uint32 on the wire and an integer column: 2^31 and above name no version.
+  if (version !== undefined && uint32(v, 'version', version) && version === 0 && !allowLatest) {
+    v.add('version', 'is required');
+  }
   v.throwIfAny();
 }
 
-const decodeAfter = (token: string): string => {
-  if (!token) return '';
-  const after = Buffer.from(token, 'base64url').toString('utf8');
-  if (!/^[a-z0-9-]{1,64}$/.test(after)) {
-    throw DomainError.invalid([{ field: 'page.page_token', description: 'is not a token from this RPC' }]);
-  }
-  return after;
-};
+/** ListProducts pages by product id, within the kind asked for. */
+const listQuery = (kind: ProductKind) => ({ rpc: 'ListProducts', filters: [kind] });
+const parseAfter = ([id, ...rest]: string[]) => (!rest.length && id && PRODUCT_ID.test(id) ? id : undefined);
 
 export interface ProductApp {
   server: RunningServer;
@@ -122,11 +131,11 @@ export async function startProductService(
 
       async listProducts(req) {
         const v = new Violations();
-        const size = pageSize(req.page, v);
-        if (req.kind && ProductKind[req.kind] === undefined) v.add('kind', 'is not a product kind');
+        enumValue(v, 'kind', req.kind, ProductKind, { allowUnspecified: true });
+        const { size, after } = readPage(v, req.page, listQuery(req.kind), parseAfter);
         v.throwIfAny();
-        const { products, last } = await listProducts(db, req.kind, size, decodeAfter(req.page?.pageToken ?? ''));
-        return { products, page: { nextPageToken: last ? Buffer.from(last).toString('base64url') : '' } };
+        const { products, last } = await listProducts(db, req.kind, size, after ?? '');
+        return { products, page: { nextPageToken: last ? encodePageToken(listQuery(req.kind), [last]) : '' } };
       },
 
       async listProductVersions(req) {
@@ -162,6 +171,8 @@ export async function startProductService(
       async computeValidUntil(req) {
         const v = new Violations();
         if (!req.purchasedAt) v.add('purchased_at', 'is required');
+        else timestampField(v, 'purchased_at', req.purchasedAt);
+        uint32(v, 'version', req.version);
         if (req.productId && req.validity) v.add('validity', 'set product_id or validity, not both');
         else if (req.productId) validateProductId(v, req.productId);
         else if (req.validity) validateValidity(v, req.validity);

@@ -1,6 +1,6 @@
 // Every product parameter is checked (ranges, min <= max, enums not UNSPECIFIED, ISO 4217
 // currencies), every bad field named at once, before anything is written.
-import { isCurrency, Violations } from '@corebank/kit';
+import { isCurrency, text, Violations } from '@corebank/kit';
 import {
   DayCount,
   PostingFrequency,
@@ -36,7 +36,7 @@ export interface Content {
 
 function currency(v: Violations, field: string, code: string) {
   if (!code) v.add(field, 'is required (ISO 4217)');
-  else if (!isCurrency(code)) v.add(field, `"${code.slice(0, 8)}" is not a supported ISO 4217 currency code`);
+  else if (!isCurrency(code)) v.add(field, 'is not a supported ISO 4217 currency code');
 }
 
 function nonNegative(v: Violations, field: string, value: bigint) {
@@ -95,7 +95,7 @@ export function validateValidity(v: Violations, spec: ValiditySpec | undefined, 
     if (k.value.days < 1 || k.value.days > MAX_DAYS) v.add(`${p}.calendar_days.days`, `must be 1 to ${MAX_DAYS}`);
     if (!k.value.timeZone) v.add(`${p}.calendar_days.time_zone`, 'is required (an IANA time zone)');
     else if (!canonicalTimeZone(k.value.timeZone)) {
-      v.add(`${p}.calendar_days.time_zone`, `"${k.value.timeZone.slice(0, 64)}" is not an IANA time zone`);
+      v.add(`${p}.calendar_days.time_zone`, 'is not an IANA time zone');
     }
   } else if (k.value.durationSeconds < 1 || k.value.durationSeconds > MAX_DURATION_SECONDS) {
     v.add(`${p}.rolling.duration_seconds`, `must be 1 to ${MAX_DURATION_SECONDS}`);
@@ -104,9 +104,8 @@ export function validateValidity(v: Violations, spec: ValiditySpec | undefined, 
 
 /** The content of a version of a product of this kind. */
 export function validateContent(v: Violations, kind: ProductKind, c: Content): void {
-  if (!c.name.trim()) v.add('name', 'is required');
-  else if (c.name.length > 200) v.add('name', 'must be at most 200 characters');
-  if (c.description.length > 2000) v.add('description', 'must be at most 2000 characters');
+  text(v, 'name', c.name, { max: 200, required: true });
+  text(v, 'description', c.description, { max: 2000, multiline: true });
   if (kind === ProductKind.PRODUCT_KIND_DEPOSIT) {
     if (!c.deposit) v.add('deposit', 'is required for a DEPOSIT product');
     else validateDeposit(v, c.deposit);

@@ -310,7 +310,8 @@ function movementOf(t: TransferInput, overlay: ChainOverlay, now: Date): Movemen
     case K.TRANSFER_KIND_EXPIRE_PENDING:
       return resolutionOf(t, t.kind, overlay, now);
     default:
-      throw new Error(`unreachable transfer kind ${t.kind}`);
+      // Validation lets no other kind through; a TypeError is what the batcher treats as this request's fault.
+      throw new TypeError(`unreachable transfer kind ${t.kind}`);
   }
 }
 

@@ -4505,7 +4505,8 @@ export const AccountServiceService = {
   },
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked: {
     path: "/corebank.v1.AccountService/SetOwnerDebitsBlocked" as const,
@@ -4520,7 +4521,8 @@ export const AccountServiceService = {
   },
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts: {
     path: "/corebank.v1.AccountService/CloseOwnerAccounts" as const,
@@ -4557,12 +4559,14 @@ export interface AccountServiceServer extends UntypedServiceImplementation {
   openDepositAccount: handleUnaryCall<OpenDepositAccountRequest, OpenDepositAccountResponse>;
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked: handleUnaryCall<SetOwnerDebitsBlockedRequest, SetOwnerDebitsBlockedResponse>;
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts: handleUnaryCall<CloseOwnerAccountsRequest, CloseOwnerAccountsResponse>;
 }
@@ -4715,7 +4719,8 @@ export interface AccountServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Blocks (or unblocks) debits on every account of an owner at once; credits still arrive.
-   * Called by the customer service when a customer is frozen or unfrozen.
+   * Called by the customer service when a customer is frozen or unfrozen. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   setOwnerDebitsBlocked(
     request: SetOwnerDebitsBlockedRequest,
@@ -4734,7 +4739,8 @@ export interface AccountServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Closes every account of an owner, all or none: each must be at zero with no pending hold.
-   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise.
+   * FAILED_PRECONDITION with reason ACCOUNT_BALANCE_NOT_ZERO otherwise. NOT_FOUND (nothing
+   * written) for an owner with no accounts.
    */
   closeOwnerAccounts(
     request: CloseOwnerAccountsRequest,

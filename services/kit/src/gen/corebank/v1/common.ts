@@ -15,7 +15,10 @@ export const protobufFileName = "corebank/v1/common.proto";
 export interface PageRequest {
   /** 1..1000; 0 means the service default (100). */
   pageSize: number;
-  /** Opaque token from a previous response's next_page_token; empty for the first page. */
+  /**
+   * Opaque token from a previous response's next_page_token; empty for the first page. A token
+   * continues only the query it came from (same RPC and filters): INVALID_ARGUMENT otherwise.
+   */
   pageToken: string;
 }
 
