@@ -542,6 +542,210 @@ describe('bad terms', () => {
   });
 });
 
+// Apache Fineract's own expected schedules: fineract-e2e-tests-runner/src/test/resources/features/*.feature at commit
+// 4198b0bcf (loans created with "Admin creates a fully customized loan", products from LoanProductsRequestFactory:
+// EUR, installmentAmountInMultiplesOf 1, daysInYear ACTUAL (= 365 here), daysInMonth ACTUAL). The step sends the
+// "interest free period" column as graceOnInterestPayment (it calls .graceOnInterestPayment twice), so that column is
+// a deferred grace and the "graceOnInterestPayment" column has no effect. [principal, interest] per period, in cents.
+describe("Fineract's e2e expectations", () => {
+  const lp1 = {
+    ...monthly,
+    principal: 500_000n,
+    annualRate: parseRate('12'),
+    dayCount: 'ACT/365F' as const,
+    numberOfPeriods: 18,
+    startDate: '2022-11-01',
+    instalmentMultiple: 100n,
+    interestCalculationPeriod: 'sameAsRepaymentPeriod' as const,
+  };
+  const cases: [string, ScheduleTerms, [bigint, bigint][]][] = [
+    [
+      'LoanRepayment.feature:316 RS01 flat, same as repayment period',
+      { ...lp1, scheduleType: 'flat' },
+      [...Array<[bigint, bigint]>(17).fill([27_800n, 5_000n]), [27_400n, 5_000n]],
+    ],
+    [
+      'LoanRepayment.feature:348 RS02 declining balance, same as repayment period, equal instalments',
+      { ...lp1, scheduleType: 'annuity' },
+      [
+        [25500n, 5000n],
+        [25755n, 4745n],
+        [26013n, 4487n],
+        [26273n, 4227n],
+        [26535n, 3965n],
+        [26801n, 3699n],
+        [27069n, 3431n],
+        [27339n, 3161n],
+        [27613n, 2887n],
+        [27889n, 2611n],
+        [28168n, 2332n],
+        [28450n, 2050n],
+        [28734n, 1766n],
+        [29021n, 1479n],
+        [29312n, 1188n],
+        [29605n, 895n],
+        [29901n, 599n],
+        [30022n, 300n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:380 RS03 declining balance, daily, equal instalments',
+      { ...lp1, scheduleType: 'annuity', interestCalculationPeriod: 'daily' },
+      [
+        [25568n, 4932n],
+        [25665n, 4835n],
+        [25926n, 4574n],
+        [26608n, 3892n],
+        [26462n, 4038n],
+        [26853n, 3647n],
+        [27005n, 3495n],
+        [27384n, 3116n],
+        [27559n, 2941n],
+        [27840n, 2660n],
+        [28201n, 2299n],
+        [28411n, 2089n],
+        [28759n, 1741n],
+        [28994n, 1506n],
+        [29290n, 1210n],
+        [29647n, 853n],
+        [29890n, 610n],
+        [29938n, 295n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:412 RS04 declining balance, equal principal',
+      { ...lp1, scheduleType: 'equalPrincipal' },
+      [
+        [27778n, 5000n],
+        [27778n, 4722n],
+        [27778n, 4444n],
+        [27778n, 4167n],
+        [27778n, 3889n],
+        [27778n, 3611n],
+        [27778n, 3333n],
+        [27778n, 3056n],
+        [27778n, 2778n],
+        [27778n, 2500n],
+        [27778n, 2222n],
+        [27778n, 1944n],
+        [27778n, 1667n],
+        [27778n, 1389n],
+        [27778n, 1111n],
+        [27778n, 833n],
+        [27778n, 556n],
+        [27774n, 278n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:476 grace on principal 6',
+      { ...lp1, scheduleType: 'annuity', graceOnPrincipalPeriods: 6 },
+      [
+        [0n, 5000n],
+        [0n, 5000n],
+        [0n, 5000n],
+        [0n, 5000n],
+        [0n, 5000n],
+        [0n, 5000n],
+        [39400n, 5000n],
+        [39794n, 4606n],
+        [40192n, 4208n],
+        [40594n, 3806n],
+        [41000n, 3400n],
+        [41410n, 2990n],
+        [41824n, 2576n],
+        [42242n, 2158n],
+        [42665n, 1735n],
+        [43091n, 1309n],
+        [43522n, 878n],
+        [44266n, 443n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:508 grace on principal 6, grace on interest payment 3 (deferred)',
+      {
+        ...lp1,
+        scheduleType: 'annuity',
+        graceOnPrincipalPeriods: 6,
+        graceOnInterestPeriods: 3,
+        graceOnInterestKind: 'deferred',
+      },
+      [
+        [0n, 0n],
+        [0n, 0n],
+        [0n, 0n],
+        [0n, 20000n],
+        [0n, 5000n],
+        [0n, 5000n],
+        [39400n, 5000n],
+        [39794n, 4606n],
+        [40192n, 4208n],
+        [40594n, 3806n],
+        [41000n, 3400n],
+        [41410n, 2990n],
+        [41824n, 2576n],
+        [42242n, 2158n],
+        [42665n, 1735n],
+        [43091n, 1309n],
+        [43522n, 878n],
+        [44266n, 443n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:3136 flat 1,250.00 at 15 % over 4 months, instalments in whole euros',
+      {
+        ...lp1,
+        principal: 125_000n,
+        annualRate: parseRate('15'),
+        numberOfPeriods: 4,
+        startDate: '2023-09-01',
+        scheduleType: 'flat',
+      },
+      [
+        [31238n, 1562n],
+        [31238n, 1562n],
+        [31238n, 1562n],
+        [31286n, 1564n],
+      ],
+    ],
+    [
+      'LoanRepayment.feature:3156 declining 1,250.00 at 15 % over 4 months',
+      {
+        ...lp1,
+        principal: 125_000n,
+        annualRate: parseRate('15'),
+        numberOfPeriods: 4,
+        startDate: '2023-09-01',
+        scheduleType: 'annuity',
+      },
+      [
+        [30638n, 1562n],
+        [31020n, 1180n],
+        [31408n, 792n],
+        [31934n, 399n],
+      ],
+    ],
+    [
+      'LoanChargeOff.feature:1183 one month, daily, 31 days',
+      {
+        ...lp1,
+        principal: 100_000n,
+        numberOfPeriods: 1,
+        startDate: '2023-01-01',
+        scheduleType: 'annuity',
+        interestCalculationPeriod: 'daily',
+      },
+      [[100000n, 1019n]],
+    ],
+  ];
+  it.each(cases)('%s', (_name, terms, expected) => {
+    expect(buildSchedule(terms).periods.map((p) => [p.principalDue, p.interestDue])).toEqual(expected);
+  });
+  // Worked by hand, the flat one (RS01): 5000.00 * 12/12/100 * 18 = 900.00 interest, 50.00 a month; principal
+  // 5000/18 = 277.78 -> in whole euros: 278 + 50 - 50.00 = 278.00; the 18th takes 5000 - 17 * 278 = 274.00.
+  // RS03 (daily): the instalment is priced at 12/365/100*30 = 0.00986301369863 a month: pmt = 304.5286... -> 305.00 (whole euros);
+  // November has 30 days: 5000.00 * 0.000328767123288 * 30 = 49.3150... -> 49.32, principal 305.00 - 49.32 = 255.68.
+});
+
 // Property-based tests: random terms, the engine against the reference model (test/reference-model.ts) and against
 // invariants. Deterministic by default; SCHEDULE_SEED=<n> replays a seed, SCHEDULE_SEED=random draws one (printed).
 const seedEnv = process.env.SCHEDULE_SEED;
