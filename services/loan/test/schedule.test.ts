@@ -511,6 +511,48 @@ describe('bullet', () => {
   });
 });
 
+describe('refusals Fineract makes too', () => {
+  const field = (t: ScheduleTerms) => {
+    try {
+      buildSchedule(t);
+    } catch (e) {
+      return (e as ScheduleError).field;
+    }
+    return undefined;
+  };
+  it('an instalment that would not cover the interest carried through a deferred grace', () => {
+    // 10,000.00 at 40 %, 30/360, 12 months, 11 deferred: by period 12 the carried interest (about 11 * 3 % of the
+    // balance) exceeds the instalment (about 10.6 % of the principal): "EMI amount must be greater than".
+    expect(
+      field({
+        ...monthly,
+        principal: 1_000_000n,
+        annualRate: parseRate('40'),
+        scheduleType: 'annuity',
+        dayCount: '30/360',
+        numberOfPeriods: 12,
+        startDate: '2024-01-15',
+        graceOnInterestPeriods: 11,
+      }),
+    ).toBe('graceOnInterestPeriods');
+  });
+  it('a 100-year ACT/365F annuity: priced on 30 days, a 31-day month bears more than the instalment', () => {
+    // i(30) = 9.4822/365/100*30 = 0.0077935890411; over 1200 months the instalment is ~ P * i(30), but January's
+    // interest is P * i(31) = P * 0.00805337534247 > instalment.
+    expect(
+      field({
+        ...monthly,
+        principal: 1_000_000n,
+        annualRate: parseRate('9.4822'),
+        scheduleType: 'annuity',
+        dayCount: 'ACT/365F',
+        numberOfPeriods: 1200,
+        startDate: '2024-01-31',
+      }),
+    ).toBe('numberOfPeriods');
+  });
+});
+
 describe('bad terms', () => {
   const ok: ScheduleTerms = {
     ...monthly,

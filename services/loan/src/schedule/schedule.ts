@@ -204,7 +204,13 @@ function decliningPortion(
   else if (instalment !== undefined) principal = instalment - ownInterest;
   else principal = fixedPrincipal as bigint;
   if (instalment !== undefined && instalment < interest) {
-    throw new ScheduleError('principal', `period ${k}: interest ${interest} exceeds the instalment ${instalment}`);
+    // Fineract refuses this too ("EMI amount must be greater than ..."): the instalment would not cover the interest,
+    // because interest was carried through a deferred grace, or because the term is so long that the instalment is
+    // almost all interest and a longer-than-standard period (31 days priced on 30) bears more.
+    throw new ScheduleError(
+      state.carried > 0n ? 'graceOnInterestPeriods' : 'numberOfPeriods',
+      `period ${k}: interest ${interest} exceeds the instalment ${instalment}`,
+    );
   }
   return { principal, interest, carried };
 }
