@@ -53,7 +53,8 @@ interface Stored {
   amount: bigint;
 }
 
-type Resolution = 'posted' | 'voided' | 'expired';
+/** timedout: past its timeout, but the service's sweeper has not expired it yet (the hold stays). */
+type Resolution = 'posted' | 'voided' | 'expired' | 'timedout';
 
 /**
  * Refusals that depend on balances or on a pending transfer's state: final for the id (and for
@@ -197,9 +198,17 @@ export class LedgerModel {
       .map(([, t]) => t.id);
   }
 
+  /** A pending transfer's timeout passed: it can no longer be posted or voided; it still holds funds. */
+  timeOut(pendingId: string): void {
+    const p = this.stored(pendingId).find((t) => t.kind === K.TRANSFER_KIND_PENDING && !t.resolution)!;
+    this.resolutions.set(this.key(pendingId, p.shard), 'timedout');
+  }
+
   /** The ledger expires a pending transfer whose timeout passed: its hold is released. */
   expire(pendingId: string): void {
-    const p = this.stored(pendingId).find((t) => t.kind === K.TRANSFER_KIND_PENDING && !t.resolution)!;
+    const p = this.stored(pendingId).find(
+      (t) => t.kind === K.TRANSFER_KIND_PENDING && (!t.resolution || t.resolution === 'timedout'),
+    )!;
     this.resolutions.set(this.key(pendingId, p.shard), 'expired');
     this.accounts.get(p.debitAccountId)!.debitsPending -= p.amount;
     this.accounts.get(p.creditAccountId)!.creditsPending -= p.amount;
@@ -384,7 +393,9 @@ export class LedgerModel {
         const resolution = this.resolutions.get(this.key(p.id, p.shard));
         if (resolution === 'posted') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_POSTED);
         if (resolution === 'voided') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_ALREADY_VOIDED);
-        if (resolution === 'expired') throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED);
+        if (resolution === 'expired' || resolution === 'timedout') {
+          throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_EXPIRED);
+        }
         if (p.debitAccountId !== t.debitAccountId || p.creditAccountId !== t.creditAccountId) {
           throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS);
         }
