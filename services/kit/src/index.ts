@@ -1,4 +1,5 @@
 export * from './auth.js';
+export * from './backoff.js';
 export { StartupError } from './command.js';
 export * from './config.js';
 export * from './db.js';
