@@ -10,10 +10,13 @@ app="$(cd "$(dirname "$0")/.." && pwd)"
 command="${1:-serve}"
 if [ "$#" -gt 0 ]; then shift; fi
 
+# Every workspace but the kit (the shared runtime: its dist/command.js is the code behind the
+# services' commands, not a service).
 available() {
   for d in "$app"/services/*/dist/command.js; do
     [ -f "$d" ] || continue
     d="${d%/dist/command.js}"
+    [ "${d##*/}" = kit ] && continue
     printf ' %s' "${d##*/}"
   done
 }
@@ -30,7 +33,7 @@ case "${SERVICE:-}" in
 esac
 
 script="$app/services/$SERVICE/dist/command.js"
-if [ ! -f "$script" ]; then
+if [ "$SERVICE" = kit ] || [ ! -f "$script" ]; then
   echo "docker-entrypoint: SERVICE=\"$SERVICE\" is not in this image; services:$(available)" >&2
   exit 64
 fi

@@ -515,6 +515,9 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     const unknown = start({ SERVICE: 'mainframe' });
     expect(unknown.status).toBe(64);
     expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer payment product/);
+    const kit = start({ SERVICE: 'kit' });
+    expect(kit.status).toBe(64);
+    expect(kit.out).toMatch(/SERVICE="kit" is not in this image; services: account customer payment product/);
     const traversal = start({ SERVICE: '../../etc' });
     expect(traversal.status).toBe(64);
     expect(traversal.out).toMatch(/is not a service name/);
