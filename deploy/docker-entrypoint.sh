@@ -1,18 +1,22 @@
 #!/bin/sh
-# Entrypoint of the corebank image: runs one service's entry point.
-#   SERVICE=account docker-entrypoint.sh            -> node services/account/dist/main.js
-#   SERVICE=account docker-entrypoint.sh migrate    -> node services/account/dist/migrate.js
-# Further arguments are passed to the script.
+# Entrypoint of the corebank image: runs one service's command (services/kit/src/command.ts).
+#   SERVICE=account docker-entrypoint.sh            -> node services/account/dist/command.js serve
+#   SERVICE=account docker-entrypoint.sh migrate    -> node services/account/dist/command.js migrate
+#   SERVICE=account docker-entrypoint.sh relay      -> node services/account/dist/command.js relay
+# The command itself refuses anything else, with the list of commands.
 set -eu
 
 app="$(cd "$(dirname "$0")/.." && pwd)"
-entry="${1:-main}"
+command="${1:-serve}"
 if [ "$#" -gt 0 ]; then shift; fi
 
+# Every workspace but the kit (the shared runtime: its dist/command.js is the code behind the
+# services' commands, not a service).
 available() {
-  for d in "$app"/services/*/dist/main.js; do
+  for d in "$app"/services/*/dist/command.js; do
     [ -f "$d" ] || continue
-    d="${d%/dist/main.js}"
+    d="${d%/dist/command.js}"
+    [ "${d##*/}" = kit ] && continue
     printf ' %s' "${d##*/}"
   done
 }
@@ -27,22 +31,12 @@ case "${SERVICE:-}" in
     exit 64
     ;;
 esac
-case "$entry" in
-  *[!a-z0-9-]*)
-    echo "docker-entrypoint: \"$entry\" is not an entry point name (main, migrate)" >&2
-    exit 64
-    ;;
-esac
 
-script="$app/services/$SERVICE/dist/$entry.js"
-if [ ! -f "$script" ]; then
-  if [ -d "$app/services/$SERVICE/dist" ]; then
-    echo "docker-entrypoint: service \"$SERVICE\" has no entry point \"$entry\" ($script is missing)" >&2
-  else
-    echo "docker-entrypoint: SERVICE=\"$SERVICE\" is not in this image; services:$(available)" >&2
-  fi
+script="$app/services/$SERVICE/dist/command.js"
+if [ "$SERVICE" = kit ] || [ ! -f "$script" ]; then
+  echo "docker-entrypoint: SERVICE=\"$SERVICE\" is not in this image; services:$(available)" >&2
   exit 64
 fi
 
 cd "$app"
-exec node --enable-source-maps "$script" "$@"
+exec node --enable-source-maps "$script" "$command" "$@"

@@ -394,8 +394,7 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
       expect(existsSync(join(nm, dev)), `${dev} is a devDependency`).toBe(false);
     }
     for (const service of ['account', 'customer', 'product', 'payment']) {
-      expect(existsSync(join(app(), `services/${service}/dist/main.js`)), service).toBe(true);
-      expect(existsSync(join(app(), `services/${service}/dist/migrate.js`)), service).toBe(true);
+      expect(existsSync(join(app(), `services/${service}/dist/command.js`)), service).toBe(true);
     }
     expect(existsSync(join(app(), 'services/kit/dist/index.js'))).toBe(true);
     // No sources, tests or tooling in the final image.
@@ -438,7 +437,7 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     expect(product.out).toMatch(/invalid configuration: GLOBAL_DATABASE_URL: is required/);
   });
 
-  it('runs the migration entry point with `migrate`', () => {
+  it('runs the migration command with `migrate`', () => {
     const r = start({ SERVICE: 'account' }, ['migrate']);
     expect(r.status).not.toBe(0);
     expect(r.out).toMatch(/invalid configuration: AUTH_TOKEN_KEY/);
@@ -509,18 +508,21 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     });
   });
 
-  it('refuses a missing or unknown SERVICE with the list of services in the image', () => {
+  it('refuses a missing or unknown SERVICE or command with the list of services or commands', () => {
     const none = start({});
     expect(none.status).toBe(64);
     expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer payment product/);
     const unknown = start({ SERVICE: 'mainframe' });
     expect(unknown.status).toBe(64);
     expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer payment product/);
+    const kit = start({ SERVICE: 'kit' });
+    expect(kit.status).toBe(64);
+    expect(kit.out).toMatch(/SERVICE="kit" is not in this image; services: account customer payment product/);
     const traversal = start({ SERVICE: '../../etc' });
     expect(traversal.status).toBe(64);
     expect(traversal.out).toMatch(/is not a service name/);
-    const entry = start({ SERVICE: 'account' }, ['seed']);
-    expect(entry.status).toBe(64);
-    expect(entry.out).toMatch(/service "account" has no entry point "seed"/);
+    const command = start({ SERVICE: 'account' }, ['seed']);
+    expect(command.status).toBe(64);
+    expect(command.out).toMatch(/account: no command "seed"; use one of: serve, migrate, relay/);
   });
 });

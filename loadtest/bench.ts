@@ -282,10 +282,10 @@ const env = {
 // The account service, as its own process (node + tsx from the sources, like `npm run up`).
 const serviceArgs = ['--conditions=source', '--import', 'tsx'];
 if (flags['cpu-prof']) serviceArgs.push('--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'prof')}`);
-serviceArgs.push(join(root, 'services/account/src/main.ts'));
+serviceArgs.push(join(root, 'services/account/src/command.ts'), 'serve');
 const service = spawn(process.execPath, serviceArgs, {
   cwd: root,
-  env: { ...process.env, ...env, SERVICE: 'account' },
+  env: { ...process.env, ...env },
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let serviceLog = '';

@@ -1,7 +1,7 @@
 // The README's first command, as a new user runs it: `npm run up` brings the whole bank up with
 // demo data, and the printed way to call it works (a balance read, a cross-customer payment).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -9,21 +9,29 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 describe('npm run up', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corebank-up-'));
+  // Also its TMPDIR, where PostgreSQL (as "postgres" under root) and nats-server keep their data.
+  chmodSync(dir, 0o777);
   // Four consecutive ports below Linux's ephemeral range (32768-60999), where the free ports other
   // test files take (port 0) and outgoing connections land: those could collide with these.
   const base = 20_000 + Math.floor(Math.random() * 10_000);
-  const env = { ...process.env, LOCAL_DIR: dir, GRPC_PORT: String(base), SHARDS: '2' };
+  const env = { ...process.env, LOCAL_DIR: dir, TMPDIR: dir, GRPC_PORT: String(base), SHARDS: '2' };
   const up = spawn('npm', ['run', 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   up.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
   afterAll(async () => {
-    try {
-      process.kill(-up.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    // Ctrl-C first: PostgreSQL and nats-server run in groups of their own, the launcher stops them.
+    const gone = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-up.pid!, sig);
+      } catch {
+        // already gone
+      }
+    };
+    gone('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    gone('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
   const call = (...args: string[]) =>
@@ -81,9 +89,26 @@ describe('npm run up', () => {
     const after = JSON.parse(call('AccountService', 'GetAccount', JSON.stringify({ accountId: carol })).stdout).account;
     expect(BigInt(after.creditsPosted ?? 0) - BigInt(after.debitsPosted ?? 0)).toBe(100_000n + 1_999n);
 
-    // Ctrl-C reaches npm and the launcher alike; the launcher stops the services and the servers.
+    // A second `npm run up` while this one runs: one line naming the port and GRPC_PORT, at once,
+    // and nothing of its own left behind (it starts nothing).
+    const second = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'deploy/local/up.ts'], {
+      env: { ...env, LOCAL_DIR: join(dir, 'second') },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(second.status, second.stdout + second.stderr).toBe(1);
+    expect(second.stderr.trim()).toBe(
+      `npm run up: port ${base} (the account service's gRPC port) is in use, by another npm run up perhaps; ` +
+        `set GRPC_PORT to move the four ports (now ${base}-${base + 3}), e.g. GRPC_PORT=${base + 100} npm run up`,
+    );
+    expect(readdirSync(dir).filter((n) => n.startsWith('corebank-'))).toHaveLength(2);
+
+    // Ctrl-C reaches npm and the launcher alike (PostgreSQL and nats-server run in groups of their
+    // own); the launcher drains the services, then stops the servers and removes their folders.
     process.kill(-up.pid!, 'SIGINT');
     await exited;
+    expect(out).toMatch(/up: stopping the account service[^]*up: stopping nats-server[^]*up: stopping PostgreSQL/);
+    expect(readdirSync(dir).filter((n) => n.startsWith('corebank-'))).toEqual([]);
     await expect
       .poll(
         () =>

@@ -1,7 +1,12 @@
 // `npm run up`: the whole bank on this machine. Starts PostgreSQL and nats-server (real ones,
-// data in a temporary folder), migrates every shard, starts the product, customer and account
-// services, seeds demo products, customers and funded accounts through their RPCs, and prints
-// how to call it. Ctrl-C stops everything (the data goes with it).
+// data in temporary folders), migrates every shard, starts the product, customer, account and
+// payment services, seeds demo products, customers and funded accounts through their RPCs, and
+// prints how to call it. Ctrl-C stops everything (the data goes with it).
+//
+// Every way out stops what was started (startup.ts): Ctrl-C or SIGTERM at any moment, a step
+// that fails or does not finish in UP_STEP_TIMEOUT_MS. PostgreSQL and nats-server run in process
+// groups of their own, so a terminal's Ctrl-C reaches only this launcher, which drains the
+// services first and stops the two servers last. Ports in use are found before anything starts.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createLogger, hashedUuid, migrateAllShards, mintToken, ShardRouter, type Migration } from '@corebank/kit';
@@ -24,9 +29,26 @@ import { paymentMigrations } from '../../services/payment/src/migrations.js';
 import { startPaymentService } from '../../services/payment/src/service.js';
 import { DEMO_SCOPES, seedDemo } from './demo.js';
 import { localDatabases, localServiceEnv, type LocalService } from './env.js';
+import { firstInUse } from './ports.js';
+import { Interrupted, Startup } from './startup.js';
 
-const shards = Number(process.env.SHARDS ?? '3');
-const basePort = Number(process.env.GRPC_PORT ?? '50051');
+const say = (line: string) => console.log(`up: ${line}`);
+/** One line on stderr, then out: for what is wrong before anything has started. */
+const refuse = (line: string): never => {
+  process.stderr.write(`npm run up: ${line}\n`);
+  process.exit(1);
+};
+const intFromEnv = (name: string, fallback: number, min: number, max: number): number => {
+  const raw = process.env[name] ?? String(fallback);
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max)
+    refuse(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+};
+
+const shards = intFromEnv('SHARDS', 3, 1, 64);
+const basePort = intFromEnv('GRPC_PORT', 50051, 1, 65_532);
+const services = ['product', 'customer', 'account', 'payment'] as const;
 const ports: Record<LocalService, number> = {
   account: basePort,
   customer: basePort + 1,
@@ -37,97 +59,178 @@ const addresses = Object.fromEntries(Object.entries(ports).map(([s, p]) => [s, `
   LocalService,
   string
 >;
-const log = createLogger('launcher', 'info');
 const quiet = (service: string) => createLogger(service, process.env.LOG_LEVEL ?? 'warn');
 
-const [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
-const stops: (() => Promise<void>)[] = [() => Promise.all([pgServer.stop(), nats.stop()]).then(() => undefined)];
+const startup = new Startup({ say, stepTimeoutMs: intFromEnv('UP_STEP_TIMEOUT_MS', 120_000, 100, 3_600_000) });
+let ready = false;
+let exiting = false;
+async function exit(code: number): Promise<never> {
+  exiting = true;
+  await startup.stop();
+  process.exit(code);
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (exiting) return say(`${signal}: already stopping (services first, then PostgreSQL and nats-server)`);
+    say(`${signal}: stopping the bank`);
+    // While starting, the running step gives up and the start's catch below stops everything.
+    if (ready) void exit(0);
+    else startup.interrupt(signal);
+  });
+}
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    process.stderr.write(`npm run up: ${event}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (!exiting) void exit(1);
+  });
+}
+
+// Before anything starts: another `npm run up` (or anything else) on one of the four ports.
+const taken = await firstInUse(ports);
+if (taken) {
+  const [service, port] = taken;
+  refuse(
+    `port ${port} (the ${service} service's gRPC port) is in use, by another npm run up perhaps; ` +
+      `set GRPC_PORT to move the four ports (now ${basePort}-${basePort + 3}), e.g. GRPC_PORT=${basePort + 100} npm run up`,
+  );
+}
+
 const key = randomBytes(32).toString('base64');
-const envOf = async (service: LocalService) =>
-  localServiceEnv(service, {
-    pgUrl: pgServer.url,
-    natsUrl: nats.url,
-    shards,
-    authTokenKey: key,
-    grpcPort: ports[service],
-    metricsPort: await freePort(),
-    addresses,
-    customerIdHashKey: randomBytes(32).toString('base64'),
+
+async function startBank() {
+  const { pgServer, nats } = await startup.step('starting PostgreSQL and nats-server', async (signal) => {
+    const [pgStarted, natsStarted] = await Promise.allSettled([
+      startPostgres({ detached: true, signal }),
+      startNats({ detached: true, signal }),
+    ]);
+    // Registered as soon as each is up, even when the other failed: stopped last, after the services.
+    if (pgStarted.status === 'fulfilled') startup.onStop('PostgreSQL', pgStarted.value.stop);
+    if (natsStarted.status === 'fulfilled') startup.onStop('nats-server', natsStarted.value.stop);
+    if (pgStarted.status === 'rejected') throw pgStarted.reason;
+    if (natsStarted.status === 'rejected') throw natsStarted.reason;
+    return { pgServer: pgStarted.value, nats: natsStarted.value };
   });
-async function migrate(router: ShardRouter, migrations: Migration[]) {
-  await migrateAllShards(router, migrations, log);
-  await router.close();
-}
+  say(`PostgreSQL on 127.0.0.1:${pgServer.port} (${pgServer.dir}), NATS on ${nats.url} (${nats.dir})`);
 
-for (const s of ['account', 'customer', 'product', 'payment'] as const)
-  await createDatabases(pgServer.adminUrl, [...new Set(localDatabases(s, shards))]);
-const productConfig = loadProductConfig(await envOf('product'));
-await migrate(globalRouter(productConfig, 2, 'product'), productMigrations);
-const customerConfig = loadCustomerConfig(await envOf('customer'));
-await migrate(new ShardRouter(customerConfig.shards, customerConfig.shardUrls, 2, 'customer'), customerMigrations);
-const accountConfig = loadAccountConfig(await envOf('account'));
-await migrate(new ShardRouter(accountConfig.shards, accountConfig.shardUrls, 2, 'account'), accountMigrations);
-const paymentConfig = loadPaymentConfig(await envOf('payment'));
-await migrate(new ShardRouter(paymentConfig.shards, paymentConfig.shardUrls, 2, 'payment'), paymentMigrations);
+  const envOf = async (service: LocalService) =>
+    localServiceEnv(service, {
+      pgUrl: pgServer.url,
+      natsUrl: nats.url,
+      shards,
+      authTokenKey: key,
+      grpcPort: ports[service],
+      metricsPort: await freePort(),
+      addresses,
+      customerIdHashKey: randomBytes(32).toString('base64'),
+    });
+  const configs = {
+    product: loadProductConfig(await envOf('product')),
+    customer: loadCustomerConfig(await envOf('customer')),
+    account: loadAccountConfig(await envOf('account')),
+    payment: loadPaymentConfig(await envOf('payment')),
+  };
 
-const product = await startProductService(productConfig, quiet('product'));
-const customer = await startCustomerService(customerConfig, quiet('customer'));
-const account = await startAccountService(accountConfig, quiet('account'));
-const payment = await startPaymentService(paymentConfig, quiet('payment'));
-stops.unshift(payment.shutdown, product.shutdown, customer.shutdown, account.shutdown);
-
-// Demo data, through the same RPCs a channel uses.
-const token = await mintToken(Buffer.from(key, 'base64'), {
-  channel: 'local-demo',
-  scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin'],
-  ttlSeconds: 7 * 24 * 3600,
-});
-const insecure = grpc.credentials.createInsecure();
-const accounts = promisify(new AccountServiceClient(addresses.account, insecure), token);
-const customers = promisify(new CustomerServiceClient(addresses.customer, insecure), token);
-const products = promisify(new ProductServiceClient(addresses.product, insecure), token);
-const demo = await seedDemo({ customers, products });
-const openings = [
-  ['alice', 'current'],
-  ['alice', 'savings'],
-  ['bob', 'current'],
-  ['carol', 'current'],
-] as const;
-const system = (await accounts.listSystemAccounts({})).accounts;
-const opened: Record<string, string> = {};
-for (const [who, productKey] of openings) {
-  const { account: a } = await accounts.openDepositAccount({
-    idempotencyKey: `demo-${productKey}`,
-    customerId: demo.customers[who].id,
-    productId: demo.products[productKey].productId,
-    productVersion: 0,
+  await startup.step('creating the databases', async () => {
+    for (const s of services) await createDatabases(pgServer.adminUrl, [...new Set(localDatabases(s, shards))]);
   });
-  const cash = system.find(
-    (s) =>
-      s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH &&
-      s.account!.shard === a!.shard &&
-      s.account!.currency === a!.currency,
-  )!.account!;
-  await accounts.createTransfers({
-    transfers: [
-      {
-        id: hashedUuid('demo-opening-deposit', a!.id),
-        debitAccountId: cash.id,
-        creditAccountId: a!.id,
-        amount: 100_000n,
-        kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-        linked: false,
-        pendingId: '',
-        timeoutSeconds: 0,
-        code: 1,
-        reference: 'demo opening deposit',
-        currency: '',
+  const log = quiet('launcher');
+  const migrate = (service: LocalService, router: ShardRouter, migrations: Migration[]) =>
+    startup.step(
+      `migrating the ${service} service (${router.shards.length === 1 ? '1 database' : `${router.shards.length} databases`})`,
+      async () => {
+        try {
+          await migrateAllShards(router, migrations, log);
+        } finally {
+          await router.close();
+        }
       },
-    ],
-  });
-  opened[`${who}.${productKey}`] = a!.id;
+    );
+  const sharded = (c: { shards: ShardRouter['map']; shardUrls: string[] }, service: string) =>
+    new ShardRouter(c.shards, c.shardUrls, 2, service);
+  await migrate('product', globalRouter(configs.product, 2, 'product'), productMigrations);
+  await migrate('customer', sharded(configs.customer, 'customer'), customerMigrations);
+  await migrate('account', sharded(configs.account, 'account'), accountMigrations);
+  await migrate('payment', sharded(configs.payment, 'payment'), paymentMigrations);
+
+  const start = (service: LocalService, run: () => Promise<{ shutdown(): Promise<void> }>) =>
+    startup.step(`starting the ${service} service on ${addresses[service]}`, async () => {
+      const app = await run();
+      startup.onStop(`the ${service} service (draining)`, app.shutdown);
+    });
+  await start('product', () => startProductService(configs.product, quiet('product')));
+  await start('customer', () => startCustomerService(configs.customer, quiet('customer')));
+  await start('account', () => startAccountService(configs.account, quiet('account')));
+  await start('payment', () => startPaymentService(configs.payment, quiet('payment')));
+
+  const demo = await startup.step('opening the demo customers and accounts', () => openDemo());
+  return { pgServer, nats, ...demo };
 }
-[accounts, customers, products].forEach((c) => c.close());
+
+/** Demo data, through the same RPCs a channel uses. */
+async function openDemo() {
+  const token = await mintToken(Buffer.from(key, 'base64'), {
+    channel: 'local-demo',
+    scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin'],
+    ttlSeconds: 7 * 24 * 3600,
+  });
+  const insecure = grpc.credentials.createInsecure();
+  const accounts = promisify(new AccountServiceClient(addresses.account, insecure), token);
+  const customers = promisify(new CustomerServiceClient(addresses.customer, insecure), token);
+  const products = promisify(new ProductServiceClient(addresses.product, insecure), token);
+  try {
+    const demo = await seedDemo({ customers, products });
+    const openings = [
+      ['alice', 'current'],
+      ['alice', 'savings'],
+      ['bob', 'current'],
+      ['carol', 'current'],
+    ] as const;
+    const system = (await accounts.listSystemAccounts({})).accounts;
+    const opened: Record<string, string> = {};
+    for (const [who, productKey] of openings) {
+      const { account: a } = await accounts.openDepositAccount({
+        idempotencyKey: `demo-${productKey}`,
+        customerId: demo.customers[who].id,
+        productId: demo.products[productKey].productId,
+        productVersion: 0,
+      });
+      const cash = system.find(
+        (s) =>
+          s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH &&
+          s.account!.shard === a!.shard &&
+          s.account!.currency === a!.currency,
+      )!.account!;
+      await accounts.createTransfers({
+        transfers: [
+          {
+            id: hashedUuid('demo-opening-deposit', a!.id),
+            debitAccountId: cash.id,
+            creditAccountId: a!.id,
+            amount: 100_000n,
+            kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
+            linked: false,
+            pendingId: '',
+            timeoutSeconds: 0,
+            code: 1,
+            reference: 'demo opening deposit',
+            currency: '',
+          },
+        ],
+      });
+      opened[`${who}.${productKey}`] = a!.id;
+    }
+    return { token, customers: demo.customers, opened };
+  } finally {
+    [accounts, customers, products].forEach((c) => c.close());
+  }
+}
+
+const { pgServer, nats, token, customers, opened } = await startBank().catch((err: unknown) => {
+  if (err instanceof Interrupted) return exit(err.signal === 'SIGINT' ? 130 : 143);
+  process.stderr.write(`npm run up: ${err instanceof Error ? err.message : String(err)}\n`);
+  return exit(1);
+});
+ready = true;
 
 // Where the token and the ids go (LOCAL_DIR, default .local): npm run call reads them there.
 const localDir = process.env.LOCAL_DIR ?? '.local';
@@ -139,7 +242,7 @@ writeFileSync(
     {
       addresses,
       shards,
-      customers: Object.fromEntries(Object.entries(demo.customers).map(([k, c]) => [k, c.id])),
+      customers: Object.fromEntries(Object.entries(customers).map(([k, c]) => [k, c.id])),
       accounts: opened,
     },
     null,
@@ -164,13 +267,4 @@ or without grpcurl:
   npm run call -- AccountService GetAccount '{"accountId":"${alice}"}'
 Ctrl-C stops the bank.`);
 
-let stopping = false;
-const stop = async () => {
-  if (stopping) return;
-  stopping = true;
-  for (const s of stops) await s().catch((err: unknown) => log.error({ err }, 'stop failed'));
-  process.exit(0);
-};
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
-if (process.env.UP_EXIT_AFTER_DEMO === '1') await stop();
+if (process.env.UP_EXIT_AFTER_DEMO === '1') await exit(0);

@@ -176,6 +176,7 @@ describe.each(Object.keys(variants))('%s', (variant) => {
       const m = containers.find((c: { name: string }) => c.name === `migrate-${svc}`);
       expect(m, `migration container for ${svc}`).toBeDefined();
       expect(m.args).toEqual(['migrate']);
+      expect(d.spec.template.spec.containers[0].args).toEqual(['serve']);
       expect(m.image).toBe(d.spec.template.spec.containers[0].image);
       // Same configuration as the service itself, so it migrates the same shards.
       expect(m.env).toEqual(d.spec.template.spec.containers[0].env);

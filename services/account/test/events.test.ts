@@ -11,10 +11,14 @@ import { fund, K, openAccounts, R, transfer } from './helpers.js';
 import { outboxDrained, readStream } from './stream.js';
 
 function startRelay(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/account/src/relay.ts'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  return spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'services/account/src/command.ts', 'relay'],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
 const killed = (child: ChildProcess) =>

@@ -28,10 +28,14 @@ describe('tracing', () => {
       LOG_LEVEL: 'info',
     });
     await migrate(env);
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/account/src/main.ts'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'services/account/src/command.ts', 'serve'],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
@@ -81,10 +85,14 @@ describe('tracing', () => {
     const port = await freePort();
     const { env, key } = await bankEnv(1, { GRPC_PORT: String(port), OTEL_TRACES_EXPORTER: 'none', LOG_LEVEL: 'info' });
     await migrate(env);
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/account/src/main.ts'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'services/account/src/command.ts', 'serve'],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));

@@ -1,6 +1,7 @@
 // PostgreSQL access: one knex pool per shard. int8 is parsed to bigint here, once, for every service.
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { backoffMs, sleep } from './backoff.js';
 
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => BigInt(v));
 
@@ -48,7 +49,8 @@ async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T
       return await fn();
     } catch (err) {
       if (i >= attempts || !isRetryable(err)) throw err;
-      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 10));
+      // Short: the transaction that won is usually committed within milliseconds.
+      await sleep(backoffMs(i - 1, { baseMs: 10, maxMs: 100 }));
     }
   }
 }

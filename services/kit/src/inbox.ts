@@ -5,6 +5,7 @@ import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from '@nats-i
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { context, propagation } from '@opentelemetry/api';
 import type { Knex } from 'knex';
+import { backoffMs } from './backoff.js';
 import type { Logger } from './log.js';
 import { streamName } from './nats.js';
 
@@ -64,7 +65,7 @@ export async function durableConsumer(
 
 /**
  * Feeds messages to handle() and acks each only after handle() resolved (its commit is done);
- * a failed handle() naks with a delay so the message comes back later.
+ * a failed handle() naks with a growing delay so the message comes back later.
  */
 export function runConsumer(
   consumer: Consumer,
@@ -84,7 +85,8 @@ export function runConsumer(
         msg.ack();
       } catch (err) {
         log.warn({ err, subject: msg.subject, seq: msg.seq }, 'consumer: handler failed; redelivering later');
-        msg.nak(1000);
+        // Later each time it fails again, so a handler that keeps failing does not spin.
+        msg.nak(backoffMs(msg.info.deliveryCount - 1, { baseMs: 1000, maxMs: 30_000 }));
       }
       if (stopped) break;
     }

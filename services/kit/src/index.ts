@@ -1,5 +1,7 @@
 export * from './auth.js';
+export * from './backoff.js';
 export * from './bounds.js';
+export { StartupError } from './command.js';
 export * from './config.js';
 export * from './db.js';
 export * from './errors.js';

@@ -6,6 +6,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { context, propagation } from '@opentelemetry/api';
 import type { Knex } from 'knex';
+import { backoffMs } from './backoff.js';
 import { bind } from './db.js';
 import type { Logger } from './log.js';
 import { outboxOldestAge, outboxUnsent } from './metrics.js';
@@ -96,20 +97,26 @@ export class OutboxRelay {
 
   private async loop(shard: Shard): Promise<void> {
     let lastCleanup = 0;
+    let failures = 0;
     while (this.running) {
       let sent = 0;
+      const idleMs = this.opts.idleMs ?? 50;
+      let waitMs = idleMs;
       try {
         sent = await this.relayOnce(shard);
+        failures = 0;
         if (Date.now() - lastCleanup > 60_000) {
           lastCleanup = Date.now();
           await this.cleanup(shard);
         }
       } catch (err) {
-        this.log.warn({ err, shard: shard.index }, 'outbox relay: publish failed; will retry');
+        // NATS or the shard is away: back off instead of retrying every idle tick (and logging each).
+        waitMs = backoffMs(failures++, { baseMs: Math.max(idleMs, 50), maxMs: 5_000 });
+        this.log.warn({ err, shard: shard.index, retry_in_ms: waitMs }, 'outbox relay: publish failed; will retry');
       }
       if (sent === 0 && this.running) {
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.opts.idleMs ?? 50);
+          const t = setTimeout(resolve, waitMs);
           this.wake.push(() => (clearTimeout(t), resolve()));
         });
         this.wake = [];

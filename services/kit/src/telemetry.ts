@@ -1,4 +1,4 @@
-// OpenTelemetry: started by telemetry-start, the first import of every entry point, before
+// OpenTelemetry: started by the service command (command.ts) before anything else, before
 // grpc-js and pg load, so both are instrumented.
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';

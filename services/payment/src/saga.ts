@@ -5,6 +5,7 @@
 // re-drives every order whose step is due (a failed attempt's backoff, or the lease of a process
 // that died mid-step, has passed). Whatever runs twice replays on the ledger.
 import {
+  backoffMs,
   durableConsumer,
   processOnce,
   runConsumer,
@@ -53,11 +54,6 @@ export class Saga {
     return this.o.callTimeoutMs + 2000;
   }
 
-  backoffMs(attempts: number): number {
-    const base = Math.min(this.o.maxBackoffMs, 100 * 2 ** Math.min(attempts, 20));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
-  }
-
   /** One step of one order, if it is due and nobody else holds it. */
   async step(shard: Shard, id: string, deadline?: Date): Promise<{ result: DriveResult; row?: PaymentRow }> {
     const row = await claimStep(shard, id, this.leaseMs);
@@ -74,7 +70,7 @@ export class Saga {
     const res = await this.ledger.execute(row, deadline);
     sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
     if (res.kind === 'retry') {
-      const wait = this.backoffMs(row.attempts);
+      const wait = backoffMs(row.attempts, { baseMs: 100, maxMs: this.o.maxBackoffMs });
       this.log.warn(
         { payment_id: id, step: row.step, attempts: row.attempts, retry_in_ms: wait, reason: res.error.reason },
         `payment step failed; retrying: ${res.error.message}`,

@@ -1,4 +1,4 @@
-// What the crash tests share: a service run as a child process from its main.ts (as in
+// What the crash tests share: a service run as a child process by its command (as in
 // production, so SIGKILL kills it between any two instructions) that can be killed and
 // restarted, kills at random moments while work is in flight, and channels that retry each
 // request with its idempotency key until the service answers.
@@ -14,22 +14,26 @@ export const killed = (child: ChildProcess) =>
     child.kill('SIGKILL');
   });
 
-/** A service process started from its entry point, e.g. 'services/payment/src/main.ts' (run from the repository root). */
+/** A service process run as in production, `<service>/src/command.ts serve` (from the repository root). */
 export class ServiceProcess {
   private child: ChildProcess | undefined;
   private tail = '';
 
   constructor(
-    private readonly main: string,
+    private readonly service: string,
     private readonly env: Record<string, string>,
   ) {}
 
   /** Starts the process (it listens a moment later); the last 4,000 characters of its stderr are kept. */
   start(): void {
-    const c = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', this.main], {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const c = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', `services/${this.service}/src/command.ts`, 'serve'],
+      {
+        env: { ...process.env, ...this.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     c.stderr?.on('data', (d: Buffer) => (this.tail = (this.tail + d.toString()).slice(-4000)));
     this.child = c;
   }

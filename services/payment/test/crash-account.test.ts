@@ -56,7 +56,7 @@ describe('account service (the ledger) killed mid-saga', () => {
       SHUTDOWN_GRACE_MS: '500',
       LOG_LEVEL: 'error',
     });
-    ledger = new ServiceProcess('services/account/src/main.ts', env);
+    ledger = new ServiceProcess('account', env);
     ledger.start();
     bank = await bankAt(env, key, `127.0.0.1:${env.GRPC_PORT}`);
     await ledgerUp(bank, ledger);

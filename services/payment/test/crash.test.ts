@@ -51,7 +51,7 @@ describe('payment service killed mid-saga', () => {
   });
 
   it('settles every saga exactly once although the service is killed six times', { timeout: 300_000 }, async () => {
-    child = new ServiceProcess('services/payment/src/main.ts', env);
+    child = new ServiceProcess('payment', env);
     child.start();
     const client = promisify(
       new PaymentServiceClient(`127.0.0.1:${env.GRPC_PORT}`, grpc.credentials.createInsecure()),

@@ -7,6 +7,7 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { requireScope, verifyToken, type Principal } from '../auth.js';
+import { StartupError } from '../command.js';
 import { DomainError, toServiceError } from '../errors.js';
 import { descriptorSetBase64 } from '../gen/descriptor.js';
 import type { Logger } from '../log.js';
@@ -185,9 +186,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   probeTimer.unref();
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+      if (!err) return resolve(p);
+      clearInterval(probeTimer);
+      // grpc-js words it "No address added out of total 1 resolved errors: [...]": say what to change.
+      const inUse = /EADDRINUSE/.test(err.message);
+      reject(
+        new StartupError(
+          `cannot listen on ${o.host}:${o.port}: ${inUse ? 'the port is in use' : err.message} (GRPC_PORT sets the port)`,
+        ),
+      );
+    }),
   );
   o.log.info({ port }, 'gRPC server listening');
 

@@ -30,100 +30,220 @@ const isRoot = () => process.getuid?.() === 0;
 const asPgUser = (cmd: string, args: string[]): [string, string[]] =>
   isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+export interface StartOptions {
+  /**
+   * Own process group (and session): a terminal's Ctrl-C, sent to the foreground group, then
+   * reaches only the launcher, which stops the server itself after its clients have drained.
+   */
+  detached?: boolean;
+  /** Aborting stops the server (and removes its folder) wherever its start has got to. */
+  signal?: AbortSignal;
+  /** How long the server may take to accept connections (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A child that exits before it is ready, with the end of what it wrote. */
+class ExitedEarly extends Error {}
+
+/**
+ * Polls check() until it says yes. Each check is bounded (a port that accepts connections and
+ * never answers must not hang the start), the child exiting ends the wait at once with its
+ * output, and an abort ends it with the abort's reason.
+ */
+async function waitFor(
+  what: string,
+  child: ChildProcess,
+  output: () => string,
+  check: () => Promise<boolean>,
+  o: StartOptions,
+): Promise<void> {
+  const timeoutMs = o.readyTimeoutMs ?? 30_000;
   const until = Date.now() + timeoutMs;
+  const bounded = () =>
+    Promise.race([check().catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000).unref())]);
   while (Date.now() < until) {
-    if (await check().catch(() => false)) return;
+    o.signal?.throwIfAborted();
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new ExitedEarly(`${what} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
+    }
+    if (await bounded()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${what} did not become ready in ${timeoutMs} ms`);
+  throw new Error(`${what} did not become ready in ${timeoutMs} ms:\n${output()}`);
 }
 
 export interface RunningProcess {
   url: string;
   port: number;
+  /** The server's process id (its group's, when started detached). */
+  pid: number;
+  /** The temporary folder that holds its data; stop() removes it. */
+  dir: string;
   stop: () => Promise<void>;
 }
 
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+/** Children that lead a process group of their own (spawned detached). */
+const groupLeaders = new WeakSet<ChildProcess>();
+
+/** Signals a child, or its whole group when it leads one (so runuser's child gets it too). */
+function signal(child: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (groupLeaders.has(child) && child.pid) process.kill(-child.pid, sig);
+    else child.kill(sig);
+  } catch {
+    // already gone
+  }
+}
+
+function spawnChild(cmd: string, args: string[], detached = false): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached });
+  if (detached) groupLeaders.add(child);
+  return child;
+}
+
+function stopChild(child: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once('exit', () => resolve());
-    child.kill(signal);
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    signal(child, sig);
+    setTimeout(() => signal(child, 'SIGKILL'), 10_000).unref();
   });
 }
 
-export async function startPostgres(): Promise<RunningProcess & { adminUrl: string }> {
+/** Runs a command to its end (asynchronously: a signal handler can run meanwhile). */
+function runToEnd(cmd: string, args: string[], o: StartOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // In a group of its own, so that an abort reaches initdb under runuser too.
+    const c = spawnChild(cmd, args, true);
+    let stderr = '';
+    c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const onAbort = () => signal(c, 'SIGKILL');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    c.once('error', reject);
+    c.once('exit', (code, sig) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      if (o.signal?.aborted) reject(o.signal.reason);
+      else if (code === 0) resolve();
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (${code ?? sig}):\n${stderr}`));
+    });
+  });
+}
+
+/**
+ * Starts a server on a free port: start(port) spawns it, ready(port) says it answers. freePort
+ * only finds a port that was free a moment ago, so a server that exits at once (another process
+ * took the port meanwhile) is tried again on another, twice. Whatever fails, nothing is left
+ * running.
+ */
+async function startOnFreePort(
+  what: string,
+  start: (port: number) => ChildProcess,
+  ready: (port: number) => Promise<boolean>,
+  o: StartOptions,
+): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  for (let attempt = 1; ; attempt++) {
+    o.signal?.throwIfAborted();
+    const port = await freePort();
+    const child = start(port);
+    let output = '';
+    child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+    child.once('error', (err) => (output += `\n${err.message}`));
+    try {
+      await waitFor(
+        what,
+        child,
+        () => output,
+        () => ready(port),
+        o,
+      );
+      return { child, port, output: () => output };
+    } catch (err) {
+      await stopChild(child, 'SIGKILL');
+      if (!(err instanceof ExitedEarly) || attempt >= 3) throw err;
+    }
+  }
+}
+
+export async function startPostgres(o: StartOptions = {}): Promise<RunningProcess & { adminUrl: string }> {
   const bin = pgBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'corebank-pg-'));
-  chmodSync(dir, 0o777);
   const data = join(dir, 'data');
-  if (isRoot()) execFileSync('chown', ['postgres', dir]);
-  const [initCmd, initArgs] = asPgUser(join(bin, 'initdb'), [
-    '-D',
-    data,
-    '-U',
-    'corebank',
-    '--auth=trust',
-    '-E',
-    'UTF8',
-    '--no-sync',
-  ]);
-  execFileSync(initCmd, initArgs, { stdio: 'pipe' });
-  const port = await freePort();
-  const [cmd, args] = asPgUser(join(bin, 'postgres'), [
-    '-D',
-    data,
-    '-p',
-    String(port),
-    '-k',
-    dir,
-    '-c',
-    'listen_addresses=127.0.0.1',
-    '-c',
-    'fsync=off',
-    '-c',
-    'synchronous_commit=off',
-    '-c',
-    'full_page_writes=off',
-    '-c',
-    'max_connections=300',
-    '-c',
-    'shared_buffers=256MB',
-  ]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const adminUrl = `postgres://corebank@127.0.0.1:${port}/postgres`;
+  const pgCtlStop = async () => {
+    // runuser does not pass signals on; pg_ctl stops the server itself.
+    const [stopCmd, stopArgs] = asPgUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
+    await runToEnd(stopCmd, stopArgs, {}).catch(() => undefined);
+  };
+  let server: Awaited<ReturnType<typeof startOnFreePort>> | undefined;
   try {
-    await waitFor('PostgreSQL', async () => {
-      const c = new pg.Client(adminUrl);
-      await c.connect();
-      await c.end();
-      return true;
-    });
+    chmodSync(dir, 0o777);
+    if (isRoot()) execFileSync('chown', ['postgres', dir]);
+    const [initCmd, initArgs] = asPgUser(join(bin, 'initdb'), [
+      '-D',
+      data,
+      '-U',
+      'corebank',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--no-sync',
+    ]);
+    await runToEnd(initCmd, initArgs, o);
+    server = await startOnFreePort(
+      'PostgreSQL',
+      (port) => {
+        const [cmd, args] = asPgUser(join(bin, 'postgres'), [
+          '-D',
+          data,
+          '-p',
+          String(port),
+          '-k',
+          dir,
+          '-c',
+          'listen_addresses=127.0.0.1',
+          '-c',
+          'fsync=off',
+          '-c',
+          'synchronous_commit=off',
+          '-c',
+          'full_page_writes=off',
+          '-c',
+          'max_connections=300',
+          '-c',
+          'shared_buffers=256MB',
+        ]);
+        return spawnChild(cmd, args, o.detached);
+      },
+      async (port) => {
+        const c = new pg.Client({ connectionString: adminUrlOf(port), connectionTimeoutMillis: 2_000 });
+        await c.connect();
+        await c.end();
+        return true;
+      },
+      o,
+    );
   } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
+    // As root the server runs under runuser; pg_ctl reaches it where killing runuser would not.
+    await pgCtlStop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
+  const { child, port } = server;
+  // Stops the server; a detached one is not in our process group, so nothing else would.
   return {
     url: `postgres://corebank@127.0.0.1:${port}`,
-    adminUrl,
+    adminUrl: adminUrlOf(port),
     port,
+    pid: child.pid!,
+    dir,
     stop: async () => {
-      // runuser does not pass signals on; pg_ctl stops the server itself.
-      const [stopCmd, stopArgs] = asPgUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
-      try {
-        execFileSync(stopCmd, stopArgs, { stdio: 'ignore' });
-      } catch {
-        child.kill('SIGKILL');
-      }
+      await pgCtlStop();
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
+
+const adminUrlOf = (port: number) => `postgres://corebank@127.0.0.1:${port}/postgres`;
 
 function natsBinary(): string {
   for (const p of [
@@ -138,20 +258,32 @@ function natsBinary(): string {
   throw new Error('nats-server not found: run `npm run setup` (installs nats-server) or set NATS_SERVER_BIN');
 }
 
-export async function startNats(): Promise<RunningProcess> {
+export async function startNats(o: StartOptions = {}): Promise<RunningProcess> {
+  const bin = natsBinary();
   const dir = mkdtempSync(join(tmpdir(), 'corebank-nats-'));
-  const port = await freePort();
-  const child = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  const url = `nats://127.0.0.1:${port}`;
-  await waitFor('nats-server', async () => {
-    const { connect } = await import('@nats-io/transport-node');
-    const nc = await connect({ servers: url, reconnect: false });
-    await nc.close();
-    return true;
-  });
+  let server: Awaited<ReturnType<typeof startOnFreePort>>;
+  try {
+    server = await startOnFreePort(
+      'nats-server',
+      (port) => spawnChild(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], o.detached),
+      async (port) => {
+        const { connect } = await import('@nats-io/transport-node');
+        const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false, timeout: 2_000 });
+        await nc.close();
+        return true;
+      },
+      o,
+    );
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const { child, port } = server;
   return {
-    url,
+    url: `nats://127.0.0.1:${port}`,
     port,
+    pid: child.pid!,
+    dir,
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
