@@ -459,6 +459,19 @@ export async function dueOrders(shard: Shard, limit: number): Promise<string[]> 
 }
 
 /**
+ * Milliseconds until the shard's earliest due step (0 when one is due; Infinity when none is
+ * scheduled). By the database's clock, which decides due-ness in dueOrders and claimStep.
+ */
+export async function nextDueInMs(shard: Shard): Promise<number> {
+  const { rows } = await shard.db.raw(
+    `select greatest(extract(epoch from min(next_attempt_at) - now()) * 1000, 0)::float8 as ms
+       from payments where step <> ${P.PAYMENT_STEP_DONE} and next_attempt_at < 'infinity'`,
+  );
+  const ms = (rows as { ms: number | null }[])[0]?.ms;
+  return ms === null || ms === undefined ? Infinity : Math.ceil(ms);
+}
+
+/**
  * How many orders of a shard have saga work left, and for how many seconds the oldest of them has
  * been at its step (a saga that stopped moving grows old; one waiting for a person, review or
  * dispute, or for its escrow timer is not saga backlog).
