@@ -53,10 +53,11 @@ export async function nextExpiryInMs(router: ShardRouter): Promise<number> {
   const each = await Promise.all(
     router.shards.map(async ({ db }) => {
       const { rows } = await db.raw(
-        `select greatest(extract(epoch from min(expires_at) - now()) * 1000, 0)::float8 as ms from pending_holds`,
+        `select (extract(epoch from min(expires_at) - now()) * 1000)::float8 as ms from pending_holds`,
       );
       const ms = (rows as { ms: number | null }[])[0]?.ms;
-      return ms === null || ms === undefined ? Infinity : Math.ceil(ms);
+      // No row: min() is null (which greatest() would turn into 0, a busy loop).
+      return ms === null || ms === undefined ? Infinity : Math.max(0, Math.ceil(ms));
     }),
   );
   return Math.min(...each);

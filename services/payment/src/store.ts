@@ -464,11 +464,12 @@ export async function dueOrders(shard: Shard, limit: number): Promise<string[]> 
  */
 export async function nextDueInMs(shard: Shard): Promise<number> {
   const { rows } = await shard.db.raw(
-    `select greatest(extract(epoch from min(next_attempt_at) - now()) * 1000, 0)::float8 as ms
+    `select (extract(epoch from min(next_attempt_at) - now()) * 1000)::float8 as ms
        from payments where step <> ${P.PAYMENT_STEP_DONE} and next_attempt_at < 'infinity'`,
   );
   const ms = (rows as { ms: number | null }[])[0]?.ms;
-  return ms === null || ms === undefined ? Infinity : Math.ceil(ms);
+  // No row: min() is null (which greatest() would turn into 0, a busy loop).
+  return ms === null || ms === undefined ? Infinity : Math.max(0, Math.ceil(ms));
 }
 
 /**

@@ -130,6 +130,7 @@ describe('payment keys and the saga sweeper', () => {
   });
 
   it('sleeps until the earliest due step, not the whole interval', async () => {
+    for (const s of router.shards) await s.db('payments').delete();
     const shard = router.shards[1]!;
     const o = { ...order(router, randomUUID(), bodyHashOf('due')), id: randomUUID() };
     await shard.db.transaction((tx) => insertOrder(tx, o, new Date()));
@@ -144,7 +145,7 @@ describe('payment keys and the saga sweeper', () => {
       sweepIntervalMs: 60_000,
     });
     const sweeps = vi.spyOn(saga, 'sweepOnce');
-    const sweepsOf = () => sweeps.mock.calls.filter(([s]) => s === shard).length;
+    const sweepsOf = (s = shard) => sweeps.mock.calls.filter(([x]) => x === s).length;
     const started = Date.now();
     await saga.start(undefined);
     try {
@@ -155,6 +156,8 @@ describe('payment keys and the saga sweeper', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
       // Idle meanwhile: the sweep at start and the one at the due time (one more at most).
       expect(sweepsOf()).toBeLessThanOrEqual(3);
+      // A shard with no order at all sleeps the whole interval.
+      expect(sweepsOf(router.shards[0])).toBe(1);
     } finally {
       await saga.stop();
     }
