@@ -43,6 +43,11 @@ export interface RunningProcess {
   url: string;
   port: number;
   stop: () => Promise<void>;
+  /**
+   * Kills the server (PostgreSQL: immediate shutdown, as a crash; nats-server: SIGKILL), waits
+   * `downMs`, and starts it again on the same port and data (JetStream's store included).
+   */
+  restart: (downMs?: number) => Promise<void>;
 }
 
 function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -92,35 +97,47 @@ export async function startPostgres(): Promise<RunningProcess & { adminUrl: stri
     '-c',
     'shared_buffers=256MB',
   ]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const adminUrl = `postgres://corebank@127.0.0.1:${port}/postgres`;
-  try {
-    await waitFor('PostgreSQL', async () => {
-      const c = new pg.Client(adminUrl);
-      await c.connect();
-      await c.end();
-      return true;
-    });
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
-  }
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    try {
+      await waitFor('PostgreSQL', async () => {
+        const c = new pg.Client(adminUrl);
+        await c.connect();
+        await c.end();
+        return true;
+      });
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\n${stderr}`);
+    }
+    return child;
+  };
+  let child = await launch();
+  const kill = async () => {
+    // runuser does not pass signals on; pg_ctl stops the server itself.
+    const [stopCmd, stopArgs] = asPgUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
+    try {
+      execFileSync(stopCmd, stopArgs, { stdio: 'ignore' });
+    } catch {
+      child.kill('SIGKILL');
+    }
+    await stopChild(child);
+  };
   return {
     url: `postgres://corebank@127.0.0.1:${port}`,
     adminUrl,
     port,
     stop: async () => {
-      // runuser does not pass signals on; pg_ctl stops the server itself.
-      const [stopCmd, stopArgs] = asPgUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
-      try {
-        execFileSync(stopCmd, stopArgs, { stdio: 'ignore' });
-      } catch {
-        child.kill('SIGKILL');
-      }
-      await stopChild(child);
+      await kill();
       rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 0) => {
+      await kill();
+      await new Promise((r) => setTimeout(r, downMs));
+      child = await launch();
     },
   };
 }
@@ -141,20 +158,29 @@ function natsBinary(): string {
 export async function startNats(): Promise<RunningProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'corebank-nats-'));
   const port = await freePort();
-  const child = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
   const url = `nats://127.0.0.1:${port}`;
-  await waitFor('nats-server', async () => {
-    const { connect } = await import('@nats-io/transport-node');
-    const nc = await connect({ servers: url, reconnect: false });
-    await nc.close();
-    return true;
-  });
+  const launch = async () => {
+    const c = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+    await waitFor('nats-server', async () => {
+      const { connect } = await import('@nats-io/transport-node');
+      const nc = await connect({ servers: url, reconnect: false });
+      await nc.close();
+      return true;
+    });
+    return c;
+  };
+  let child = await launch();
   return {
     url,
     port,
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 0) => {
+      await stopChild(child, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, downMs));
+      child = await launch();
     },
   };
 }
