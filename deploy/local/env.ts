@@ -74,7 +74,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
   if (service === 'account') {
     Object.assign(env, {
       RELAY_ENABLED: 'true',
-      EXPIRY_SWEEP_INTERVAL_MS: '1000',
+      EXPIRY_SWEEP_INTERVAL_MS: '5000',
       SYSTEM_CURRENCIES: 'EUR,USD,GBP',
       LEDGER_BATCHES_IN_FLIGHT: '2',
     });
@@ -89,7 +89,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       RELAY_ENABLED: 'true',
       SAGA_CONSUMER_ENABLED: 'true',
       SAGA_CONSUMER_NAME: 'payment-saga',
-      SAGA_SWEEP_INTERVAL_MS: '1000',
+      SAGA_SWEEP_INTERVAL_MS: '5000',
       SAGA_MAX_BACKOFF_MS: '30000',
       LEDGER_CALL_TIMEOUT_MS: '5000',
       LIMIT_TIME_ZONE: 'UTC',

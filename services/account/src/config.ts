@@ -4,9 +4,10 @@ import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } fro
 export const accountSpec = {
   expirySweepIntervalMs: {
     name: 'EXPIRY_SWEEP_INTERVAL_MS',
-    description: 'how often expired pending transfers are voided; 0 disables the sweeper in this process',
+    description:
+      'longest the expiry sweeper sleeps (it wakes when the earliest hold expires; this is the safety net for holds other replicas open); 0 disables the sweeper in this process',
     parse: parsers.int(0, 3_600_000),
-    default: '1000',
+    default: '5000',
   },
   systemCurrencies: {
     name: 'SYSTEM_CURRENCIES',

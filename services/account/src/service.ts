@@ -77,7 +77,7 @@ export async function startAccountService(
     'products:read',
   ]);
 
-  const stopSweeper =
+  const sweeper =
     config.expirySweepIntervalMs > 0
       ? startExpirySweeper(router, batchers, config.expirySweepIntervalMs, log)
       : undefined;
@@ -108,6 +108,9 @@ export async function startAccountService(
       async createTransfers(req, ctx) {
         const inputs = validateTransfers(req.transfers, ctx.principal.customerId);
         const outcomes = await routeTransfers(inputs, router, batchers, ctx.signal);
+        // The expiry sweeper sleeps until the earliest hold it knows of: tell it about new ones.
+        for (const o of outcomes)
+          if (o.transfer?.expiresAt && !o.replayed) sweeper?.wakeAt(o.transfer.expiresAt.getTime());
         return {
           results: outcomes.map((o) => ({
             id: o.id,
@@ -162,7 +165,7 @@ export async function startAccountService(
 
   const server = await runtime.serve(
     [binding],
-    [() => stopSweeper?.(), () => customers.close(), () => products.close()],
+    [() => sweeper?.stop(), () => customers.close(), () => products.close()],
   );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

@@ -6,10 +6,11 @@ import { createLogger, migrateAllShards, ShardRouter, shardUrlVar, streamName } 
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
 import { createDatabases, promisify, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
-import { inject } from 'vitest';
+
 import { loadAccountConfig } from '../src/config.js';
 import { accountMigrations } from '../src/migrations.js';
 import { startAccountService, type AccountApp } from '../src/service.js';
+import { infra } from '../../kit/test/context.js';
 
 /**
  * A ledger as tests use it, wherever it runs: a client with every scope, the key its tokens are
@@ -34,7 +35,7 @@ export interface TestBank extends Bank {
 export async function bankEnv(shards: number, overrides: Record<string, string> = {}) {
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `acct_${id}_s${i}`);
-  await createDatabases(inject('pgAdminUrl'), dbs);
+  await createDatabases(infra('pgAdminUrl'), dbs);
   const key = overrides.AUTH_TOKEN_KEY ? Buffer.from(overrides.AUTH_TOKEN_KEY, 'base64') : randomBytes(32);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
@@ -42,11 +43,11 @@ export async function bankEnv(shards: number, overrides: Record<string, string> 
     METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     SHARD_COUNT: String(shards),
-    NATS_URL: inject('natsUrl'),
+    NATS_URL: infra('natsUrl'),
     AUTH_TOKEN_KEY: key.toString('base64'),
     SHUTDOWN_GRACE_MS: '2000',
     EXPIRY_SWEEP_INTERVAL_MS: '200',
-    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${inject('pgUrl')}/${db}`])),
+    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
     ...overrides,
   };
   return { env, key };

@@ -15,12 +15,13 @@ import {
 import { createDatabases, promisify, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { inject } from 'vitest';
+
 import { startBank, type Bank, type TestBank } from '../../account/test/bank.js';
 import { loadCustomerConfig } from '../src/config.js';
 import { SUBJECTS } from '../src/events.js';
 import { customerMigrations } from '../src/migrations.js';
 import { startCustomerService, type CustomerApp } from '../src/service.js';
+import { infra } from '../../kit/test/context.js';
 
 export const CUSTOMER_SCOPES = ['customers:read', 'customers:write', 'customers:admin'];
 
@@ -64,19 +65,19 @@ export async function startCustomers(
   const bank = (existingBank as TestBank | undefined) ?? (await startBank(shards, bankOverrides));
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `cust_${id}_s${i}`);
-  await createDatabases(inject('pgAdminUrl'), dbs);
+  await createDatabases(infra('pgAdminUrl'), dbs);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
     METRICS_PORT: '0',
     LOG_LEVEL: 'trace',
     SHARD_COUNT: String(shards),
-    NATS_URL: inject('natsUrl'),
+    NATS_URL: infra('natsUrl'),
     AUTH_TOKEN_KEY: bank.key.toString('base64'),
     CUSTOMER_ID_HASH_KEY: randomBytes(32).toString('base64'),
     ACCOUNT_SERVICE_ADDRESS: bank.address,
     SHUTDOWN_GRACE_MS: '2000',
-    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${inject('pgUrl')}/${db}`])),
+    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
     ...overrides,
   };
   const config = loadCustomerConfig(env);

@@ -13,6 +13,7 @@ export * from './migrate.js';
 export * from './money.js';
 export * from './nats.js';
 export * from './outbox.js';
+export * from './waker.js';
 export * from './sharding.js';
 export * from './time.js';
 export * from './grpc/client.js';

@@ -39,6 +39,27 @@ export const kitMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '001_kit_outbox_notify_and_retention',
+    async up(db) {
+      // Idle relays sleep: every statement that inserts outbox rows notifies the schema's channel
+      // (outboxChannel) and the notification, delivered at commit, wakes the relay at once. A
+      // statement-level trigger: one notification per statement, however many rows, and none
+      // from a transaction that rolls back. The indexes let cleanup find rows past their
+      // retention without reading the table: sent outbox rows by sent_at, inbox rows by age.
+      await db.raw(`
+        create function outbox_notify() returns trigger language plpgsql as $fn$
+        begin
+          perform pg_notify('corebank.outbox.' || tg_table_schema, '');
+          return null;
+        end
+        $fn$;
+        create trigger outbox_notify after insert on outbox for each statement execute function outbox_notify();
+        create index outbox_sent on outbox (sent_at) where sent_at is not null;
+        create index inbox_processed on inbox (processed_at);
+      `);
+    },
+  },
 ];
 
 class ListSource implements Knex.MigrationSource<Migration> {

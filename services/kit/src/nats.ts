@@ -7,6 +7,8 @@ export interface Nats {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** Whether the client is connected now (false between a disconnect and the reconnect). */
+  connected: () => boolean;
 }
 
 export interface NatsOptions {
@@ -23,7 +25,15 @@ export async function connectNats(o: NatsOptions): Promise<Nats> {
     ...(o.user ? { user: o.user, pass: o.password } : {}),
     maxReconnectAttempts: -1,
   });
-  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  // The client reconnects by itself; readiness must see the gap (nc.info outlives the connection).
+  let up = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') up = false;
+      else if (s.type === 'reconnect') up = true;
+    }
+  })();
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc), connected: () => up && !nc.isClosed() };
 }
 
 /** How long JetStream remembers a Nats-Msg-Id: a relay restarted within it cannot publish twice. */

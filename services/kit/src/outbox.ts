@@ -6,11 +6,13 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { context, propagation } from '@opentelemetry/api';
 import type { Knex } from 'knex';
+import pg from 'pg';
 import { backoffMs } from './backoff.js';
 import { bind } from './db.js';
 import type { Logger } from './log.js';
 import { outboxOldestAge, outboxUnsent } from './metrics.js';
 import type { Shard, ShardRouter } from './sharding.js';
+import { Waker } from './waker.js';
 
 export interface OutboxEvent {
   id: string;
@@ -67,15 +69,39 @@ interface OutboxRow {
 
 export interface RelayOptions {
   batchSize?: number;
-  idleMs?: number;
+  /**
+   * The longest the relay sleeps between two looks at an idle outbox. A NOTIFY from the outbox's
+   * insert trigger wakes it at once; this poll is only the safety net for a notification lost
+   * while its LISTEN connection was down.
+   */
+  pollMs?: number;
+  /** How often the relay cleans up (sent rows, old inbox rows) and refreshes its gauges. */
+  cleanupEveryMs?: number;
   /** Sent rows are kept this long for inspection, then deleted. */
   retainSentMs?: number;
+  /**
+   * Inbox rows are kept this long. A redelivery of an event comes within a few ack waits (30 s
+   * each) of its first delivery, and a re-send by a relay killed between publish and mark within
+   * the stream's duplicate window (DUPLICATE_WINDOW_MS, 10 min) is dropped by the stream: a week is
+   * far past both. Only a consumer re-created to replay the stream from its start would meet ids
+   * older than that; such a replay must rely on its effects being idempotent.
+   */
+  retainInboxMs?: number;
+  /** Rows one cleanup deletes at most per table (in batches), so a backlog is worked off over several runs. */
+  cleanupMaxRows?: number;
 }
+
+/** The channel the outbox trigger (kit migration 001) notifies for a service's schema. */
+export const outboxChannel = (schema: string) => `corebank.outbox.${schema}`;
+
+const CLEANUP_BATCH = 5_000;
 
 export class OutboxRelay {
   private running = false;
   private loops: Promise<void>[] = [];
-  private wake: (() => void)[] = [];
+  /** One waker per shard loop: a wake-up for one shard never cancels another's. */
+  private wakers = new Map<number, Waker>();
+  private listeners: ShardListener[] = [];
 
   constructor(
     private readonly router: ShardRouter,
@@ -86,40 +112,54 @@ export class OutboxRelay {
 
   start(): void {
     this.running = true;
+    for (const s of this.router.shards) this.wakers.set(s.index, new Waker());
+    this.listeners = this.router.shards.map((s) => {
+      const l = new ShardListener(s, outboxChannel(this.router.service), () => this.wakeShard(s.index), this.log);
+      l.start();
+      return l;
+    });
     this.loops = this.router.shards.map((s) => this.loop(s));
+  }
+
+  /** Makes a shard's loop look at its outbox now (what a NOTIFY does). */
+  wakeShard(index: number): void {
+    this.wakers.get(index)?.wake();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake.forEach((w) => w());
+    this.wakers.forEach((w) => w.wake());
     await Promise.all(this.loops);
+    await Promise.all(this.listeners.map((l) => l.stop()));
+  }
+
+  /** Whether each shard's LISTEN connection is up (for tests). */
+  get listening(): boolean[] {
+    return this.listeners.map((l) => l.connected);
   }
 
   private async loop(shard: Shard): Promise<void> {
+    const waker = this.wakers.get(shard.index)!;
+    const pollMs = this.opts.pollMs ?? 5_000;
     let lastCleanup = 0;
     let failures = 0;
     while (this.running) {
       let sent = 0;
-      const idleMs = this.opts.idleMs ?? 50;
-      let waitMs = idleMs;
       try {
         sent = await this.relayOnce(shard);
         failures = 0;
-        if (Date.now() - lastCleanup > 60_000) {
+        if (Date.now() - lastCleanup > (this.opts.cleanupEveryMs ?? 60_000)) {
           lastCleanup = Date.now();
           await this.cleanup(shard);
         }
       } catch (err) {
-        // NATS or the shard is away: back off instead of retrying every idle tick (and logging each).
-        waitMs = backoffMs(failures++, { baseMs: Math.max(idleMs, 50), maxMs: 5_000 });
-        this.log.warn({ err, shard: shard.index, retry_in_ms: waitMs }, 'outbox relay: publish failed; will retry');
+        failures++;
+        this.log.warn({ err, shard: shard.index }, 'outbox relay: publish failed; will retry');
       }
+      // A full batch may have more behind it: go on at once. Otherwise sleep until a NOTIFY, or
+      // after a failure until a short, growing backoff (NATS or PostgreSQL coming back).
       if (sent === 0 && this.running) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, waitMs);
-          this.wake.push(() => (clearTimeout(t), resolve()));
-        });
-        this.wake = [];
+        await waker.sleep(failures ? backoffMs(failures - 1, { baseMs: 100, maxMs: pollMs }) : pollMs);
       }
     }
   }
@@ -153,9 +193,30 @@ export class OutboxRelay {
     });
   }
 
-  private async cleanup(shard: Shard): Promise<void> {
-    const retain = this.opts.retainSentMs ?? 24 * 3600 * 1000;
-    await shard.db.raw(`delete from outbox where sent_at < now() - make_interval(secs => ?)`, [retain / 1000]);
+  /**
+   * Deletes sent outbox rows and inbox rows past their retention, through the indexes of kit
+   * migration 001 (outbox_sent, inbox_processed), in bounded batches, by one replica at a time
+   * per service and shard (an advisory lock; the others skip), then refreshes the outbox gauges.
+   */
+  async cleanup(shard: Shard): Promise<{ outbox: number; inbox: number }> {
+    const max = this.opts.cleanupMaxRows ?? 100_000;
+    const outbox = await deleteInBatches(
+      shard,
+      'outbox',
+      `select seq from outbox where sent_at < now() - make_interval(secs => ?) order by sent_at limit ?`,
+      `delete from outbox o using doomed d where o.seq = d.seq`,
+      (this.opts.retainSentMs ?? 24 * 3600 * 1000) / 1000,
+      max,
+    );
+    const inbox = await deleteInBatches(
+      shard,
+      'inbox',
+      `select consumer, event_id from inbox where processed_at < now() - make_interval(secs => ?)
+        order by processed_at limit ?`,
+      `delete from inbox i using doomed d where i.consumer = d.consumer and i.event_id = d.event_id`,
+      (this.opts.retainInboxMs ?? 7 * 24 * 3600 * 1000) / 1000,
+      max,
+    );
     const { rows } = await shard.db.raw(
       `select count(*) as n, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age
          from outbox where sent_at is null`,
@@ -163,5 +224,104 @@ export class OutboxRelay {
     const r = rows[0] as { n: bigint; age: number };
     outboxUnsent.set({ shard: String(shard.index) }, Number(r.n));
     outboxOldestAge.set({ shard: String(shard.index) }, r.age);
+    return { outbox, inbox };
+  }
+}
+
+/** Batches of `select` (rows past retention, oldest first) deleted by `del`, under the cleanup lock. */
+async function deleteInBatches(
+  shard: Shard,
+  table: string,
+  select: string,
+  del: string,
+  retainSecs: number,
+  max: number,
+): Promise<number> {
+  let total = 0;
+  while (total < max) {
+    const n = await shard.db.transaction(async (tx) => {
+      const lock = await tx.raw(`select pg_try_advisory_xact_lock(hashtext(?::text || current_schema())) as ok`, [
+        `corebank.${table}.cleanup.`,
+      ]);
+      if (!(lock.rows[0] as { ok: boolean }).ok) return -1;
+      const r = await tx.raw(`with doomed as (${select}) ${del}`, [retainSecs, Math.min(CLEANUP_BATCH, max - total)]);
+      return r.rowCount ?? 0;
+    });
+    if (n < 0) break;
+    total += n;
+    if (n < CLEANUP_BATCH) break;
+  }
+  return total;
+}
+
+/**
+ * A LISTEN connection of its own (not from the pool: a pooled connection is returned and reused),
+ * on the outbox channel of one shard. It reconnects with backoff when PostgreSQL goes away, and
+ * wakes the relay once it listens again: rows committed while it was down sent no notification
+ * it could hear.
+ */
+class ShardListener {
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private failures = 0;
+  private retry: NodeJS.Timeout | undefined;
+  connected = false;
+
+  constructor(
+    private readonly shard: Shard,
+    private readonly channel: string,
+    private readonly notify: () => void,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    const c = this.client;
+    this.client = undefined;
+    this.connected = false;
+    await c?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const pool = (this.shard.db.client as { config: { connection: pg.ClientConfig } }).config.connection;
+    const c = new pg.Client({
+      ...pool,
+      application_name: `${pool.application_name ?? 'corebank'}-listen`.slice(0, 63),
+      keepAlive: true,
+    });
+    this.client = c;
+    c.on('notification', () => this.notify());
+    c.on('error', (err) => this.lost(c, err));
+    c.on('end', () => this.lost(c));
+    try {
+      await c.connect();
+      await c.query(`listen ${pg.escapeIdentifier(this.channel)}`);
+      if (this.client !== c) return void c.end().catch(() => undefined);
+      this.connected = true;
+      this.failures = 0;
+      this.notify();
+    } catch (err) {
+      this.lost(c, err);
+    }
+  }
+
+  private lost(c: pg.Client, err?: unknown): void {
+    if (this.client !== c) return;
+    this.client = undefined;
+    this.connected = false;
+    c.end().catch(() => undefined);
+    if (this.stopped) return;
+    this.failures++;
+    if (this.failures === 1) {
+      this.log.warn({ err, shard: this.shard.index }, 'outbox relay: LISTEN connection lost; reconnecting');
+    }
+    this.retry = setTimeout(() => void this.connect(), Math.min(5_000, 100 * 2 ** Math.min(this.failures, 10)));
+    this.retry.unref();
   }
 }

@@ -79,7 +79,7 @@ export async function startRuntime(o: {
         readinessDrainMs: config.readinessDrainMs,
         ready: async () => {
           await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
-          return !nats.nc.isClosed() && nats.nc.info !== undefined;
+          return nats.connected();
         },
         onShutdown: [
           async () => {

@@ -71,9 +71,9 @@ export const paymentSpec = {
   sagaSweepIntervalMs: {
     name: 'SAGA_SWEEP_INTERVAL_MS',
     description:
-      'how often orders whose step is due (a retry, a dead driver, an escrow auto-release) are re-driven; 0 disables the sweeper',
+      'longest the sweeper sleeps between re-driving orders whose step is due (a retry, a dead driver, an escrow auto-release); it wakes at the earliest due step, this is the safety net; 0 disables the sweeper',
     parse: parsers.int(0, 3_600_000),
-    default: '1000',
+    default: '5000',
   },
   sagaMaxBackoffMs: {
     name: 'SAGA_MAX_BACKOFF_MS',

@@ -7,8 +7,9 @@
 import {
   backoffMs,
   durableConsumer,
-  processOnce,
+  fromTimestamp,
   runConsumer,
+  Waker,
   type Logger,
   type Nats,
   type Shard,
@@ -20,13 +21,18 @@ import { DOMAIN } from './events.js';
 import type { Ledger } from './ledger.js';
 import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
 import { nextAfter, WAITING_STEPS } from './state.js';
-import { advance, claimStep, deferStep, dueOrders, sagaBacklog, type PaymentRow } from './store.js';
+import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog, type PaymentRow } from './store.js';
 
 export interface SagaOptions {
   /** Durable consumer name (and inbox consumer key). */
   consumerName: string;
   callTimeoutMs: number;
   maxBackoffMs: number;
+  /**
+   * The longest the sweeper sleeps. It sleeps until the shard's earliest due step (a retry's
+   * backoff, a lease, an escrow timer) and is woken early by steps this process defers and by
+   * escrow events; this cap is the safety net for due times set by other replicas meanwhile.
+   */
   sweepIntervalMs: number;
   /** Orders the sweeper drives at once, per shard. */
   sweepConcurrency?: number;
@@ -34,12 +40,16 @@ export interface SagaOptions {
   consumerConcurrency?: number;
 }
 
+/** Orders one sweep of a shard takes at most. */
+const SWEEP_LIMIT = 500;
+
 export type DriveResult = 'advanced' | 'deferred' | 'busy';
 
 export class Saga {
   private sweeping = false;
   private sweepers: Promise<void>[] = [];
-  private wake: (() => void)[] = [];
+  /** One per shard sweeper: a single timer each, however often it is woken. */
+  private wakers = new Map<number, Waker>();
   private consumers: { stop: () => Promise<void> }[] = [];
 
   constructor(
@@ -76,6 +86,7 @@ export class Saga {
         `payment step failed; retrying: ${res.error.message}`,
       );
       await deferStep(shard, row, wait);
+      this.wakeAt(shard, Date.now() + wait);
       return { result: 'deferred', row };
     }
     const next = nextAfter(row, res.kind);
@@ -92,9 +103,15 @@ export class Saga {
     }
   }
 
+  /** Makes the shard's sweeper run by `at` (epoch ms) at the latest. */
+  wakeAt(shard: Shard, at: number): void {
+    this.wakers.get(shard.index)?.wakeAt(at);
+  }
+
   start(nats: Nats | undefined): Promise<void> {
     if (this.o.sweepIntervalMs > 0) {
       this.sweeping = true;
+      for (const s of this.router.shards) this.wakers.set(s.index, new Waker());
       this.sweepers = this.router.shards.map((s) => this.sweepLoop(s));
     }
     return nats ? this.startConsumer(nats) : Promise.resolve();
@@ -112,14 +129,20 @@ export class Saga {
     const handle = async (msg: { subject: string; data: Uint8Array }) => {
       const event = PaymentChanged.decode(msg.data);
       const step = event.payment?.step ?? PaymentStep.PAYMENT_STEP_DONE;
-      if (step === PaymentStep.PAYMENT_STEP_DONE || WAITING_STEPS.includes(step)) return;
       const id = event.payment?.id ?? '';
       const shard = this.router.byId(id);
       if (!shard || !event.meta) return;
+      // An escrow's timer: the sweeper of its shard (in this process) wakes when it runs out.
+      const releaseAt = event.payment?.autoReleaseAt;
+      if (step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE && releaseAt) {
+        this.wakeAt(shard, fromTimestamp(releaseAt).getTime());
+      }
+      if (step === PaymentStep.PAYMENT_STEP_DONE || WAITING_STEPS.includes(step)) return;
+      // No inbox row: nothing would read it. The effect is idempotent by itself: a step is
+      // claimed only while due and not held (claimStep), its ledger transfers have ids derived
+      // from the payment and the step, and an order past the event's step has nothing to do, so
+      // a redelivered or duplicated event drives the order at most to where it already is.
       await this.drive(shard, id);
-      // The effect itself is idempotent (claims and deterministic transfer ids); the inbox row
-      // records that this event was handled, so a redelivery after the ack is recognised.
-      await processOnce(shard.db, this.o.consumerName, event.meta.eventId, async () => undefined);
     };
     for (let i = 0; i < (this.o.consumerConcurrency ?? 8); i++) {
       this.consumers.push(runConsumer(consumer, this.log, handle));
@@ -127,10 +150,15 @@ export class Saga {
   }
 
   private async sweepLoop(shard: Shard): Promise<void> {
+    const waker = this.wakers.get(shard.index)!;
     let lastGauge = 0;
     while (this.sweeping) {
+      let sleepMs = this.o.sweepIntervalMs;
       try {
-        await this.sweepOnce(shard);
+        const driven = await this.sweepOnce(shard);
+        // A full sweep may leave more due orders: go on at once. Otherwise sleep until the
+        // earliest due step (read after this sweep's deferrals), within the cap.
+        sleepMs = driven >= SWEEP_LIMIT ? 0 : Math.min(sleepMs, await nextDueInMs(shard));
         if (Date.now() - lastGauge > 5_000) {
           lastGauge = Date.now();
           const { n, age } = await sagaBacklog(shard);
@@ -141,16 +169,13 @@ export class Saga {
         this.log.warn({ err, shard: shard.index }, 'payment sweeper failed; will retry');
       }
       if (!this.sweeping) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.o.sweepIntervalMs);
-        this.wake.push(() => (clearTimeout(t), resolve()));
-      });
+      await waker.sleep(sleepMs);
     }
   }
 
   /** Drives every due order of a shard; returns how many there were. */
   async sweepOnce(shard: Shard): Promise<number> {
-    const ids = await dueOrders(shard, 500);
+    const ids = await dueOrders(shard, SWEEP_LIMIT);
     const queue = [...ids];
     const worker = async () => {
       for (let id = queue.shift(); id !== undefined && this.sweeping; id = queue.shift()) {
@@ -165,7 +190,7 @@ export class Saga {
 
   async stop(): Promise<void> {
     this.sweeping = false;
-    this.wake.forEach((w) => w());
+    this.wakers.forEach((w) => w.wake());
     await Promise.all(this.sweepers);
     await Promise.all(this.consumers.map((c) => c.stop()));
   }

@@ -69,7 +69,7 @@ export async function startPaymentService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<PaymentApp> {
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
-  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log, relay: { idleMs: 20 } });
+  const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
   const ledger = Ledger.connect(config.accountServiceAddress, config.authTokenKey, config.ledgerCallTimeoutMs);
   const peers = Peers.connect(

@@ -238,19 +238,17 @@ export async function createOnce(
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
   const keys = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
+  // One statement that always returns the key's claim: ours when the key was free, else the one
+  // recorded (DO UPDATE, unlike DO NOTHING, locks and returns the row that conflicts, even one
+  // committed after the statement began). A second statement to read the claim could find none:
+  // a request that fails with a verdict gives its claim back, and may do so in between.
   const { rows } = await keys.raw(
     `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
-       on conflict (channel, idempotency_key) do nothing
+       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
      returning payment_id, body_hash`,
     [channel, key, paymentId, bodyHash],
   );
-  // Not inserted: the key was claimed before (perhaps by a request committed a moment ago, which
-  // only a new statement sees).
-  const claimed = ((rows as { payment_id: string; body_hash: string }[])[0] ??
-    (await keys('payment_keys').where({ channel, idempotency_key: key }).first())) as {
-    payment_id: string;
-    body_hash: string;
-  };
+  const claimed = (rows as { payment_id: string; body_hash: string }[])[0]!;
   if (claimed.payment_id !== paymentId || claimed.body_hash !== bodyHash) throw keyReused(claimed.payment_id);
   try {
     const row = await shard.db.transaction(async (tx) => {
@@ -462,6 +460,20 @@ export async function dueOrders(shard: Shard, limit: number): Promise<string[]> 
     .orderBy('next_attempt_at')
     .limit(limit)) as { id: string }[];
   return rows.map((r) => r.id);
+}
+
+/**
+ * Milliseconds until the shard's earliest due step (0 when one is due; Infinity when none is
+ * scheduled). By the database's clock, which decides due-ness in dueOrders and claimStep.
+ */
+export async function nextDueInMs(shard: Shard): Promise<number> {
+  const { rows } = await shard.db.raw(
+    `select (extract(epoch from min(next_attempt_at) - now()) * 1000)::float8 as ms
+       from payments where step <> ${P.PAYMENT_STEP_DONE} and next_attempt_at < 'infinity'`,
+  );
+  const ms = (rows as { ms: number | null }[])[0]?.ms;
+  // No row: min() is null (which greatest() would turn into 0, a busy loop).
+  return ms === null || ms === undefined ? Infinity : Math.max(0, Math.ceil(ms));
 }
 
 /**

@@ -10,7 +10,7 @@ import { KycStatus, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import type { DepositTerms } from '@corebank/kit/gen/corebank/v1/product';
 import * as grpc from '@grpc/grpc-js';
-import { expect, inject } from 'vitest';
+import { expect } from 'vitest';
 import { startBank, type Bank, type TestBank } from '../../account/test/bank.js';
 import { cashAccount, fund, transfer } from '../../account/test/helpers.js';
 import { personRequest } from '../../customer/test/fixtures.js';
@@ -20,6 +20,7 @@ import { startCatalog } from '../../product/test/harness.js';
 import { loadPaymentConfig } from '../src/config.js';
 import { paymentMigrations } from '../src/migrations.js';
 import { startPaymentService, type PaymentApp } from '../src/service.js';
+import { infra } from '../../kit/test/context.js';
 
 export const PAYMENT_SCOPES = ['payments:read', 'payments:write'];
 export const ADMIN_SCOPES = [...PAYMENT_SCOPES, 'payments:admin'];
@@ -44,21 +45,21 @@ export interface TestPayments {
 export async function paymentEnv(bank: Bank, shards: number, overrides: Record<string, string> = {}) {
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `pay_${id}_s${i}`);
-  await createDatabases(inject('pgAdminUrl'), dbs);
+  await createDatabases(infra('pgAdminUrl'), dbs);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
     METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     SHARD_COUNT: String(shards),
-    NATS_URL: inject('natsUrl'),
+    NATS_URL: infra('natsUrl'),
     AUTH_TOKEN_KEY: bank.key.toString('base64'),
     ACCOUNT_SERVICE_ADDRESS: bank.address,
     SAGA_CONSUMER_NAME: `payment-saga-${id}`,
     SAGA_SWEEP_INTERVAL_MS: '250',
     SAGA_MAX_BACKOFF_MS: '2000',
     SHUTDOWN_GRACE_MS: '2000',
-    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${inject('pgUrl')}/${db}`])),
+    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
     ...overrides,
   };
   const config = loadPaymentConfig(env);

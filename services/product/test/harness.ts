@@ -6,10 +6,11 @@ import { ProductVersionChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { ProductServiceClient, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import { createDatabases, promisify } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
-import { inject } from 'vitest';
+
 import { globalRouter, loadProductConfig } from '../src/config.js';
 import { productMigrations } from '../src/migrations.js';
 import { startProductService, type ProductApp } from '../src/service.js';
+import { infra } from '../../kit/test/context.js';
 
 export const PRODUCT_SCOPES = ['products:read', 'products:write'];
 
@@ -27,16 +28,16 @@ export interface TestCatalog {
 
 export async function startCatalog(overrides: Record<string, string> = {}): Promise<TestCatalog> {
   const db = `prod_${randomUUID().slice(0, 8)}`;
-  await createDatabases(inject('pgAdminUrl'), [db]);
+  await createDatabases(infra('pgAdminUrl'), [db]);
   const key = overrides.AUTH_TOKEN_KEY ? Buffer.from(overrides.AUTH_TOKEN_KEY, 'base64') : randomBytes(32);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
     METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
-    NATS_URL: inject('natsUrl'),
+    NATS_URL: infra('natsUrl'),
     AUTH_TOKEN_KEY: key.toString('base64'),
-    GLOBAL_DATABASE_URL: `${inject('pgUrl')}/${db}`,
+    GLOBAL_DATABASE_URL: `${infra('pgUrl')}/${db}`,
     SHUTDOWN_GRACE_MS: '2000',
     ...overrides,
   };

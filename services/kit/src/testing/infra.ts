@@ -80,6 +80,36 @@ export interface RunningProcess {
   /** The temporary folder that holds its data; stop() removes it. */
   dir: string;
   stop: () => Promise<void>;
+  /**
+   * Kills the server (PostgreSQL: immediate shutdown, as a crash; nats-server: SIGKILL), waits
+   * `downMs`, and starts it again on the same port and data (JetStream's store included).
+   */
+  restart: (downMs?: number) => Promise<void>;
+}
+
+/** Starts a server again on the port it had: a restart, for tests of outages. */
+async function restartOn(
+  what: string,
+  port: number,
+  start: (port: number) => ChildProcess,
+  ready: (port: number) => Promise<boolean>,
+): Promise<ChildProcess> {
+  const child = start(port);
+  let output = '';
+  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  try {
+    await waitFor(
+      what,
+      child,
+      () => output,
+      () => ready(port),
+      {},
+    );
+  } catch (err) {
+    await stopChild(child, 'SIGKILL');
+    throw err;
+  }
+  return child;
 }
 
 /** Children that lead a process group of their own (spawned detached). */
@@ -173,6 +203,35 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
     const [stopCmd, stopArgs] = asPgUser(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-s']);
     await runToEnd(stopCmd, stopArgs, {}).catch(() => undefined);
   };
+  const spawnPg = (port: number) => {
+    const [cmd, args] = asPgUser(join(bin, 'postgres'), [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'shared_buffers=256MB',
+    ]);
+    return spawnChild(cmd, args, o.detached);
+  };
+  const readyPg = async (port: number) => {
+    const c = new pg.Client({ connectionString: adminUrlOf(port), connectionTimeoutMillis: 2_000 });
+    await c.connect();
+    await c.end();
+    return true;
+  };
   let server: Awaited<ReturnType<typeof startOnFreePort>> | undefined;
   try {
     chmodSync(dir, 0o777);
@@ -188,46 +247,15 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       '--no-sync',
     ]);
     await runToEnd(initCmd, initArgs, o);
-    server = await startOnFreePort(
-      'PostgreSQL',
-      (port) => {
-        const [cmd, args] = asPgUser(join(bin, 'postgres'), [
-          '-D',
-          data,
-          '-p',
-          String(port),
-          '-k',
-          dir,
-          '-c',
-          'listen_addresses=127.0.0.1',
-          '-c',
-          'fsync=off',
-          '-c',
-          'synchronous_commit=off',
-          '-c',
-          'full_page_writes=off',
-          '-c',
-          'max_connections=300',
-          '-c',
-          'shared_buffers=256MB',
-        ]);
-        return spawnChild(cmd, args, o.detached);
-      },
-      async (port) => {
-        const c = new pg.Client({ connectionString: adminUrlOf(port), connectionTimeoutMillis: 2_000 });
-        await c.connect();
-        await c.end();
-        return true;
-      },
-      o,
-    );
+    server = await startOnFreePort('PostgreSQL', spawnPg, readyPg, o);
   } catch (err) {
     // As root the server runs under runuser; pg_ctl reaches it where killing runuser would not.
     await pgCtlStop();
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const { child, port } = server;
+  const { port } = server;
+  let child = server.child;
   // Stops the server; a detached one is not in our process group, so nothing else would.
   return {
     url: `postgres://corebank@127.0.0.1:${port}`,
@@ -239,6 +267,12 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       await pgCtlStop();
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 0) => {
+      await pgCtlStop();
+      await stopChild(child, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, downMs));
+      child = await restartOn('PostgreSQL', port, spawnPg, readyPg);
     },
   };
 }
@@ -261,24 +295,23 @@ function natsBinary(): string {
 export async function startNats(o: StartOptions = {}): Promise<RunningProcess> {
   const bin = natsBinary();
   const dir = mkdtempSync(join(tmpdir(), 'corebank-nats-'));
+  const spawnNats = (port: number) =>
+    spawnChild(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], o.detached);
+  const readyNats = async (port: number) => {
+    const { connect } = await import('@nats-io/transport-node');
+    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false, timeout: 2_000 });
+    await nc.close();
+    return true;
+  };
   let server: Awaited<ReturnType<typeof startOnFreePort>>;
   try {
-    server = await startOnFreePort(
-      'nats-server',
-      (port) => spawnChild(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], o.detached),
-      async (port) => {
-        const { connect } = await import('@nats-io/transport-node');
-        const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false, timeout: 2_000 });
-        await nc.close();
-        return true;
-      },
-      o,
-    );
+    server = await startOnFreePort('nats-server', spawnNats, readyNats, o);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const { child, port } = server;
+  const { port } = server;
+  let child = server.child;
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -287,6 +320,11 @@ export async function startNats(o: StartOptions = {}): Promise<RunningProcess> {
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 0) => {
+      await stopChild(child, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, downMs));
+      child = await restartOn('nats-server', port, spawnNats, readyNats);
     },
   };
 }

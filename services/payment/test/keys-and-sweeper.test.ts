@@ -1,0 +1,165 @@
+// The payment key claim and the saga's sweeper, on migrated payment databases of their own (no
+// ledger behind them: nothing here reaches one).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createLogger, DomainError, migrateAllShards, ShardMap, ShardRouter } from '@corebank/kit';
+import {
+  PaymentKind as K,
+  PaymentRoute,
+  PaymentStatus as S,
+  PaymentStep as P,
+} from '@corebank/kit/gen/corebank/v1/payment';
+import { createDatabases } from '@corebank/kit/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { inject } from 'vitest';
+import { Ledger } from '../src/ledger.js';
+import { paymentMigrations } from '../src/migrations.js';
+import { Saga } from '../src/saga.js';
+import { bodyHashOf, createOnce, findPayment, insertOrder, paymentIdFor, type NewOrder } from '../src/store.js';
+
+const log = createLogger('payment', 'silent');
+
+function order(router: ShardRouter, key: string, hash: string): NewOrder {
+  const bucket = router.map.firstBucketOf(0);
+  const id = paymentIdFor(bucket, 'test', key);
+  return {
+    id,
+    channel: 'test',
+    idempotencyKey: key,
+    bodyHash: hash,
+    kind: K.PAYMENT_KIND_TRANSFER,
+    payerAccountId: randomUUID(),
+    payeeAccountId: randomUUID(),
+    payerCustomerId: 'c1',
+    amount: 100n,
+    currency: 'EUR',
+    reference: '',
+    route: PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD,
+    status: S.PAYMENT_STATUS_ACCEPTED,
+    step: P.PAYMENT_STEP_HOLD,
+    payerShard: 0,
+    payeeShard: 1,
+  };
+}
+
+describe('payment keys and the saga sweeper', () => {
+  let router: ShardRouter;
+  beforeAll(async () => {
+    const id = randomUUID().slice(0, 8);
+    const dbs = [`pks_${id}_s0`, `pks_${id}_s1`];
+    await createDatabases(inject('pgAdminUrl'), dbs);
+    router = new ShardRouter(
+      ShardMap.parse('', 2),
+      dbs.map((d) => `${inject('pgUrl')}/${d}`),
+      4,
+      'payment',
+    );
+    await migrateAllShards(router, paymentMigrations, log);
+  });
+  afterAll(async () => {
+    await router?.close();
+  });
+
+  it('answers a request whose key claim is given back between statements (no TypeError)', async () => {
+    const shard = router.shards[0]!;
+    // A request claimed each key and is failing with a verdict: it gives its claim back. The
+    // trigger gives it back right after the next claiming statement on the table, which is the
+    // moment a second statement reading the claim would find nothing.
+    const same = order(router, `race-${randomUUID()}`, bodyHashOf('a'));
+    const other = order(router, `race-${randomUUID()}`, bodyHashOf('b'));
+    // The claim lives on the shard of hash(channel, key): every shard gets the same setup.
+    for (const s of router.shards) {
+      await s.db.raw(`
+        create or replace function give_back_claims() returns trigger language plpgsql as $$
+        begin delete from payment_keys where idempotency_key like 'race-%'; return null; end $$;
+        drop trigger if exists give_back_claims on payment_keys;
+        create trigger give_back_claims after insert on payment_keys for each statement execute function give_back_claims();
+        alter table payment_keys disable trigger give_back_claims;`);
+    }
+    for (const [o, claimedFor] of [
+      [same, same],
+      [other, { ...other, id: paymentIdFor(router.map.firstBucketOf(0), 'test', 'someone-else') }],
+    ] as const) {
+      for (const s of router.shards) {
+        await s.db('payment_keys').insert({
+          channel: 'test',
+          idempotency_key: o.idempotencyKey,
+          payment_id: claimedFor.id,
+          body_hash: claimedFor.bodyHash,
+        });
+        await s.db.raw(`alter table payment_keys enable trigger give_back_claims`);
+      }
+      const res = createOnce(
+        router,
+        shard,
+        { channel: 'test', key: o.idempotencyKey, paymentId: o.id, bodyHash: o.bodyHash },
+        () => Promise.resolve(o),
+        new Date(),
+      );
+      if (claimedFor === o) {
+        // The claim was this very order's (a retry of it): the order is created.
+        const r = await res;
+        expect(r.replayed).toBe(false);
+        expect((await findPayment(shard.db, o.id))?.id).toBe(o.id);
+      } else {
+        // Another order's claim: ALREADY_EXISTS, as when the claim stays.
+        await expect(res).rejects.toSatisfy(
+          (e) => e instanceof DomainError && e.code === 'ALREADY_EXISTS',
+          'a DomainError ALREADY_EXISTS',
+        );
+      }
+      for (const s of router.shards) await s.db.raw(`alter table payment_keys disable trigger give_back_claims`);
+    }
+  });
+
+  it('keeps one timer per sweeper however many sweeps ran', async () => {
+    const saga = new Saga(router, Ledger.connect('127.0.0.1:1', randomBytes(32), 200), log, {
+      consumerName: 'unused',
+      callTimeoutMs: 200,
+      maxBackoffMs: 200,
+      sweepIntervalMs: 2,
+    });
+    const sweeps = vi.spyOn(saga, 'sweepOnce');
+    await saga.start(undefined);
+    await expect.poll(() => sweeps.mock.calls.length, { timeout: 20_000 }).toBeGreaterThan(100);
+    // Stopping wakes each sleeper once: a waker kept per sweep would be called (and its timer
+    // cleared) once per sweep ever made.
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    await saga.stop();
+    expect(cleared.mock.calls.length).toBeLessThanOrEqual(10);
+    cleared.mockRestore();
+  });
+
+  it('sleeps until the earliest due step, not the whole interval', async () => {
+    for (const s of router.shards) await s.db('payments').delete();
+    const shard = router.shards[1]!;
+    const o = { ...order(router, randomUUID(), bodyHashOf('due')), id: randomUUID() };
+    await shard.db.transaction((tx) => insertOrder(tx, o, new Date()));
+    await shard
+      .db('payments')
+      .where('id', o.id)
+      .update({ next_attempt_at: shard.db.raw(`now() + interval '1.5 s'`) });
+    const saga = new Saga(router, Ledger.connect('127.0.0.1:1', randomBytes(32), 200), log, {
+      consumerName: 'unused',
+      callTimeoutMs: 200,
+      maxBackoffMs: 60_000,
+      sweepIntervalMs: 60_000,
+    });
+    const sweeps = vi.spyOn(saga, 'sweepOnce');
+    const sweepsOf = (s = shard) => sweeps.mock.calls.filter(([x]) => x === s).length;
+    const started = Date.now();
+    await saga.start(undefined);
+    try {
+      // The first sweep finds nothing due; the next one runs when the order falls due.
+      await expect
+        .poll(async () => (await findPayment(shard.db, o.id))!.attempts, { timeout: 6_000, interval: 50 })
+        .toBeGreaterThan(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      // Idle meanwhile: the sweep at start and the one at the due time (one more at most).
+      expect(sweepsOf()).toBeLessThanOrEqual(3);
+      // A shard with no order at all sleeps the whole interval.
+      expect(sweepsOf(router.shards[0])).toBe(1);
+    } finally {
+      await saga.stop();
+    }
+  });
+});
