@@ -788,15 +788,16 @@ async function property(bank: TestBank, shards: number, runs: number) {
 if (process.env.PROP_SEED) console.log(`ledger property seed: ${SEED} (PROP_SEED=${SEED} replays it)`);
 
 /**
- * On one shard the sweeper stays idle, so holds past their timeout stay held and posts and voids
- * of them are refused by the clock; on two it expires them within SWEEP_MS.
+ * On one shard the sweeper is off (EXPIRY_SWEEP_INTERVAL_MS=0; a long interval would not do, as
+ * the sweeper also wakes when a hold falls due), so holds past their timeout stay held and posts
+ * and voids of them are refused by the clock; on two it expires them within SWEEP_MS.
  */
 const sweeps = (shards: number) => shards > 1;
 
 describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shards) => {
   let bank: TestBank;
   beforeAll(async () => {
-    bank = await startBank(shards, { EXPIRY_SWEEP_INTERVAL_MS: String(sweeps(shards) ? SWEEP_MS : 3_600_000) });
+    bank = await startBank(shards, { EXPIRY_SWEEP_INTERVAL_MS: String(sweeps(shards) ? SWEEP_MS : 0) });
   });
   afterAll(async () => bank?.stop());
 
@@ -872,7 +873,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     });
   });
 
-  it('ledger defect: a chain refused for good that names one id twice fails its whole batch', async () => {
+  it('regression: a chain refused for good that names one id twice fails its whole batch', async () => {
     // b takes no credits beyond its debits, so u is refused for good (EXCEEDS_DEBITS): every id of
     // the chain is recorded as refused, v twice, and the second row breaks the batch's statement.
     const [a, b, c] = await open(0, 'none', 'credits', 'none');
@@ -887,7 +888,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     ]);
   });
 
-  it('ledger defect: an id refused before, sent again with another body in a chain refused for good, fails its whole batch', async () => {
+  it('regression: an id refused before, sent again with another body in a chain refused for good, fails its whole batch', async () => {
     const [a, b] = await open(0, 'none', 'credits');
     const t = transfer({ debitAccountId: a!, creditAccountId: b!, amount: 1n });
     expect(await send(t)).toEqual(['EXCEEDS_DEBITS']);
@@ -895,7 +896,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     expect(await send(u, { ...t, amount: 2n })).toEqual(['EXCEEDS_DEBITS', 'EXISTS_WITH_DIFFERENT_BODY']);
   });
 
-  it('ledger defect: such a request also fails the requests batched with it', async () => {
+  it('regression: such a request also fails the requests batched with it', async () => {
     const [a, b, c] = await open(0, 'none', 'credits', 'none');
     const u = transfer({ debitAccountId: a!, creditAccountId: b!, amount: 1n, linked: true });
     const v = transfer({ debitAccountId: a!, creditAccountId: c!, amount: 1n, linked: true });
@@ -910,7 +911,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     expect(failed, 'innocent requests that got an error').toHaveLength(0);
   });
 
-  it('ledger defect: an id twice in a chain that fails answers OK for a transfer that was undone', async () => {
+  it('regression: an id twice in a chain that fails answers OK for a transfer that was undone', async () => {
     const [a, b, c] = await open(0, 'none', 'credits', 'none');
     const v = transfer({ debitAccountId: a!, creditAccountId: c!, amount: 5n, linked: true });
     const u = transfer({ debitAccountId: a!, creditAccountId: b!, amount: 1n });
@@ -919,7 +920,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     expect(answers).toEqual(['LINKED_EVENT_FAILED', 'LINKED_EVENT_FAILED', 'EXCEEDS_DEBITS']);
   });
 
-  it('ledger defect: a post of a transfer that is not pending, made in the same request, answers NOT_FOUND', async () => {
+  it('regression: a post of a transfer that is not pending, made in the same request, answers NOT_FOUND', async () => {
     const [a, c] = await open(0, 'none', 'none');
     const s = transfer({ debitAccountId: a!, creditAccountId: c!, amount: 5n });
     const post = (id: string) =>
@@ -950,7 +951,12 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     }
   });
 
-  it.runIf(shards > 1)(
+  // OPEN DEFECTS (issue 13 note): transfer ids are unique per shard, not across shards, and a
+  // post or void is looked up on its debit account's shard only. These tests keep the expected
+  // behaviour and are marked as expected to fail (it.fails) until a ledger-wide id claim lands;
+  // vitest reports them as failing the moment they start to pass.
+  const openDefect = shards > 1 ? it.fails : it.skipIf(true);
+  openDefect(
     'ledger defect: a void naming accounts on another shard than its pending transfer answers NOT_FOUND',
     async () => {
       const [a0, b0] = await open(0, 'none', 'none');
@@ -965,7 +971,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     },
   );
 
-  it.runIf(shards > 1)(
+  openDefect(
     'ledger defect (shrunk by the property, PROP_STRICT=1): an id used on one shard is unknown to the other',
     async () => {
       // Shard 1 does not know the id used on shard 0: it answers ACCOUNTS_MUST_BE_DIFFERENT where the
@@ -1002,17 +1008,14 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     },
   );
 
-  it.runIf(shards > 1)(
-    'ledger defect: an id used on one shard is taken again, with another body, on another shard',
-    async () => {
-      const [a0, b0] = await open(0, 'none', 'none');
-      const [a1, b1] = await open(1, 'none', 'none');
-      const t = transfer({ debitAccountId: a0!, creditAccountId: b0!, amount: 3n });
-      expect(await send(t)).toEqual(['OK:3']);
-      expect(await send({ ...t, debitAccountId: a1!, creditAccountId: b1! })).toEqual(['EXISTS_WITH_DIFFERENT_BODY']);
-      expect((await bank.client.getAccount({ accountId: a1! })).account!.debitsPosted).toBe(0n);
-    },
-  );
+  openDefect('ledger defect: an id used on one shard is taken again, with another body, on another shard', async () => {
+    const [a0, b0] = await open(0, 'none', 'none');
+    const [a1, b1] = await open(1, 'none', 'none');
+    const t = transfer({ debitAccountId: a0!, creditAccountId: b0!, amount: 3n });
+    expect(await send(t)).toEqual(['OK:3']);
+    expect(await send({ ...t, debitAccountId: a1!, creditAccountId: b1! })).toEqual(['EXISTS_WITH_DIFFERENT_BODY']);
+    expect((await bank.client.getAccount({ accountId: a1! })).account!.debitsPosted).toBe(0n);
+  });
 });
 
 export { runScenario, type Scenario };

@@ -125,7 +125,9 @@ class ChainOverlay {
   }
 
   pending(id: string): PendingState | undefined {
-    const p = this.opened.get(id) ?? this.base.pendings.get(id);
+    // A transfer of this batch that is not pending is still found, so that it is NOT_PENDING.
+    const stored = this.transfer(id);
+    const p = this.opened.get(id) ?? this.base.pendings.get(id) ?? (stored ? { transfer: stored } : undefined);
     const resolution = this.resolutions.get(id);
     return p && resolution ? { ...p, resolution } : p;
   }
@@ -203,7 +205,9 @@ function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes
   const failed = failure.outcome;
   const result = chain.map((t, i): TransferOutcome => {
     const o = outcomes[i];
-    if (o === failed || o?.replayed) return o!;
+    // A replay of a member staged earlier in this chain replays nothing: that member is undone too.
+    const recorded = state.transfers.has(t.id) || state.rejections.has(t.id);
+    if (o === failed || (o?.replayed && recorded)) return o!;
     // Members after the break that were decided before keep their recorded result.
     return (!o && replay(t, state)) || fail(t, R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED, `${t.path}.linked`);
   });
@@ -212,7 +216,8 @@ function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes
   if (failure.final) {
     chain.forEach((t, i) => {
       const o = result[i]!;
-      if (o.replayed) return;
+      // Once per id, and never over an id that already has a recorded result.
+      if (o.replayed || state.transfers.has(t.id) || state.rejections.has(t.id)) return;
       const rej: Rejection = { id: t.id, bodyHash: t.bodyHash, result: o.code, field: o.field };
       state.rejections.set(rej.id, rej);
       writes.rejections.push(rej);
