@@ -20,26 +20,25 @@ describe('tracing', () => {
     for (const s of stops.reverse()) await s();
   });
 
-  it('follows a transfer from gRPC through PostgreSQL to NATS as one trace', async () => {
+  /** The account service as its own process (telemetry starts before grpc-js and pg load). */
+  const serveAccount = async (overrides: Record<string, string>) => {
     const port = await freePort();
-    const { env, key } = await bankEnv(1, {
-      GRPC_PORT: String(port),
-      OTEL_TRACES_EXPORTER: 'console',
-      LOG_LEVEL: 'info',
-    });
+    const { env, key } = await bankEnv(1, { GRPC_PORT: String(port), LOG_LEVEL: 'info', ...overrides });
     await migrate(env);
     const child = spawn(
       process.execPath,
       ['--conditions=source', '--import', 'tsx', 'services/account/src/command.ts', 'serve'],
-      {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
     await expect.poll(() => out.includes('gRPC server listening'), { timeout: 30_000 }).toBe(true);
+    return { env, key, port, output: () => out };
+  };
+
+  it('follows a transfer from gRPC through PostgreSQL to NATS as one trace', async () => {
+    const { env, key, port, output } = await serveAccount({ OTEL_TRACES_EXPORTER: 'console' });
 
     const client = promisify(
       new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
@@ -74,29 +73,17 @@ describe('tracing', () => {
     // The console exporter prints each span with its traceId; the gRPC server span and the pg
     // spans of the batch share the event's trace id.
     await expect
-      .poll(() => out.includes(`'${traceId}'`) || out.includes(`"${traceId}"`), { timeout: 15_000 })
+      .poll(() => output().includes(`'${traceId}'`) || output().includes(`"${traceId}"`), { timeout: 15_000 })
       .toBe(true);
-    const spans = out.split(/\n\{\n/).filter((s) => s.includes(traceId));
+    const spans = output()
+      .split(/\n\{\n/)
+      .filter((s) => s.includes(traceId));
     expect(spans.some((s) => s.includes('corebank.v1.AccountService/CreateTransfers'))).toBe(true);
     expect(spans.some((s) => /name: 'pg\.query/.test(s) || s.includes("'db.system': 'postgresql'"))).toBe(true);
   });
 
   it('stamps each event with the trace of the request that caused it, under concurrent load', async () => {
-    const port = await freePort();
-    const { env, key } = await bankEnv(1, { GRPC_PORT: String(port), OTEL_TRACES_EXPORTER: 'none', LOG_LEVEL: 'info' });
-    await migrate(env);
-    const child = spawn(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', 'services/account/src/command.ts', 'serve'],
-      {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
-    await expect.poll(() => out.includes('gRPC server listening'), { timeout: 30_000 }).toBe(true);
+    const { env, key, port } = await serveAccount({ OTEL_TRACES_EXPORTER: 'none' });
 
     const raw = new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     stops.push(() => raw.close());
