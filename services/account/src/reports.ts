@@ -19,13 +19,24 @@ const invariantOk = new Gauge({
   registers: [registry],
 });
 
-/** Transfer ids carry no shard, so a lookup asks every shard (in parallel, by primary key). */
-export async function getTransfer(router: ShardRouter, rawId: string): Promise<GetTransferResponse> {
+/**
+ * A transfer id is unique within the unit of its accounts, and carries no shard: a lookup asks
+ * every shard (in parallel, by primary key), or only `accountId`'s (a checked account id) when
+ * given. An id found in more than one unit needs the account to say which transfer is meant.
+ */
+export async function getTransfer(
+  router: ShardRouter,
+  rawId: string,
+  accountId?: string,
+): Promise<GetTransferResponse> {
   const id = rawId.length === 36 ? rawId.toLowerCase() : '';
   if (!rawId) throw DomainError.invalid([{ field: 'transfer_id', description: 'is required' }]);
   if (!isUuid(id)) throw DomainError.invalid([{ field: 'transfer_id', description: 'is not a UUID' }]);
+  const home = accountId === undefined ? undefined : router.byId(accountId);
+  if (accountId !== undefined && !home) throw DomainError.notFound('account_id', 'account');
+  const shards = home ? [home] : router.shards;
   const found = await Promise.all(
-    router.shards.map((s) =>
+    shards.map((s) =>
       s.db.raw(
         `select ${TRANSFER_COLUMNS}, (select kind from transfers r where r.pending_id = t.id) as resolved_by
            from transfers t where t.id = ?`,
@@ -33,9 +44,20 @@ export async function getTransfer(router: ShardRouter, rawId: string): Promise<G
       ),
     ),
   );
-  const row = found.flatMap((r) => r.rows as Row[])[0];
+  const rows = found.flatMap((r) => r.rows as Row[]);
+  const row = rows[0];
   if (!row) throw DomainError.notFound('transfer_id', 'transfer');
+  if (rows.length > 1) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'TRANSFER_ID_AMBIGUOUS',
+      'transfer_id: used by transfers in more than one unit; name one of its accounts in account_id',
+    );
+  }
   const t = transferFromRow(row as Parameters<typeof transferFromRow>[0]);
+  if (accountId && t.debitAccountId !== accountId && t.creditAccountId !== accountId) {
+    throw DomainError.notFound('transfer_id', 'transfer');
+  }
   const resolvedBy = row.resolved_by as number | null;
   return {
     transfer: transferToProto(t),

@@ -122,7 +122,8 @@ export async function startAccountService(
         };
       },
       async getTransfer(req, ctx) {
-        const res = await getTransfer(router, req.transferId);
+        const accountId = req.accountId ? validateAccountId(req.accountId) : undefined;
+        const res = await getTransfer(router, req.transferId, accountId);
         if (ctx.principal.customerId !== undefined) {
           const debit = await getAccount(router, res.transfer!.debitAccountId);
           const credit = await getAccount(router, res.transfer!.creditAccountId);

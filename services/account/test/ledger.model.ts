@@ -1,7 +1,7 @@
 // A reference model of the ledger, written from DESIGN.md ("The ledger") and the result codes of
-// proto/corebank/v1/account.proto, for the property tests. It knows nothing of shards' databases,
-// batches or SQL: one global map of accounts, one of transfers (ids are global), one of the
-// refusals that are final for their id. Where the documents leave the order of the checks open,
+// proto/corebank/v1/account.proto, for the property tests. It knows nothing of databases, batches
+// or SQL: one map of accounts, and per unit (shard) one of transfers and one of the refusals that
+// are final for their id (a transfer id is the idempotency key within the unit of its accounts). Where the documents leave the order of the checks open,
 // it follows the order the service has always answered with (so a different order is a finding
 // to discuss, not noise).
 import { INT64_MAX } from '@corebank/kit';
@@ -104,30 +104,6 @@ export interface Part {
   at: number[];
 }
 
-/**
- * Answers of the service that differ from these semantics, known and reported (each has a
- * regression test in ledger.property.test.ts that fails until the service is fixed). The property
- * accepts them only where the model without them disagrees, and counts them; PROP_STRICT=1 accepts
- * none.
- */
-export type Quirk =
-  /**
-   * Each shard knows only its own transfers and refusals: an id used on one shard is new on
-   * another (so it can be applied twice, with different bodies), and a post or void finds its
-   * pending transfer only on the shard of its own accounts.
-   */
-  | 'transfers-known-per-shard'
-  /**
-   * An id sent twice in one linked chain that fails: the second copy answers OK (replayed) although
-   * the chain, and so the transfer, was undone.
-   */
-  | 'replayed-duplicate-survives-rollback'
-  /**
-   * A post or void of a transfer that is not pending answers PENDING_TRANSFER_NOT_FOUND (instead of
-   * PENDING_TRANSFER_NOT_PENDING) when that transfer was created in the same batch.
-   */
-  | 'not-pending-in-batch-is-not-found';
-
 const fail = (code: R): Outcome => ({ code, replayed: false });
 const OK = R.TRANSFER_RESULT_CODE_OK;
 
@@ -137,28 +113,19 @@ class Failure {
 
 export class LedgerModel {
   accounts = new Map<string, ModelAccount>();
-  /** Keyed by shard and id (see key()): the service keeps them per shard. */
+  /** Keyed by unit and id (see key()): a transfer id is unique within the unit of its accounts. */
   transfers = new Map<string, Stored>();
   refusals = new Map<string, { body: string; code: R }>();
   /** Of pending transfers, by their key. */
   resolutions = new Map<string, Resolution>();
-  /**
-   * Set when the service would write one refusal twice for an id (a chain refused for good that
-   * holds an id twice, or an id already refused with another body): its whole batch fails
-   * (UNAVAILABLE, for every request in it). The property does not send such steps; a regression
-   * test shows the defect.
-   */
-  poisonsBatch = false;
-
   constructor(
     /** The shard an account id routes to (also for ids of accounts that do not exist). */
     readonly shardOf: (accountId: string) => number,
     readonly shards: number,
-    readonly quirks: ReadonlySet<Quirk> = new Set(),
   ) {}
 
-  clone(quirks = this.quirks): LedgerModel {
-    const m = new LedgerModel(this.shardOf, this.shards, quirks);
+  clone(): LedgerModel {
+    const m = new LedgerModel(this.shardOf, this.shards);
     for (const [id, a] of this.accounts) m.accounts.set(id, { ...a });
     m.transfers = new Map(this.transfers);
     m.refusals = new Map(this.refusals);
@@ -172,19 +139,16 @@ export class LedgerModel {
   }
 
   /**
-   * A transfer (or refusal) by id, as seen by a transfer on the given shard: ids are global, unless
-   * the service only knows its own shard's.
+   * A transfer (or refusal) by id, as seen by a transfer on the given shard: the unit of a
+   * transfer's accounts is its id's namespace, so another unit's ids are not seen (DESIGN.md: a
+   * unit never waits on another; a ledger-wide claim would make every transfer depend on the
+   * id's home shard too).
    */
   private find<T>(map: Map<string, T>, id: string, shard: number): T | undefined {
-    if (this.quirks.has('transfers-known-per-shard')) return map.get(this.key(id, shard));
-    for (let s = 0; s < this.shards; s++) {
-      const found = map.get(this.key(id, s));
-      if (found) return found;
-    }
-    return undefined;
+    return map.get(this.key(id, shard));
   }
 
-  /** The stored transfers with this id (one, unless the service took an id on two shards). */
+  /** The stored transfers with this id (one per unit that took it). */
   stored(id: string): (Stored & { resolution?: Resolution })[] {
     return [...this.transfers.values()]
       .filter((t) => t.id === id)
@@ -256,12 +220,8 @@ export class LedgerModel {
     return { outcomes, parts: [...parts.values()] };
   }
 
-  /** Ids created by the part being applied (one batch of the service). */
-  private inPart = new Set<string>();
-
   /** Applies one shard's part of a request: its chains in order, each all or nothing. */
   applyPart(ts: TransferReq[]): Outcome[] {
-    this.inPart = new Set();
     const outcomes: Outcome[] = new Array(ts.length);
     let start = 0;
     while (start < ts.length) {
@@ -334,18 +294,13 @@ export class LedgerModel {
       const o = outcomes[i];
       if (o === failed) return o;
       // A replayed success of a transfer this chain applied is undone with it.
-      if (o?.replayed && (!created.has(t.id) || this.quirks.has('replayed-duplicate-survives-rollback'))) return o;
+      if (o?.replayed && !created.has(t.id)) return o;
       if (o) return fail(R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED);
       // Not reached: an id with a recorded result keeps it.
       return this.replay(t) ?? fail(R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED);
     });
     const shard = this.shardOf(chain[0]!.debitAccountId);
     if (!failed.replayed && FINAL_REFUSALS.has(failed.code)) {
-      // What the service writes: a refusal for every id of the chain whose answer is not replayed.
-      const written = chain.filter((_, i) => !(outcomes[i] ?? result[i]!).replayed).map((t) => t.id);
-      if (new Set(written).size < written.length || written.some((id) => this.refusals.has(this.key(id, shard)))) {
-        this.poisonsBatch = true;
-      }
       chain.forEach((t, i) => {
         const o = result[i]!;
         // An id that belongs to another body, or was recorded already, keeps what it has.
@@ -379,15 +334,8 @@ export class LedgerModel {
         break;
       case K.TRANSFER_KIND_POST_PENDING:
       case K.TRANSFER_KIND_VOID_PENDING: {
-        let p = this.find(this.transfers, t.pendingId, this.shardOf(t.debitAccountId));
-        if (
-          p &&
-          p.kind !== K.TRANSFER_KIND_PENDING &&
-          this.inPart.has(t.pendingId) &&
-          this.quirks.has('not-pending-in-batch-is-not-found')
-        ) {
-          p = undefined;
-        }
+        // Looked up in the unit of the accounts named: a pending transfer of another unit is not found.
+        const p = this.find(this.transfers, t.pendingId, this.shardOf(t.debitAccountId));
         if (!p) throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_FOUND);
         if (p.kind !== K.TRANSFER_KIND_PENDING) throw new Failure(R.TRANSFER_RESULT_CODE_PENDING_TRANSFER_NOT_PENDING);
         const resolution = this.resolutions.get(this.key(p.id, p.shard));
@@ -447,7 +395,6 @@ export class LedgerModel {
       creditAccountId: t.creditAccountId,
       amount,
     });
-    this.inPart.add(t.id);
     if (resolves) this.resolutions.set(resolves, t.kind === K.TRANSFER_KIND_POST_PENDING ? 'posted' : 'voided');
     return amount;
   }

@@ -12,22 +12,18 @@
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { fromTimestamp } from '@corebank/kit';
-import { PendingStatus, type Transfer, type TransferResult } from '@corebank/kit/gen/corebank/v1/account';
+import {
+  PendingStatus,
+  type GetTransferResponse,
+  type Transfer,
+  type TransferResult,
+} from '@corebank/kit/gen/corebank/v1/account';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from './bank.js';
 import { transfer } from './helpers.js';
-import {
-  K,
-  LedgerModel,
-  R,
-  invalidRequest,
-  permutations,
-  type Outcome,
-  type Quirk,
-  type TransferReq,
-} from './ledger.model.js';
+import { K, LedgerModel, R, invalidRequest, permutations, type Outcome, type TransferReq } from './ledger.model.js';
 
 const FIXED_SEED = 20261202;
 const SEED =
@@ -45,14 +41,6 @@ const GUARD_MS = 600;
 const SHORT_TIMEOUT = 1;
 const LONG_TIMEOUT = 86_400;
 const INT64_MAX = 9_223_372_036_854_775_807n;
-/** PROP_STRICT=1: the known deviations of the service (ledger.model.ts, Quirk) fail the property too. */
-const STRICT = process.env.PROP_STRICT === '1';
-const NO_QUIRKS: ReadonlySet<Quirk> = new Set();
-const KNOWN_QUIRKS: ReadonlySet<Quirk> = new Set<Quirk>([
-  'transfers-known-per-shard',
-  'replayed-duplicate-survives-rollback',
-  'not-pending-in-batch-is-not-found',
-]);
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios: plain data, so a shrunk counterexample can be pasted into a regression test. Accounts,
@@ -256,8 +244,6 @@ class Run {
     readonly shards: number,
     /** Whether the service's sweeper runs (expires holds past their timeout) during the test. */
     readonly sweeps: boolean,
-    /** Accept none of the known deviations (KNOWN_QUIRKS). */
-    readonly strict = STRICT,
   ) {
     this.model = new LedgerModel((id) => bank.router.byId(id)!.index, shards);
   }
@@ -531,13 +517,6 @@ class Run {
    */
   async send(requests: TransferReq[][]): Promise<void> {
     await this.settle();
-    if (!this.strict && this.poisonsBatch(requests)) {
-      count('not sent: would hit the batch-failing defect');
-      this.note(
-        `not sent (a refusal would be written twice: the batch fails): ${requests.map((r) => this.describe(r)).join(' || ')}`,
-      );
-      return;
-    }
     const started = Date.now();
     const answers = await Promise.all(
       requests.map((transfers) =>
@@ -573,31 +552,25 @@ class Run {
     const parts = routed.flatMap((r) => r.parts.map((p) => ({ i: r.i, part: p })));
     const actual = valid.map((i) => answers[i]!.results!.map(actualOutcome));
     let first: Outcome[][] | undefined;
-    for (const quirks of this.strict ? [NO_QUIRKS] : [NO_QUIRKS, KNOWN_QUIRKS]) {
-      for (const order of permutations(parts)) {
-        const m = this.model.clone(quirks);
-        const expected = routed.map((r) => [...r.outcomes]);
-        for (const { i, part } of order) {
-          const k = valid.indexOf(i);
-          m.applyPart(part.transfers).forEach((o, j) => (expected[k]![part.at[j]!] = o));
-        }
-        first ??= expected as Outcome[][];
-        if (expected.every((e, k) => sameOutcomes(e as Outcome[], actual[k]!))) {
-          for (const a of actual) for (const o of a) count(show({ ...o, amount: undefined }));
-          if (requests.length > 1) count(`concurrent x${requests.length}`);
-          if (quirks !== NO_QUIRKS) {
-            count('known deviation (see the regression tests)');
-            this.note('  (matched only with the known deviations)');
-          }
-          Object.assign(this.model, {
-            accounts: m.accounts,
-            transfers: m.transfers,
-            refusals: m.refusals,
-            resolutions: m.resolutions,
-          });
-          this.recordDeadlines(valid.map((i) => [requests[i]!, answers[i]!.results!] as const));
-          return;
-        }
+    for (const order of permutations(parts)) {
+      const m = this.model.clone();
+      const expected = routed.map((r) => [...r.outcomes]);
+      for (const { i, part } of order) {
+        const k = valid.indexOf(i);
+        m.applyPart(part.transfers).forEach((o, j) => (expected[k]![part.at[j]!] = o));
+      }
+      first ??= expected as Outcome[][];
+      if (expected.every((e, k) => sameOutcomes(e as Outcome[], actual[k]!))) {
+        for (const a of actual) for (const o of a) count(show({ ...o, amount: undefined }));
+        if (requests.length > 1) count(`concurrent x${requests.length}`);
+        Object.assign(this.model, {
+          accounts: m.accounts,
+          transfers: m.transfers,
+          refusals: m.refusals,
+          resolutions: m.resolutions,
+        });
+        this.recordDeadlines(valid.map((i) => [requests[i]!, answers[i]!.results!] as const));
+        return;
       }
     }
     // A hold whose timeout fell inside the call may have been decided either way: not a finding.
@@ -611,16 +584,6 @@ class Run {
           )
           .join('\n'),
     );
-  }
-
-  /** Whether the service would write some refusal twice, in some order of these requests' parts. */
-  private poisonsBatch(requests: TransferReq[][]): boolean {
-    const parts = requests.filter((ts) => !invalidRequest(ts)).flatMap((ts) => this.model.route(ts).parts);
-    return permutations(parts).some((order) => {
-      const m = this.model.clone(KNOWN_QUIRKS);
-      for (const p of order) m.applyPart(p.transfers);
-      return m.poisonsBatch;
-    });
   }
 
   private recordDeadlines(answered: (readonly [TransferReq[], TransferResult[]])[]) {
@@ -671,16 +634,28 @@ class Run {
     }
   }
 
-  /** Every transfer the model holds is stored with its amount and pending status; no other id is. */
+  /**
+   * Every transfer the model holds is stored with its amount and pending status; no other id is.
+   * An id taken in two units is ambiguous to GetTransfer without an account, and each is found by
+   * one of its accounts.
+   */
   async checkTransfers(): Promise<void> {
     const ids = [...new Set(this.sent.map((t) => t.id))];
     await Promise.all(
       ids.map(async (id) => {
         const all = this.model.stored(id);
-        // An id the service took on two shards (a known defect): GetTransfer shows one of them.
-        if (all.length > 1) return;
+        const get = (accountId = '') =>
+          this.bank.client.getTransfer({ transferId: id, accountId }).catch((e: ServiceError) => e);
+        if (all.length > 1) {
+          const got = await get();
+          if (!(got instanceof Error) || got.code !== status.FAILED_PRECONDITION) {
+            this.fail(`transfer ${short(id)} is in ${all.length} units; GetTransfer without an account should say so`);
+          }
+          for (const m of all) this.checkTransfer(m, await get(m.creditAccountId));
+          return;
+        }
         const m = all[0];
-        const got = await this.bank.client.getTransfer({ transferId: id }).catch((e: ServiceError) => e);
+        const got = await get();
         if (!m) {
           if (!(got instanceof Error) || got.code !== status.NOT_FOUND) {
             this.fail(
@@ -689,21 +664,26 @@ class Run {
           }
           return;
         }
-        if (got instanceof Error) return this.fail(`transfer ${short(id)}: GetTransfer ${status[got.code]}`);
-        if (got.transfer!.amount !== m.amount || got.transfer!.kind !== m.kind) {
-          this.fail(
-            `transfer ${short(id)}: stored ${got.transfer!.kind}/${got.transfer!.amount}, model ${m.kind}/${m.amount}`,
-          );
-        }
-        if (m.kind === K.TRANSFER_KIND_PENDING) {
-          const r = m.resolution;
-          const want = { posted: 2, voided: 3, expired: 4, timedout: 1, open: 1 }[r ?? 'open'] as PendingStatus;
-          if (got.pendingStatus !== want) {
-            this.fail(`pending ${short(id)}: status ${PendingStatus[got.pendingStatus]}, model ${PendingStatus[want]}`);
-          }
-        }
+        this.checkTransfer(m, got);
       }),
     );
+  }
+
+  private checkTransfer(m: ReturnType<LedgerModel['stored']>[number], got: GetTransferResponse | ServiceError): void {
+    const id = m.id;
+    if (got instanceof Error) return this.fail(`transfer ${short(id)}: GetTransfer ${status[got.code]}`);
+    if (got.transfer!.amount !== m.amount || got.transfer!.kind !== m.kind) {
+      this.fail(
+        `transfer ${short(id)}: stored ${got.transfer!.kind}/${got.transfer!.amount}, model ${m.kind}/${m.amount}`,
+      );
+    }
+    if (m.kind === K.TRANSFER_KIND_PENDING) {
+      const r = m.resolution;
+      const want = { posted: 2, voided: 3, expired: 4, timedout: 1, open: 1 }[r ?? 'open'] as PendingStatus;
+      if (got.pendingStatus !== want) {
+        this.fail(`pending ${short(id)}: status ${PendingStatus[got.pendingStatus]}, model ${PendingStatus[want]}`);
+      }
+    }
   }
 
   async step(s: Step): Promise<void> {
@@ -738,8 +718,8 @@ class Run {
   }
 }
 
-async function runScenario(bank: TestBank, shards: number, sc: Scenario, strict = STRICT): Promise<void> {
-  const run = new Run(bank, shards, sweeps(shards), strict);
+async function runScenario(bank: TestBank, shards: number, sc: Scenario): Promise<void> {
+  const run = new Run(bank, shards, sweeps(shards));
   run.note(`=== run on ${shards} shard(s)`);
   await run.open(sc.accounts);
   if (sc.fund) await run.fund(sc.fund);
@@ -806,7 +786,7 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
   }, 600_000);
 
   // Regressions: disagreements the property found, cut down to their core. Each states what the
-  // model (DESIGN.md, the proto) answers; "ledger defect" ones fail until the service is fixed.
+  // model (DESIGN.md, the proto) answers.
 
   /** Accounts of one new owner on the given shard: flags per account, EUR. */
   const open = async (shard: number, ...flags: Flags[]) => {
@@ -951,70 +931,69 @@ describe.each([1, 2])('ledger against its reference model on %i shard(s)', (shar
     }
   });
 
-  // OPEN DEFECTS (issue 13 note): transfer ids are unique per shard, not across shards, and a
-  // post or void is looked up on its debit account's shard only. These tests keep the expected
-  // behaviour and are marked as expected to fail (it.fails) until a ledger-wide id claim lands;
-  // vitest reports them as failing the moment they start to pass.
-  const openDefect = shards > 1 ? it.fails : it.skipIf(true);
-  openDefect(
-    'ledger defect: a void naming accounts on another shard than its pending transfer answers NOT_FOUND',
-    async () => {
-      const [a0, b0] = await open(0, 'none', 'none');
-      const [a1, b1] = await open(1, 'none', 'none');
-      const p = transfer({ debitAccountId: a0!, creditAccountId: b0!, amount: 7n, kind: K.TRANSFER_KIND_PENDING });
-      expect(await send(p)).toEqual(['OK:7']);
-      const voidOf = (d: string, c: string) =>
-        transfer({ debitAccountId: d, creditAccountId: c, kind: K.TRANSFER_KIND_VOID_PENDING, pendingId: p.id });
-      // With wrong accounts on the pending's own shard the answer is HAS_DIFFERENT_ACCOUNTS.
-      expect(await send(voidOf(b0!, a0!))).toEqual(['PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS']);
-      expect(await send(voidOf(a1!, b1!))).toEqual(['PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS']);
-    },
-  );
+  // A transfer id is the idempotency key within the unit (shard) of its accounts: the ledger never
+  // waits on another unit to take a transfer (DESIGN.md, Sharding), so it does not look there for
+  // ids or pending transfers. These pin that contract (account.proto, Transfer.id and pending_id).
+  const acrossUnits = shards > 1 ? it : it.skip;
+  acrossUnits('a void naming accounts of another unit than its pending transfer does not find it', async () => {
+    const [a0, b0] = await open(0, 'none', 'none');
+    const [a1, b1] = await open(1, 'none', 'none');
+    const p = transfer({ debitAccountId: a0!, creditAccountId: b0!, amount: 7n, kind: K.TRANSFER_KIND_PENDING });
+    expect(await send(p)).toEqual(['OK:7']);
+    const voidOf = (d: string, c: string) =>
+      transfer({ debitAccountId: d, creditAccountId: c, kind: K.TRANSFER_KIND_VOID_PENDING, pendingId: p.id });
+    // With wrong accounts in the pending's own unit the answer is HAS_DIFFERENT_ACCOUNTS.
+    expect(await send(voidOf(b0!, a0!))).toEqual(['PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS']);
+    expect(await send(voidOf(a1!, b1!))).toEqual(['PENDING_TRANSFER_NOT_FOUND']);
+    expect((await bank.client.getAccount({ accountId: a0! })).account!.debitsPending).toBe(7n);
+  });
 
-  openDefect(
-    'ledger defect (shrunk by the property, PROP_STRICT=1): an id used on one shard is unknown to the other',
-    async () => {
-      // Shard 1 does not know the id used on shard 0: it answers ACCOUNTS_MUST_BE_DIFFERENT where the
-      // id's owner answers EXISTS_WITH_DIFFERENT_BODY (and with two accounts applies it: next test).
-      const none = (shard: number): AccountSpec => ({ currency: 'EUR', flags: 'none', overdraft: 0n, shard });
-      await runScenario(
-        bank,
-        shards,
-        {
-          accounts: [none(1), none(0), none(0)],
-          fund: 0n,
-          steps: [
-            {
-              t: 'send',
-              transfers: [
-                {
-                  t: 'move',
-                  kind: 'single',
-                  debit: 1,
-                  credit: 0,
-                  peer: 'compatible',
-                  missing: 'none',
-                  amount: 1n,
-                  timeout: 'none',
-                  linked: false,
-                },
-              ],
-            },
-            { t: 'send', transfers: [{ t: 'retry', pick: 0, change: 'accounts', other: 0 }] },
-          ],
-        },
-        true,
-      );
-    },
-  );
-
-  openDefect('ledger defect: an id used on one shard is taken again, with another body, on another shard', async () => {
+  acrossUnits('an id is answered for by the unit of its accounts, and GetTransfer says which it means', async () => {
     const [a0, b0] = await open(0, 'none', 'none');
     const [a1, b1] = await open(1, 'none', 'none');
     const t = transfer({ debitAccountId: a0!, creditAccountId: b0!, amount: 3n });
     expect(await send(t)).toEqual(['OK:3']);
-    expect(await send({ ...t, debitAccountId: a1!, creditAccountId: b1! })).toEqual(['EXISTS_WITH_DIFFERENT_BODY']);
-    expect((await bank.client.getAccount({ accountId: a1! })).account!.debitsPosted).toBe(0n);
+    // The same unit: replayed with the same body, refused with another.
+    expect(await send({ ...t })).toEqual(['OK(replayed):3']);
+    expect(await send({ ...t, amount: 4n })).toEqual(['EXISTS_WITH_DIFFERENT_BODY']);
+    // Another unit: a transfer of its own (the caller reused an id: use a new UUID per transfer).
+    expect(await send({ ...t, debitAccountId: a1!, creditAccountId: b1!, amount: 5n })).toEqual(['OK:5']);
+    const ambiguous = await bank.client.getTransfer({ transferId: t.id, accountId: '' }).catch((e: ServiceError) => e);
+    expect(ambiguous).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect((ambiguous as ServiceError).details).toContain('account_id');
+    const inUnit = async (accountId: string) =>
+      (await bank.client.getTransfer({ transferId: t.id, accountId })).transfer!.amount;
+    expect([await inUnit(a0!), await inUnit(b0!), await inUnit(a1!), await inUnit(b1!)]).toEqual([3n, 3n, 5n, 5n]);
+    // An account of the right unit that the transfer does not touch finds nothing.
+    const [c0] = await open(0, 'none');
+    await expect(bank.client.getTransfer({ transferId: t.id, accountId: c0! })).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+    });
+    const inv = await bank.client.checkLedgerInvariant({});
+    expect(inv.ok).toBe(true);
+  });
+
+  acrossUnits('a retry moved to accounts of another unit is decided there (shrunk by the property)', async () => {
+    const none = (shard: number): AccountSpec => ({ currency: 'EUR', flags: 'none', overdraft: 0n, shard });
+    const move: TransferSpec = {
+      t: 'move',
+      kind: 'single',
+      debit: 1,
+      credit: 0,
+      peer: 'compatible',
+      missing: 'none',
+      amount: 1n,
+      timeout: 'none',
+      linked: false,
+    };
+    await runScenario(bank, shards, {
+      accounts: [none(1), none(0), none(0)],
+      fund: 0n,
+      steps: [
+        { t: 'send', transfers: [move] },
+        { t: 'send', transfers: [{ t: 'retry', pick: 0, change: 'accounts', other: 0 }] },
+      ],
+    });
   });
 });
 

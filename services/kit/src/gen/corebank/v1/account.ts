@@ -538,7 +538,12 @@ export interface SystemAccount {
 }
 
 export interface Transfer {
-  /** Required UUID chosen by the caller: the idempotency key. */
+  /**
+   * Required UUID chosen by the caller: the idempotency key within the unit (shard) of the
+   * transfer's accounts. Use a new UUID for every transfer: the ledger does not look in other
+   * units for an id (a unit never waits on another), so an id reused with accounts of another
+   * unit is a new transfer there, and GetTransfer then needs account_id to say which one.
+   */
   id: string;
   debitAccountId: string;
   creditAccountId: string;
@@ -546,7 +551,11 @@ export interface Transfer {
   kind: TransferKind;
   /** Links this transfer to the next in the request: the chain succeeds or fails as a whole. */
   linked: boolean;
-  /** For POST_PENDING and VOID_PENDING: the pending transfer's id. */
+  /**
+   * For POST_PENDING and VOID_PENDING: the pending transfer's id. It is looked up in the unit of
+   * the accounts named, which must be the pending transfer's own: one of another unit is
+   * PENDING_TRANSFER_NOT_FOUND.
+   */
   pendingId: string;
   /** For PENDING: seconds until the hold expires; 0 means it never expires. At most 2^31-1. */
   timeoutSeconds: number;
@@ -583,6 +592,12 @@ export interface CreateTransfersResponse {
 
 export interface GetTransferRequest {
   transferId: string;
+  /**
+   * Optional: the debit or credit account of the transfer, to look only in that account's unit.
+   * Needed only for an id used in more than one unit (see Transfer.id): without it such an id is
+   * FAILED_PRECONDITION, reason TRANSFER_ID_AMBIGUOUS.
+   */
+  accountId?: string | undefined;
 }
 
 export interface GetTransferResponse {
@@ -2781,13 +2796,16 @@ export const CreateTransfersResponse: MessageFns<CreateTransfersResponse> = {
 };
 
 function createBaseGetTransferRequest(): GetTransferRequest {
-  return { transferId: "" };
+  return { transferId: "", accountId: undefined };
 }
 
 export const GetTransferRequest: MessageFns<GetTransferRequest> = {
   encode(message: GetTransferRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.transferId !== "") {
       writer.uint32(10).string(message.transferId);
+    }
+    if (message.accountId !== undefined) {
+      writer.uint32(18).string(message.accountId);
     }
     return writer;
   },
@@ -2813,6 +2831,14 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
             message.transferId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2832,6 +2858,11 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
         : isSet(object.transfer_id)
         ? globalThis.String(object.transfer_id)
         : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : undefined,
     };
   },
 
@@ -2839,6 +2870,9 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
     const obj: any = {};
     if (message.transferId !== "") {
       obj.transferId = message.transferId;
+    }
+    if (message.accountId !== undefined) {
+      obj.accountId = message.accountId;
     }
     return obj;
   },
@@ -2849,6 +2883,7 @@ export const GetTransferRequest: MessageFns<GetTransferRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetTransferRequest>, I>>(object: I): GetTransferRequest {
     const message = createBaseGetTransferRequest();
     message.transferId = object.transferId ?? "";
+    message.accountId = object.accountId ?? undefined;
     return message;
   },
 };
