@@ -17,6 +17,16 @@ export const MAX_DEPOSIT_RATE_BPS = 10_000;
 export const MAX_LOAN_RATE_BPS = 50_000;
 export const MAX_TERM_MONTHS = 600;
 export const MAX_GRACE_DAYS = 365;
+/** An exact annual rate: percent per annum with up to 10 decimals ("9.4822"). */
+const EXACT_RATE = /^(\d{1,3})(?:\.(\d{1,10}))?$/;
+const RATE_UNITS_PER_BPS = 10n ** 8n; // a rate in units of 1e-10 percent; one basis point is 0.01 %
+
+/** The exact rate in units of 1e-10 percent per annum, or undefined when it is not such a decimal. */
+export function exactRateUnits(text: string): bigint | undefined {
+  const m = EXACT_RATE.exec(text);
+  if (!m) return undefined;
+  return BigInt(m[1]!) * 10n ** 10n + BigInt((m[2] ?? '').padEnd(10, '0'));
+}
 
 const known = (e: Record<number, string>, value: number) => value > 0 && e[value] !== undefined;
 
@@ -79,9 +89,19 @@ function validateLoan(v: Violations, l: LoanTerms) {
   if (l.maxTermMonths > MAX_TERM_MONTHS) v.add(`${p}.max_term_months`, `must be at most ${MAX_TERM_MONTHS}`);
   else if (l.maxTermMonths < l.minTermMonths) v.add(`${p}.max_term_months`, 'must be at least min_term_months');
   if (l.annualRateBps > MAX_LOAN_RATE_BPS) v.add(`${p}.annual_rate_bps`, `must be at most ${MAX_LOAN_RATE_BPS}`);
+  if (l.annualRate) {
+    const units = l.annualRate.length <= 16 ? exactRateUnits(l.annualRate) : undefined;
+    if (units === undefined) {
+      v.add(`${p}.annual_rate`, 'must be a percent with at most 10 decimals, for example 9.4822');
+    } else if (units > BigInt(MAX_LOAN_RATE_BPS) * RATE_UNITS_PER_BPS) {
+      v.add(`${p}.annual_rate`, `must be at most ${MAX_LOAN_RATE_BPS / 100}`);
+    } else if (l.annualRateBps !== 0 && BigInt(l.annualRateBps) * RATE_UNITS_PER_BPS !== units) {
+      v.add(`${p}.annual_rate_bps`, 'must be 0 or the same rate as annual_rate');
+    }
+  }
   if (l.penaltyRateBps > MAX_LOAN_RATE_BPS) v.add(`${p}.penalty_rate_bps`, `must be at most ${MAX_LOAN_RATE_BPS}`);
   if (!known(ScheduleType, l.scheduleType)) {
-    v.add(`${p}.schedule_type`, 'must be EQUAL_INSTALLMENTS, EQUAL_PRINCIPAL or BULLET');
+    v.add(`${p}.schedule_type`, 'must be EQUAL_INSTALLMENTS, EQUAL_PRINCIPAL, BULLET or FLAT');
   }
   if (l.graceDays > MAX_GRACE_DAYS) v.add(`${p}.grace_days`, `must be at most ${MAX_GRACE_DAYS}`);
   if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');

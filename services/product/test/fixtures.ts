@@ -36,6 +36,7 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   graceDays: 10,
   penaltyRateBps: 500,
   dayCount: DayCount.DAY_COUNT_THIRTY_360,
+  annualRate: '',
   ...o,
 });
 

@@ -243,6 +243,15 @@ describe('product catalog', () => {
     ['loan.max_term_months', () => loanProduct({ loan: loanTerms({ maxTermMonths: 5 }) }), 'at least min_term_months'],
     ['loan.max_term_months', () => loanProduct({ loan: loanTerms({ maxTermMonths: 601 }) }), 'at most 600'],
     ['loan.annual_rate_bps', () => loanProduct({ loan: loanTerms({ annualRateBps: 50_001 }) }), 'at most 50000'],
+    ['loan.annual_rate', () => loanProduct({ loan: loanTerms({ annualRate: '9.48221234567' }) }), '10 decimals'],
+    ['loan.annual_rate', () => loanProduct({ loan: loanTerms({ annualRate: '-1' }) }), '10 decimals'],
+    ['loan.annual_rate', () => loanProduct({ loan: loanTerms({ annualRate: '9,5' }) }), '10 decimals'],
+    ['loan.annual_rate', () => loanProduct({ loan: loanTerms({ annualRate: '500.0000000001' }) }), 'at most 500'],
+    [
+      'loan.annual_rate_bps',
+      () => loanProduct({ loan: loanTerms({ annualRate: '9.4822', annualRateBps: 948 }) }),
+      'same rate as annual_rate',
+    ],
     ['loan.penalty_rate_bps', () => loanProduct({ loan: loanTerms({ penaltyRateBps: 60_000 }) }), 'at most 50000'],
     [
       'loan.schedule_type',
@@ -287,6 +296,20 @@ describe('product catalog', () => {
     );
     expect(err.details).toContain(description);
     expect(await catalogCounts(t.app)).toEqual(before);
+  });
+
+  it('keeps an exact annual rate beside (or instead of) basis points', async () => {
+    const exact = await t.client.createProduct(
+      loanProduct({ loan: loanTerms({ annualRate: '9.4822', annualRateBps: 0 }) }),
+    );
+    expect(exact.product!.loan).toMatchObject({ annualRate: '9.4822', annualRateBps: 0 });
+    const both = await t.client.createProduct(
+      loanProduct({ loan: loanTerms({ annualRate: '6.9', annualRateBps: 690 }) }),
+    );
+    expect(both.product!.loan).toMatchObject({ annualRate: '6.9', annualRateBps: 690 });
+    const bpsOnly = await t.client.createProduct(loanProduct({ loan: loanTerms({ annualRateBps: 690 }) }));
+    expect(bpsOnly.product!.loan).toMatchObject({ annualRate: '', annualRateBps: 690 });
+    expect(await get(exact.product!.productId, 1)).toMatchObject({ loan: { annualRate: '9.4822' } });
   });
 
   it('validates a draft update against the product kind, writing nothing', async () => {

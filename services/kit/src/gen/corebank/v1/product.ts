@@ -218,6 +218,8 @@ export enum ScheduleType {
   SCHEDULE_TYPE_EQUAL_PRINCIPAL = 2,
   /** SCHEDULE_TYPE_BULLET - Interest during the term, all principal at the end. */
   SCHEDULE_TYPE_BULLET = 3,
+  /** SCHEDULE_TYPE_FLAT - Flat interest on the original principal, spread evenly over equal instalments. */
+  SCHEDULE_TYPE_FLAT = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -235,6 +237,9 @@ export function scheduleTypeFromJSON(object: any): ScheduleType {
     case 3:
     case "SCHEDULE_TYPE_BULLET":
       return ScheduleType.SCHEDULE_TYPE_BULLET;
+    case 4:
+    case "SCHEDULE_TYPE_FLAT":
+      return ScheduleType.SCHEDULE_TYPE_FLAT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -252,6 +257,8 @@ export function scheduleTypeToJSON(object: ScheduleType): string {
       return "SCHEDULE_TYPE_EQUAL_PRINCIPAL";
     case ScheduleType.SCHEDULE_TYPE_BULLET:
       return "SCHEDULE_TYPE_BULLET";
+    case ScheduleType.SCHEDULE_TYPE_FLAT:
+      return "SCHEDULE_TYPE_FLAT";
     case ScheduleType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -288,7 +295,10 @@ export interface LoanTerms {
   maxAmount: bigint;
   minTermMonths: number;
   maxTermMonths: number;
-  /** Annual rate in basis points (0 to 50000). */
+  /**
+   * Annual rate in basis points (0 to 50000). Superseded by annual_rate, which states the rate
+   * exactly; still accepted on its own (then the rate is annual_rate_bps / 100 percent).
+   */
   annualRateBps: number;
   scheduleType: ScheduleType;
   /** Days after a due date before a missed instalment is delinquent (0 to 365). */
@@ -296,6 +306,12 @@ export interface LoanTerms {
   /** Extra annual rate on overdue amounts, in basis points (0 to 50000). */
   penaltyRateBps: number;
   dayCount: DayCount;
+  /**
+   * The exact annual nominal rate in percent per annum: a decimal with up to 10 places, for
+   * example "9.4822" (0 to 500). When set, it is the loan's rate, and annual_rate_bps must be 0 or
+   * state the same rate; empty: annual_rate_bps / 100. Loans never round it to basis points.
+   */
+  annualRate: string;
 }
 
 /**
@@ -745,6 +761,7 @@ function createBaseLoanTerms(): LoanTerms {
     graceDays: 0,
     penaltyRateBps: 0,
     dayCount: 0,
+    annualRate: "",
   };
 }
 
@@ -785,6 +802,9 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     }
     if (message.dayCount !== 0) {
       writer.uint32(80).int32(message.dayCount);
+    }
+    if (message.annualRate !== "") {
+      writer.uint32(90).string(message.annualRate);
     }
     return writer;
   },
@@ -882,6 +902,14 @@ export const LoanTerms: MessageFns<LoanTerms> = {
             message.dayCount = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.annualRate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -942,6 +970,11 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         : isSet(object.day_count)
         ? dayCountFromJSON(object.day_count)
         : 0,
+      annualRate: isSet(object.annualRate)
+        ? globalThis.String(object.annualRate)
+        : isSet(object.annual_rate)
+        ? globalThis.String(object.annual_rate)
+        : "",
     };
   },
 
@@ -977,6 +1010,9 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     if (message.dayCount !== 0) {
       obj.dayCount = dayCountToJSON(message.dayCount);
     }
+    if (message.annualRate !== "") {
+      obj.annualRate = message.annualRate;
+    }
     return obj;
   },
 
@@ -995,6 +1031,7 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     message.graceDays = object.graceDays ?? 0;
     message.penaltyRateBps = object.penaltyRateBps ?? 0;
     message.dayCount = object.dayCount ?? 0;
+    message.annualRate = object.annualRate ?? "";
     return message;
   },
 };
