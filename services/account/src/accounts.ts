@@ -163,9 +163,16 @@ export function systemAccountId(map: ShardMap, shard: number, kind: SystemAccoun
   return bucketedId(map.firstBucketOf(shard), 'system', String(shard), String(kind), currency);
 }
 
-const SYSTEM_KINDS = [SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH, SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT];
+const SYSTEM_KINDS = [
+  SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH,
+  SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT,
+  SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME,
+];
 
-/** Every shard has, per currency, its cash and in-transit GL accounts (no balance constraints). */
+/**
+ * Every shard has, per currency, its cash, in-transit and loan-interest-income GL accounts (no
+ * balance constraints). A kind added later is created by the next start-up (insert, ignore existing).
+ */
 export async function ensureSystemAccounts(router: ShardRouter, currencies: string[]): Promise<void> {
   await Promise.all(
     router.shards.map(({ index, db }) =>

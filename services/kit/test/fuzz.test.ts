@@ -1,4 +1,4 @@
-// The whole bank (account, customer, product, payment) in this process, and every RPC of every
+// The whole bank (account, customer, product, payment, loan) in this process, and every RPC of every
 // service, discovered from the contract's descriptors (the FileDescriptorSet reflection serves),
 // sent malformed requests over raw connections: empty; NUL and control characters; over-long and
 // 1 MB strings; 10,000-element repeated fields; integers past their columns (2^31, 2^32-1,
@@ -15,7 +15,7 @@
 // new seed (printed). FUZZ_RUNS sets how many it draws (default 300).
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
-import { mintToken, type ShardRouter } from '@corebank/kit';
+import { createLogger, mintToken, type ShardRouter } from '@corebank/kit';
 import { descriptorSetBase64 } from '@corebank/kit/gen/descriptor';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -25,6 +25,9 @@ import { SCOPES as ACCOUNT_SCOPES } from '../../account/src/service.js';
 import { SCOPES as CUSTOMER_SCOPES } from '../../customer/src/service.js';
 import { SCOPES as PAYMENT_SCOPES } from '../../payment/src/service.js';
 import { SCOPES as PRODUCT_SCOPES } from '../../product/src/service.js';
+import { SCOPES as LOAN_SCOPES, startLoanService, type LoanApp } from '../../loan/src/service.js';
+import { loadLoanConfig } from '../../loan/src/config.js';
+import { loanEnv } from '../../loan/test/harness.js';
 import {
   depositAccount,
   NO_RISK_RULES,
@@ -414,6 +417,7 @@ interface Outcome {
 
 describe('fuzz: every RPC of every service survives malformed requests', () => {
   let t: TestPayments;
+  let loans: LoanApp | undefined;
   let fx: Fixture;
   let routers: Record<string, ShardRouter>;
   let addresses: Record<string, string>;
@@ -428,15 +432,27 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       'corebank.v1.ProductService': t.peers.catalog.address,
       'corebank.v1.PaymentService': t.address,
     };
+    const loanConfig = loadLoanConfig(
+      await loanEnv(t.bank.key, 2, {
+        ...t.peers.env,
+        ACCOUNT_SERVICE_ADDRESS: t.bank.address,
+        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
+      }),
+    );
+    loans = await startLoanService(loanConfig, createLogger('loan', loanConfig.logLevel));
+    addresses['corebank.v1.LoanService'] = `127.0.0.1:${loans.server.port}`;
     routers = {
       account: t.bank.router,
       customer: t.peers.people.app.router,
       product: t.peers.catalog.app.router,
       payment: t.app.router,
+      loan: loans.router,
     };
     const scopes = [
       ...new Set(
-        [ACCOUNT_SCOPES, CUSTOMER_SCOPES, PRODUCT_SCOPES, PAYMENT_SCOPES].flatMap((s) => Object.values(s) as string[]),
+        [ACCOUNT_SCOPES, CUSTOMER_SCOPES, PRODUCT_SCOPES, PAYMENT_SCOPES, LOAN_SCOPES].flatMap(
+          (s) => Object.values(s) as string[],
+        ),
       ),
     ];
     tokens = {
@@ -495,6 +511,7 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
 
   afterAll(async () => {
     for (const c of clients.values()) c.close();
+    await loans?.shutdown();
     await t?.stop();
   });
 

@@ -71,6 +71,8 @@ export enum SystemAccountKind {
   SYSTEM_ACCOUNT_KIND_CASH = 1,
   /** SYSTEM_ACCOUNT_KIND_IN_TRANSIT - The counterpart of cross-shard payments while they settle. */
   SYSTEM_ACCOUNT_KIND_IN_TRANSIT = 2,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME - Income: the interest borrowers pay on their loans (credited by the loan service's repayments). */
+  SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -85,6 +87,9 @@ export function systemAccountKindFromJSON(object: any): SystemAccountKind {
     case 2:
     case "SYSTEM_ACCOUNT_KIND_IN_TRANSIT":
       return SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT;
+    case 3:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -100,6 +105,8 @@ export function systemAccountKindToJSON(object: SystemAccountKind): string {
       return "SYSTEM_ACCOUNT_KIND_CASH";
     case SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT:
       return "SYSTEM_ACCOUNT_KIND_IN_TRANSIT";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME";
     case SystemAccountKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -1,0 +1,159 @@
+// The account service (the ledger) as the loan service uses it: the borrower's accounts, each
+// loan's own ledger account, the shard's loan-interest-income GL account, and transfers. Every
+// transfer id is derived from the loan or repayment id and its purpose, so a retried step replays
+// the ledger's recorded result instead of moving money again.
+import { callDeadline, DomainError, fromDownstream, serviceClient } from '@corebank/kit';
+import {
+  AccountServiceClient,
+  CreateAccountResultCode,
+  SystemAccountKind,
+  TransferResultCode as R,
+  type Account,
+  type Transfer,
+} from '@corebank/kit/gen/corebank/v1/account';
+
+/** What the loan service's own tokens carry when it calls the account service. */
+export const ACCOUNT_SCOPES = ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:admin'];
+
+/**
+ * Chart-of-accounts codes. A loan's ledger account (code LOAN_ACCOUNT_CODE, owned by the borrower,
+ * credits_must_not_exceed_debits) carries its principal outstanding: debited by the disbursement,
+ * credited by the principal part of each repayment; it can never be repaid beyond what was lent.
+ */
+export const CODES = {
+  loanAccount: 7000,
+  disbursement: 7001,
+  repaymentPrincipal: 7002,
+  repaymentInterest: 7003,
+} as const;
+
+export type LedgerStep = { kind: 'ok' } | { kind: 'refused'; reason: string };
+
+export class Accounts {
+  private readonly income = new Map<string, string>();
+
+  constructor(
+    private readonly client: ReturnType<typeof serviceClient<AccountServiceClient>>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static connect(address: string, key: Uint8Array, timeoutMs: number): Accounts {
+    return new Accounts(serviceClient(AccountServiceClient, address, key, 'loan', ACCOUNT_SCOPES), timeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private deadline(outer?: Date): Date {
+    return callDeadline(outer, this.timeoutMs);
+  }
+
+  /** The account, or undefined when the ledger has none with this id. */
+  async get(id: string, deadline?: Date): Promise<Account | undefined> {
+    try {
+      return (await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) })).account;
+    } catch (err) {
+      const e = fromDownstream(err, 'account', 'GetAccount');
+      if (e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    }
+  }
+
+  /** An owner's accounts (at most `max`; enough for a scorecard's turnover). */
+  async ofOwner(ownerId: string, deadline?: Date, max = 1000): Promise<Account[]> {
+    const out: Account[] = [];
+    let pageToken = '';
+    do {
+      try {
+        const res = await this.client.listAccounts(
+          { ownerId, page: { pageSize: 200, pageToken } },
+          { deadline: this.deadline(deadline) },
+        );
+        out.push(...res.accounts);
+        pageToken = res.page?.nextPageToken ?? '';
+      } catch (err) {
+        throw fromDownstream(err, 'account', 'ListAccounts');
+      }
+    } while (pageToken && out.length < max);
+    return out;
+  }
+
+  /** The loan's own ledger account, made once (idempotent by the loan id). */
+  async openLoanAccount(loanId: string, customerId: string, currency: string, deadline?: Date): Promise<Account> {
+    let res;
+    try {
+      res = await this.client.createAccounts(
+        {
+          accounts: [
+            {
+              idempotencyKey: `loan:${loanId}`,
+              ownerId: customerId,
+              currency,
+              code: CODES.loanAccount,
+              flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: true },
+              overdraftLimit: 0n,
+              reference: `loan ${loanId}`,
+            },
+          ],
+        },
+        { deadline: this.deadline(deadline) },
+      );
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'CreateAccounts');
+    }
+    const r = res.results[0];
+    if (r?.code !== CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_OK || !r.account) {
+      throw new DomainError('INTERNAL', 'LOAN_ACCOUNT_NOT_OPENED', 'the ledger did not open the loan account');
+    }
+    return r.account;
+  }
+
+  /** The loan-interest-income GL account of a shard in a currency. */
+  async interestIncome(shard: number, currency: string, deadline?: Date): Promise<string> {
+    const key = `${shard}:${currency}`;
+    if (!this.income.has(key)) {
+      let accounts;
+      try {
+        ({ accounts } = await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) }));
+      } catch (err) {
+        throw fromDownstream(err, 'account', 'ListSystemAccounts');
+      }
+      for (const s of accounts) {
+        if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME && s.account) {
+          this.income.set(`${s.account.shard}:${s.account.currency}`, s.account.id);
+        }
+      }
+    }
+    const id = this.income.get(key);
+    if (!id) {
+      throw new DomainError(
+        'FAILED_PRECONDITION',
+        'NO_INTEREST_INCOME_ACCOUNT',
+        `the ledger books no ${currency} on shard ${shard} (SYSTEM_CURRENCIES)`,
+      );
+    }
+    return id;
+  }
+
+  /**
+   * Applies transfers as one linked chain (all or nothing). OK (or replayed OK) for every member:
+   * ok; a refusal: the first member's result code, as the reason. Transport failures throw (the
+   * caller retries the same ids later).
+   */
+  async transfer(transfers: Transfer[], deadline?: Date): Promise<LedgerStep> {
+    const chain = transfers.map((t, i) => ({ ...t, linked: i < transfers.length - 1 }));
+    let results;
+    try {
+      ({ results } = await this.client.createTransfers({ transfers: chain }, { deadline: this.deadline(deadline) }));
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'CreateTransfers');
+    }
+    const failed = results.find(
+      (r) => r.code !== R.TRANSFER_RESULT_CODE_OK && r.code !== R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED,
+    );
+    if (!failed && results.every((r) => r.code === R.TRANSFER_RESULT_CODE_OK)) return { kind: 'ok' };
+    const code = failed?.code ?? R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED;
+    return { kind: 'refused', reason: R[code].replace('TRANSFER_RESULT_CODE_', '') };
+  }
+}

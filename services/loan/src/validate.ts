@@ -1,0 +1,48 @@
+// Request validation: every bad field is named, all at once, before anything is read or written.
+import { int64, text, uint32, Violations } from '@corebank/kit';
+import type { PreviewScheduleRequest } from '@corebank/kit/gen/corebank/v1/loan';
+
+const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** Longest term a request may name (the catalog allows at most 600 months). */
+export const MAX_TERM_MONTHS = 600;
+
+export function productField(v: Violations, id: string, version: number): void {
+  text(v, 'product_id', id, { max: 64, required: true, pattern: PRODUCT_ID, shape: 'a product id' });
+  uint32(v, 'product_version', version);
+}
+
+export function amountField(v: Violations, field: string, amount: bigint): void {
+  int64(v, field, amount, { min: 1n });
+}
+
+export function termField(v: Violations, term: number): void {
+  uint32(v, 'term_months', term, { min: 1, max: MAX_TERM_MONTHS });
+}
+
+/** A calendar date YYYY-MM-DD from 2000-01-01 to 2199-12-31; empty when not required. */
+export function dateField(v: Violations, field: string, value: string, required = false): void {
+  if (!value) {
+    if (required) v.add(field, 'is required');
+    return;
+  }
+  const m = value.length === 10 ? DATE.exec(value) : null;
+  if (!m) return v.add(field, 'must be a date YYYY-MM-DD');
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const back = new Date(Date.UTC(y, mo - 1, d));
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d) {
+    return v.add(field, 'is not a calendar date');
+  }
+  if (y < 2000 || y > 2199) v.add(field, 'must be 2000-01-01 to 2199-12-31');
+}
+
+export const todayUtc = (now = new Date()): string => now.toISOString().slice(0, 10);
+
+export function validatePreview(req: PreviewScheduleRequest): void {
+  const v = new Violations();
+  productField(v, req.productId, req.productVersion);
+  amountField(v, 'amount', req.amount);
+  termField(v, req.termMonths);
+  dateField(v, 'start_date', req.startDate);
+  v.throwIfAny();
+}

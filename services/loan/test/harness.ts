@@ -1,0 +1,168 @@
+// Starts a real loan service for a test file, next to the services it calls: an account service
+// (the ledger), a customer service and a product catalog, all in-process on free ports over fresh
+// databases on the shared PostgreSQL and the shared nats-server, with clients holding every scope.
+import { randomUUID } from 'node:crypto';
+import { createLogger, migrateAllShards, ShardRouter, shardUrlVar } from '@corebank/kit';
+import type { Account } from '@corebank/kit/gen/corebank/v1/account';
+import { KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
+import { LoanServiceClient } from '@corebank/kit/gen/corebank/v1/loan';
+import type { DepositTerms, LoanTerms, ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
+import { createDatabases, freePort, promisify, testToken } from '@corebank/kit/testing';
+import * as grpc from '@grpc/grpc-js';
+import { startBank, type TestBank } from '../../account/test/bank.js';
+import { fund } from '../../account/test/helpers.js';
+import { personRequest } from '../../customer/test/fixtures.js';
+import { startPeers } from '../../payment/test/harness.js';
+import { depositProduct, depositTerms, loanProduct, loanTerms } from '../../product/test/fixtures.js';
+import { loadLoanConfig } from '../src/config.js';
+import { loanMigrations } from '../src/migrations.js';
+import { startLoanService, type LoanApp } from '../src/service.js';
+import { infra } from '../../kit/test/context.js';
+
+export const LOAN_SCOPES = ['loans:read', 'loans:write'];
+export const ADMIN_SCOPES = [...LOAN_SCOPES, 'loans:admin'];
+
+export type LoanClient = ReturnType<typeof promisify<LoanServiceClient>>;
+
+export interface TestLoans {
+  app: LoanApp;
+  bank: TestBank;
+  peers: Awaited<ReturnType<typeof startPeers>>;
+  client: LoanClient;
+  env: Record<string, string>;
+  address: string;
+  clientWith: (scopes?: string[], customerId?: string) => Promise<LoanClient>;
+  /** Stops the loan service, runs `between`, and starts it again on the same databases and port. */
+  restart: (between?: () => Promise<void>) => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+/** Fresh, migrated loan databases and the environment of a loan service on them. */
+export async function loanEnv(key: Buffer, shards: number, overrides: Record<string, string> = {}) {
+  const id = randomUUID().slice(0, 8);
+  const dbs = Array.from({ length: shards }, (_, i) => `loan_${id}_s${i}`);
+  await createDatabases(infra('pgAdminUrl'), dbs);
+  const env: Record<string, string> = {
+    GRPC_PORT: '0',
+    GRPC_HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    SHARD_COUNT: String(shards),
+    NATS_URL: infra('natsUrl'),
+    AUTH_TOKEN_KEY: key.toString('base64'),
+    SHUTDOWN_GRACE_MS: '2000',
+    ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
+    ...overrides,
+  };
+  const config = loadLoanConfig(env);
+  const router = new ShardRouter(config.shards, config.shardUrls, 2, 'loan');
+  await migrateAllShards(router, loanMigrations, createLogger('loan', 'warn'));
+  await router.close();
+  return env;
+}
+
+export async function startLoans(shards: number, overrides: Record<string, string> = {}): Promise<TestLoans> {
+  const ports = { customer: await freePort(), product: await freePort() };
+  const bank = await startBank(shards, {
+    CUSTOMER_SERVICE_ADDRESS: `127.0.0.1:${ports.customer}`,
+    PRODUCT_SERVICE_ADDRESS: `127.0.0.1:${ports.product}`,
+  });
+  const peers = await startPeers(bank, shards, ports);
+  const env = await loanEnv(bank.key, shards, {
+    ...peers.env,
+    ACCOUNT_SERVICE_ADDRESS: bank.address,
+    GRPC_PORT: String(await freePort()),
+    ...overrides,
+  });
+  const start = () => startLoanService(loadLoanConfig(env), createLogger('loan', env.LOG_LEVEL!));
+  const clients: LoanClient[] = [];
+  const address = `127.0.0.1:${env.GRPC_PORT}`;
+  const clientWith = async (scopes = ADMIN_SCOPES, customerId?: string) => {
+    const c = promisify(
+      new LoanServiceClient(address, grpc.credentials.createInsecure()),
+      await testToken(bank.key, scopes, customerId),
+    );
+    clients.push(c);
+    return c;
+  };
+  const t: TestLoans = {
+    app: await start(),
+    bank,
+    peers,
+    client: await clientWith(),
+    env,
+    address,
+    clientWith,
+    restart: async (between = async () => undefined) => {
+      await t.app.shutdown();
+      await between();
+      t.app = await start();
+    },
+    stop: async () => {
+      clients.forEach((c) => c.close());
+      await t.app.shutdown();
+      await peers.stop();
+      await bank.stop();
+    },
+  };
+  return t;
+}
+
+/** A published loan product with these terms (EUR, 1,000.00 to 50,000.00, 6 to 84 months by default). */
+export async function publishedLoan(t: TestLoans, terms: Partial<LoanTerms> = {}): Promise<ProductVersion> {
+  const catalog = t.peers.catalog.client;
+  const { product } = await catalog.createProduct(loanProduct({ loan: loanTerms(terms) }));
+  await catalog.publishProductVersion({ productId: product!.productId, version: product!.version });
+  return (await catalog.getProduct({ productId: product!.productId, version: 0 })).product!;
+}
+
+/** A published deposit product (EUR, no limits, no overdraft). */
+export async function publishedDeposit(t: TestLoans, terms: Partial<DepositTerms> = {}): Promise<ProductVersion> {
+  const catalog = t.peers.catalog.client;
+  const { product } = await catalog.createProduct(
+    depositProduct({
+      deposit: depositTerms({ overdraftLimit: 0n, perTransactionLimit: 0n, dailyDebitLimit: 0n, ...terms }),
+    }),
+  );
+  await catalog.publishProductVersion({ productId: product!.productId, version: product!.version });
+  return product!;
+}
+
+/** A customer (ACTIVE; KYC verified unless told otherwise) with the given risk tier. */
+export async function customer(t: TestLoans, o: { tier?: RiskTier; kyc?: boolean } = {}): Promise<Customer> {
+  const people = t.peers.people.client;
+  const { customer: c } = await people.createCustomer(personRequest());
+  if (o.kyc !== false) {
+    await people.submitKyc({ customerId: c!.id });
+    await people.decideKyc({ customerId: c!.id, decision: KycStatus.KYC_STATUS_VERIFIED, reason: '' });
+  }
+  if (o.tier && o.tier !== RiskTier.RISK_TIER_MEDIUM) {
+    await people.setRiskTier({ customerId: c!.id, riskTier: o.tier, reason: 'test' });
+  }
+  return c!;
+}
+
+/** A deposit account opened through the account service on a product, funded from its shard's cash account. */
+export async function depositAccount(t: TestLoans, customerId: string, productId: string, funding = 0n) {
+  const { account } = await t.bank.client.openDepositAccount({
+    idempotencyKey: randomUUID(),
+    customerId,
+    productId,
+    productVersion: 0,
+  });
+  if (funding > 0n) await fund(t.bank, account!, funding);
+  return (await t.bank.client.getAccount({ accountId: account!.id })).account as Account;
+}
+
+/** Rows of every loan table and the outbox, summed over shards: "nothing written" is these unchanged. */
+export async function loanCounts(app: LoanApp): Promise<Record<string, number>> {
+  const tables = ['loan_applications', 'loans', 'loan_instalments', 'loan_repayments', 'outbox'];
+  const out: Record<string, number> = Object.fromEntries(tables.map((x) => [x, 0]));
+  for (const s of app.router.shards) {
+    for (const table of tables) {
+      const [{ n }] = (await s.db(table).count({ n: '*' })) as [{ n: string | number | bigint }];
+      out[table]! += Number(n);
+    }
+  }
+  return out;
+}
