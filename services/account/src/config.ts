@@ -11,7 +11,7 @@ export const accountSpec = {
   },
   systemCurrencies: {
     name: 'SYSTEM_CURRENCIES',
-    description: 'currencies for which every shard has its GL accounts (cash, in-transit)',
+    description: 'currencies for which every shard has its GL accounts (cash, in-transit, loan interest income)',
     parse: parsers.list,
     default: 'EUR,USD,GBP',
   },

@@ -6,12 +6,19 @@ import {
   createLogger,
   DomainError,
   type Logger,
+  cursorUuid,
+  enumValue,
   type Nats,
+  type Principal,
+  readPage,
+  requireCustomer,
   type RunningServer,
+  Violations,
   ShardRouter,
   startRuntime,
 } from '@corebank/kit';
-import { LoanServiceService } from '@corebank/kit/gen/corebank/v1/loan';
+import { ApplicationState, LoanServiceService } from '@corebank/kit/gen/corebank/v1/loan';
+import { applyForLoan, bound, decideApplication, type Deps } from './applications.js';
 import { ProductStatus, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import { Accounts } from './clients/accounts.js';
 import { Customers } from './clients/customers.js';
@@ -20,7 +27,16 @@ import type { LoanConfig } from './config.js';
 import { DOMAIN } from './events.js';
 import { scheduleToProto } from './proto.js';
 import { checkRanges, formatRate, annualRateOf, loanTermsOf, scheduleFor } from './terms.js';
-import { todayUtc, validatePreview } from './validate.js';
+import { findApplication, listApplications, listApplicationsQuery } from './store.js';
+import { applicationToProto } from './proto.js';
+import {
+  bucketedIdField,
+  customerIdField,
+  todayUtc,
+  validateApply,
+  validateDecide,
+  validatePreview,
+} from './validate.js';
 
 export const SERVICE = 'loan';
 export const SERVICE_NAME = 'corebank.v1.LoanService';
@@ -28,7 +44,18 @@ export const SERVICE_NAME = 'corebank.v1.LoanService';
 /** Scopes a caller's token must hold, per RPC. */
 export const SCOPES = {
   previewSchedule: 'loans:read',
+  applyForLoan: 'loans:write',
+  getLoanApplication: 'loans:read',
+  listLoanApplications: 'loans:read',
+  decideLoanApplication: 'loans:admin',
 } as const;
+
+/** A customer-bound token acts only on its own customer: it cannot review applications. */
+function requireUnbound(p: Principal, what: string): void {
+  if (p.customerId !== undefined) {
+    throw new DomainError('PERMISSION_DENIED', 'CUSTOMER_TOKEN', `a token bound to a customer cannot ${what}`);
+  }
+}
 
 export interface LoanApp {
   server: RunningServer;
@@ -63,6 +90,7 @@ export async function startLoanService(
   const accounts = Accounts.connect(config.accountServiceAddress, config.authTokenKey, timeout);
   const customers = Customers.connect(config.customerServiceAddress, config.authTokenKey, timeout);
   const products = Products.connect(config.productServiceAddress, config.authTokenKey, timeout);
+  const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable };
 
   const binding = bindService(
     SERVICE_NAME,
@@ -81,6 +109,45 @@ export async function startLoanService(
           startDate,
           schedule: scheduleToProto(schedule, terms.currency, formatRate(annualRateOf(terms))),
         };
+      },
+
+      async applyForLoan(req, ctx) {
+        const ids = validateApply(req);
+        requireCustomer(ctx.principal, ids.customerId, 'customer_id');
+        return applyForLoan(deps, req, ids, ctx);
+      },
+
+      async getLoanApplication(req, ctx) {
+        const v = new Violations();
+        const id = bucketedIdField(v, 'application_id', req.applicationId, 'an application id');
+        v.throwIfAny();
+        const shard = router.byId(id!)!;
+        const row = await findApplication(shard.db, id!);
+        if (!row || !bound(ctx, row.customer_id)) throw DomainError.notFound('application_id', 'application');
+        return { application: applicationToProto(row, shard.index) };
+      },
+
+      async listLoanApplications(req, ctx) {
+        const v = new Violations();
+        enumValue(v, 'state', req.state, ApplicationState, { allowUnspecified: true });
+        const customerId = customerIdField(v, req.customerId, false) ?? '';
+        const filter = { state: req.state, customerId };
+        const { size, after } = readPage(v, req.page, listApplicationsQuery(filter), ([at, id]) => {
+          const ms = at !== undefined && /^\d{1,15}$/.test(at) ? Number(at) : undefined;
+          const uuid = cursorUuid(id);
+          return ms !== undefined && uuid ? { at: new Date(ms), id: uuid } : undefined;
+        });
+        v.throwIfAny();
+        if (!customerId) requireUnbound(ctx.principal, 'list applications of every customer');
+        else requireCustomer(ctx.principal, customerId, 'customer_id');
+        const res = await listApplications(router, filter, size, after);
+        return { applications: res.applications, page: { nextPageToken: res.nextPageToken } };
+      },
+
+      async decideLoanApplication(req, ctx) {
+        const id = validateDecide(req);
+        requireUnbound(ctx.principal, 'decide applications');
+        return decideApplication(deps, id, req, ctx);
       },
     },
     SCOPES,

@@ -1,6 +1,11 @@
 // Request validation: every bad field is named, all at once, before anything is read or written.
-import { int64, text, uint32, Violations } from '@corebank/kit';
-import type { PreviewScheduleRequest } from '@corebank/kit/gen/corebank/v1/loan';
+import { bucketOfId, enumValue, int64, text, uint32, uuid, Violations } from '@corebank/kit';
+import {
+  ApplicationState,
+  type ApplyForLoanRequest,
+  type DecideLoanApplicationRequest,
+  type PreviewScheduleRequest,
+} from '@corebank/kit/gen/corebank/v1/loan';
 
 const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -45,4 +50,56 @@ export function validatePreview(req: PreviewScheduleRequest): void {
   termField(v, req.termMonths);
   dateField(v, 'start_date', req.startDate);
   v.throwIfAny();
+}
+
+/** An id this service or the ledger issued: a UUID whose last four hex digits are a bucket. */
+export function bucketedIdField(v: Violations, field: string, value: string, what: string): string | undefined {
+  const id = uuid(v, field, value, { what });
+  if (id !== undefined && bucketOfId(id) === undefined) {
+    v.add(field, `is not ${what}`);
+    return undefined;
+  }
+  return id;
+}
+
+export function customerIdField(v: Violations, value: string, required = true): string | undefined {
+  return uuid(v, 'customer_id', value, { what: 'a customer id', required });
+}
+
+export function idempotencyKeyField(v: Violations, value: string): void {
+  text(v, 'idempotency_key', value, { max: 128, required: true });
+}
+
+/** Checks an application; returns the lower-case ids. */
+export function validateApply(req: ApplyForLoanRequest) {
+  const v = new Violations();
+  idempotencyKeyField(v, req.idempotencyKey);
+  const customerId = customerIdField(v, req.customerId);
+  productField(v, req.productId, req.productVersion);
+  amountField(v, 'amount', req.amount);
+  termField(v, req.termMonths);
+  const disbursement = bucketedIdField(v, 'disbursement_account_id', req.disbursementAccountId, 'an account id');
+  const repayment = bucketedIdField(v, 'repayment_account_id', req.repaymentAccountId, 'an account id');
+  int64(v, 'declared_monthly_income', req.declaredMonthlyIncome, { min: 0n });
+  v.throwIfAny();
+  return { customerId: customerId!, disbursement: disbursement!, repayment: repayment! };
+}
+
+export function validateDecide(req: DecideLoanApplicationRequest): string {
+  const v = new Violations();
+  const id = bucketedIdField(v, 'application_id', req.applicationId, 'an application id');
+  enumValue(v, 'decision', req.decision, ApplicationState, {
+    allowed: [ApplicationState.APPLICATION_STATE_APPROVED, ApplicationState.APPLICATION_STATE_REJECTED],
+  });
+  text(v, 'note', req.note, {
+    max: 500,
+    multiline: true,
+    required: req.decision === ApplicationState.APPLICATION_STATE_REJECTED,
+  });
+  int64(v, 'approved_amount', req.approvedAmount, { min: 0n });
+  if (req.approvedAmount > 0n && req.decision !== ApplicationState.APPLICATION_STATE_APPROVED) {
+    v.add('approved_amount', 'is only for an approval');
+  }
+  v.throwIfAny();
+  return id!;
 }

@@ -20,6 +20,7 @@ import {
   riskTierFromJSON,
   riskTierToJSON,
 } from "./customer.js";
+import { LoanApplication } from "./loan.js";
 import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
 import { ProductVersion } from "./product.js";
 
@@ -139,6 +140,16 @@ export interface PaymentChanged {
   meta?: EventMeta | undefined;
   payment?: Payment | undefined;
   from: PaymentStatus;
+}
+
+/**
+ * corebank.loan.application_applied (an application was made; its decision follows in the same
+ * transaction), application_approved, application_referred and application_rejected: the
+ * application as it is after the change.
+ */
+export interface LoanApplicationChanged {
+  meta?: EventMeta | undefined;
+  application?: LoanApplication | undefined;
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -1611,6 +1622,93 @@ export const PaymentChanged: MessageFns<PaymentChanged> = {
       ? Payment.fromPartial(object.payment)
       : undefined;
     message.from = object.from ?? 0;
+    return message;
+  },
+};
+
+function createBaseLoanApplicationChanged(): LoanApplicationChanged {
+  return { meta: undefined, application: undefined };
+}
+
+export const LoanApplicationChanged: MessageFns<LoanApplicationChanged> = {
+  encode(message: LoanApplicationChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.application !== undefined) {
+      LoanApplication.encode(message.application, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanApplicationChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanApplicationChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.application = LoanApplication.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanApplicationChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined,
+    };
+  },
+
+  toJSON(message: LoanApplicationChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.application !== undefined) {
+      obj.application = LoanApplication.toJSON(message.application);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanApplicationChanged>, I>>(base?: I): LoanApplicationChanged {
+    return LoanApplicationChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanApplicationChanged>, I>>(object: I): LoanApplicationChanged {
+    const message = createBaseLoanApplicationChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.application = (object.application !== undefined && object.application !== null)
+      ? LoanApplication.fromPartial(object.application)
+      : undefined;
     return message;
   },
 };

@@ -18,6 +18,8 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { PageRequest, PageResponse } from "./common.js";
 
 export const protobufPackage = "corebank.v1";
 
@@ -173,6 +175,119 @@ export interface PreviewScheduleResponse {
   productVersion: number;
   startDate: string;
   schedule?: LoanSchedule | undefined;
+}
+
+/** One rule of the scorecard and the points it gave. */
+export interface DecisionReason {
+  /**
+   * For example RISK_TIER_LOW, NO_EXISTING_EXPOSURE, ACCOUNT_AGE, ACCOUNT_TURNOVER,
+   * INSTALMENT_TO_INCOME, INCOME_NOT_DECLARED; a reviewer's decision adds REVIEWER_APPROVED or
+   * REVIEWER_REJECTED (0 points).
+   */
+  code: string;
+  points: number;
+  detail: string;
+}
+
+export interface LoanApplication {
+  /** Carries the customer's bucket (routing). */
+  id: string;
+  customerId: string;
+  productId: string;
+  /** The version applied on (version 0 resolved to the latest published at the time). */
+  productVersion: number;
+  currency: string;
+  amount: bigint;
+  termMonths: number;
+  disbursementAccountId: string;
+  repaymentAccountId: string;
+  /** 0: none declared. */
+  declaredMonthlyIncome: bigint;
+  state: ApplicationState;
+  /** The scorecard's total. */
+  score: number;
+  reasons: DecisionReason[];
+  /** When APPROVED: the amount and the exact annual rate (percent) the loan is made on. */
+  approvedAmount: bigint;
+  annualRate: string;
+  /** When APPROVED and a loan was made. */
+  loanId: string;
+  /** "scorecard", or the channel of the reviewer who decided. */
+  decidedBy: string;
+  decisionNote: string;
+  createdAt?:
+    | Timestamp
+    | undefined;
+  /** When the final decision was taken (absent while REFERRED). */
+  decidedAt?: Timestamp | undefined;
+  shard: number;
+}
+
+export interface ApplyForLoanRequest {
+  /** Required, at most 128 characters; unique per customer. */
+  idempotencyKey: string;
+  customerId: string;
+  /** A published LOAN product; version 0 = the latest published. */
+  productId: string;
+  productVersion: number;
+  amount: bigint;
+  termMonths: number;
+  /** The customer's deposit account the loan is paid into. */
+  disbursementAccountId: string;
+  /** The customer's deposit account repayments are taken from by default. */
+  repaymentAccountId: string;
+  /** Optional (0: not declared): the applicant's monthly income, minor units of the loan's currency. */
+  declaredMonthlyIncome: bigint;
+}
+
+export interface ApplyForLoanResponse {
+  application?:
+    | LoanApplication
+    | undefined;
+  /** True when this is the application an earlier request with the same key made. */
+  replayed: boolean;
+}
+
+export interface GetLoanApplicationRequest {
+  applicationId: string;
+}
+
+export interface GetLoanApplicationResponse {
+  application?: LoanApplication | undefined;
+}
+
+export interface ListLoanApplicationsRequest {
+  /** UNSPECIFIED: every state. */
+  state: ApplicationState;
+  /** Optional: only this customer's applications (required for a customer-bound token). */
+  customerId: string;
+  page?: PageRequest | undefined;
+}
+
+export interface ListLoanApplicationsResponse {
+  applications: LoanApplication[];
+  page?: PageResponse | undefined;
+}
+
+export interface DecideLoanApplicationRequest {
+  applicationId: string;
+  /** APPLICATION_STATE_APPROVED or APPLICATION_STATE_REJECTED. */
+  decision: ApplicationState;
+  /** Required for a rejection; at most 500 characters. */
+  note: string;
+  /**
+   * APPROVED only, optional: a lower amount than applied for (at least the product's min_amount);
+   * 0: the amount applied for.
+   */
+  approvedAmount: bigint;
+}
+
+export interface DecideLoanApplicationResponse {
+  application?:
+    | LoanApplication
+    | undefined;
+  /** False when the application was already decided this way. */
+  changed: boolean;
 }
 
 function createBaseInstalment(): Instalment {
@@ -1047,6 +1162,1486 @@ export const PreviewScheduleResponse: MessageFns<PreviewScheduleResponse> = {
   },
 };
 
+function createBaseDecisionReason(): DecisionReason {
+  return { code: "", points: 0, detail: "" };
+}
+
+export const DecisionReason: MessageFns<DecisionReason> = {
+  encode(message: DecisionReason, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.points !== 0) {
+      writer.uint32(16).sint32(message.points);
+    }
+    if (message.detail !== "") {
+      writer.uint32(26).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DecisionReason {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecisionReason();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.points = reader.sint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DecisionReason {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      points: isSet(object.points) ? globalThis.Number(object.points) : 0,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: DecisionReason): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.points !== 0) {
+      obj.points = Math.round(message.points);
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DecisionReason>, I>>(base?: I): DecisionReason {
+    return DecisionReason.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DecisionReason>, I>>(object: I): DecisionReason {
+    const message = createBaseDecisionReason();
+    message.code = object.code ?? "";
+    message.points = object.points ?? 0;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseLoanApplication(): LoanApplication {
+  return {
+    id: "",
+    customerId: "",
+    productId: "",
+    productVersion: 0,
+    currency: "",
+    amount: 0n,
+    termMonths: 0,
+    disbursementAccountId: "",
+    repaymentAccountId: "",
+    declaredMonthlyIncome: 0n,
+    state: 0,
+    score: 0,
+    reasons: [],
+    approvedAmount: 0n,
+    annualRate: "",
+    loanId: "",
+    decidedBy: "",
+    decisionNote: "",
+    createdAt: undefined,
+    decidedAt: undefined,
+    shard: 0,
+  };
+}
+
+export const LoanApplication: MessageFns<LoanApplication> = {
+  encode(message: LoanApplication, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(18).string(message.customerId);
+    }
+    if (message.productId !== "") {
+      writer.uint32(26).string(message.productId);
+    }
+    if (message.productVersion !== 0) {
+      writer.uint32(32).uint32(message.productVersion);
+    }
+    if (message.currency !== "") {
+      writer.uint32(42).string(message.currency);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(48).int64(message.amount);
+    }
+    if (message.termMonths !== 0) {
+      writer.uint32(56).uint32(message.termMonths);
+    }
+    if (message.disbursementAccountId !== "") {
+      writer.uint32(66).string(message.disbursementAccountId);
+    }
+    if (message.repaymentAccountId !== "") {
+      writer.uint32(74).string(message.repaymentAccountId);
+    }
+    if (message.declaredMonthlyIncome !== 0n) {
+      if (BigInt.asIntN(64, message.declaredMonthlyIncome) !== message.declaredMonthlyIncome) {
+        throw new globalThis.Error("value provided for field message.declaredMonthlyIncome of type int64 too large");
+      }
+      writer.uint32(80).int64(message.declaredMonthlyIncome);
+    }
+    if (message.state !== 0) {
+      writer.uint32(88).int32(message.state);
+    }
+    if (message.score !== 0) {
+      writer.uint32(96).sint32(message.score);
+    }
+    for (const v of message.reasons) {
+      DecisionReason.encode(v!, writer.uint32(106).fork()).join();
+    }
+    if (message.approvedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.approvedAmount) !== message.approvedAmount) {
+        throw new globalThis.Error("value provided for field message.approvedAmount of type int64 too large");
+      }
+      writer.uint32(112).int64(message.approvedAmount);
+    }
+    if (message.annualRate !== "") {
+      writer.uint32(122).string(message.annualRate);
+    }
+    if (message.loanId !== "") {
+      writer.uint32(130).string(message.loanId);
+    }
+    if (message.decidedBy !== "") {
+      writer.uint32(138).string(message.decidedBy);
+    }
+    if (message.decisionNote !== "") {
+      writer.uint32(146).string(message.decisionNote);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(message.createdAt, writer.uint32(154).fork()).join();
+    }
+    if (message.decidedAt !== undefined) {
+      Timestamp.encode(message.decidedAt, writer.uint32(162).fork()).join();
+    }
+    if (message.shard !== 0) {
+      writer.uint32(168).uint32(message.shard);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanApplication {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanApplication();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.productId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.productVersion = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.termMonths = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.disbursementAccountId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.repaymentAccountId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.declaredMonthlyIncome = reader.int64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.score = reader.sint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.reasons.push(DecisionReason.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.approvedAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.annualRate = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.decidedBy = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.decisionNote = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.createdAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.decidedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanApplication {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      productId: isSet(object.productId)
+        ? globalThis.String(object.productId)
+        : isSet(object.product_id)
+        ? globalThis.String(object.product_id)
+        : "",
+      productVersion: isSet(object.productVersion)
+        ? globalThis.Number(object.productVersion)
+        : isSet(object.product_version)
+        ? globalThis.Number(object.product_version)
+        : 0,
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      termMonths: isSet(object.termMonths)
+        ? globalThis.Number(object.termMonths)
+        : isSet(object.term_months)
+        ? globalThis.Number(object.term_months)
+        : 0,
+      disbursementAccountId: isSet(object.disbursementAccountId)
+        ? globalThis.String(object.disbursementAccountId)
+        : isSet(object.disbursement_account_id)
+        ? globalThis.String(object.disbursement_account_id)
+        : "",
+      repaymentAccountId: isSet(object.repaymentAccountId)
+        ? globalThis.String(object.repaymentAccountId)
+        : isSet(object.repayment_account_id)
+        ? globalThis.String(object.repayment_account_id)
+        : "",
+      declaredMonthlyIncome: isSet(object.declaredMonthlyIncome)
+        ? BigInt(object.declaredMonthlyIncome)
+        : isSet(object.declared_monthly_income)
+        ? BigInt(object.declared_monthly_income)
+        : 0n,
+      state: isSet(object.state) ? applicationStateFromJSON(object.state) : 0,
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      reasons: globalThis.Array.isArray(object?.reasons)
+        ? object.reasons.map((e: any) => DecisionReason.fromJSON(e))
+        : [],
+      approvedAmount: isSet(object.approvedAmount)
+        ? BigInt(object.approvedAmount)
+        : isSet(object.approved_amount)
+        ? BigInt(object.approved_amount)
+        : 0n,
+      annualRate: isSet(object.annualRate)
+        ? globalThis.String(object.annualRate)
+        : isSet(object.annual_rate)
+        ? globalThis.String(object.annual_rate)
+        : "",
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      decidedBy: isSet(object.decidedBy)
+        ? globalThis.String(object.decidedBy)
+        : isSet(object.decided_by)
+        ? globalThis.String(object.decided_by)
+        : "",
+      decisionNote: isSet(object.decisionNote)
+        ? globalThis.String(object.decisionNote)
+        : isSet(object.decision_note)
+        ? globalThis.String(object.decision_note)
+        : "",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      decidedAt: isSet(object.decidedAt)
+        ? fromJsonTimestamp(object.decidedAt)
+        : isSet(object.decided_at)
+        ? fromJsonTimestamp(object.decided_at)
+        : undefined,
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+    };
+  },
+
+  toJSON(message: LoanApplication): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.productId !== "") {
+      obj.productId = message.productId;
+    }
+    if (message.productVersion !== 0) {
+      obj.productVersion = Math.round(message.productVersion);
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.termMonths !== 0) {
+      obj.termMonths = Math.round(message.termMonths);
+    }
+    if (message.disbursementAccountId !== "") {
+      obj.disbursementAccountId = message.disbursementAccountId;
+    }
+    if (message.repaymentAccountId !== "") {
+      obj.repaymentAccountId = message.repaymentAccountId;
+    }
+    if (message.declaredMonthlyIncome !== 0n) {
+      obj.declaredMonthlyIncome = message.declaredMonthlyIncome.toString();
+    }
+    if (message.state !== 0) {
+      obj.state = applicationStateToJSON(message.state);
+    }
+    if (message.score !== 0) {
+      obj.score = Math.round(message.score);
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons.map((e) => DecisionReason.toJSON(e));
+    }
+    if (message.approvedAmount !== 0n) {
+      obj.approvedAmount = message.approvedAmount.toString();
+    }
+    if (message.annualRate !== "") {
+      obj.annualRate = message.annualRate;
+    }
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.decidedBy !== "") {
+      obj.decidedBy = message.decidedBy;
+    }
+    if (message.decisionNote !== "") {
+      obj.decisionNote = message.decisionNote;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = fromTimestamp(message.createdAt).toISOString();
+    }
+    if (message.decidedAt !== undefined) {
+      obj.decidedAt = fromTimestamp(message.decidedAt).toISOString();
+    }
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanApplication>, I>>(base?: I): LoanApplication {
+    return LoanApplication.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanApplication>, I>>(object: I): LoanApplication {
+    const message = createBaseLoanApplication();
+    message.id = object.id ?? "";
+    message.customerId = object.customerId ?? "";
+    message.productId = object.productId ?? "";
+    message.productVersion = object.productVersion ?? 0;
+    message.currency = object.currency ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.termMonths = object.termMonths ?? 0;
+    message.disbursementAccountId = object.disbursementAccountId ?? "";
+    message.repaymentAccountId = object.repaymentAccountId ?? "";
+    message.declaredMonthlyIncome =
+      (object.declaredMonthlyIncome !== undefined && object.declaredMonthlyIncome !== null)
+        ? BigInt(object.declaredMonthlyIncome)
+        : 0n;
+    message.state = object.state ?? 0;
+    message.score = object.score ?? 0;
+    message.reasons = object.reasons?.map((e) => DecisionReason.fromPartial(e)) || [];
+    message.approvedAmount = (object.approvedAmount !== undefined && object.approvedAmount !== null)
+      ? BigInt(object.approvedAmount)
+      : 0n;
+    message.annualRate = object.annualRate ?? "";
+    message.loanId = object.loanId ?? "";
+    message.decidedBy = object.decidedBy ?? "";
+    message.decisionNote = object.decisionNote ?? "";
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    message.decidedAt = (object.decidedAt !== undefined && object.decidedAt !== null)
+      ? Timestamp.fromPartial(object.decidedAt)
+      : undefined;
+    message.shard = object.shard ?? 0;
+    return message;
+  },
+};
+
+function createBaseApplyForLoanRequest(): ApplyForLoanRequest {
+  return {
+    idempotencyKey: "",
+    customerId: "",
+    productId: "",
+    productVersion: 0,
+    amount: 0n,
+    termMonths: 0,
+    disbursementAccountId: "",
+    repaymentAccountId: "",
+    declaredMonthlyIncome: 0n,
+  };
+}
+
+export const ApplyForLoanRequest: MessageFns<ApplyForLoanRequest> = {
+  encode(message: ApplyForLoanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(18).string(message.customerId);
+    }
+    if (message.productId !== "") {
+      writer.uint32(26).string(message.productId);
+    }
+    if (message.productVersion !== 0) {
+      writer.uint32(32).uint32(message.productVersion);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(40).int64(message.amount);
+    }
+    if (message.termMonths !== 0) {
+      writer.uint32(48).uint32(message.termMonths);
+    }
+    if (message.disbursementAccountId !== "") {
+      writer.uint32(58).string(message.disbursementAccountId);
+    }
+    if (message.repaymentAccountId !== "") {
+      writer.uint32(66).string(message.repaymentAccountId);
+    }
+    if (message.declaredMonthlyIncome !== 0n) {
+      if (BigInt.asIntN(64, message.declaredMonthlyIncome) !== message.declaredMonthlyIncome) {
+        throw new globalThis.Error("value provided for field message.declaredMonthlyIncome of type int64 too large");
+      }
+      writer.uint32(72).int64(message.declaredMonthlyIncome);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyForLoanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyForLoanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.productId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.productVersion = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.termMonths = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.disbursementAccountId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.repaymentAccountId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.declaredMonthlyIncome = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyForLoanRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      productId: isSet(object.productId)
+        ? globalThis.String(object.productId)
+        : isSet(object.product_id)
+        ? globalThis.String(object.product_id)
+        : "",
+      productVersion: isSet(object.productVersion)
+        ? globalThis.Number(object.productVersion)
+        : isSet(object.product_version)
+        ? globalThis.Number(object.product_version)
+        : 0,
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      termMonths: isSet(object.termMonths)
+        ? globalThis.Number(object.termMonths)
+        : isSet(object.term_months)
+        ? globalThis.Number(object.term_months)
+        : 0,
+      disbursementAccountId: isSet(object.disbursementAccountId)
+        ? globalThis.String(object.disbursementAccountId)
+        : isSet(object.disbursement_account_id)
+        ? globalThis.String(object.disbursement_account_id)
+        : "",
+      repaymentAccountId: isSet(object.repaymentAccountId)
+        ? globalThis.String(object.repaymentAccountId)
+        : isSet(object.repayment_account_id)
+        ? globalThis.String(object.repayment_account_id)
+        : "",
+      declaredMonthlyIncome: isSet(object.declaredMonthlyIncome)
+        ? BigInt(object.declaredMonthlyIncome)
+        : isSet(object.declared_monthly_income)
+        ? BigInt(object.declared_monthly_income)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ApplyForLoanRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.productId !== "") {
+      obj.productId = message.productId;
+    }
+    if (message.productVersion !== 0) {
+      obj.productVersion = Math.round(message.productVersion);
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.termMonths !== 0) {
+      obj.termMonths = Math.round(message.termMonths);
+    }
+    if (message.disbursementAccountId !== "") {
+      obj.disbursementAccountId = message.disbursementAccountId;
+    }
+    if (message.repaymentAccountId !== "") {
+      obj.repaymentAccountId = message.repaymentAccountId;
+    }
+    if (message.declaredMonthlyIncome !== 0n) {
+      obj.declaredMonthlyIncome = message.declaredMonthlyIncome.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyForLoanRequest>, I>>(base?: I): ApplyForLoanRequest {
+    return ApplyForLoanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyForLoanRequest>, I>>(object: I): ApplyForLoanRequest {
+    const message = createBaseApplyForLoanRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.customerId = object.customerId ?? "";
+    message.productId = object.productId ?? "";
+    message.productVersion = object.productVersion ?? 0;
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.termMonths = object.termMonths ?? 0;
+    message.disbursementAccountId = object.disbursementAccountId ?? "";
+    message.repaymentAccountId = object.repaymentAccountId ?? "";
+    message.declaredMonthlyIncome =
+      (object.declaredMonthlyIncome !== undefined && object.declaredMonthlyIncome !== null)
+        ? BigInt(object.declaredMonthlyIncome)
+        : 0n;
+    return message;
+  },
+};
+
+function createBaseApplyForLoanResponse(): ApplyForLoanResponse {
+  return { application: undefined, replayed: false };
+}
+
+export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
+  encode(message: ApplyForLoanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== undefined) {
+      LoanApplication.encode(message.application, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyForLoanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyForLoanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = LoanApplication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyForLoanResponse {
+    return {
+      application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: ApplyForLoanResponse): unknown {
+    const obj: any = {};
+    if (message.application !== undefined) {
+      obj.application = LoanApplication.toJSON(message.application);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyForLoanResponse>, I>>(base?: I): ApplyForLoanResponse {
+    return ApplyForLoanResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyForLoanResponse>, I>>(object: I): ApplyForLoanResponse {
+    const message = createBaseApplyForLoanResponse();
+    message.application = (object.application !== undefined && object.application !== null)
+      ? LoanApplication.fromPartial(object.application)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetLoanApplicationRequest(): GetLoanApplicationRequest {
+  return { applicationId: "" };
+}
+
+export const GetLoanApplicationRequest: MessageFns<GetLoanApplicationRequest> = {
+  encode(message: GetLoanApplicationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.applicationId !== "") {
+      writer.uint32(10).string(message.applicationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanApplicationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanApplicationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applicationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanApplicationRequest {
+    return {
+      applicationId: isSet(object.applicationId)
+        ? globalThis.String(object.applicationId)
+        : isSet(object.application_id)
+        ? globalThis.String(object.application_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetLoanApplicationRequest): unknown {
+    const obj: any = {};
+    if (message.applicationId !== "") {
+      obj.applicationId = message.applicationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanApplicationRequest>, I>>(base?: I): GetLoanApplicationRequest {
+    return GetLoanApplicationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanApplicationRequest>, I>>(object: I): GetLoanApplicationRequest {
+    const message = createBaseGetLoanApplicationRequest();
+    message.applicationId = object.applicationId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetLoanApplicationResponse(): GetLoanApplicationResponse {
+  return { application: undefined };
+}
+
+export const GetLoanApplicationResponse: MessageFns<GetLoanApplicationResponse> = {
+  encode(message: GetLoanApplicationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== undefined) {
+      LoanApplication.encode(message.application, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanApplicationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanApplicationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = LoanApplication.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanApplicationResponse {
+    return { application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined };
+  },
+
+  toJSON(message: GetLoanApplicationResponse): unknown {
+    const obj: any = {};
+    if (message.application !== undefined) {
+      obj.application = LoanApplication.toJSON(message.application);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanApplicationResponse>, I>>(base?: I): GetLoanApplicationResponse {
+    return GetLoanApplicationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanApplicationResponse>, I>>(object: I): GetLoanApplicationResponse {
+    const message = createBaseGetLoanApplicationResponse();
+    message.application = (object.application !== undefined && object.application !== null)
+      ? LoanApplication.fromPartial(object.application)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListLoanApplicationsRequest(): ListLoanApplicationsRequest {
+  return { state: 0, customerId: "", page: undefined };
+}
+
+export const ListLoanApplicationsRequest: MessageFns<ListLoanApplicationsRequest> = {
+  encode(message: ListLoanApplicationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(18).string(message.customerId);
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLoanApplicationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLoanApplicationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLoanApplicationsRequest {
+    return {
+      state: isSet(object.state) ? applicationStateFromJSON(object.state) : 0,
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListLoanApplicationsRequest): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = applicationStateToJSON(message.state);
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLoanApplicationsRequest>, I>>(base?: I): ListLoanApplicationsRequest {
+    return ListLoanApplicationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLoanApplicationsRequest>, I>>(object: I): ListLoanApplicationsRequest {
+    const message = createBaseListLoanApplicationsRequest();
+    message.state = object.state ?? 0;
+    message.customerId = object.customerId ?? "";
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListLoanApplicationsResponse(): ListLoanApplicationsResponse {
+  return { applications: [], page: undefined };
+}
+
+export const ListLoanApplicationsResponse: MessageFns<ListLoanApplicationsResponse> = {
+  encode(message: ListLoanApplicationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.applications) {
+      LoanApplication.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageResponse.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLoanApplicationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLoanApplicationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applications.push(LoanApplication.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLoanApplicationsResponse {
+    return {
+      applications: globalThis.Array.isArray(object?.applications)
+        ? object.applications.map((e: any) => LoanApplication.fromJSON(e))
+        : [],
+      page: isSet(object.page) ? PageResponse.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListLoanApplicationsResponse): unknown {
+    const obj: any = {};
+    if (message.applications?.length) {
+      obj.applications = message.applications.map((e) => LoanApplication.toJSON(e));
+    }
+    if (message.page !== undefined) {
+      obj.page = PageResponse.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLoanApplicationsResponse>, I>>(base?: I): ListLoanApplicationsResponse {
+    return ListLoanApplicationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLoanApplicationsResponse>, I>>(object: I): ListLoanApplicationsResponse {
+    const message = createBaseListLoanApplicationsResponse();
+    message.applications = object.applications?.map((e) => LoanApplication.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDecideLoanApplicationRequest(): DecideLoanApplicationRequest {
+  return { applicationId: "", decision: 0, note: "", approvedAmount: 0n };
+}
+
+export const DecideLoanApplicationRequest: MessageFns<DecideLoanApplicationRequest> = {
+  encode(message: DecideLoanApplicationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.applicationId !== "") {
+      writer.uint32(10).string(message.applicationId);
+    }
+    if (message.decision !== 0) {
+      writer.uint32(16).int32(message.decision);
+    }
+    if (message.note !== "") {
+      writer.uint32(26).string(message.note);
+    }
+    if (message.approvedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.approvedAmount) !== message.approvedAmount) {
+        throw new globalThis.Error("value provided for field message.approvedAmount of type int64 too large");
+      }
+      writer.uint32(32).int64(message.approvedAmount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DecideLoanApplicationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecideLoanApplicationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applicationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.decision = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.approvedAmount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DecideLoanApplicationRequest {
+    return {
+      applicationId: isSet(object.applicationId)
+        ? globalThis.String(object.applicationId)
+        : isSet(object.application_id)
+        ? globalThis.String(object.application_id)
+        : "",
+      decision: isSet(object.decision) ? applicationStateFromJSON(object.decision) : 0,
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+      approvedAmount: isSet(object.approvedAmount)
+        ? BigInt(object.approvedAmount)
+        : isSet(object.approved_amount)
+        ? BigInt(object.approved_amount)
+        : 0n,
+    };
+  },
+
+  toJSON(message: DecideLoanApplicationRequest): unknown {
+    const obj: any = {};
+    if (message.applicationId !== "") {
+      obj.applicationId = message.applicationId;
+    }
+    if (message.decision !== 0) {
+      obj.decision = applicationStateToJSON(message.decision);
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    if (message.approvedAmount !== 0n) {
+      obj.approvedAmount = message.approvedAmount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DecideLoanApplicationRequest>, I>>(base?: I): DecideLoanApplicationRequest {
+    return DecideLoanApplicationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DecideLoanApplicationRequest>, I>>(object: I): DecideLoanApplicationRequest {
+    const message = createBaseDecideLoanApplicationRequest();
+    message.applicationId = object.applicationId ?? "";
+    message.decision = object.decision ?? 0;
+    message.note = object.note ?? "";
+    message.approvedAmount = (object.approvedAmount !== undefined && object.approvedAmount !== null)
+      ? BigInt(object.approvedAmount)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseDecideLoanApplicationResponse(): DecideLoanApplicationResponse {
+  return { application: undefined, changed: false };
+}
+
+export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResponse> = {
+  encode(message: DecideLoanApplicationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== undefined) {
+      LoanApplication.encode(message.application, writer.uint32(10).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(16).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DecideLoanApplicationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecideLoanApplicationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = LoanApplication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DecideLoanApplicationResponse {
+    return {
+      application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: DecideLoanApplicationResponse): unknown {
+    const obj: any = {};
+    if (message.application !== undefined) {
+      obj.application = LoanApplication.toJSON(message.application);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DecideLoanApplicationResponse>, I>>(base?: I): DecideLoanApplicationResponse {
+    return DecideLoanApplicationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DecideLoanApplicationResponse>, I>>(
+    object: I,
+  ): DecideLoanApplicationResponse {
+    const message = createBaseDecideLoanApplicationResponse();
+    message.application = (object.application !== undefined && object.application !== null)
+      ? LoanApplication.fromPartial(object.application)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
 /**
  * Lending: quotes, applications decided within the call by a scorecard that states its reasons,
  * disbursement through the ledger, schedules fixed at disbursement, repayments by the default
@@ -1077,11 +2672,98 @@ export const LoanServiceService = {
       Buffer.from(PreviewScheduleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PreviewScheduleResponse => PreviewScheduleResponse.decode(value),
   },
+  /**
+   * Applies for a loan and decides it within the call. Idempotent by (customer_id,
+   * idempotency_key): the same body returns the stored application (replayed = true), a different
+   * body is ALREADY_EXISTS (APPLICATION_EXISTS_WITH_DIFFERENT_BODY). Before anything is written:
+   * the customer must be ACTIVE (CUSTOMER_NOT_ACTIVE) and KYC-verified (KYC_NOT_VERIFIED); the
+   * product a published loan product with amount and term inside its ranges (OUTSIDE_PRODUCT_RANGE);
+   * both accounts open deposit accounts of the customer (ACCOUNT_NOT_OWNED, NOT_A_DEPOSIT_ACCOUNT,
+   * ACCOUNT_CLOSED) in the product's currency (CURRENCY_MISMATCH); all FAILED_PRECONDITION naming the
+   * field. Then the scorecard (LOAN_SCORECARD) decides APPROVED, REFERRED (the review queue) or
+   * REJECTED and the application stores its score and every reason.
+   */
+  applyForLoan: {
+    path: "/corebank.v1.LoanService/ApplyForLoan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyForLoanRequest): Buffer => Buffer.from(ApplyForLoanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyForLoanRequest => ApplyForLoanRequest.decode(value),
+    responseSerialize: (value: ApplyForLoanResponse): Buffer =>
+      Buffer.from(ApplyForLoanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyForLoanResponse => ApplyForLoanResponse.decode(value),
+  },
+  getLoanApplication: {
+    path: "/corebank.v1.LoanService/GetLoanApplication" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLoanApplicationRequest): Buffer =>
+      Buffer.from(GetLoanApplicationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLoanApplicationRequest => GetLoanApplicationRequest.decode(value),
+    responseSerialize: (value: GetLoanApplicationResponse): Buffer =>
+      Buffer.from(GetLoanApplicationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLoanApplicationResponse => GetLoanApplicationResponse.decode(value),
+  },
+  /**
+   * Applications oldest first, by state (the review queue: REFERRED), across every shard, or one
+   * customer's. A customer-bound token must name its own customer.
+   */
+  listLoanApplications: {
+    path: "/corebank.v1.LoanService/ListLoanApplications" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListLoanApplicationsRequest): Buffer =>
+      Buffer.from(ListLoanApplicationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListLoanApplicationsRequest => ListLoanApplicationsRequest.decode(value),
+    responseSerialize: (value: ListLoanApplicationsResponse): Buffer =>
+      Buffer.from(ListLoanApplicationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListLoanApplicationsResponse => ListLoanApplicationsResponse.decode(value),
+  },
+  /**
+   * A reviewer's decision on a REFERRED application (loans:admin): APPROVED (optionally a lower
+   * approved_amount) or REJECTED, with a note. Deciding what is already decided that way succeeds
+   * with changed = false; the other way is FAILED_PRECONDITION, APPLICATION_ALREADY_DECIDED.
+   */
+  decideLoanApplication: {
+    path: "/corebank.v1.LoanService/DecideLoanApplication" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DecideLoanApplicationRequest): Buffer =>
+      Buffer.from(DecideLoanApplicationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DecideLoanApplicationRequest => DecideLoanApplicationRequest.decode(value),
+    responseSerialize: (value: DecideLoanApplicationResponse): Buffer =>
+      Buffer.from(DecideLoanApplicationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DecideLoanApplicationResponse => DecideLoanApplicationResponse.decode(value),
+  },
 } as const;
 
 export interface LoanServiceServer extends UntypedServiceImplementation {
   /** The whole schedule and its totals for a product, amount, term and start date. No side effects. */
   previewSchedule: handleUnaryCall<PreviewScheduleRequest, PreviewScheduleResponse>;
+  /**
+   * Applies for a loan and decides it within the call. Idempotent by (customer_id,
+   * idempotency_key): the same body returns the stored application (replayed = true), a different
+   * body is ALREADY_EXISTS (APPLICATION_EXISTS_WITH_DIFFERENT_BODY). Before anything is written:
+   * the customer must be ACTIVE (CUSTOMER_NOT_ACTIVE) and KYC-verified (KYC_NOT_VERIFIED); the
+   * product a published loan product with amount and term inside its ranges (OUTSIDE_PRODUCT_RANGE);
+   * both accounts open deposit accounts of the customer (ACCOUNT_NOT_OWNED, NOT_A_DEPOSIT_ACCOUNT,
+   * ACCOUNT_CLOSED) in the product's currency (CURRENCY_MISMATCH); all FAILED_PRECONDITION naming the
+   * field. Then the scorecard (LOAN_SCORECARD) decides APPROVED, REFERRED (the review queue) or
+   * REJECTED and the application stores its score and every reason.
+   */
+  applyForLoan: handleUnaryCall<ApplyForLoanRequest, ApplyForLoanResponse>;
+  getLoanApplication: handleUnaryCall<GetLoanApplicationRequest, GetLoanApplicationResponse>;
+  /**
+   * Applications oldest first, by state (the review queue: REFERRED), across every shard, or one
+   * customer's. A customer-bound token must name its own customer.
+   */
+  listLoanApplications: handleUnaryCall<ListLoanApplicationsRequest, ListLoanApplicationsResponse>;
+  /**
+   * A reviewer's decision on a REFERRED application (loans:admin): APPROVED (optionally a lower
+   * approved_amount) or REJECTED, with a note. Deciding what is already decided that way succeeds
+   * with changed = false; the other way is FAILED_PRECONDITION, APPLICATION_ALREADY_DECIDED.
+   */
+  decideLoanApplication: handleUnaryCall<DecideLoanApplicationRequest, DecideLoanApplicationResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -1100,6 +2782,86 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PreviewScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Applies for a loan and decides it within the call. Idempotent by (customer_id,
+   * idempotency_key): the same body returns the stored application (replayed = true), a different
+   * body is ALREADY_EXISTS (APPLICATION_EXISTS_WITH_DIFFERENT_BODY). Before anything is written:
+   * the customer must be ACTIVE (CUSTOMER_NOT_ACTIVE) and KYC-verified (KYC_NOT_VERIFIED); the
+   * product a published loan product with amount and term inside its ranges (OUTSIDE_PRODUCT_RANGE);
+   * both accounts open deposit accounts of the customer (ACCOUNT_NOT_OWNED, NOT_A_DEPOSIT_ACCOUNT,
+   * ACCOUNT_CLOSED) in the product's currency (CURRENCY_MISMATCH); all FAILED_PRECONDITION naming the
+   * field. Then the scorecard (LOAN_SCORECARD) decides APPROVED, REFERRED (the review queue) or
+   * REJECTED and the application stores its score and every reason.
+   */
+  applyForLoan(
+    request: ApplyForLoanRequest,
+    callback: (error: ServiceError | null, response: ApplyForLoanResponse) => void,
+  ): ClientUnaryCall;
+  applyForLoan(
+    request: ApplyForLoanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyForLoanResponse) => void,
+  ): ClientUnaryCall;
+  applyForLoan(
+    request: ApplyForLoanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyForLoanResponse) => void,
+  ): ClientUnaryCall;
+  getLoanApplication(
+    request: GetLoanApplicationRequest,
+    callback: (error: ServiceError | null, response: GetLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  getLoanApplication(
+    request: GetLoanApplicationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  getLoanApplication(
+    request: GetLoanApplicationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Applications oldest first, by state (the review queue: REFERRED), across every shard, or one
+   * customer's. A customer-bound token must name its own customer.
+   */
+  listLoanApplications(
+    request: ListLoanApplicationsRequest,
+    callback: (error: ServiceError | null, response: ListLoanApplicationsResponse) => void,
+  ): ClientUnaryCall;
+  listLoanApplications(
+    request: ListLoanApplicationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListLoanApplicationsResponse) => void,
+  ): ClientUnaryCall;
+  listLoanApplications(
+    request: ListLoanApplicationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListLoanApplicationsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A reviewer's decision on a REFERRED application (loans:admin): APPROVED (optionally a lower
+   * approved_amount) or REJECTED, with a note. Deciding what is already decided that way succeeds
+   * with changed = false; the other way is FAILED_PRECONDITION, APPLICATION_ALREADY_DECIDED.
+   */
+  decideLoanApplication(
+    request: DecideLoanApplicationRequest,
+    callback: (error: ServiceError | null, response: DecideLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  decideLoanApplication(
+    request: DecideLoanApplicationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DecideLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  decideLoanApplication(
+    request: DecideLoanApplicationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DecideLoanApplicationResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -1124,6 +2886,39 @@ export type DeepPartial<T> = T extends bigint ? string | number | bigint
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+const timestampFractionRegex = /:\d{2}\.\d+/;
+
+function fromJsonTimestamp(o: any): Timestamp {
+  if (o instanceof globalThis.Date) {
+    return toTimestamp(o);
+  } else if (typeof o === "string") {
+    // Date only keeps milliseconds, and parses longer fractions in an engine-specific way,
+    // so parse the fractional seconds ourselves and give Date only the whole seconds
+    const fraction = timestampFractionRegex.exec(o);
+    if (fraction === null) {
+      return toTimestamp(new globalThis.Date(o));
+    }
+    const fractionNanos = Number(fraction[0].slice(4, 13).padEnd(9, "0"));
+    const wholeSeconds = new globalThis.Date(o.replace(fraction[0], fraction[0].slice(0, 3)));
+    const timestamp = toTimestamp(new globalThis.Date(wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000)));
+    return { ...timestamp, nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000) };
+  } else {
+    return Timestamp.fromJSON(o);
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
