@@ -9,6 +9,7 @@ import {
   type ApplyForLoanRequest,
   type ApplyForLoanResponse,
   type DecideLoanApplicationRequest,
+  type Loan,
   type LoanApplication,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import type { ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
@@ -18,11 +19,19 @@ import type { Products } from './clients/products.js';
 import { applied, decided } from './events.js';
 import { applicationToProto, type ApplicationRow } from './proto.js';
 import { score, type Outcome, type Scorecard, type Tier } from './scorecard.js';
-import { exposureOf, findApplication, findApplicationByKey, insertApplication, updateApplication } from './store.js';
+import { disburseInCall, loanIdFor, newLoan, type LoanDeps } from './loans.js';
+import {
+  exposureOf,
+  findApplication,
+  findApplicationByKey,
+  insertApplication,
+  insertLoan,
+  updateApplication,
+} from './store.js';
 import { annualRateOf, checkRanges, formatRate, loanTermsOf, scheduleFor } from './terms.js';
 import { todayUtc } from './validate.js';
 
-export interface Deps {
+export interface Deps extends LoanDeps {
   router: ShardRouter;
   accounts: Accounts;
   customers: Customers;
@@ -77,7 +86,13 @@ function checkAccount(field: string, a: Account | undefined, customerId: string,
   return a;
 }
 
-function replay(row: ApplicationRow, hash: string, shard: number): ApplyForLoanResponse {
+async function replay(
+  d: Deps,
+  row: ApplicationRow,
+  hash: string,
+  shard: number,
+  ctx: RpcContext,
+): Promise<ApplyForLoanResponse> {
   if (row.body_hash !== hash) {
     throw new DomainError(
       'ALREADY_EXISTS',
@@ -87,7 +102,21 @@ function replay(row: ApplicationRow, hash: string, shard: number): ApplyForLoanR
       { application_id: row.id },
     );
   }
-  return { application: applicationToProto(row, shard), replayed: true };
+  // An approved application's loan: its disbursement is finished here if a crash or an outage left it.
+  const loan = row.loan_id ? await disburseInCall(d, row.loan_id, ctx.deadline) : undefined;
+  return { application: applicationToProto(row, shard), replayed: true, ...(loan ? { loan } : {}) };
+}
+
+/** The customer must (still) be ACTIVE and KYC-verified. */
+async function requireEligible(d: Deps, customerId: string, ctx: RpcContext) {
+  const customer = await d.customers.get(customerId, ctx.deadline);
+  if (customer.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
+    throw precondition('CUSTOMER_NOT_ACTIVE', 'customer_id', 'the customer is not active');
+  }
+  if (customer.kycStatus !== KycStatus.KYC_STATUS_VERIFIED) {
+    throw precondition('KYC_NOT_VERIFIED', 'customer_id', "the customer's KYC is not verified");
+  }
+  return customer;
 }
 
 export async function applyForLoan(
@@ -100,19 +129,13 @@ export async function applyForLoan(
   const shard = d.router.byCustomer(customerId);
   const hash = bodyHash(req, ids);
   const seen = await findApplicationByKey(shard.db, customerId, req.idempotencyKey);
-  if (seen) return replay(seen, hash, shard.index);
+  if (seen) return replay(d, seen, hash, shard.index, ctx);
 
   // Everything an application must satisfy, before anything is written.
   const product = d.saleable(await d.products.get(req.productId, req.productVersion, ctx.deadline));
   const terms = loanTermsOf(product);
   checkRanges(terms, req.amount, req.termMonths);
-  const customer = await d.customers.get(customerId, ctx.deadline);
-  if (customer.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
-    throw precondition('CUSTOMER_NOT_ACTIVE', 'customer_id', 'the customer is not active');
-  }
-  if (customer.kycStatus !== KycStatus.KYC_STATUS_VERIFIED) {
-    throw precondition('KYC_NOT_VERIFIED', 'customer_id', "the customer's KYC is not verified");
-  }
+  const customer = await requireEligible(d, customerId, ctx);
   const [disbursement, repayment] = await Promise.all([
     d.accounts.get(ids.disbursement, ctx.deadline),
     d.accounts.get(ids.repayment, ctx.deadline),
@@ -141,8 +164,9 @@ export async function applyForLoan(
   const now = new Date();
   const state = STATE[decision.outcome];
   const approved = state === A.APPLICATION_STATE_APPROVED;
+  const id = applicationIdFor(customerId, req.idempotencyKey);
   const row: ApplicationRow = {
-    id: applicationIdFor(customerId, req.idempotencyKey),
+    id,
     customer_id: customerId,
     channel: ctx.principal.channel,
     idempotency_key: req.idempotencyKey,
@@ -160,16 +184,22 @@ export async function applyForLoan(
     reasons: decision.reasons,
     approved_amount: approved ? req.amount : 0n,
     annual_rate: formatRate(rate),
-    loan_id: null,
+    loan_id: approved ? loanIdFor(id) : null,
     decided_by: 'scorecard',
     decision_note: '',
     created_at: now,
     decided_at: state === A.APPLICATION_STATE_REFERRED ? null : now,
   };
-  const res = await insertApplication(shard, row, (a) => applied(a, now));
-  if (!res.inserted) return replay(res.row, hash, shard.index); // a concurrent request with the same key won
+  const loan = approved ? newLoan(row, now) : undefined;
+  const res = await insertApplication(shard, row, loan, (a) => applied(a, now));
+  if (!res.inserted) return replay(d, res.row, hash, shard.index, ctx); // a concurrent request with the same key won
   ctx.log.info({ application_id: row.id, state: A[state], score: decision.score }, 'loan application decided');
-  return { application: applicationToProto(res.row, shard.index), replayed: false };
+  const disbursed = loan ? await disburseInCall(d, loan.id, ctx.deadline) : undefined;
+  return {
+    application: applicationToProto(res.row, shard.index),
+    replayed: false,
+    ...(disbursed ? { loan: disbursed } : {}),
+  };
 }
 
 /** A reviewer's decision on a referred application; the same decision again changes nothing. */
@@ -178,18 +208,19 @@ export async function decideApplication(
   id: string,
   req: DecideLoanApplicationRequest,
   ctx: RpcContext,
-): Promise<{ application: LoanApplication; changed: boolean }> {
+): Promise<{ application: LoanApplication; changed: boolean; loan?: Loan }> {
   const shard = d.router.byId(id)!;
   const approve = req.decision === A.APPLICATION_STATE_APPROVED;
   // The product's range bounds a lower approved amount: read it before locking the row.
   const current = await findApplication(shard.db, id);
   if (!current || !bound(ctx, current.customer_id)) throw DomainError.notFound('application_id', 'application');
   let minAmount = 0n;
+  if (approve && current.state === A.APPLICATION_STATE_REFERRED) await requireEligible(d, current.customer_id, ctx);
   if (approve && req.approvedAmount > 0n) {
     const p = await d.products.get(current.product_id, current.product_version, ctx.deadline);
     minAmount = loanTermsOf(p).minAmount;
   }
-  const res = await updateApplication(shard, id, async (row) => {
+  const res = await updateApplication(shard, id, async (row, tx) => {
     if (row.state === req.decision) return undefined;
     if (row.state !== A.APPLICATION_STATE_REFERRED) {
       throw new DomainError(
@@ -209,13 +240,17 @@ export async function decideApplication(
         [{ field: 'approved_amount', description: `must be ${minAmount} to the amount applied for` }],
       );
     }
+    const now = new Date();
+    const loanId = approve ? loanIdFor(row.id) : null;
+    if (approve) await insertLoan(tx, newLoan({ ...row, approved_amount: amount }, now));
     return {
       set: {
         state: req.decision,
         approved_amount: amount,
+        loan_id: loanId,
         decided_by: ctx.principal.channel,
         decision_note: req.note,
-        decided_at: new Date(),
+        decided_at: now,
         reasons: [
           ...row.reasons,
           { code: approve ? 'REVIEWER_APPROVED' : 'REVIEWER_REJECTED', points: 0, detail: req.note },
@@ -225,5 +260,7 @@ export async function decideApplication(
     };
   });
   ctx.log.info({ application_id: id, decision: A[req.decision], changed: res.changed }, 'loan application reviewed');
-  return { application: applicationToProto(res.row!, shard.index), changed: res.changed };
+  const loanId = res.row!.loan_id;
+  const loan = loanId ? await disburseInCall(d, loanId, ctx.deadline) : undefined;
+  return { application: applicationToProto(res.row!, shard.index), changed: res.changed, ...(loan ? { loan } : {}) };
 }

@@ -24,6 +24,19 @@ export const loanSpec = {
     parse: parsers.int(100, 600_000),
     default: '5000',
   },
+  disbursementSweepIntervalMs: {
+    name: 'DISBURSEMENT_SWEEP_INTERVAL_MS',
+    description:
+      'how often the sweeper finishes disbursements a call left pending (a crash, the ledger unreachable); 0 disables it',
+    parse: parsers.int(0, 3_600_000),
+    default: '5000',
+  },
+  disbursementSweepAgeMs: {
+    name: 'DISBURSEMENT_SWEEP_AGE_MS',
+    description: 'how long a disbursement must have been pending before the sweeper takes it over from its call',
+    parse: parsers.int(0, 3_600_000),
+    default: '10000',
+  },
   scorecard: {
     name: 'LOAN_SCORECARD',
     description:

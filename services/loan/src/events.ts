@@ -10,6 +10,8 @@ export const SUBJECTS = {
   approved: subjectOf(DOMAIN, 'application_approved'),
   referred: subjectOf(DOMAIN, 'application_referred'),
   rejected: subjectOf(DOMAIN, 'application_rejected'),
+  disbursed: subjectOf(DOMAIN, 'loan_disbursed'),
+  disbursementRefused: subjectOf(DOMAIN, 'loan_disbursement_refused'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

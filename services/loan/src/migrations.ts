@@ -54,6 +54,7 @@ export const loanMigrations: Migration[] = [
           ledger_account_id uuid,
           disbursed_on date,
           instalment_amount bigint not null default 0,
+          refusal text not null default '',
           version bigint not null default 1,
           created_at timestamptz not null,
           updated_at timestamptz not null

@@ -1,11 +1,13 @@
 // Conversions between schedules and rows and the wire messages.
-import { toTimestamp } from '@corebank/kit';
+import { hashedUuid, toTimestamp } from '@corebank/kit';
 import type {
   ApplicationState,
   DecisionReason,
   Instalment,
+  Loan,
   LoanApplication,
   LoanSchedule,
+  LoanStatus,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import type { Schedule } from './schedule/index.js';
 
@@ -86,5 +88,116 @@ export function applicationToProto(r: ApplicationRow, shard: number): LoanApplic
     createdAt: toTimestamp(r.created_at),
     ...(r.decided_at ? { decidedAt: toTimestamp(r.decided_at) } : {}),
     shard,
+  };
+}
+
+export interface LoanRow {
+  id: string;
+  application_id: string;
+  customer_id: string;
+  product_id: string;
+  product_version: number;
+  currency: string;
+  principal: bigint;
+  annual_rate: string;
+  term_months: number;
+  status: LoanStatus;
+  disbursement_account_id: string;
+  repayment_account_id: string;
+  ledger_account_id: string | null;
+  disbursed_on: string | null;
+  instalment_amount: bigint;
+  refusal: string;
+  version: bigint;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** A loan row with its totals over its instalments (see LOAN_SELECT). */
+export interface LoanWithTotals extends LoanRow {
+  principal_outstanding: bigint;
+  interest_outstanding: bigint;
+  fees_outstanding: bigint;
+  penalties_outstanding: bigint;
+  total_paid: bigint;
+}
+
+export interface InstalmentRow {
+  loan_id: string;
+  number: number;
+  from_date: string;
+  due_date: string;
+  days: number;
+  principal_due: bigint;
+  interest_due: bigint;
+  fee_due: bigint;
+  penalty_due: bigint;
+  outstanding_after: bigint;
+  principal_paid: bigint;
+  interest_paid: bigint;
+  fee_paid: bigint;
+  penalty_paid: bigint;
+}
+
+export const disbursementTransferId = (loanId: string): string => hashedUuid(loanId, 'disbursement');
+
+export function loanToProto(r: LoanWithTotals, shard: number): Loan {
+  const outstanding = r.principal_outstanding + r.interest_outstanding + r.fees_outstanding + r.penalties_outstanding;
+  return {
+    id: r.id,
+    applicationId: r.application_id,
+    customerId: r.customer_id,
+    productId: r.product_id,
+    productVersion: r.product_version,
+    currency: r.currency,
+    principal: r.principal,
+    annualRate: r.annual_rate,
+    termMonths: r.term_months,
+    status: r.status,
+    disbursementAccountId: r.disbursement_account_id,
+    repaymentAccountId: r.repayment_account_id,
+    ledgerAccountId: r.ledger_account_id ?? '',
+    disbursementTransferId: disbursementTransferId(r.id),
+    disbursedOn: r.disbursed_on ?? '',
+    principalOutstanding: r.principal_outstanding,
+    interestOutstanding: r.interest_outstanding,
+    feesOutstanding: r.fees_outstanding,
+    penaltiesOutstanding: r.penalties_outstanding,
+    totalOutstanding: outstanding,
+    totalPaid: r.total_paid,
+    refusal: r.refusal,
+    createdAt: toTimestamp(r.created_at),
+    updatedAt: toTimestamp(r.updated_at),
+    shard,
+  };
+}
+
+/** The fixed schedule with what has been paid on each instalment. */
+export function instalmentsToProto(loan: LoanRow, rows: InstalmentRow[]): LoanSchedule {
+  const instalments = rows.map((i): Instalment => ({
+    number: i.number,
+    fromDate: i.from_date,
+    dueDate: i.due_date,
+    days: i.days,
+    principalDue: i.principal_due,
+    interestDue: i.interest_due,
+    feeDue: i.fee_due,
+    penaltyDue: i.penalty_due,
+    totalDue: i.principal_due + i.interest_due + i.fee_due + i.penalty_due,
+    outstandingAfter: i.outstanding_after,
+    principalPaid: i.principal_paid,
+    interestPaid: i.interest_paid,
+    feePaid: i.fee_paid,
+    penaltyPaid: i.penalty_paid,
+  }));
+  const sum = (f: (i: Instalment) => bigint) => instalments.reduce((s, i) => s + f(i), 0n);
+  return {
+    currency: loan.currency,
+    annualRate: loan.annual_rate,
+    instalments,
+    totalPrincipal: sum((i) => i.principalDue),
+    totalInterest: sum((i) => i.interestDue),
+    totalDue: sum((i) => i.totalDue),
+    instalmentAmount: loan.instalment_amount,
   };
 }

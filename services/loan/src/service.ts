@@ -10,6 +10,7 @@ import {
   enumValue,
   type Nats,
   type Principal,
+  type RpcContext,
   readPage,
   requireCustomer,
   type RunningServer,
@@ -27,8 +28,17 @@ import type { LoanConfig } from './config.js';
 import { DOMAIN } from './events.js';
 import { scheduleToProto } from './proto.js';
 import { checkRanges, formatRate, annualRateOf, loanTermsOf, scheduleFor } from './terms.js';
-import { findApplication, listApplications, listApplicationsQuery } from './store.js';
-import { applicationToProto } from './proto.js';
+import {
+  findApplication,
+  findLoan,
+  instalmentsOf,
+  listApplications,
+  listApplicationsQuery,
+  listLoans,
+  listLoansQuery,
+} from './store.js';
+import { applicationToProto, instalmentsToProto, loanToProto } from './proto.js';
+import { DisbursementSweeper } from './loans.js';
 import {
   bucketedIdField,
   customerIdField,
@@ -48,7 +58,17 @@ export const SCOPES = {
   getLoanApplication: 'loans:read',
   listLoanApplications: 'loans:read',
   decideLoanApplication: 'loans:admin',
+  getLoan: 'loans:read',
+  listLoans: 'loans:read',
+  getLoanSchedule: 'loans:read',
 } as const;
+
+/** A (created_at in ms, id) page cursor. */
+const timeCursor = ([at, id]: string[]) => {
+  const ms = at !== undefined && /^\d{1,15}$/.test(at) ? Number(at) : undefined;
+  const uuid = cursorUuid(id);
+  return ms !== undefined && uuid ? { at: new Date(ms), id: uuid } : undefined;
+};
 
 /** A customer-bound token acts only on its own customer: it cannot review applications. */
 function requireUnbound(p: Principal, what: string): void {
@@ -90,7 +110,20 @@ export async function startLoanService(
   const accounts = Accounts.connect(config.accountServiceAddress, config.authTokenKey, timeout);
   const customers = Customers.connect(config.customerServiceAddress, config.authTokenKey, timeout);
   const products = Products.connect(config.productServiceAddress, config.authTokenKey, timeout);
-  const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable };
+  const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable, log };
+  const sweeper = new DisbursementSweeper(deps, config.disbursementSweepIntervalMs, config.disbursementSweepAgeMs);
+  sweeper.start();
+
+  /** The loan named by `loan_id`, if the caller may see it (NOT_FOUND otherwise, as for one that does not exist). */
+  const visibleLoan = async (value: string, ctx: RpcContext) => {
+    const v = new Violations();
+    const id = bucketedIdField(v, 'loan_id', value, 'a loan id');
+    v.throwIfAny();
+    const shard = router.byId(id!)!;
+    const row = await findLoan(shard.db, id!);
+    if (!row || !bound(ctx, row.customer_id)) throw DomainError.notFound('loan_id', 'loan');
+    return { row, shard };
+  };
 
   const binding = bindService(
     SERVICE_NAME,
@@ -132,16 +165,37 @@ export async function startLoanService(
         enumValue(v, 'state', req.state, ApplicationState, { allowUnspecified: true });
         const customerId = customerIdField(v, req.customerId, false) ?? '';
         const filter = { state: req.state, customerId };
-        const { size, after } = readPage(v, req.page, listApplicationsQuery(filter), ([at, id]) => {
-          const ms = at !== undefined && /^\d{1,15}$/.test(at) ? Number(at) : undefined;
-          const uuid = cursorUuid(id);
-          return ms !== undefined && uuid ? { at: new Date(ms), id: uuid } : undefined;
-        });
+        const { size, after } = readPage(v, req.page, listApplicationsQuery(filter), timeCursor);
         v.throwIfAny();
         if (!customerId) requireUnbound(ctx.principal, 'list applications of every customer');
         else requireCustomer(ctx.principal, customerId, 'customer_id');
         const res = await listApplications(router, filter, size, after);
         return { applications: res.applications, page: { nextPageToken: res.nextPageToken } };
+      },
+
+      async getLoan(req, ctx) {
+        const { row, shard } = await visibleLoan(req.loanId, ctx);
+        return { loan: loanToProto(row, shard.index) };
+      },
+
+      async listLoans(req, ctx) {
+        const v = new Violations();
+        const customerId = customerIdField(v, req.customerId);
+        const { size, after } = readPage(v, req.page, listLoansQuery(customerId ?? ''), timeCursor);
+        v.throwIfAny();
+        requireCustomer(ctx.principal, customerId!, 'customer_id');
+        const shard = router.byCustomer(customerId!);
+        const res = await listLoans(shard, customerId!, size, after);
+        return { loans: res.loans.map((l) => loanToProto(l, shard.index)), page: { nextPageToken: res.nextPageToken } };
+      },
+
+      async getLoanSchedule(req, ctx) {
+        const { row, shard } = await visibleLoan(req.loanId, ctx);
+        const rows = await instalmentsOf(shard.db, row.id);
+        return {
+          loan: loanToProto(row, shard.index),
+          ...(rows.length ? { schedule: instalmentsToProto(row, rows) } : {}),
+        };
       },
 
       async decideLoanApplication(req, ctx) {
@@ -157,7 +211,7 @@ export async function startLoanService(
 
   const server = await runtime.serve(
     [binding],
-    [() => accounts.close(), () => customers.close(), () => products.close()],
+    [() => sweeper.stop(), () => accounts.close(), () => customers.close(), () => products.close()],
   );
   return { server, router, nats, log, shutdown: server.shutdown };
 }

@@ -3,7 +3,13 @@
 import { encodePageToken, writeEvents, type OutboxEvent, type Shard, type ShardRouter } from '@corebank/kit';
 import type { Knex } from 'knex';
 import type { ApplicationState, LoanApplication } from '@corebank/kit/gen/corebank/v1/loan';
-import { applicationToProto, type ApplicationRow } from './proto.js';
+import {
+  applicationToProto,
+  type ApplicationRow,
+  type InstalmentRow,
+  type LoanRow,
+  type LoanWithTotals,
+} from './proto.js';
 
 export const APPLICATION_COLUMNS = `id, customer_id, channel, idempotency_key, body_hash, product_id, product_version,
   currency, amount, term_months, disbursement_account_id, repayment_account_id, monthly_income, state, score, reasons,
@@ -21,6 +27,7 @@ export async function findApplication(db: Knex | Knex.Transaction, id: string, l
 export async function insertApplication(
   shard: Shard,
   row: ApplicationRow,
+  loan: LoanRow | undefined,
   events: (a: LoanApplication) => OutboxEvent[],
 ): Promise<{ row: ApplicationRow; inserted: boolean }> {
   return shard.db.transaction(async (tx) => {
@@ -30,6 +37,7 @@ export async function insertApplication(
       .ignore()
       .returning(tx.raw(APPLICATION_COLUMNS))) as ApplicationRow[];
     if (inserted.length) {
+      if (loan) await insertLoan(tx, loan);
       await writeEvents(tx, events(applicationToProto(inserted[0]!, shard.index)));
       return { row: inserted[0]!, inserted: true };
     }
@@ -124,4 +132,104 @@ export async function listApplications(
         ? encodePageToken(listApplicationsQuery(f), [String(last.r.created_at.getTime()), last.r.id])
         : '',
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loans.
+
+const LOAN_COLUMNS = `l.id, l.application_id, l.customer_id, l.product_id, l.product_version, l.currency, l.principal,
+  l.annual_rate, l.term_months, l.status, l.disbursement_account_id, l.repayment_account_id, l.ledger_account_id,
+  l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at`;
+
+/** A loan with its totals over its instalments. */
+const LOAN_SELECT = `select ${LOAN_COLUMNS},
+    coalesce(t.principal_outstanding, 0)::bigint as principal_outstanding,
+    coalesce(t.interest_outstanding, 0)::bigint as interest_outstanding,
+    coalesce(t.fees_outstanding, 0)::bigint as fees_outstanding,
+    coalesce(t.penalties_outstanding, 0)::bigint as penalties_outstanding,
+    coalesce(t.total_paid, 0)::bigint as total_paid
+  from loans l left join lateral (
+    select sum(principal_due - principal_paid) as principal_outstanding,
+           sum(interest_due - interest_paid) as interest_outstanding,
+           sum(fee_due - fee_paid) as fees_outstanding,
+           sum(penalty_due - penalty_paid) as penalties_outstanding,
+           sum(principal_paid + interest_paid + fee_paid + penalty_paid) as total_paid
+      from loan_instalments i where i.loan_id = l.id) t on true`;
+
+export const INSTALMENT_COLUMNS = `loan_id, number, from_date::text as from_date, due_date::text as due_date, days,
+  principal_due, interest_due, fee_due, penalty_due, outstanding_after, principal_paid, interest_paid, fee_paid,
+  penalty_paid`;
+
+export async function findLoan(db: Knex | Knex.Transaction, id: string): Promise<LoanWithTotals | undefined> {
+  const { rows } = (await db.raw(`${LOAN_SELECT} where l.id = ?`, [id])) as { rows: LoanWithTotals[] };
+  return rows[0];
+}
+
+/** Locks a loan's row for the rest of the transaction. */
+export async function lockLoan(tx: Knex.Transaction, id: string): Promise<LoanRow | undefined> {
+  return (await tx('loans as l').select(tx.raw(LOAN_COLUMNS)).where('l.id', id).forUpdate().first()) as
+    LoanRow | undefined;
+}
+
+export async function instalmentsOf(db: Knex | Knex.Transaction, loanId: string): Promise<InstalmentRow[]> {
+  return (await db('loan_instalments')
+    .select(db.raw(INSTALMENT_COLUMNS))
+    .where('loan_id', loanId)
+    .orderBy('number')) as InstalmentRow[];
+}
+
+/** The loan an approved application becomes, in the approval's transaction. */
+export async function insertLoan(tx: Knex.Transaction, loan: LoanRow): Promise<void> {
+  await tx('loans').insert(loan);
+}
+
+export const listLoansQuery = (customerId: string) => ({ rpc: 'ListLoans', filters: [customerId] });
+
+export async function listLoans(
+  shard: Shard,
+  customerId: string,
+  size: number,
+  after: { at: Date; id: string } | undefined,
+): Promise<{ loans: LoanWithTotals[]; nextPageToken: string }> {
+  const bindings: Knex.RawBinding[] = [customerId];
+  let where = 'l.customer_id = ?';
+  if (after) {
+    where += ' and (l.created_at, l.id) > (?, ?)';
+    bindings.push(after.at, after.id);
+  }
+  bindings.push(size + 1);
+  const { rows } = (await shard.db.raw(
+    `${LOAN_SELECT} where ${where} order by l.created_at, l.id limit ?`,
+    bindings,
+  )) as {
+    rows: LoanWithTotals[];
+  };
+  const page = rows.slice(0, size);
+  const last = page.at(-1);
+  return {
+    loans: page,
+    nextPageToken:
+      rows.length > size && last
+        ? encodePageToken(listLoansQuery(customerId), [String(last.created_at.getTime()), last.id])
+        : '',
+  };
+}
+
+/** Loans still being disbursed that no call has touched for `ageMs` (a crashed or timed-out call). */
+export async function staleDisbursements(db: Knex, ageMs: number, limit: number): Promise<string[]> {
+  const rows = (await db('loans')
+    .select('id')
+    .where('status', 1)
+    .andWhere('updated_at', '<', db.raw('now() - make_interval(secs => ?)', [ageMs / 1000]))
+    .orderBy('created_at')
+    .limit(limit)) as { id: string }[];
+  return rows.map((r) => r.id);
+}
+
+/** Today's date (UTC) by the database's clock: what a schedule fixed now starts on. */
+export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
+  const { rows } = (await db.raw(`select (now() at time zone 'utc')::date::text as today`)) as {
+    rows: { today: string }[];
+  };
+  return rows[0]!.today;
 }

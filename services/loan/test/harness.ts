@@ -166,3 +166,24 @@ export async function loanCounts(app: LoanApp): Promise<Record<string, number>> 
   }
   return out;
 }
+
+/**
+ * The scorecard of these tests, so that every score below can be added up by hand. Accounts are
+ * opened during the test, so ACCOUNT_AGE is always 0 days: 0 points.
+ */
+export const TEST_SCORECARD = {
+  riskTier: { LOW: 30, MEDIUM: 10, HIGH: -50 },
+  exposure: [{ upTo: 0, points: 10 }, { points: -20 }],
+  accountAgeDays: [
+    { atLeast: 30, points: 10 },
+    { atLeast: 0, points: 0 },
+  ],
+  turnoverPercent: [
+    { atLeast: 50, points: 10 },
+    { atLeast: 0, points: 0 },
+  ],
+  incomePercent: [{ upTo: 30, points: 20 }, { upTo: 50, points: 0 }, { points: -40 }],
+  incomeNotDeclared: 0,
+  approveAt: 40,
+  referAt: 20,
+};

@@ -20,7 +20,7 @@ import {
   riskTierFromJSON,
   riskTierToJSON,
 } from "./customer.js";
-import { LoanApplication } from "./loan.js";
+import { Loan, LoanApplication } from "./loan.js";
 import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
 import { ProductVersion } from "./product.js";
 
@@ -150,6 +150,15 @@ export interface PaymentChanged {
 export interface LoanApplicationChanged {
   meta?: EventMeta | undefined;
   application?: LoanApplication | undefined;
+}
+
+/**
+ * corebank.loan.loan_disbursed (the loan is ACTIVE, its schedule fixed) and
+ * loan_disbursement_refused: the loan as it is after the change.
+ */
+export interface LoanChanged {
+  meta?: EventMeta | undefined;
+  loan?: Loan | undefined;
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -1709,6 +1718,91 @@ export const LoanApplicationChanged: MessageFns<LoanApplicationChanged> = {
     message.application = (object.application !== undefined && object.application !== null)
       ? LoanApplication.fromPartial(object.application)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseLoanChanged(): LoanChanged {
+  return { meta: undefined, loan: undefined };
+}
+
+export const LoanChanged: MessageFns<LoanChanged> = {
+  encode(message: LoanChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+    };
+  },
+
+  toJSON(message: LoanChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanChanged>, I>>(base?: I): LoanChanged {
+    return LoanChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanChanged>, I>>(object: I): LoanChanged {
+    const message = createBaseLoanChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
     return message;
   },
 };

@@ -85,6 +85,11 @@ export enum LoanStatus {
   LOAN_STATUS_ACTIVE = 2,
   /** LOAN_STATUS_PAID_OFF - Every instalment paid in full. */
   LOAN_STATUS_PAID_OFF = 3,
+  /**
+   * LOAN_STATUS_DISBURSEMENT_REFUSED - The ledger refused the disbursement for good (refusal says why: a closed or blocked account);
+   * nothing was paid out. Final.
+   */
+  LOAN_STATUS_DISBURSEMENT_REFUSED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -102,6 +107,9 @@ export function loanStatusFromJSON(object: any): LoanStatus {
     case 3:
     case "LOAN_STATUS_PAID_OFF":
       return LoanStatus.LOAN_STATUS_PAID_OFF;
+    case 4:
+    case "LOAN_STATUS_DISBURSEMENT_REFUSED":
+      return LoanStatus.LOAN_STATUS_DISBURSEMENT_REFUSED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -119,6 +127,8 @@ export function loanStatusToJSON(object: LoanStatus): string {
       return "LOAN_STATUS_ACTIVE";
     case LoanStatus.LOAN_STATUS_PAID_OFF:
       return "LOAN_STATUS_PAID_OFF";
+    case LoanStatus.LOAN_STATUS_DISBURSEMENT_REFUSED:
+      return "LOAN_STATUS_DISBURSEMENT_REFUSED";
     case LoanStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -246,6 +256,11 @@ export interface ApplyForLoanResponse {
     | undefined;
   /** True when this is the application an earlier request with the same key made. */
   replayed: boolean;
+  /**
+   * When APPROVED: the loan, disbursed (ACTIVE) within the call, or PENDING_DISBURSEMENT when the
+   * ledger could not be reached (a retry with the same key, or the service's sweeper, finishes it).
+   */
+  loan?: Loan | undefined;
 }
 
 export interface GetLoanApplicationRequest {
@@ -288,6 +303,79 @@ export interface DecideLoanApplicationResponse {
     | undefined;
   /** False when the application was already decided this way. */
   changed: boolean;
+  /** When APPROVED: the loan, disbursed as in ApplyForLoan. */
+  loan?: Loan | undefined;
+}
+
+/**
+ * A loan: made when its application is approved, disbursed through the ledger at once. Its money
+ * is in the ledger: the loan's own ledger account (owned by the borrower, code 7000, credits may
+ * never exceed debits) is debited by the disbursement (transfer disbursement_transfer_id, credit:
+ * the disbursement account) and credited by the principal part of every repayment, so its balance
+ * is the principal outstanding; interest repaid is credited to the shard's LOAN_INTEREST_INCOME
+ * account.
+ */
+export interface Loan {
+  /** Carries the borrower's bucket (routing). */
+  id: string;
+  applicationId: string;
+  customerId: string;
+  productId: string;
+  productVersion: number;
+  currency: string;
+  principal: bigint;
+  /** Exact, percent per annum. */
+  annualRate: string;
+  termMonths: number;
+  status: LoanStatus;
+  disbursementAccountId: string;
+  repaymentAccountId: string;
+  ledgerAccountId: string;
+  disbursementTransferId: string;
+  /** The schedule's start date (UTC, by the database's clock), when disbursed. */
+  disbursedOn: string;
+  /** From the schedule and the repayments applied to it. */
+  principalOutstanding: bigint;
+  interestOutstanding: bigint;
+  feesOutstanding: bigint;
+  penaltiesOutstanding: bigint;
+  totalOutstanding: bigint;
+  totalPaid: bigint;
+  /** For DISBURSEMENT_REFUSED: the ledger's result code. */
+  refusal: string;
+  createdAt?: Timestamp | undefined;
+  updatedAt?: Timestamp | undefined;
+  shard: number;
+}
+
+export interface GetLoanRequest {
+  loanId: string;
+}
+
+export interface GetLoanResponse {
+  loan?: Loan | undefined;
+}
+
+export interface ListLoansRequest {
+  customerId: string;
+  page?: PageRequest | undefined;
+}
+
+export interface ListLoansResponse {
+  loans: Loan[];
+  page?: PageResponse | undefined;
+}
+
+export interface GetLoanScheduleRequest {
+  loanId: string;
+}
+
+export interface GetLoanScheduleResponse {
+  loan?:
+    | Loan
+    | undefined;
+  /** Empty until the loan is disbursed. */
+  schedule?: LoanSchedule | undefined;
 }
 
 function createBaseInstalment(): Instalment {
@@ -1999,7 +2087,7 @@ export const ApplyForLoanRequest: MessageFns<ApplyForLoanRequest> = {
 };
 
 function createBaseApplyForLoanResponse(): ApplyForLoanResponse {
-  return { application: undefined, replayed: false };
+  return { application: undefined, replayed: false, loan: undefined };
 }
 
 export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
@@ -2009,6 +2097,9 @@ export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
     }
     if (message.replayed !== false) {
       writer.uint32(16).bool(message.replayed);
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2042,6 +2133,14 @@ export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
             message.replayed = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2058,6 +2157,7 @@ export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
     return {
       application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined,
       replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
     };
   },
 
@@ -2068,6 +2168,9 @@ export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
     }
     if (message.replayed !== false) {
       obj.replayed = message.replayed;
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
     }
     return obj;
   },
@@ -2081,6 +2184,7 @@ export const ApplyForLoanResponse: MessageFns<ApplyForLoanResponse> = {
       ? LoanApplication.fromPartial(object.application)
       : undefined;
     message.replayed = object.replayed ?? false;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
     return message;
   },
 };
@@ -2554,7 +2658,7 @@ export const DecideLoanApplicationRequest: MessageFns<DecideLoanApplicationReque
 };
 
 function createBaseDecideLoanApplicationResponse(): DecideLoanApplicationResponse {
-  return { application: undefined, changed: false };
+  return { application: undefined, changed: false, loan: undefined };
 }
 
 export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResponse> = {
@@ -2564,6 +2668,9 @@ export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResp
     }
     if (message.changed !== false) {
       writer.uint32(16).bool(message.changed);
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2597,6 +2704,14 @@ export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResp
             message.changed = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2613,6 +2728,7 @@ export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResp
     return {
       application: isSet(object.application) ? LoanApplication.fromJSON(object.application) : undefined,
       changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
     };
   },
 
@@ -2623,6 +2739,9 @@ export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResp
     }
     if (message.changed !== false) {
       obj.changed = message.changed;
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
     }
     return obj;
   },
@@ -2638,6 +2757,1075 @@ export const DecideLoanApplicationResponse: MessageFns<DecideLoanApplicationResp
       ? LoanApplication.fromPartial(object.application)
       : undefined;
     message.changed = object.changed ?? false;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    return message;
+  },
+};
+
+function createBaseLoan(): Loan {
+  return {
+    id: "",
+    applicationId: "",
+    customerId: "",
+    productId: "",
+    productVersion: 0,
+    currency: "",
+    principal: 0n,
+    annualRate: "",
+    termMonths: 0,
+    status: 0,
+    disbursementAccountId: "",
+    repaymentAccountId: "",
+    ledgerAccountId: "",
+    disbursementTransferId: "",
+    disbursedOn: "",
+    principalOutstanding: 0n,
+    interestOutstanding: 0n,
+    feesOutstanding: 0n,
+    penaltiesOutstanding: 0n,
+    totalOutstanding: 0n,
+    totalPaid: 0n,
+    refusal: "",
+    createdAt: undefined,
+    updatedAt: undefined,
+    shard: 0,
+  };
+}
+
+export const Loan: MessageFns<Loan> = {
+  encode(message: Loan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.applicationId !== "") {
+      writer.uint32(18).string(message.applicationId);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(26).string(message.customerId);
+    }
+    if (message.productId !== "") {
+      writer.uint32(34).string(message.productId);
+    }
+    if (message.productVersion !== 0) {
+      writer.uint32(40).uint32(message.productVersion);
+    }
+    if (message.currency !== "") {
+      writer.uint32(50).string(message.currency);
+    }
+    if (message.principal !== 0n) {
+      if (BigInt.asIntN(64, message.principal) !== message.principal) {
+        throw new globalThis.Error("value provided for field message.principal of type int64 too large");
+      }
+      writer.uint32(56).int64(message.principal);
+    }
+    if (message.annualRate !== "") {
+      writer.uint32(66).string(message.annualRate);
+    }
+    if (message.termMonths !== 0) {
+      writer.uint32(72).uint32(message.termMonths);
+    }
+    if (message.status !== 0) {
+      writer.uint32(80).int32(message.status);
+    }
+    if (message.disbursementAccountId !== "") {
+      writer.uint32(90).string(message.disbursementAccountId);
+    }
+    if (message.repaymentAccountId !== "") {
+      writer.uint32(98).string(message.repaymentAccountId);
+    }
+    if (message.ledgerAccountId !== "") {
+      writer.uint32(106).string(message.ledgerAccountId);
+    }
+    if (message.disbursementTransferId !== "") {
+      writer.uint32(114).string(message.disbursementTransferId);
+    }
+    if (message.disbursedOn !== "") {
+      writer.uint32(122).string(message.disbursedOn);
+    }
+    if (message.principalOutstanding !== 0n) {
+      if (BigInt.asIntN(64, message.principalOutstanding) !== message.principalOutstanding) {
+        throw new globalThis.Error("value provided for field message.principalOutstanding of type int64 too large");
+      }
+      writer.uint32(128).int64(message.principalOutstanding);
+    }
+    if (message.interestOutstanding !== 0n) {
+      if (BigInt.asIntN(64, message.interestOutstanding) !== message.interestOutstanding) {
+        throw new globalThis.Error("value provided for field message.interestOutstanding of type int64 too large");
+      }
+      writer.uint32(136).int64(message.interestOutstanding);
+    }
+    if (message.feesOutstanding !== 0n) {
+      if (BigInt.asIntN(64, message.feesOutstanding) !== message.feesOutstanding) {
+        throw new globalThis.Error("value provided for field message.feesOutstanding of type int64 too large");
+      }
+      writer.uint32(144).int64(message.feesOutstanding);
+    }
+    if (message.penaltiesOutstanding !== 0n) {
+      if (BigInt.asIntN(64, message.penaltiesOutstanding) !== message.penaltiesOutstanding) {
+        throw new globalThis.Error("value provided for field message.penaltiesOutstanding of type int64 too large");
+      }
+      writer.uint32(152).int64(message.penaltiesOutstanding);
+    }
+    if (message.totalOutstanding !== 0n) {
+      if (BigInt.asIntN(64, message.totalOutstanding) !== message.totalOutstanding) {
+        throw new globalThis.Error("value provided for field message.totalOutstanding of type int64 too large");
+      }
+      writer.uint32(160).int64(message.totalOutstanding);
+    }
+    if (message.totalPaid !== 0n) {
+      if (BigInt.asIntN(64, message.totalPaid) !== message.totalPaid) {
+        throw new globalThis.Error("value provided for field message.totalPaid of type int64 too large");
+      }
+      writer.uint32(168).int64(message.totalPaid);
+    }
+    if (message.refusal !== "") {
+      writer.uint32(178).string(message.refusal);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(message.createdAt, writer.uint32(186).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(message.updatedAt, writer.uint32(194).fork()).join();
+    }
+    if (message.shard !== 0) {
+      writer.uint32(200).uint32(message.shard);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Loan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.applicationId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.productId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.productVersion = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.principal = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.annualRate = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.termMonths = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.disbursementAccountId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.repaymentAccountId = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.ledgerAccountId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.disbursementTransferId = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.disbursedOn = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.principalOutstanding = reader.int64() as bigint;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.interestOutstanding = reader.int64() as bigint;
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.feesOutstanding = reader.int64() as bigint;
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.penaltiesOutstanding = reader.int64() as bigint;
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.totalOutstanding = reader.int64() as bigint;
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.totalPaid = reader.int64() as bigint;
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.refusal = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.createdAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.updatedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Loan {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      applicationId: isSet(object.applicationId)
+        ? globalThis.String(object.applicationId)
+        : isSet(object.application_id)
+        ? globalThis.String(object.application_id)
+        : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      productId: isSet(object.productId)
+        ? globalThis.String(object.productId)
+        : isSet(object.product_id)
+        ? globalThis.String(object.product_id)
+        : "",
+      productVersion: isSet(object.productVersion)
+        ? globalThis.Number(object.productVersion)
+        : isSet(object.product_version)
+        ? globalThis.Number(object.product_version)
+        : 0,
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      principal: isSet(object.principal) ? BigInt(object.principal) : 0n,
+      annualRate: isSet(object.annualRate)
+        ? globalThis.String(object.annualRate)
+        : isSet(object.annual_rate)
+        ? globalThis.String(object.annual_rate)
+        : "",
+      termMonths: isSet(object.termMonths)
+        ? globalThis.Number(object.termMonths)
+        : isSet(object.term_months)
+        ? globalThis.Number(object.term_months)
+        : 0,
+      status: isSet(object.status) ? loanStatusFromJSON(object.status) : 0,
+      disbursementAccountId: isSet(object.disbursementAccountId)
+        ? globalThis.String(object.disbursementAccountId)
+        : isSet(object.disbursement_account_id)
+        ? globalThis.String(object.disbursement_account_id)
+        : "",
+      repaymentAccountId: isSet(object.repaymentAccountId)
+        ? globalThis.String(object.repaymentAccountId)
+        : isSet(object.repayment_account_id)
+        ? globalThis.String(object.repayment_account_id)
+        : "",
+      ledgerAccountId: isSet(object.ledgerAccountId)
+        ? globalThis.String(object.ledgerAccountId)
+        : isSet(object.ledger_account_id)
+        ? globalThis.String(object.ledger_account_id)
+        : "",
+      disbursementTransferId: isSet(object.disbursementTransferId)
+        ? globalThis.String(object.disbursementTransferId)
+        : isSet(object.disbursement_transfer_id)
+        ? globalThis.String(object.disbursement_transfer_id)
+        : "",
+      disbursedOn: isSet(object.disbursedOn)
+        ? globalThis.String(object.disbursedOn)
+        : isSet(object.disbursed_on)
+        ? globalThis.String(object.disbursed_on)
+        : "",
+      principalOutstanding: isSet(object.principalOutstanding)
+        ? BigInt(object.principalOutstanding)
+        : isSet(object.principal_outstanding)
+        ? BigInt(object.principal_outstanding)
+        : 0n,
+      interestOutstanding: isSet(object.interestOutstanding)
+        ? BigInt(object.interestOutstanding)
+        : isSet(object.interest_outstanding)
+        ? BigInt(object.interest_outstanding)
+        : 0n,
+      feesOutstanding: isSet(object.feesOutstanding)
+        ? BigInt(object.feesOutstanding)
+        : isSet(object.fees_outstanding)
+        ? BigInt(object.fees_outstanding)
+        : 0n,
+      penaltiesOutstanding: isSet(object.penaltiesOutstanding)
+        ? BigInt(object.penaltiesOutstanding)
+        : isSet(object.penalties_outstanding)
+        ? BigInt(object.penalties_outstanding)
+        : 0n,
+      totalOutstanding: isSet(object.totalOutstanding)
+        ? BigInt(object.totalOutstanding)
+        : isSet(object.total_outstanding)
+        ? BigInt(object.total_outstanding)
+        : 0n,
+      totalPaid: isSet(object.totalPaid)
+        ? BigInt(object.totalPaid)
+        : isSet(object.total_paid)
+        ? BigInt(object.total_paid)
+        : 0n,
+      refusal: isSet(object.refusal) ? globalThis.String(object.refusal) : "",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+    };
+  },
+
+  toJSON(message: Loan): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.applicationId !== "") {
+      obj.applicationId = message.applicationId;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.productId !== "") {
+      obj.productId = message.productId;
+    }
+    if (message.productVersion !== 0) {
+      obj.productVersion = Math.round(message.productVersion);
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.principal !== 0n) {
+      obj.principal = message.principal.toString();
+    }
+    if (message.annualRate !== "") {
+      obj.annualRate = message.annualRate;
+    }
+    if (message.termMonths !== 0) {
+      obj.termMonths = Math.round(message.termMonths);
+    }
+    if (message.status !== 0) {
+      obj.status = loanStatusToJSON(message.status);
+    }
+    if (message.disbursementAccountId !== "") {
+      obj.disbursementAccountId = message.disbursementAccountId;
+    }
+    if (message.repaymentAccountId !== "") {
+      obj.repaymentAccountId = message.repaymentAccountId;
+    }
+    if (message.ledgerAccountId !== "") {
+      obj.ledgerAccountId = message.ledgerAccountId;
+    }
+    if (message.disbursementTransferId !== "") {
+      obj.disbursementTransferId = message.disbursementTransferId;
+    }
+    if (message.disbursedOn !== "") {
+      obj.disbursedOn = message.disbursedOn;
+    }
+    if (message.principalOutstanding !== 0n) {
+      obj.principalOutstanding = message.principalOutstanding.toString();
+    }
+    if (message.interestOutstanding !== 0n) {
+      obj.interestOutstanding = message.interestOutstanding.toString();
+    }
+    if (message.feesOutstanding !== 0n) {
+      obj.feesOutstanding = message.feesOutstanding.toString();
+    }
+    if (message.penaltiesOutstanding !== 0n) {
+      obj.penaltiesOutstanding = message.penaltiesOutstanding.toString();
+    }
+    if (message.totalOutstanding !== 0n) {
+      obj.totalOutstanding = message.totalOutstanding.toString();
+    }
+    if (message.totalPaid !== 0n) {
+      obj.totalPaid = message.totalPaid.toString();
+    }
+    if (message.refusal !== "") {
+      obj.refusal = message.refusal;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = fromTimestamp(message.createdAt).toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = fromTimestamp(message.updatedAt).toISOString();
+    }
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Loan>, I>>(base?: I): Loan {
+    return Loan.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Loan>, I>>(object: I): Loan {
+    const message = createBaseLoan();
+    message.id = object.id ?? "";
+    message.applicationId = object.applicationId ?? "";
+    message.customerId = object.customerId ?? "";
+    message.productId = object.productId ?? "";
+    message.productVersion = object.productVersion ?? 0;
+    message.currency = object.currency ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null) ? BigInt(object.principal) : 0n;
+    message.annualRate = object.annualRate ?? "";
+    message.termMonths = object.termMonths ?? 0;
+    message.status = object.status ?? 0;
+    message.disbursementAccountId = object.disbursementAccountId ?? "";
+    message.repaymentAccountId = object.repaymentAccountId ?? "";
+    message.ledgerAccountId = object.ledgerAccountId ?? "";
+    message.disbursementTransferId = object.disbursementTransferId ?? "";
+    message.disbursedOn = object.disbursedOn ?? "";
+    message.principalOutstanding = (object.principalOutstanding !== undefined && object.principalOutstanding !== null)
+      ? BigInt(object.principalOutstanding)
+      : 0n;
+    message.interestOutstanding = (object.interestOutstanding !== undefined && object.interestOutstanding !== null)
+      ? BigInt(object.interestOutstanding)
+      : 0n;
+    message.feesOutstanding = (object.feesOutstanding !== undefined && object.feesOutstanding !== null)
+      ? BigInt(object.feesOutstanding)
+      : 0n;
+    message.penaltiesOutstanding = (object.penaltiesOutstanding !== undefined && object.penaltiesOutstanding !== null)
+      ? BigInt(object.penaltiesOutstanding)
+      : 0n;
+    message.totalOutstanding = (object.totalOutstanding !== undefined && object.totalOutstanding !== null)
+      ? BigInt(object.totalOutstanding)
+      : 0n;
+    message.totalPaid = (object.totalPaid !== undefined && object.totalPaid !== null) ? BigInt(object.totalPaid) : 0n;
+    message.refusal = object.refusal ?? "";
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
+      ? Timestamp.fromPartial(object.updatedAt)
+      : undefined;
+    message.shard = object.shard ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetLoanRequest(): GetLoanRequest {
+  return { loanId: "" };
+}
+
+export const GetLoanRequest: MessageFns<GetLoanRequest> = {
+  encode(message: GetLoanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetLoanRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanRequest>, I>>(base?: I): GetLoanRequest {
+    return GetLoanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanRequest>, I>>(object: I): GetLoanRequest {
+    const message = createBaseGetLoanRequest();
+    message.loanId = object.loanId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetLoanResponse(): GetLoanResponse {
+  return { loan: undefined };
+}
+
+export const GetLoanResponse: MessageFns<GetLoanResponse> = {
+  encode(message: GetLoanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanResponse {
+    return { loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined };
+  },
+
+  toJSON(message: GetLoanResponse): unknown {
+    const obj: any = {};
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanResponse>, I>>(base?: I): GetLoanResponse {
+    return GetLoanResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanResponse>, I>>(object: I): GetLoanResponse {
+    const message = createBaseGetLoanResponse();
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    return message;
+  },
+};
+
+function createBaseListLoansRequest(): ListLoansRequest {
+  return { customerId: "", page: undefined };
+}
+
+export const ListLoansRequest: MessageFns<ListLoansRequest> = {
+  encode(message: ListLoansRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.customerId !== "") {
+      writer.uint32(10).string(message.customerId);
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLoansRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLoansRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLoansRequest {
+    return {
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListLoansRequest): unknown {
+    const obj: any = {};
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLoansRequest>, I>>(base?: I): ListLoansRequest {
+    return ListLoansRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLoansRequest>, I>>(object: I): ListLoansRequest {
+    const message = createBaseListLoansRequest();
+    message.customerId = object.customerId ?? "";
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListLoansResponse(): ListLoansResponse {
+  return { loans: [], page: undefined };
+}
+
+export const ListLoansResponse: MessageFns<ListLoansResponse> = {
+  encode(message: ListLoansResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.loans) {
+      Loan.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageResponse.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLoansResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLoansResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loans.push(Loan.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLoansResponse {
+    return {
+      loans: globalThis.Array.isArray(object?.loans) ? object.loans.map((e: any) => Loan.fromJSON(e)) : [],
+      page: isSet(object.page) ? PageResponse.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListLoansResponse): unknown {
+    const obj: any = {};
+    if (message.loans?.length) {
+      obj.loans = message.loans.map((e) => Loan.toJSON(e));
+    }
+    if (message.page !== undefined) {
+      obj.page = PageResponse.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLoansResponse>, I>>(base?: I): ListLoansResponse {
+    return ListLoansResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLoansResponse>, I>>(object: I): ListLoansResponse {
+    const message = createBaseListLoansResponse();
+    message.loans = object.loans?.map((e) => Loan.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetLoanScheduleRequest(): GetLoanScheduleRequest {
+  return { loanId: "" };
+}
+
+export const GetLoanScheduleRequest: MessageFns<GetLoanScheduleRequest> = {
+  encode(message: GetLoanScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanScheduleRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetLoanScheduleRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanScheduleRequest>, I>>(base?: I): GetLoanScheduleRequest {
+    return GetLoanScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanScheduleRequest>, I>>(object: I): GetLoanScheduleRequest {
+    const message = createBaseGetLoanScheduleRequest();
+    message.loanId = object.loanId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetLoanScheduleResponse(): GetLoanScheduleResponse {
+  return { loan: undefined, schedule: undefined };
+}
+
+export const GetLoanScheduleResponse: MessageFns<GetLoanScheduleResponse> = {
+  encode(message: GetLoanScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(10).fork()).join();
+    }
+    if (message.schedule !== undefined) {
+      LoanSchedule.encode(message.schedule, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLoanScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLoanScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schedule = LoanSchedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetLoanScheduleResponse {
+    return {
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      schedule: isSet(object.schedule) ? LoanSchedule.fromJSON(object.schedule) : undefined,
+    };
+  },
+
+  toJSON(message: GetLoanScheduleResponse): unknown {
+    const obj: any = {};
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.schedule !== undefined) {
+      obj.schedule = LoanSchedule.toJSON(message.schedule);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetLoanScheduleResponse>, I>>(base?: I): GetLoanScheduleResponse {
+    return GetLoanScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLoanScheduleResponse>, I>>(object: I): GetLoanScheduleResponse {
+    const message = createBaseGetLoanScheduleResponse();
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? LoanSchedule.fromPartial(object.schedule)
+      : undefined;
     return message;
   },
 };
@@ -2735,6 +3923,37 @@ export const LoanServiceService = {
       Buffer.from(DecideLoanApplicationResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DecideLoanApplicationResponse => DecideLoanApplicationResponse.decode(value),
   },
+  getLoan: {
+    path: "/corebank.v1.LoanService/GetLoan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLoanRequest): Buffer => Buffer.from(GetLoanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLoanRequest => GetLoanRequest.decode(value),
+    responseSerialize: (value: GetLoanResponse): Buffer => Buffer.from(GetLoanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLoanResponse => GetLoanResponse.decode(value),
+  },
+  /** A customer's loans, oldest first, paginated. */
+  listLoans: {
+    path: "/corebank.v1.LoanService/ListLoans" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListLoansRequest): Buffer => Buffer.from(ListLoansRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListLoansRequest => ListLoansRequest.decode(value),
+    responseSerialize: (value: ListLoansResponse): Buffer => Buffer.from(ListLoansResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListLoansResponse => ListLoansResponse.decode(value),
+  },
+  /** The schedule fixed at disbursement, with what each instalment has been paid. */
+  getLoanSchedule: {
+    path: "/corebank.v1.LoanService/GetLoanSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLoanScheduleRequest): Buffer =>
+      Buffer.from(GetLoanScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLoanScheduleRequest => GetLoanScheduleRequest.decode(value),
+    responseSerialize: (value: GetLoanScheduleResponse): Buffer =>
+      Buffer.from(GetLoanScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLoanScheduleResponse => GetLoanScheduleResponse.decode(value),
+  },
 } as const;
 
 export interface LoanServiceServer extends UntypedServiceImplementation {
@@ -2764,6 +3983,11 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * with changed = false; the other way is FAILED_PRECONDITION, APPLICATION_ALREADY_DECIDED.
    */
   decideLoanApplication: handleUnaryCall<DecideLoanApplicationRequest, DecideLoanApplicationResponse>;
+  getLoan: handleUnaryCall<GetLoanRequest, GetLoanResponse>;
+  /** A customer's loans, oldest first, paginated. */
+  listLoans: handleUnaryCall<ListLoansRequest, ListLoansResponse>;
+  /** The schedule fixed at disbursement, with what each instalment has been paid. */
+  getLoanSchedule: handleUnaryCall<GetLoanScheduleRequest, GetLoanScheduleResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -2862,6 +4086,53 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DecideLoanApplicationResponse) => void,
+  ): ClientUnaryCall;
+  getLoan(
+    request: GetLoanRequest,
+    callback: (error: ServiceError | null, response: GetLoanResponse) => void,
+  ): ClientUnaryCall;
+  getLoan(
+    request: GetLoanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLoanResponse) => void,
+  ): ClientUnaryCall;
+  getLoan(
+    request: GetLoanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLoanResponse) => void,
+  ): ClientUnaryCall;
+  /** A customer's loans, oldest first, paginated. */
+  listLoans(
+    request: ListLoansRequest,
+    callback: (error: ServiceError | null, response: ListLoansResponse) => void,
+  ): ClientUnaryCall;
+  listLoans(
+    request: ListLoansRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListLoansResponse) => void,
+  ): ClientUnaryCall;
+  listLoans(
+    request: ListLoansRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListLoansResponse) => void,
+  ): ClientUnaryCall;
+  /** The schedule fixed at disbursement, with what each instalment has been paid. */
+  getLoanSchedule(
+    request: GetLoanScheduleRequest,
+    callback: (error: ServiceError | null, response: GetLoanScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getLoanSchedule(
+    request: GetLoanScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLoanScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getLoanSchedule(
+    request: GetLoanScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLoanScheduleResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,220 @@
+// Disbursement: an approved application becomes a loan (PENDING_DISBURSEMENT, in the approval's
+// transaction); then its own ledger account is opened and the principal moves from it to the
+// borrower's deposit account in one ledger transfer whose id is derived from the loan id, so a
+// retry (the same call again, or the sweeper after a crash) replays the ledger's result instead
+// of paying out twice. On OK the schedule is fixed from today (the database's date) and the loan
+// is ACTIVE; on a refusal for good (a closed or blocked account) it is DISBURSEMENT_REFUSED.
+import { bucketedId, bucketOfId, DomainError, writeEvents, type Logger, type ShardRouter } from '@corebank/kit';
+import { TransferKind } from '@corebank/kit/gen/corebank/v1/account';
+import { LoanChanged } from '@corebank/kit/gen/corebank/v1/events';
+import { LoanStatus as L, type Loan } from '@corebank/kit/gen/corebank/v1/loan';
+import { newEventId, toTimestamp } from '@corebank/kit';
+import type { Accounts } from './clients/accounts.js';
+import { CODES } from './clients/accounts.js';
+import type { Products } from './clients/products.js';
+import { SUBJECTS } from './events.js';
+import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow } from './proto.js';
+import { parseRate } from './schedule/index.js';
+import { dbToday, findLoan, lockLoan, staleDisbursements } from './store.js';
+import { loanTermsOf, scheduleFor } from './terms.js';
+
+export interface LoanDeps {
+  router: ShardRouter;
+  accounts: Accounts;
+  products: Products;
+  log: Logger;
+}
+
+/** The loan id of an application: derived from it, with the borrower's bucket (routing). */
+export const loanIdFor = (applicationId: string): string =>
+  bucketedId(bucketOfId(applicationId)!, 'loan', applicationId);
+
+/** The loan row an approved application becomes. */
+export function newLoan(a: ApplicationRow, now: Date): LoanRow {
+  return {
+    id: loanIdFor(a.id),
+    application_id: a.id,
+    customer_id: a.customer_id,
+    product_id: a.product_id,
+    product_version: a.product_version,
+    currency: a.currency,
+    principal: a.approved_amount,
+    annual_rate: a.annual_rate,
+    term_months: a.term_months,
+    status: L.LOAN_STATUS_PENDING_DISBURSEMENT,
+    disbursement_account_id: a.disbursement_account_id,
+    repayment_account_id: a.repayment_account_id,
+    ledger_account_id: null,
+    disbursed_on: null,
+    instalment_amount: 0n,
+    refusal: '',
+    version: 1n,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+export function loanEvent(subject: string, loan: Loan, at: Date) {
+  const meta = { eventId: newEventId(), occurredAt: toTimestamp(at), shard: loan.shard };
+  return { id: meta.eventId, subject, payload: LoanChanged.encode({ meta, loan }).finish() };
+}
+
+export async function getLoan(router: ShardRouter, id: string): Promise<Loan | undefined> {
+  const shard = router.byId(id)!;
+  const row = await findLoan(shard.db, id);
+  return row && loanToProto(row, shard.index);
+}
+
+/**
+ * Drives a loan's disbursement to its end (idempotent; any number of callers at once). Returns the
+ * loan as it is afterwards. A ledger or product service that cannot be reached throws: the loan
+ * stays PENDING_DISBURSEMENT for a retry.
+ */
+export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Promise<Loan> {
+  const shard = d.router.byId(loanId)!;
+  const loan = await findLoan(shard.db, loanId);
+  if (!loan) throw DomainError.notFound('loan_id', 'loan');
+  if (loan.status !== L.LOAN_STATUS_PENDING_DISBURSEMENT) return loanToProto(loan, shard.index);
+
+  const account = await d.accounts.openLoanAccount(loan.id, loan.customer_id, loan.currency, deadline);
+  const terms = loanTermsOf(await d.products.get(loan.product_id, loan.product_version, deadline));
+  const step = await d.accounts.transfer(
+    [
+      {
+        id: disbursementTransferId(loan.id),
+        debitAccountId: account.id,
+        creditAccountId: loan.disbursement_account_id,
+        amount: loan.principal,
+        kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
+        linked: false,
+        pendingId: '',
+        timeoutSeconds: 0,
+        code: CODES.disbursement,
+        reference: `loan ${loan.id} disbursement`,
+        currency: '',
+      },
+    ],
+    deadline,
+  );
+
+  await shard.db.transaction(async (tx) => {
+    const row = await lockLoan(tx, loanId);
+    if (!row || row.status !== L.LOAN_STATUS_PENDING_DISBURSEMENT) return; // another caller finished it
+    const now = new Date();
+    if (step.kind === 'refused') {
+      await tx('loans')
+        .where('id', loanId)
+        .update({
+          status: L.LOAN_STATUS_DISBURSEMENT_REFUSED,
+          refusal: step.reason,
+          ledger_account_id: account.id,
+          version: tx.raw('version + 1'),
+          updated_at: now,
+        });
+    } else {
+      const startDate = await dbToday(tx);
+      const schedule = scheduleFor(terms, row.principal, row.term_months, startDate, parseRate(row.annual_rate));
+      await tx('loan_instalments').insert(
+        schedule.periods.map((p) => ({
+          loan_id: loanId,
+          number: p.number,
+          from_date: p.fromDate,
+          due_date: p.dueDate,
+          days: p.days,
+          principal_due: p.principalDue,
+          interest_due: p.interestDue,
+          outstanding_after: p.outstandingAfter,
+        })),
+      );
+      await tx('loans')
+        .where('id', loanId)
+        .update({
+          status: L.LOAN_STATUS_ACTIVE,
+          ledger_account_id: account.id,
+          disbursed_on: startDate,
+          instalment_amount: schedule.instalment ?? 0n,
+          version: tx.raw('version + 1'),
+          updated_at: now,
+        });
+    }
+    const after = loanToProto((await findLoan(tx, loanId))!, shard.index);
+    const subject = step.kind === 'ok' ? SUBJECTS.disbursed : SUBJECTS.disbursementRefused;
+    await writeEvents(tx, [loanEvent(subject, after, now)]);
+  });
+  const after = loanToProto((await findLoan(shard.db, loanId))!, shard.index);
+  d.log.info({ loan_id: loanId, status: L[after.status], refusal: after.refusal || undefined }, 'loan disbursement');
+  return after;
+}
+
+/**
+ * The disbursement as part of the call that approved it: a failure to reach a dependency leaves the
+ * loan PENDING_DISBURSEMENT (returned as such) for a retry or the sweeper, never an error after the
+ * approval was written.
+ */
+export async function disburseInCall(d: LoanDeps, loanId: string, deadline?: Date): Promise<Loan> {
+  try {
+    return await disburse(d, loanId, deadline);
+  } catch (err) {
+    d.log.warn({ err, loan_id: loanId }, 'disbursement not finished; it will be retried');
+    const loan = await getLoan(d.router, loanId);
+    if (!loan) throw err;
+    return loan;
+  }
+}
+
+/**
+ * Finishes disbursements a call left (a crash, a dependency down): every `intervalMs` it drives
+ * each loan that has been PENDING_DISBURSEMENT for longer than `ageMs`.
+ */
+export class DisbursementSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly d: LoanDeps,
+    private readonly intervalMs: number,
+    private readonly ageMs: number,
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0) return;
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.sweep().finally(() => {
+        this.running = undefined;
+        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, this.intervalMs);
+  }
+
+  async sweep(): Promise<number> {
+    let done = 0;
+    for (const shard of this.d.router.shards) {
+      let ids: string[];
+      try {
+        ids = await staleDisbursements(shard.db, this.ageMs, 100);
+      } catch (err) {
+        this.d.log.warn({ err, shard: shard.index }, 'disbursement sweep could not read its shard');
+        continue;
+      }
+      for (const id of ids) {
+        if (this.stopped) return done;
+        try {
+          await disburse(this.d, id);
+          done++;
+        } catch (err) {
+          this.d.log.warn({ err, loan_id: id }, 'disbursement sweep: not finished; retrying later');
+        }
+      }
+    }
+    return done;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}
