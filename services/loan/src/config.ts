@@ -27,13 +27,14 @@ export const loanSpec = {
   disbursementSweepIntervalMs: {
     name: 'DISBURSEMENT_SWEEP_INTERVAL_MS',
     description:
-      'how often the sweeper finishes disbursements a call left pending (a crash, the ledger unreachable); 0 disables it',
+      'how often the sweeper finishes disbursements and repayments a call left pending (a crash, the ledger unreachable); 0 disables it',
     parse: parsers.int(0, 3_600_000),
     default: '5000',
   },
   disbursementSweepAgeMs: {
     name: 'DISBURSEMENT_SWEEP_AGE_MS',
-    description: 'how long a disbursement must have been pending before the sweeper takes it over from its call',
+    description:
+      'how long a disbursement or repayment must have been pending before the sweeper takes it over from its call',
     parse: parsers.int(0, 3_600_000),
     default: '10000',
   },

@@ -12,6 +12,9 @@ export const SUBJECTS = {
   rejected: subjectOf(DOMAIN, 'application_rejected'),
   disbursed: subjectOf(DOMAIN, 'loan_disbursed'),
   disbursementRefused: subjectOf(DOMAIN, 'loan_disbursement_refused'),
+  paidOff: subjectOf(DOMAIN, 'loan_paid_off'),
+  repaymentApplied: subjectOf(DOMAIN, 'repayment_applied'),
+  repaymentRefused: subjectOf(DOMAIN, 'repayment_refused'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

@@ -5,6 +5,7 @@
 // of paying out twice. On OK the schedule is fixed from today (the database's date) and the loan
 // is ACTIVE; on a refusal for good (a closed or blocked account) it is DISBURSEMENT_REFUSED.
 import { bucketedId, bucketOfId, DomainError, writeEvents, type Logger, type ShardRouter } from '@corebank/kit';
+import type { Knex } from 'knex';
 import { TransferKind } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { LoanStatus as L, type Loan } from '@corebank/kit/gen/corebank/v1/loan';
@@ -15,7 +16,7 @@ import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow } from './proto.js';
 import { parseRate } from './schedule/index.js';
-import { dbToday, findLoan, lockLoan, staleDisbursements } from './store.js';
+import { dbToday, findLoan, lockLoan } from './store.js';
 import { loanTermsOf, scheduleFor } from './terms.js';
 
 export interface LoanDeps {
@@ -162,17 +163,26 @@ export async function disburseInCall(d: LoanDeps, loanId: string, deadline?: Dat
   }
 }
 
+/** Work a sweeper finishes: the ids of what is stale on a shard, and how to drive one. */
+export interface SweepTask {
+  name: string;
+  stale(db: Knex, ageMs: number, limit: number): Promise<string[]>;
+  drive(id: string): Promise<unknown>;
+}
+
 /**
- * Finishes disbursements a call left (a crash, a dependency down): every `intervalMs` it drives
- * each loan that has been PENDING_DISBURSEMENT for longer than `ageMs`.
+ * Finishes what a call left half-done (a crash, a dependency down): every `intervalMs`, each task's
+ * items that have waited longer than `ageMs` (disbursements, repayments) are driven to their end.
  */
-export class DisbursementSweeper {
+export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = false;
 
   constructor(
-    private readonly d: LoanDeps,
+    private readonly router: ShardRouter,
+    private readonly log: Logger,
+    private readonly tasks: SweepTask[],
     private readonly intervalMs: number,
     private readonly ageMs: number,
   ) {}
@@ -191,21 +201,23 @@ export class DisbursementSweeper {
 
   async sweep(): Promise<number> {
     let done = 0;
-    for (const shard of this.d.router.shards) {
-      let ids: string[];
-      try {
-        ids = await staleDisbursements(shard.db, this.ageMs, 100);
-      } catch (err) {
-        this.d.log.warn({ err, shard: shard.index }, 'disbursement sweep could not read its shard');
-        continue;
-      }
-      for (const id of ids) {
-        if (this.stopped) return done;
+    for (const task of this.tasks) {
+      for (const shard of this.router.shards) {
+        let ids: string[];
         try {
-          await disburse(this.d, id);
-          done++;
+          ids = await task.stale(shard.db, this.ageMs, 100);
         } catch (err) {
-          this.d.log.warn({ err, loan_id: id }, 'disbursement sweep: not finished; retrying later');
+          this.log.warn({ err, shard: shard.index, task: task.name }, 'sweep could not read its shard');
+          continue;
+        }
+        for (const id of ids) {
+          if (this.stopped) return done;
+          try {
+            await task.drive(id);
+            done++;
+          } catch (err) {
+            this.log.warn({ err, id, task: task.name }, 'sweep: not finished; retrying later');
+          }
         }
       }
     }

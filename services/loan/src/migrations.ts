@@ -86,6 +86,7 @@ export const loanMigrations: Migration[] = [
           idempotency_key text not null,
           body_hash text not null,
           from_account_id uuid not null,
+          income_account_id uuid not null,
           amount bigint not null,
           principal bigint not null,
           interest bigint not null,
@@ -98,6 +99,7 @@ export const loanMigrations: Migration[] = [
           updated_at timestamptz not null,
           unique (loan_id, idempotency_key)
         );
+        create index loan_repayments_pending on loan_repayments (updated_at) where status = 1;
       `);
     },
   },

@@ -1,14 +1,18 @@
 // Conversions between schedules and rows and the wire messages.
 import { hashedUuid, toTimestamp } from '@corebank/kit';
-import type {
-  ApplicationState,
-  DecisionReason,
-  Instalment,
-  Loan,
-  LoanApplication,
-  LoanSchedule,
-  LoanStatus,
+import {
+  RepaymentComponent,
+  type ApplicationState,
+  type DecisionReason,
+  type Instalment,
+  type Loan,
+  type LoanApplication,
+  type LoanSchedule,
+  type LoanStatus,
+  type Repayment,
+  type RepaymentStatus,
 } from '@corebank/kit/gen/corebank/v1/loan';
+import type { Component } from './waterfall.js';
 import type { Schedule } from './schedule/index.js';
 
 /** A schedule as the engine built it (a preview, or the one fixed at disbursement), nothing paid. */
@@ -199,5 +203,62 @@ export function instalmentsToProto(loan: LoanRow, rows: InstalmentRow[]): LoanSc
     totalInterest: sum((i) => i.interestDue),
     totalDue: sum((i) => i.totalDue),
     instalmentAmount: loan.instalment_amount,
+  };
+}
+
+export interface RepaymentRow {
+  id: string;
+  loan_id: string;
+  idempotency_key: string;
+  body_hash: string;
+  from_account_id: string;
+  income_account_id: string;
+  amount: bigint;
+  principal: bigint;
+  interest: bigint;
+  fees: bigint;
+  penalties: bigint;
+  /** [instalment, component, amount as a decimal string] */
+  allocations: [number, Component, string][];
+  status: RepaymentStatus;
+  refusal: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const repaymentTransferIds = (repaymentId: string) => ({
+  principal: hashedUuid(repaymentId, 'principal'),
+  income: hashedUuid(repaymentId, 'income'),
+});
+
+const COMPONENTS: Record<Component, RepaymentComponent> = {
+  penalty: RepaymentComponent.REPAYMENT_COMPONENT_PENALTY,
+  fee: RepaymentComponent.REPAYMENT_COMPONENT_FEE,
+  interest: RepaymentComponent.REPAYMENT_COMPONENT_INTEREST,
+  principal: RepaymentComponent.REPAYMENT_COMPONENT_PRINCIPAL,
+};
+
+export function repaymentToProto(r: RepaymentRow): Repayment {
+  const ids = repaymentTransferIds(r.id);
+  return {
+    id: r.id,
+    loanId: r.loan_id,
+    amount: r.amount,
+    fromAccountId: r.from_account_id,
+    status: r.status,
+    refusal: r.refusal,
+    principal: r.principal,
+    interest: r.interest,
+    fees: r.fees,
+    penalties: r.penalties,
+    allocations: r.allocations.map(([instalment, c, amount]) => ({
+      instalment,
+      component: COMPONENTS[c],
+      amount: BigInt(amount),
+    })),
+    principalTransferId: r.principal > 0n ? ids.principal : '',
+    incomeTransferId: r.interest + r.fees + r.penalties > 0n ? ids.income : '',
+    createdAt: toTimestamp(r.created_at),
+    updatedAt: toTimestamp(r.updated_at),
   };
 }

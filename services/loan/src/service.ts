@@ -36,12 +36,17 @@ import {
   listApplicationsQuery,
   listLoans,
   listLoansQuery,
+  staleDisbursements,
+  staleRepayments,
 } from './store.js';
 import { applicationToProto, instalmentsToProto, loanToProto } from './proto.js';
-import { DisbursementSweeper } from './loans.js';
+import { disburse, Sweeper } from './loans.js';
+import { repayLoan, settle } from './repayments.js';
 import {
+  amountField,
   bucketedIdField,
   customerIdField,
+  idempotencyKeyField,
   todayUtc,
   validateApply,
   validateDecide,
@@ -61,6 +66,7 @@ export const SCOPES = {
   getLoan: 'loans:read',
   listLoans: 'loans:read',
   getLoanSchedule: 'loans:read',
+  repayLoan: 'loans:write',
 } as const;
 
 /** A (created_at in ms, id) page cursor. */
@@ -111,7 +117,16 @@ export async function startLoanService(
   const customers = Customers.connect(config.customerServiceAddress, config.authTokenKey, timeout);
   const products = Products.connect(config.productServiceAddress, config.authTokenKey, timeout);
   const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable, log };
-  const sweeper = new DisbursementSweeper(deps, config.disbursementSweepIntervalMs, config.disbursementSweepAgeMs);
+  const sweeper = new Sweeper(
+    router,
+    log,
+    [
+      { name: 'disbursement', stale: staleDisbursements, drive: (id) => disburse(deps, id) },
+      { name: 'repayment', stale: staleRepayments, drive: (id) => settle(deps, id) },
+    ],
+    config.disbursementSweepIntervalMs,
+    config.disbursementSweepAgeMs,
+  );
   sweeper.start();
 
   /** The loan named by `loan_id`, if the caller may see it (NOT_FOUND otherwise, as for one that does not exist). */
@@ -196,6 +211,19 @@ export async function startLoanService(
           loan: loanToProto(row, shard.index),
           ...(rows.length ? { schedule: instalmentsToProto(row, rows) } : {}),
         };
+      },
+
+      async repayLoan(req, ctx) {
+        const v = new Violations();
+        const loanId = bucketedIdField(v, 'loan_id', req.loanId, 'a loan id');
+        idempotencyKeyField(v, req.idempotencyKey);
+        amountField(v, 'amount', req.amount);
+        const from = req.fromAccountId
+          ? bucketedIdField(v, 'from_account_id', req.fromAccountId, 'an account id')
+          : undefined;
+        v.throwIfAny();
+        const { row } = await visibleLoan(loanId!, ctx);
+        return repayLoan(deps, row, req, from, ctx);
       },
 
       async decideLoanApplication(req, ctx) {

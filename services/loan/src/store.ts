@@ -9,7 +9,9 @@ import {
   type InstalmentRow,
   type LoanRow,
   type LoanWithTotals,
+  type RepaymentRow,
 } from './proto.js';
+import type { Component } from './waterfall.js';
 
 export const APPLICATION_COLUMNS = `id, customer_id, channel, idempotency_key, body_hash, product_id, product_version,
   currency, amount, term_months, disbursement_account_id, repayment_account_id, monthly_income, state, score, reasons,
@@ -232,4 +234,46 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
     rows: { today: string }[];
   };
   return rows[0]!.today;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repayments.
+
+export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
+  principal, interest, fees, penalties, allocations, status, refusal, created_at, updated_at`;
+
+export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
+  const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);
+  return (await (lock ? q.forUpdate() : q).first()) as RepaymentRow | undefined;
+}
+
+/** Repayments left PENDING for longer than `ageMs` (a crash, the ledger unreachable). */
+export async function staleRepayments(db: Knex, ageMs: number, limit: number): Promise<string[]> {
+  const rows = (await db('loan_repayments')
+    .select('id')
+    .where('status', 1)
+    .andWhere('updated_at', '<', db.raw('now() - make_interval(secs => ?)', [ageMs / 1000]))
+    .orderBy('updated_at')
+    .limit(limit)) as { id: string }[];
+  return rows.map((r) => r.id);
+}
+
+/** Adds (sign 1) or takes back (sign -1) allocations on a loan's instalments. */
+export async function applyAllocations(
+  tx: Knex.Transaction,
+  loanId: string,
+  allocations: [number, Component, string][],
+  sign: 1n | -1n,
+): Promise<void> {
+  const column: Record<Component, string> = {
+    penalty: 'penalty_paid',
+    fee: 'fee_paid',
+    interest: 'interest_paid',
+    principal: 'principal_paid',
+  };
+  for (const [number, c, amount] of allocations) {
+    await tx('loan_instalments')
+      .where({ loan_id: loanId, number })
+      .update({ [column[c]]: tx.raw('?? + ?::bigint', [column[c], String(BigInt(amount) * sign)]) });
+  }
 }

@@ -20,7 +20,7 @@ import {
   riskTierFromJSON,
   riskTierToJSON,
 } from "./customer.js";
-import { Loan, LoanApplication } from "./loan.js";
+import { Loan, LoanApplication, Repayment } from "./loan.js";
 import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
 import { ProductVersion } from "./product.js";
 
@@ -153,11 +153,18 @@ export interface LoanApplicationChanged {
 }
 
 /**
- * corebank.loan.loan_disbursed (the loan is ACTIVE, its schedule fixed) and
- * loan_disbursement_refused: the loan as it is after the change.
+ * corebank.loan.loan_disbursed (the loan is ACTIVE, its schedule fixed), loan_disbursement_refused
+ * and loan_paid_off: the loan as it is after the change.
  */
 export interface LoanChanged {
   meta?: EventMeta | undefined;
+  loan?: Loan | undefined;
+}
+
+/** corebank.loan.repayment_applied and repayment_refused: the repayment and the loan after it. */
+export interface LoanRepaymentChanged {
+  meta?: EventMeta | undefined;
+  repayment?: Repayment | undefined;
   loan?: Loan | undefined;
 }
 
@@ -1802,6 +1809,109 @@ export const LoanChanged: MessageFns<LoanChanged> = {
   fromPartial<I extends Exact<DeepPartial<LoanChanged>, I>>(object: I): LoanChanged {
     const message = createBaseLoanChanged();
     message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    return message;
+  },
+};
+
+function createBaseLoanRepaymentChanged(): LoanRepaymentChanged {
+  return { meta: undefined, repayment: undefined, loan: undefined };
+}
+
+export const LoanRepaymentChanged: MessageFns<LoanRepaymentChanged> = {
+  encode(message: LoanRepaymentChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.repayment !== undefined) {
+      Repayment.encode(message.repayment, writer.uint32(18).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanRepaymentChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanRepaymentChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.repayment = Repayment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanRepaymentChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      repayment: isSet(object.repayment) ? Repayment.fromJSON(object.repayment) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+    };
+  },
+
+  toJSON(message: LoanRepaymentChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.repayment !== undefined) {
+      obj.repayment = Repayment.toJSON(message.repayment);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanRepaymentChanged>, I>>(base?: I): LoanRepaymentChanged {
+    return LoanRepaymentChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanRepaymentChanged>, I>>(object: I): LoanRepaymentChanged {
+    const message = createBaseLoanRepaymentChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.repayment = (object.repayment !== undefined && object.repayment !== null)
+      ? Repayment.fromPartial(object.repayment)
+      : undefined;
     message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
     return message;
   },

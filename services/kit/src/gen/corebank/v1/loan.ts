@@ -135,6 +135,105 @@ export function loanStatusToJSON(object: LoanStatus): string {
   }
 }
 
+export enum RepaymentStatus {
+  REPAYMENT_STATUS_UNSPECIFIED = 0,
+  /** REPAYMENT_STATUS_PENDING - Allocated, the ledger transfers in flight (a retry with the same key, or the sweeper, finishes it). */
+  REPAYMENT_STATUS_PENDING = 1,
+  /** REPAYMENT_STATUS_APPLIED - Booked in the ledger and on the schedule. */
+  REPAYMENT_STATUS_APPLIED = 2,
+  /** REPAYMENT_STATUS_REFUSED - The ledger refused it (refusal); nothing moved, nothing allocated. Final for its key. */
+  REPAYMENT_STATUS_REFUSED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function repaymentStatusFromJSON(object: any): RepaymentStatus {
+  switch (object) {
+    case 0:
+    case "REPAYMENT_STATUS_UNSPECIFIED":
+      return RepaymentStatus.REPAYMENT_STATUS_UNSPECIFIED;
+    case 1:
+    case "REPAYMENT_STATUS_PENDING":
+      return RepaymentStatus.REPAYMENT_STATUS_PENDING;
+    case 2:
+    case "REPAYMENT_STATUS_APPLIED":
+      return RepaymentStatus.REPAYMENT_STATUS_APPLIED;
+    case 3:
+    case "REPAYMENT_STATUS_REFUSED":
+      return RepaymentStatus.REPAYMENT_STATUS_REFUSED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RepaymentStatus.UNRECOGNIZED;
+  }
+}
+
+export function repaymentStatusToJSON(object: RepaymentStatus): string {
+  switch (object) {
+    case RepaymentStatus.REPAYMENT_STATUS_UNSPECIFIED:
+      return "REPAYMENT_STATUS_UNSPECIFIED";
+    case RepaymentStatus.REPAYMENT_STATUS_PENDING:
+      return "REPAYMENT_STATUS_PENDING";
+    case RepaymentStatus.REPAYMENT_STATUS_APPLIED:
+      return "REPAYMENT_STATUS_APPLIED";
+    case RepaymentStatus.REPAYMENT_STATUS_REFUSED:
+      return "REPAYMENT_STATUS_REFUSED";
+    case RepaymentStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum RepaymentComponent {
+  REPAYMENT_COMPONENT_UNSPECIFIED = 0,
+  REPAYMENT_COMPONENT_PENALTY = 1,
+  REPAYMENT_COMPONENT_FEE = 2,
+  REPAYMENT_COMPONENT_INTEREST = 3,
+  REPAYMENT_COMPONENT_PRINCIPAL = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function repaymentComponentFromJSON(object: any): RepaymentComponent {
+  switch (object) {
+    case 0:
+    case "REPAYMENT_COMPONENT_UNSPECIFIED":
+      return RepaymentComponent.REPAYMENT_COMPONENT_UNSPECIFIED;
+    case 1:
+    case "REPAYMENT_COMPONENT_PENALTY":
+      return RepaymentComponent.REPAYMENT_COMPONENT_PENALTY;
+    case 2:
+    case "REPAYMENT_COMPONENT_FEE":
+      return RepaymentComponent.REPAYMENT_COMPONENT_FEE;
+    case 3:
+    case "REPAYMENT_COMPONENT_INTEREST":
+      return RepaymentComponent.REPAYMENT_COMPONENT_INTEREST;
+    case 4:
+    case "REPAYMENT_COMPONENT_PRINCIPAL":
+      return RepaymentComponent.REPAYMENT_COMPONENT_PRINCIPAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RepaymentComponent.UNRECOGNIZED;
+  }
+}
+
+export function repaymentComponentToJSON(object: RepaymentComponent): string {
+  switch (object) {
+    case RepaymentComponent.REPAYMENT_COMPONENT_UNSPECIFIED:
+      return "REPAYMENT_COMPONENT_UNSPECIFIED";
+    case RepaymentComponent.REPAYMENT_COMPONENT_PENALTY:
+      return "REPAYMENT_COMPONENT_PENALTY";
+    case RepaymentComponent.REPAYMENT_COMPONENT_FEE:
+      return "REPAYMENT_COMPONENT_FEE";
+    case RepaymentComponent.REPAYMENT_COMPONENT_INTEREST:
+      return "REPAYMENT_COMPONENT_INTEREST";
+    case RepaymentComponent.REPAYMENT_COMPONENT_PRINCIPAL:
+      return "REPAYMENT_COMPONENT_PRINCIPAL";
+    case RepaymentComponent.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** One instalment of a schedule. The *_paid fields are 0 in a preview. */
 export interface Instalment {
   number: number;
@@ -376,6 +475,55 @@ export interface GetLoanScheduleResponse {
     | undefined;
   /** Empty until the loan is disbursed. */
   schedule?: LoanSchedule | undefined;
+}
+
+/** What part of a repayment went to which part of which instalment. */
+export interface Allocation {
+  instalment: number;
+  component: RepaymentComponent;
+  amount: bigint;
+}
+
+export interface Repayment {
+  /** Carries the borrower's bucket. */
+  id: string;
+  loanId: string;
+  amount: bigint;
+  fromAccountId: string;
+  status: RepaymentStatus;
+  /** For REFUSED: the ledger's result code, for example EXCEEDS_CREDITS. */
+  refusal: string;
+  principal: bigint;
+  interest: bigint;
+  fees: bigint;
+  penalties: bigint;
+  allocations: Allocation[];
+  /**
+   * The ledger transfers (a linked chain): the principal part to the loan's ledger account, and the
+   * interest, fees and penalties to the shard's LOAN_INTEREST_INCOME account; empty when the part is 0.
+   */
+  principalTransferId: string;
+  incomeTransferId: string;
+  createdAt?: Timestamp | undefined;
+  updatedAt?: Timestamp | undefined;
+}
+
+export interface RepayLoanRequest {
+  loanId: string;
+  /** Required, at most 128 characters; unique per loan. */
+  idempotencyKey: string;
+  amount: bigint;
+  /** Optional: one of the borrower's accounts in the loan's currency; empty: the loan's repayment account. */
+  fromAccountId: string;
+}
+
+export interface RepayLoanResponse {
+  repayment?:
+    | Repayment
+    | undefined;
+  /** The loan after the repayment (PAID_OFF once nothing is owed). */
+  loan?: Loan | undefined;
+  replayed: boolean;
 }
 
 function createBaseInstalment(): Instalment {
@@ -3830,6 +3978,699 @@ export const GetLoanScheduleResponse: MessageFns<GetLoanScheduleResponse> = {
   },
 };
 
+function createBaseAllocation(): Allocation {
+  return { instalment: 0, component: 0, amount: 0n };
+}
+
+export const Allocation: MessageFns<Allocation> = {
+  encode(message: Allocation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instalment !== 0) {
+      writer.uint32(8).uint32(message.instalment);
+    }
+    if (message.component !== 0) {
+      writer.uint32(16).int32(message.component);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Allocation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllocation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.instalment = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.component = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Allocation {
+    return {
+      instalment: isSet(object.instalment) ? globalThis.Number(object.instalment) : 0,
+      component: isSet(object.component) ? repaymentComponentFromJSON(object.component) : 0,
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+    };
+  },
+
+  toJSON(message: Allocation): unknown {
+    const obj: any = {};
+    if (message.instalment !== 0) {
+      obj.instalment = Math.round(message.instalment);
+    }
+    if (message.component !== 0) {
+      obj.component = repaymentComponentToJSON(message.component);
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Allocation>, I>>(base?: I): Allocation {
+    return Allocation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Allocation>, I>>(object: I): Allocation {
+    const message = createBaseAllocation();
+    message.instalment = object.instalment ?? 0;
+    message.component = object.component ?? 0;
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    return message;
+  },
+};
+
+function createBaseRepayment(): Repayment {
+  return {
+    id: "",
+    loanId: "",
+    amount: 0n,
+    fromAccountId: "",
+    status: 0,
+    refusal: "",
+    principal: 0n,
+    interest: 0n,
+    fees: 0n,
+    penalties: 0n,
+    allocations: [],
+    principalTransferId: "",
+    incomeTransferId: "",
+    createdAt: undefined,
+    updatedAt: undefined,
+  };
+}
+
+export const Repayment: MessageFns<Repayment> = {
+  encode(message: Repayment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.loanId !== "") {
+      writer.uint32(18).string(message.loanId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.fromAccountId !== "") {
+      writer.uint32(34).string(message.fromAccountId);
+    }
+    if (message.status !== 0) {
+      writer.uint32(40).int32(message.status);
+    }
+    if (message.refusal !== "") {
+      writer.uint32(50).string(message.refusal);
+    }
+    if (message.principal !== 0n) {
+      if (BigInt.asIntN(64, message.principal) !== message.principal) {
+        throw new globalThis.Error("value provided for field message.principal of type int64 too large");
+      }
+      writer.uint32(56).int64(message.principal);
+    }
+    if (message.interest !== 0n) {
+      if (BigInt.asIntN(64, message.interest) !== message.interest) {
+        throw new globalThis.Error("value provided for field message.interest of type int64 too large");
+      }
+      writer.uint32(64).int64(message.interest);
+    }
+    if (message.fees !== 0n) {
+      if (BigInt.asIntN(64, message.fees) !== message.fees) {
+        throw new globalThis.Error("value provided for field message.fees of type int64 too large");
+      }
+      writer.uint32(72).int64(message.fees);
+    }
+    if (message.penalties !== 0n) {
+      if (BigInt.asIntN(64, message.penalties) !== message.penalties) {
+        throw new globalThis.Error("value provided for field message.penalties of type int64 too large");
+      }
+      writer.uint32(80).int64(message.penalties);
+    }
+    for (const v of message.allocations) {
+      Allocation.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.principalTransferId !== "") {
+      writer.uint32(98).string(message.principalTransferId);
+    }
+    if (message.incomeTransferId !== "") {
+      writer.uint32(106).string(message.incomeTransferId);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(message.createdAt, writer.uint32(114).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(message.updatedAt, writer.uint32(122).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Repayment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRepayment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fromAccountId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.refusal = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.principal = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.interest = reader.int64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.fees = reader.int64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.penalties = reader.int64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.allocations.push(Allocation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.principalTransferId = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.incomeTransferId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.createdAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.updatedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Repayment {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      fromAccountId: isSet(object.fromAccountId)
+        ? globalThis.String(object.fromAccountId)
+        : isSet(object.from_account_id)
+        ? globalThis.String(object.from_account_id)
+        : "",
+      status: isSet(object.status) ? repaymentStatusFromJSON(object.status) : 0,
+      refusal: isSet(object.refusal) ? globalThis.String(object.refusal) : "",
+      principal: isSet(object.principal) ? BigInt(object.principal) : 0n,
+      interest: isSet(object.interest) ? BigInt(object.interest) : 0n,
+      fees: isSet(object.fees) ? BigInt(object.fees) : 0n,
+      penalties: isSet(object.penalties) ? BigInt(object.penalties) : 0n,
+      allocations: globalThis.Array.isArray(object?.allocations)
+        ? object.allocations.map((e: any) => Allocation.fromJSON(e))
+        : [],
+      principalTransferId: isSet(object.principalTransferId)
+        ? globalThis.String(object.principalTransferId)
+        : isSet(object.principal_transfer_id)
+        ? globalThis.String(object.principal_transfer_id)
+        : "",
+      incomeTransferId: isSet(object.incomeTransferId)
+        ? globalThis.String(object.incomeTransferId)
+        : isSet(object.income_transfer_id)
+        ? globalThis.String(object.income_transfer_id)
+        : "",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Repayment): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.fromAccountId !== "") {
+      obj.fromAccountId = message.fromAccountId;
+    }
+    if (message.status !== 0) {
+      obj.status = repaymentStatusToJSON(message.status);
+    }
+    if (message.refusal !== "") {
+      obj.refusal = message.refusal;
+    }
+    if (message.principal !== 0n) {
+      obj.principal = message.principal.toString();
+    }
+    if (message.interest !== 0n) {
+      obj.interest = message.interest.toString();
+    }
+    if (message.fees !== 0n) {
+      obj.fees = message.fees.toString();
+    }
+    if (message.penalties !== 0n) {
+      obj.penalties = message.penalties.toString();
+    }
+    if (message.allocations?.length) {
+      obj.allocations = message.allocations.map((e) => Allocation.toJSON(e));
+    }
+    if (message.principalTransferId !== "") {
+      obj.principalTransferId = message.principalTransferId;
+    }
+    if (message.incomeTransferId !== "") {
+      obj.incomeTransferId = message.incomeTransferId;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = fromTimestamp(message.createdAt).toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = fromTimestamp(message.updatedAt).toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Repayment>, I>>(base?: I): Repayment {
+    return Repayment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Repayment>, I>>(object: I): Repayment {
+    const message = createBaseRepayment();
+    message.id = object.id ?? "";
+    message.loanId = object.loanId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.fromAccountId = object.fromAccountId ?? "";
+    message.status = object.status ?? 0;
+    message.refusal = object.refusal ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null) ? BigInt(object.principal) : 0n;
+    message.interest = (object.interest !== undefined && object.interest !== null) ? BigInt(object.interest) : 0n;
+    message.fees = (object.fees !== undefined && object.fees !== null) ? BigInt(object.fees) : 0n;
+    message.penalties = (object.penalties !== undefined && object.penalties !== null) ? BigInt(object.penalties) : 0n;
+    message.allocations = object.allocations?.map((e) => Allocation.fromPartial(e)) || [];
+    message.principalTransferId = object.principalTransferId ?? "";
+    message.incomeTransferId = object.incomeTransferId ?? "";
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
+      ? Timestamp.fromPartial(object.updatedAt)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRepayLoanRequest(): RepayLoanRequest {
+  return { loanId: "", idempotencyKey: "", amount: 0n, fromAccountId: "" };
+}
+
+export const RepayLoanRequest: MessageFns<RepayLoanRequest> = {
+  encode(message: RepayLoanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.fromAccountId !== "") {
+      writer.uint32(34).string(message.fromAccountId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RepayLoanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRepayLoanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fromAccountId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RepayLoanRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      fromAccountId: isSet(object.fromAccountId)
+        ? globalThis.String(object.fromAccountId)
+        : isSet(object.from_account_id)
+        ? globalThis.String(object.from_account_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RepayLoanRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.fromAccountId !== "") {
+      obj.fromAccountId = message.fromAccountId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RepayLoanRequest>, I>>(base?: I): RepayLoanRequest {
+    return RepayLoanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RepayLoanRequest>, I>>(object: I): RepayLoanRequest {
+    const message = createBaseRepayLoanRequest();
+    message.loanId = object.loanId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.fromAccountId = object.fromAccountId ?? "";
+    return message;
+  },
+};
+
+function createBaseRepayLoanResponse(): RepayLoanResponse {
+  return { repayment: undefined, loan: undefined, replayed: false };
+}
+
+export const RepayLoanResponse: MessageFns<RepayLoanResponse> = {
+  encode(message: RepayLoanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.repayment !== undefined) {
+      Repayment.encode(message.repayment, writer.uint32(10).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(18).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(24).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RepayLoanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRepayLoanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.repayment = Repayment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RepayLoanResponse {
+    return {
+      repayment: isSet(object.repayment) ? Repayment.fromJSON(object.repayment) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: RepayLoanResponse): unknown {
+    const obj: any = {};
+    if (message.repayment !== undefined) {
+      obj.repayment = Repayment.toJSON(message.repayment);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RepayLoanResponse>, I>>(base?: I): RepayLoanResponse {
+    return RepayLoanResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RepayLoanResponse>, I>>(object: I): RepayLoanResponse {
+    const message = createBaseRepayLoanResponse();
+    message.repayment = (object.repayment !== undefined && object.repayment !== null)
+      ? Repayment.fromPartial(object.repayment)
+      : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
 /**
  * Lending: quotes, applications decided within the call by a scorecard that states its reasons,
  * disbursement through the ledger, schedules fixed at disbursement, repayments by the default
@@ -3954,6 +4795,25 @@ export const LoanServiceService = {
       Buffer.from(GetLoanScheduleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetLoanScheduleResponse => GetLoanScheduleResponse.decode(value),
   },
+  /**
+   * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
+   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
+   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
+   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
+   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
+   * its allocation released; that is final for its key.
+   */
+  repayLoan: {
+    path: "/corebank.v1.LoanService/RepayLoan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RepayLoanRequest): Buffer => Buffer.from(RepayLoanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RepayLoanRequest => RepayLoanRequest.decode(value),
+    responseSerialize: (value: RepayLoanResponse): Buffer => Buffer.from(RepayLoanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RepayLoanResponse => RepayLoanResponse.decode(value),
+  },
 } as const;
 
 export interface LoanServiceServer extends UntypedServiceImplementation {
@@ -3988,6 +4848,17 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
   listLoans: handleUnaryCall<ListLoansRequest, ListLoansResponse>;
   /** The schedule fixed at disbursement, with what each instalment has been paid. */
   getLoanSchedule: handleUnaryCall<GetLoanScheduleRequest, GetLoanScheduleResponse>;
+  /**
+   * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
+   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
+   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
+   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
+   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
+   * its allocation released; that is final for its key.
+   */
+  repayLoan: handleUnaryCall<RepayLoanRequest, RepayLoanResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -4133,6 +5004,31 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetLoanScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
+   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
+   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
+   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
+   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
+   * its allocation released; that is final for its key.
+   */
+  repayLoan(
+    request: RepayLoanRequest,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  repayLoan(
+    request: RepayLoanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  repayLoan(
+    request: RepayLoanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
   ): ClientUnaryCall;
 }
 
