@@ -393,7 +393,7 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
       if (dev === 'yaml' && existsSync(join(nm, dev))) continue;
       expect(existsSync(join(nm, dev)), `${dev} is a devDependency`).toBe(false);
     }
-    for (const service of ['account', 'customer', 'product', 'payment']) {
+    for (const service of ['account', 'customer', 'product', 'payment', 'loan']) {
       expect(existsSync(join(app(), `services/${service}/dist/command.js`)), service).toBe(true);
     }
     expect(existsSync(join(app(), 'services/kit/dist/index.js'))).toBe(true);
@@ -511,13 +511,15 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
   it('refuses a missing or unknown SERVICE or command with the list of services or commands', () => {
     const none = start({});
     expect(none.status).toBe(64);
-    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer payment product/);
+    expect(none.out).toMatch(/SERVICE is not set; set it to one of: account customer loan payment product/);
     const unknown = start({ SERVICE: 'mainframe' });
     expect(unknown.status).toBe(64);
-    expect(unknown.out).toMatch(/SERVICE="mainframe" is not in this image; services: account customer payment product/);
+    expect(unknown.out).toMatch(
+      /SERVICE="mainframe" is not in this image; services: account customer loan payment product/,
+    );
     const kit = start({ SERVICE: 'kit' });
     expect(kit.status).toBe(64);
-    expect(kit.out).toMatch(/SERVICE="kit" is not in this image; services: account customer payment product/);
+    expect(kit.out).toMatch(/SERVICE="kit" is not in this image; services: account customer loan payment product/);
     const traversal = start({ SERVICE: '../../etc' });
     expect(traversal.status).toBe(64);
     expect(traversal.out).toMatch(/is not a service name/);

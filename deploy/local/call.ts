@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as account from '@corebank/kit/gen/corebank/v1/account';
 import * as customer from '@corebank/kit/gen/corebank/v1/customer';
+import * as loan from '@corebank/kit/gen/corebank/v1/loan';
 import * as payment from '@corebank/kit/gen/corebank/v1/payment';
 import * as product from '@corebank/kit/gen/corebank/v1/product';
 import { promisify } from '@corebank/kit/testing';
@@ -21,6 +22,12 @@ const services = {
     Client: customer.CustomerServiceClient,
     def: customer.CustomerServiceService,
     name: 'customer',
+  },
+  LoanService: {
+    mod: loan as unknown as Record<string, Codec>,
+    Client: loan.LoanServiceClient,
+    def: loan.LoanServiceService,
+    name: 'loan',
   },
   PaymentService: {
     mod: payment as unknown as Record<string, Codec>,

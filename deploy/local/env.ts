@@ -2,7 +2,7 @@
 // sets (a test checks that the two agree with the services' declared config).
 import { shardUrlVar } from '@corebank/kit';
 
-export type LocalService = 'account' | 'customer' | 'product' | 'payment';
+export type LocalService = 'account' | 'customer' | 'product' | 'payment' | 'loan';
 
 export interface LocalOptions {
   pgUrl: string;
@@ -23,6 +23,7 @@ export const LOCAL_ADDRESSES: Record<LocalService, string> = {
   customer: '127.0.0.1:50052',
   product: '127.0.0.1:50053',
   payment: '127.0.0.1:50054',
+  loan: '127.0.0.1:50055',
 };
 
 /** Which services each service calls: it gets <NAME>_SERVICE_ADDRESS for each (as in the chart's `calls`). */
@@ -31,6 +32,7 @@ export const LOCAL_CALLS: Record<string, LocalService[]> = {
   customer: ['account'],
   product: [],
   payment: ['account', 'customer', 'product'],
+  loan: ['account', 'customer', 'product'],
 };
 
 /** Services whose data is global (one database), not sharded. */
@@ -100,6 +102,15 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       RISK_NEW_PAYEE_THRESHOLD: '100000',
       RISK_TRAVEL_MAX_KMH: '900',
       RISK_ACTIONS: 'AMOUNT_OVER_TIER_THRESHOLD=REVIEW,VELOCITY=REJECT,NEW_PAYEE=REVIEW,IMPOSSIBLE_TRAVEL=REVIEW',
+    });
+  }
+  if (service === 'loan') {
+    Object.assign(env, {
+      RELAY_ENABLED: 'true',
+      PEER_CALL_TIMEOUT_MS: '5000',
+      DISBURSEMENT_SWEEP_INTERVAL_MS: '5000',
+      DISBURSEMENT_SWEEP_AGE_MS: '10000',
+      LOAN_SCORECARD: '',
     });
   }
   return env;

@@ -18,8 +18,8 @@ interface Launch {
 }
 
 const dirs: string[] = [];
-// Ports below Linux's ephemeral range (32768-60999), like up.test.ts, four per launcher.
-const basePort = () => 20_000 + 4 * Math.floor(Math.random() * 2_500);
+// Ports below Linux's ephemeral range (32768-60999), like up.test.ts, five per launcher.
+const basePort = () => 20_000 + 5 * Math.floor(Math.random() * 2_000);
 
 function launch(env: Record<string, string> = {}): Launch {
   const dir = mkdtempSync(join(tmpdir(), 'corebank-up-stop-'));
@@ -148,7 +148,7 @@ describe('npm run up, ended before it is up', () => {
         expect(await exitWithin(l, 20_000)).toBe(1);
         expect(l.output().trim()).toBe(
           `npm run up: port ${base + 2} (the product service's gRPC port) is in use, by another npm run up perhaps; ` +
-            `set GRPC_PORT to move the four ports (now ${base}-${base + 3}), e.g. GRPC_PORT=${base + 100} npm run up`,
+            `set GRPC_PORT to move the five ports (now ${base}-${base + 4}), e.g. GRPC_PORT=${base + 100} npm run up`,
         );
         expect(leftovers(l.dir)).toEqual([]);
       } finally {

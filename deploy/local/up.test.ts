@@ -11,7 +11,7 @@ describe('npm run up', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corebank-up-'));
   // Also its TMPDIR, where PostgreSQL (as "postgres" under root) and nats-server keep their data.
   chmodSync(dir, 0o777);
-  // Four consecutive ports below Linux's ephemeral range (32768-60999), where the free ports other
+  // Five consecutive ports below Linux's ephemeral range (32768-60999), where the free ports other
   // test files take (port 0) and outgoing connections land: those could collide with these.
   const base = 20_000 + Math.floor(Math.random() * 10_000);
   const env = { ...process.env, LOCAL_DIR: dir, TMPDIR: dir, GRPC_PORT: String(base), SHARDS: '2' };
@@ -89,6 +89,38 @@ describe('npm run up', () => {
     const after = JSON.parse(call('AccountService', 'GetAccount', JSON.stringify({ accountId: carol })).stdout).account;
     expect(BigInt(after.creditsPosted ?? 0) - BigInt(after.debitsPosted ?? 0)).toBe(100_000n + 1_999n);
 
+    // The README's loan example: a quote, then an application decided and disbursed within the call.
+    const quote = call(
+      'LoanService',
+      'PreviewSchedule',
+      JSON.stringify({ productId: 'personal-loan-eur', amount: '500000', termMonths: 12, startDate: '2026-01-15' }),
+    );
+    expect(quote.status, quote.stderr).toBe(0);
+    expect(JSON.parse(quote.stdout).schedule).toMatchObject({ annualRate: '6.9', instalmentAmount: '43240' });
+    const customers = JSON.parse(readFileSync(join(dir, 'bank.json'), 'utf8')).customers as Record<string, string>;
+    const apply = call(
+      'LoanService',
+      'ApplyForLoan',
+      JSON.stringify({
+        idempotencyKey: 'loan-1',
+        customerId: customers.alice,
+        productId: 'personal-loan-eur',
+        amount: '500000',
+        termMonths: 12,
+        disbursementAccountId: alice,
+        repaymentAccountId: alice,
+        declaredMonthlyIncome: '300000',
+      }),
+    );
+    expect(apply.status, apply.stderr).toBe(0);
+    const applied = JSON.parse(apply.stdout);
+    expect(applied.application).toMatchObject({ state: 'APPLICATION_STATE_APPROVED', score: 55 });
+    expect(applied.loan).toMatchObject({ status: 'LOAN_STATUS_ACTIVE', principalOutstanding: '500000' });
+    const funded = JSON.parse(
+      call('AccountService', 'GetAccount', JSON.stringify({ accountId: alice })).stdout,
+    ).account;
+    expect(BigInt(funded.creditsPosted) - BigInt(funded.debitsPosted ?? 0)).toBe(100_000n - 1_999n + 500_000n);
+
     // A second `npm run up` while this one runs: one line naming the port and GRPC_PORT, at once,
     // and nothing of its own left behind (it starts nothing).
     const second = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'deploy/local/up.ts'], {
@@ -99,7 +131,7 @@ describe('npm run up', () => {
     expect(second.status, second.stdout + second.stderr).toBe(1);
     expect(second.stderr.trim()).toBe(
       `npm run up: port ${base} (the account service's gRPC port) is in use, by another npm run up perhaps; ` +
-        `set GRPC_PORT to move the four ports (now ${base}-${base + 3}), e.g. GRPC_PORT=${base + 100} npm run up`,
+        `set GRPC_PORT to move the five ports (now ${base}-${base + 4}), e.g. GRPC_PORT=${base + 100} npm run up`,
     );
     expect(readdirSync(dir).filter((n) => n.startsWith('corebank-'))).toHaveLength(2);
 

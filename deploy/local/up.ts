@@ -1,6 +1,6 @@
 // `npm run up`: the whole bank on this machine. Starts PostgreSQL and nats-server (real ones,
-// data in temporary folders), migrates every shard, starts the product, customer, account and
-// payment services, seeds demo products, customers and funded accounts through their RPCs, and
+// data in temporary folders), migrates every shard, starts the product, customer, account,
+// payment and loan services, seeds demo products, customers and funded accounts through their RPCs, and
 // prints how to call it. Ctrl-C stops everything (the data goes with it).
 //
 // Every way out stops what was started (startup.ts): Ctrl-C or SIGTERM at any moment, a step
@@ -27,6 +27,9 @@ import { startProductService } from '../../services/product/src/service.js';
 import { loadPaymentConfig } from '../../services/payment/src/config.js';
 import { paymentMigrations } from '../../services/payment/src/migrations.js';
 import { startPaymentService } from '../../services/payment/src/service.js';
+import { loadLoanConfig } from '../../services/loan/src/config.js';
+import { loanMigrations } from '../../services/loan/src/migrations.js';
+import { startLoanService } from '../../services/loan/src/service.js';
 import { DEMO_SCOPES, seedDemo } from './demo.js';
 import { localDatabases, localServiceEnv, type LocalService } from './env.js';
 import { firstInUse } from './ports.js';
@@ -47,13 +50,14 @@ const intFromEnv = (name: string, fallback: number, min: number, max: number): n
 };
 
 const shards = intFromEnv('SHARDS', 3, 1, 64);
-const basePort = intFromEnv('GRPC_PORT', 50051, 1, 65_532);
-const services = ['product', 'customer', 'account', 'payment'] as const;
+const basePort = intFromEnv('GRPC_PORT', 50051, 1, 65_531);
+const services = ['product', 'customer', 'account', 'payment', 'loan'] as const;
 const ports: Record<LocalService, number> = {
   account: basePort,
   customer: basePort + 1,
   product: basePort + 2,
   payment: basePort + 3,
+  loan: basePort + 4,
 };
 const addresses = Object.fromEntries(Object.entries(ports).map(([s, p]) => [s, `127.0.0.1:${p}`])) as Record<
   LocalService,
@@ -85,13 +89,13 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
   });
 }
 
-// Before anything starts: another `npm run up` (or anything else) on one of the four ports.
+// Before anything starts: another `npm run up` (or anything else) on one of the five ports.
 const taken = await firstInUse(ports);
 if (taken) {
   const [service, port] = taken;
   refuse(
     `port ${port} (the ${service} service's gRPC port) is in use, by another npm run up perhaps; ` +
-      `set GRPC_PORT to move the four ports (now ${basePort}-${basePort + 3}), e.g. GRPC_PORT=${basePort + 100} npm run up`,
+      `set GRPC_PORT to move the five ports (now ${basePort}-${basePort + 4}), e.g. GRPC_PORT=${basePort + 100} npm run up`,
   );
 }
 
@@ -128,6 +132,7 @@ async function startBank() {
     customer: loadCustomerConfig(await envOf('customer')),
     account: loadAccountConfig(await envOf('account')),
     payment: loadPaymentConfig(await envOf('payment')),
+    loan: loadLoanConfig(await envOf('loan')),
   };
 
   await startup.step('creating the databases', async () => {
@@ -151,6 +156,7 @@ async function startBank() {
   await migrate('customer', sharded(configs.customer, 'customer'), customerMigrations);
   await migrate('account', sharded(configs.account, 'account'), accountMigrations);
   await migrate('payment', sharded(configs.payment, 'payment'), paymentMigrations);
+  await migrate('loan', sharded(configs.loan, 'loan'), loanMigrations);
 
   const start = (service: LocalService, run: () => Promise<{ shutdown(): Promise<void> }>) =>
     startup.step(`starting the ${service} service on ${addresses[service]}`, async () => {
@@ -161,6 +167,7 @@ async function startBank() {
   await start('customer', () => startCustomerService(configs.customer, quiet('customer')));
   await start('account', () => startAccountService(configs.account, quiet('account')));
   await start('payment', () => startPaymentService(configs.payment, quiet('payment')));
+  await start('loan', () => startLoanService(configs.loan, quiet('loan')));
 
   const demo = await startup.step('opening the demo customers and accounts', () => openDemo());
   return { pgServer, nats, ...demo };
@@ -170,7 +177,16 @@ async function startBank() {
 async function openDemo() {
   const token = await mintToken(Buffer.from(key, 'base64'), {
     channel: 'local-demo',
-    scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin'],
+    scopes: [
+      ...ALL_SCOPES,
+      ...DEMO_SCOPES,
+      'payments:read',
+      'payments:write',
+      'payments:admin',
+      'loans:read',
+      'loans:write',
+      'loans:admin',
+    ],
     ttlSeconds: 7 * 24 * 3600,
   });
   const insecure = grpc.credentials.createInsecure();
@@ -253,7 +269,7 @@ const alice = opened['alice.current']!;
 const bob = opened['bob.current']!;
 const carol = opened['carol.current']!;
 console.log(`
-corebank is up (${shards} shards): account ${addresses.account}, customer ${addresses.customer}, product ${addresses.product}, payment ${addresses.payment}
+corebank is up (${shards} shards): account ${addresses.account}, customer ${addresses.customer}, product ${addresses.product}, payment ${addresses.payment}, loan ${addresses.loan}
 PostgreSQL on 127.0.0.1:${pgServer.port}, NATS on ${nats.url}
 demo customers alice, bob (persons) and carol (business), KYC-verified; each has a current account
 (product current-eur, EUR 1,000.00 deposited); ids are in .local/bank.json, a token with every scope in .local/token
@@ -263,8 +279,10 @@ call it (grpcurl: npm run setup builds it into .local/bin; the services offer re
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"account_id":"${alice}"}' ${addresses.account} corebank.v1.AccountService/GetAccount
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"transfers":[{"id":"'$(cat /proc/sys/kernel/random/uuid)'","kind":"TRANSFER_KIND_SINGLE_PHASE","debit_account_id":"${alice}","credit_account_id":"${bob}","amount":"2500","code":1}]}' ${addresses.account} corebank.v1.AccountService/CreateTransfers
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"idempotency_key":"pay-1","payer_account_id":"${alice}","payee_account_id":"${carol}","amount":"1999","currency":"EUR","reference":"invoice 1"}' ${addresses.payment} corebank.v1.PaymentService/CreatePayment
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"product_id":"personal-loan-eur","amount":"500000","term_months":12}' ${addresses.loan} corebank.v1.LoanService/PreviewSchedule
 or without grpcurl:
   npm run call -- AccountService GetAccount '{"accountId":"${alice}"}'
+  npm run call -- LoanService PreviewSchedule '{"productId":"personal-loan-eur","amount":"500000","termMonths":12}'
 Ctrl-C stops the bank.`);
 
 if (process.env.UP_EXIT_AFTER_DEMO === '1') await exit(0);

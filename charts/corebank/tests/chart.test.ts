@@ -241,11 +241,11 @@ describe('default values', () => {
     objs = render();
   });
 
-  it('render the account, customer, payment and product services and the migration Job, with the optional objects off', () => {
+  it('render the account, customer, loan, payment and product services and the migration Job, with the optional objects off', () => {
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual(
       [
-        ...['account', 'customer', 'payment', 'product'].flatMap((s) => [
+        ...['account', 'customer', 'loan', 'payment', 'product'].flatMap((s) => [
           `Deployment/${RELEASE}-corebank-${s}`,
           `Service/${RELEASE}-corebank-${s}`,
           `ServiceAccount/${RELEASE}-corebank-${s}`,
@@ -267,9 +267,12 @@ describe('default values', () => {
     expect(env('account').get('CUSTOMER_SERVICE_ADDRESS')?.value).toBe(address('customer'));
     expect(env('account').get('PRODUCT_SERVICE_ADDRESS')?.value).toBe(address('product'));
     expect(env('payment').get('ACCOUNT_SERVICE_ADDRESS')?.value).toBe(address('account'));
+    for (const callee of ['account', 'customer', 'product']) {
+      expect(env('loan').get(`${callee.toUpperCase()}_SERVICE_ADDRESS`)?.value).toBe(address(callee));
+    }
     expect([...env('product').keys()].filter((k) => k.endsWith('_SERVICE_ADDRESS'))).toEqual([]);
     // Each address is a Service the chart renders, on its gRPC port.
-    for (const svc of ['account', 'customer', 'payment', 'product']) {
+    for (const svc of ['account', 'customer', 'loan', 'payment', 'product']) {
       const service = ofKind(objs, 'Service').find((o) => o.metadata.name === `${RELEASE}-corebank-${svc}`)!;
       expect(service.spec.ports.find((p: { name: string }) => p.name === 'grpc').port).toBe(defaults.grpc.port);
     }
@@ -353,7 +356,7 @@ describe('4-shard example', () => {
       passwordKey: string;
     }[];
     const containers = podTemplates(objs).flatMap((p) => p.spec.containers);
-    expect(containers.length).toBe(8); // four Deployments and a migration container for each
+    expect(containers.length).toBe(10); // five Deployments and a migration container for each
     const ca = `sslrootcert=/etc/corebank/db-ca/${example.database.caBundle.key}`;
     for (const c of containers) {
       const env = containerEnv(c);
@@ -428,7 +431,7 @@ describe('4-shard example', () => {
 
 describe('services map', () => {
   // A service the chart does not know yet (the next one the platform adds).
-  const loan = {
+  const cards = {
     enabled: true,
     replicas: 1,
     resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
@@ -438,43 +441,44 @@ describe('services map', () => {
   };
 
   it('renders a component per enabled service and migrates each', () => {
-    const objs = render({ overrides: [{ services: { loan } }] });
+    const objs = render({ overrides: [{ services: { cards } }] });
     const deployments = ofKind(objs, 'Deployment').map((d) => d.metadata.name);
     expect(deployments.sort()).toEqual(
-      ['account', 'customer', 'loan', 'payment', 'product'].map((s) => `${RELEASE}-corebank-${s}`),
+      ['account', 'cards', 'customer', 'loan', 'payment', 'product'].map((s) => `${RELEASE}-corebank-${s}`),
     );
     const job = ofKind(objs, 'Job')[0]!;
     expect(job.spec.template.spec.containers.map((c: { name: string }) => c.name).sort()).toEqual([
       'migrate-account',
+      'migrate-cards',
       'migrate-customer',
       'migrate-loan',
       'migrate-payment',
       'migrate-product',
     ]);
     const env = containerEnv(
-      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('loan'))!.spec.template.spec.containers[0],
+      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('cards'))!.spec.template.spec.containers[0],
     );
-    expect(env.get('SERVICE')?.value).toBe('loan');
+    expect(env.get('SERVICE')?.value).toBe('cards');
     expect(env.get('KYC_PROVIDER')?.value).toBe('none');
-    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('/corebank_loan?');
+    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('/corebank_cards?');
     expect(ofKind(objs, 'PodDisruptionBudget').map((p) => [p.metadata.name, p.spec.minAvailable])).toEqual([
-      [`${RELEASE}-corebank-loan`, 1],
+      [`${RELEASE}-corebank-cards`, 1],
     ]);
   });
 
   it('leaves a disabled service out entirely', () => {
-    const objs = render({ overrides: [{ services: { loan: { ...loan, enabled: false } } }] });
-    expect(objs.filter((o) => o.metadata.name.includes('loan'))).toEqual([]);
-    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(4);
+    const objs = render({ overrides: [{ services: { cards: { ...cards, enabled: false } } }] });
+    expect(objs.filter((o) => o.metadata.name.includes('cards'))).toEqual([]);
+    expect(ofKind(objs, 'Job')[0]!.spec.template.spec.containers).toHaveLength(5);
   });
 
   it('uses a service\u2019s own shard list when it has one', () => {
-    const own = { ...defaults.database.shards[0], host: 'loan-db', database: 'loans' };
-    const objs = render({ overrides: [{ services: { loan: { ...loan, shards: [own] } } }] });
+    const own = { ...defaults.database.shards[0], host: 'cards-db', database: 'cards' };
+    const objs = render({ overrides: [{ services: { cards: { ...cards, shards: [own] } } }] });
     const env = containerEnv(
-      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('loan'))!.spec.template.spec.containers[0],
+      ofKind(objs, 'Deployment').find((d) => d.metadata.name.endsWith('cards'))!.spec.template.spec.containers[0],
     );
-    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('@loan-db:5432/loans?');
+    expect(env.get('SHARD_0_DATABASE_URL')?.value).toContain('@cards-db:5432/cards?');
   });
 });
 

@@ -14,6 +14,7 @@ import { accountSpec, loadAccountConfig } from '../../../services/account/src/co
 import { customerSpec, loadCustomerConfig } from '../../../services/customer/src/config.js';
 import { loadProductConfig, productSpec } from '../../../services/product/src/config.js';
 import { loadPaymentConfig, paymentSpec } from '../../../services/payment/src/config.js';
+import { loadLoanConfig, loanSpec } from '../../../services/loan/src/config.js';
 import { containerEnv, exampleValues, ofKind, render, type EnvVar, type K8sObject } from './helpers.js';
 
 const example = YAML.parse(readFileSync(exampleValues, 'utf8'));
@@ -58,6 +59,12 @@ const SERVICES: Record<string, ServiceUnderTest> = {
     spec: productSpec,
     sharded: false,
     load: loadProductConfig,
+    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+  },
+  loan: {
+    spec: { ...baseSpec, ...loanSpec },
+    sharded: true,
+    load: loadLoanConfig,
     secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
   },
   payment: {

@@ -128,6 +128,7 @@ const rejected: [string, object, RegExp][] = [
       services: {
         account: { enabled: false },
         customer: { enabled: false },
+        loan: { enabled: false },
         payment: { enabled: false },
         product: { enabled: false },
       },

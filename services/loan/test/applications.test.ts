@@ -163,7 +163,7 @@ describe.each([1, 3])('loan applications on %i shard(s)', (shards) => {
     const all = await Promise.all(Array.from({ length: 5 }, () => t.client.applyForLoan(req2)));
     expect(new Set(all.map((r) => r.application!.id)).size).toBe(1);
     expect(all.filter((r) => !r.replayed)).toHaveLength(1);
-    expect((await loanCounts(t.app)).loan_applications).toBe(before.loan_applications + 1);
+    expect((await loanCounts(t.app)).loan_applications).toBe(before.loan_applications! + 1);
   });
 
   it('names each bad field and writes nothing', async () => {
