@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { bucketedId, bucketOf, DomainError, type RpcContext, type ShardRouter } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
-import { CustomerStatus, KycStatus, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
+import { CustomerStatus, KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import {
   ApplicationState as A,
   type ApplyForLoanRequest,
@@ -107,9 +107,18 @@ async function replay(
   return { application: applicationToProto(row, shard), replayed: true, ...(loan ? { loan } : {}) };
 }
 
+/** The value of a settled promise, or its error thrown. */
+function settled<T>(r: PromiseSettledResult<T>): T {
+  if (r.status === 'rejected') throw r.reason;
+  return r.value;
+}
+
 /** The customer must (still) be ACTIVE and KYC-verified. */
 async function requireEligible(d: Deps, customerId: string, ctx: RpcContext) {
-  const customer = await d.customers.get(customerId, ctx.deadline);
+  return eligible(await d.customers.get(customerId, ctx.deadline));
+}
+
+function eligible(customer: Customer): Customer {
   if (customer.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
     throw precondition('CUSTOMER_NOT_ACTIVE', 'customer_id', 'the customer is not active');
   }
@@ -131,25 +140,29 @@ export async function applyForLoan(
   const seen = await findApplicationByKey(shard.db, customerId, req.idempotencyKey);
   if (seen) return replay(d, seen, hash, shard.index, ctx);
 
-  // Everything an application must satisfy, before anything is written.
-  const product = d.saleable(await d.products.get(req.productId, req.productVersion, ctx.deadline));
+  // Everything an application must satisfy, before anything is written. The peers are asked at
+  // once; their answers are judged in the documented order (product, customer, accounts).
+  const [productAsked, customerAsked, ownedAsked, exposureAsked] = await Promise.allSettled([
+    d.products.get(req.productId, req.productVersion, ctx.deadline),
+    d.customers.get(customerId, ctx.deadline),
+    d.accounts.ofOwner(customerId, ctx.deadline),
+    exposureOf(shard.db, customerId),
+  ]);
+  const product = d.saleable(settled(productAsked));
   const terms = loanTermsOf(product);
   checkRanges(terms, req.amount, req.termMonths);
-  const customer = await requireEligible(d, customerId, ctx);
-  const [disbursement, repayment] = await Promise.all([
-    d.accounts.get(ids.disbursement, ctx.deadline),
-    d.accounts.get(ids.repayment, ctx.deadline),
-  ]);
+  const customer = eligible(settled(customerAsked));
+  const owned = settled(ownedAsked);
+  // The customer's own accounts are in the list; any other id is asked for (NOT_FOUND or not owned).
+  const account = async (id: string) => owned.find((a) => a.id === id) ?? (await d.accounts.get(id, ctx.deadline));
+  const [disbursement, repayment] = await Promise.all([account(ids.disbursement), account(ids.repayment)]);
   const payInto = checkAccount('disbursement_account_id', disbursement, customerId, terms.currency);
   checkAccount('repayment_account_id', repayment, customerId, terms.currency);
 
   // The facts the scorecard scores.
   const rate = annualRateOf(terms);
   const schedule = scheduleFor(terms, req.amount, req.termMonths, todayUtc(), rate);
-  const [exposure, owned] = await Promise.all([
-    exposureOf(shard.db, customerId),
-    d.accounts.ofOwner(customerId, ctx.deadline),
-  ]);
+  const exposure = settled(exposureAsked);
   const opened = payInto.createdAt ? Number(payInto.createdAt.seconds) * 1000 : Date.now();
   const decision = score(d.scorecard, {
     riskTier: TIERS[customer.riskTier] ?? 'HIGH',

@@ -77,8 +77,11 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
   if (!loan) throw DomainError.notFound('loan_id', 'loan');
   if (loan.status !== L.LOAN_STATUS_PENDING_DISBURSEMENT) return loanToProto(loan, shard.index);
 
-  const account = await d.accounts.openLoanAccount(loan.id, loan.customer_id, loan.currency, deadline);
-  const terms = loanTermsOf(await d.products.get(loan.product_id, loan.product_version, deadline));
+  const [account, product] = await Promise.all([
+    d.accounts.openLoanAccount(loan.id, loan.customer_id, loan.currency, deadline),
+    d.products.get(loan.product_id, loan.product_version, deadline),
+  ]);
+  const terms = loanTermsOf(product);
   const step = await d.accounts.transfer(
     [
       {
