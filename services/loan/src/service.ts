@@ -18,7 +18,8 @@ import {
   ShardRouter,
   startRuntime,
 } from '@corebank/kit';
-import { ApplicationState, LoanServiceService } from '@corebank/kit/gen/corebank/v1/loan';
+import { ApplicationState, LoanServiceService, LoanStatus } from '@corebank/kit/gen/corebank/v1/loan';
+import { payoffQuote } from './payoff.js';
 import { applyForLoan, bound, decideApplication, type Deps } from './applications.js';
 import { ProductStatus, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import { Accounts } from './clients/accounts.js';
@@ -29,6 +30,7 @@ import { DOMAIN } from './events.js';
 import { scheduleToProto } from './proto.js';
 import { checkRanges, formatRate, annualRateOf, loanTermsOf, scheduleFor } from './terms.js';
 import {
+  dbToday,
   findApplication,
   findLoan,
   instalmentsOf,
@@ -46,6 +48,7 @@ import {
   amountField,
   bucketedIdField,
   customerIdField,
+  dateField,
   idempotencyKeyField,
   todayUtc,
   validateApply,
@@ -67,6 +70,7 @@ export const SCOPES = {
   listLoans: 'loans:read',
   getLoanSchedule: 'loans:read',
   repayLoan: 'loans:write',
+  getPayoffQuote: 'loans:read',
 } as const;
 
 /** A (created_at in ms, id) page cursor. */
@@ -224,6 +228,31 @@ export async function startLoanService(
         v.throwIfAny();
         const { row } = await visibleLoan(loanId!, ctx);
         return repayLoan(deps, row, req, from, ctx);
+      },
+
+      async getPayoffQuote(req, ctx) {
+        const v = new Violations();
+        bucketedIdField(v, 'loan_id', req.loanId, 'a loan id');
+        dateField(v, 'as_of', req.asOf);
+        v.throwIfAny();
+        const { row, shard } = await visibleLoan(req.loanId, ctx);
+        if (row.status !== LoanStatus.LOAN_STATUS_ACTIVE) {
+          throw new DomainError(
+            'FAILED_PRECONDITION',
+            'LOAN_NOT_ACTIVE',
+            `loan_id: the loan is ${LoanStatus[row.status]}`,
+            [{ field: 'loan_id', description: 'is not active' }],
+            { status: LoanStatus[row.status] },
+          );
+        }
+        const asOf = req.asOf || (await dbToday(shard.db));
+        if (asOf < row.disbursed_on!) {
+          throw new DomainError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'as_of: is before the disbursement date', [
+            { field: 'as_of', description: 'is before the disbursement date' },
+          ]);
+        }
+        const quote = payoffQuote(await instalmentsOf(shard.db, row.id), asOf);
+        return { loan: loanToProto(row, shard.index), asOf, ...quote };
       },
 
       async decideLoanApplication(req, ctx) {

@@ -217,6 +217,42 @@ describe.each([1, 3])('loan repayments on %i shard(s)', (shards) => {
     expect((await t.client.getLoan({ loanId: b.loan.id })).loan!.totalPaid).toBe(3_000n);
   });
 
+  it('quotes a payoff as of a date', async () => {
+    const b = await borrower();
+    const today = b.loan.disbursedOn;
+    // On the disbursement date nothing has accrued: the principal alone.
+    const q0 = await t.client.getPayoffQuote({ loanId: b.loan.id, asOf: '' });
+    expect(q0).toMatchObject({ asOf: today, principal: 500_000n, interest: 0n, total: 500_000n });
+    // On the first due date: instalment 1's whole interest (2,875); with 1,000 of it paid, 1,875.
+    const { schedule } = await t.client.getLoanSchedule({ loanId: b.loan.id });
+    const due1 = schedule!.instalments[0]!.dueDate;
+    await b.repay(1_000n);
+    const q1 = await t.client.getPayoffQuote({ loanId: b.loan.id, asOf: due1 });
+    expect(q1).toMatchObject({ asOf: due1, principal: 500_000n, interest: 1_875n, total: 501_875n });
+    await expectRpcError(
+      t.client.getPayoffQuote({ loanId: b.loan.id, asOf: '2000-01-01' }),
+      status.INVALID_ARGUMENT,
+      'as_of',
+    );
+    await expectRpcError(
+      t.client.getPayoffQuote({ loanId: b.loan.id, asOf: '2024-13-01' }),
+      status.INVALID_ARGUMENT,
+      'as_of',
+    );
+    const other = await borrower();
+    const asOther = await t.clientWith(['loans:read'], other.customer.id);
+    await expectRpcError(asOther.getPayoffQuote({ loanId: b.loan.id, asOf: '' }), status.NOT_FOUND, 'loan_id');
+    // A paid-off loan has nothing to quote.
+    const rest = (await t.client.getLoan({ loanId: b.loan.id })).loan!.totalOutstanding;
+    await b.repay(rest);
+    await expectRpcError(
+      t.client.getPayoffQuote({ loanId: b.loan.id, asOf: '' }),
+      status.FAILED_PRECONDITION,
+      'loan_id',
+      'LOAN_NOT_ACTIVE',
+    );
+  });
+
   it('names bad fields, and repays only from the borrower and for the borrower', async () => {
     const b = await borrower();
     const other = await borrower();

@@ -526,6 +526,22 @@ export interface RepayLoanResponse {
   replayed: boolean;
 }
 
+export interface GetPayoffQuoteRequest {
+  loanId: string;
+  /** YYYY-MM-DD, on or after the disbursement date; empty: today (UTC, the database's clock). */
+  asOf: string;
+}
+
+export interface GetPayoffQuoteResponse {
+  loan?: Loan | undefined;
+  asOf: string;
+  principal: bigint;
+  interest: bigint;
+  fees: bigint;
+  penalties: bigint;
+  total: bigint;
+}
+
 function createBaseInstalment(): Instalment {
   return {
     number: 0,
@@ -4671,6 +4687,283 @@ export const RepayLoanResponse: MessageFns<RepayLoanResponse> = {
   },
 };
 
+function createBaseGetPayoffQuoteRequest(): GetPayoffQuoteRequest {
+  return { loanId: "", asOf: "" };
+}
+
+export const GetPayoffQuoteRequest: MessageFns<GetPayoffQuoteRequest> = {
+  encode(message: GetPayoffQuoteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    if (message.asOf !== "") {
+      writer.uint32(18).string(message.asOf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPayoffQuoteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPayoffQuoteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.asOf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPayoffQuoteRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      asOf: isSet(object.asOf)
+        ? globalThis.String(object.asOf)
+        : isSet(object.as_of)
+        ? globalThis.String(object.as_of)
+        : "",
+    };
+  },
+
+  toJSON(message: GetPayoffQuoteRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.asOf !== "") {
+      obj.asOf = message.asOf;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPayoffQuoteRequest>, I>>(base?: I): GetPayoffQuoteRequest {
+    return GetPayoffQuoteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPayoffQuoteRequest>, I>>(object: I): GetPayoffQuoteRequest {
+    const message = createBaseGetPayoffQuoteRequest();
+    message.loanId = object.loanId ?? "";
+    message.asOf = object.asOf ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPayoffQuoteResponse(): GetPayoffQuoteResponse {
+  return { loan: undefined, asOf: "", principal: 0n, interest: 0n, fees: 0n, penalties: 0n, total: 0n };
+}
+
+export const GetPayoffQuoteResponse: MessageFns<GetPayoffQuoteResponse> = {
+  encode(message: GetPayoffQuoteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(10).fork()).join();
+    }
+    if (message.asOf !== "") {
+      writer.uint32(18).string(message.asOf);
+    }
+    if (message.principal !== 0n) {
+      if (BigInt.asIntN(64, message.principal) !== message.principal) {
+        throw new globalThis.Error("value provided for field message.principal of type int64 too large");
+      }
+      writer.uint32(24).int64(message.principal);
+    }
+    if (message.interest !== 0n) {
+      if (BigInt.asIntN(64, message.interest) !== message.interest) {
+        throw new globalThis.Error("value provided for field message.interest of type int64 too large");
+      }
+      writer.uint32(32).int64(message.interest);
+    }
+    if (message.fees !== 0n) {
+      if (BigInt.asIntN(64, message.fees) !== message.fees) {
+        throw new globalThis.Error("value provided for field message.fees of type int64 too large");
+      }
+      writer.uint32(40).int64(message.fees);
+    }
+    if (message.penalties !== 0n) {
+      if (BigInt.asIntN(64, message.penalties) !== message.penalties) {
+        throw new globalThis.Error("value provided for field message.penalties of type int64 too large");
+      }
+      writer.uint32(48).int64(message.penalties);
+    }
+    if (message.total !== 0n) {
+      if (BigInt.asIntN(64, message.total) !== message.total) {
+        throw new globalThis.Error("value provided for field message.total of type int64 too large");
+      }
+      writer.uint32(56).int64(message.total);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPayoffQuoteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPayoffQuoteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.asOf = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.principal = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.interest = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fees = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.penalties = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.total = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPayoffQuoteResponse {
+    return {
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      asOf: isSet(object.asOf)
+        ? globalThis.String(object.asOf)
+        : isSet(object.as_of)
+        ? globalThis.String(object.as_of)
+        : "",
+      principal: isSet(object.principal) ? BigInt(object.principal) : 0n,
+      interest: isSet(object.interest) ? BigInt(object.interest) : 0n,
+      fees: isSet(object.fees) ? BigInt(object.fees) : 0n,
+      penalties: isSet(object.penalties) ? BigInt(object.penalties) : 0n,
+      total: isSet(object.total) ? BigInt(object.total) : 0n,
+    };
+  },
+
+  toJSON(message: GetPayoffQuoteResponse): unknown {
+    const obj: any = {};
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.asOf !== "") {
+      obj.asOf = message.asOf;
+    }
+    if (message.principal !== 0n) {
+      obj.principal = message.principal.toString();
+    }
+    if (message.interest !== 0n) {
+      obj.interest = message.interest.toString();
+    }
+    if (message.fees !== 0n) {
+      obj.fees = message.fees.toString();
+    }
+    if (message.penalties !== 0n) {
+      obj.penalties = message.penalties.toString();
+    }
+    if (message.total !== 0n) {
+      obj.total = message.total.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPayoffQuoteResponse>, I>>(base?: I): GetPayoffQuoteResponse {
+    return GetPayoffQuoteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPayoffQuoteResponse>, I>>(object: I): GetPayoffQuoteResponse {
+    const message = createBaseGetPayoffQuoteResponse();
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.asOf = object.asOf ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null) ? BigInt(object.principal) : 0n;
+    message.interest = (object.interest !== undefined && object.interest !== null) ? BigInt(object.interest) : 0n;
+    message.fees = (object.fees !== undefined && object.fees !== null) ? BigInt(object.fees) : 0n;
+    message.penalties = (object.penalties !== undefined && object.penalties !== null) ? BigInt(object.penalties) : 0n;
+    message.total = (object.total !== undefined && object.total !== null) ? BigInt(object.total) : 0n;
+    return message;
+  },
+};
+
 /**
  * Lending: quotes, applications decided within the call by a scorecard that states its reasons,
  * disbursement through the ledger, schedules fixed at disbursement, repayments by the default
@@ -4814,6 +5107,25 @@ export const LoanServiceService = {
     responseSerialize: (value: RepayLoanResponse): Buffer => Buffer.from(RepayLoanResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RepayLoanResponse => RepayLoanResponse.decode(value),
   },
+  /**
+   * What closes an ACTIVE loan as of a date (no side effects): all principal outstanding, the
+   * unpaid interest, fees and penalties of the instalments due on or before that date, and the
+   * interest accrued in the period running on it (the period's scheduled interest times the days
+   * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
+   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
+   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   */
+  getPayoffQuote: {
+    path: "/corebank.v1.LoanService/GetPayoffQuote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPayoffQuoteRequest): Buffer =>
+      Buffer.from(GetPayoffQuoteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPayoffQuoteRequest => GetPayoffQuoteRequest.decode(value),
+    responseSerialize: (value: GetPayoffQuoteResponse): Buffer =>
+      Buffer.from(GetPayoffQuoteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPayoffQuoteResponse => GetPayoffQuoteResponse.decode(value),
+  },
 } as const;
 
 export interface LoanServiceServer extends UntypedServiceImplementation {
@@ -4859,6 +5171,15 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * its allocation released; that is final for its key.
    */
   repayLoan: handleUnaryCall<RepayLoanRequest, RepayLoanResponse>;
+  /**
+   * What closes an ACTIVE loan as of a date (no side effects): all principal outstanding, the
+   * unpaid interest, fees and penalties of the instalments due on or before that date, and the
+   * interest accrued in the period running on it (the period's scheduled interest times the days
+   * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
+   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
+   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   */
+  getPayoffQuote: handleUnaryCall<GetPayoffQuoteRequest, GetPayoffQuoteResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -5029,6 +5350,29 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * What closes an ACTIVE loan as of a date (no side effects): all principal outstanding, the
+   * unpaid interest, fees and penalties of the instalments due on or before that date, and the
+   * interest accrued in the period running on it (the period's scheduled interest times the days
+   * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
+   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
+   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   */
+  getPayoffQuote(
+    request: GetPayoffQuoteRequest,
+    callback: (error: ServiceError | null, response: GetPayoffQuoteResponse) => void,
+  ): ClientUnaryCall;
+  getPayoffQuote(
+    request: GetPayoffQuoteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPayoffQuoteResponse) => void,
+  ): ClientUnaryCall;
+  getPayoffQuote(
+    request: GetPayoffQuoteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPayoffQuoteResponse) => void,
   ): ClientUnaryCall;
 }
 
