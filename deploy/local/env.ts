@@ -61,6 +61,9 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     SHUTDOWN_GRACE_MS: '5000',
     READINESS_DRAIN_MS: '0',
     GRPC_MAX_CONNECTION_AGE_MS: '300000',
+    ADMISSION_MAX_IN_FLIGHT: '512',
+    ADMISSION_READ_RESERVE_PERCENT: '20',
+    CHANNEL_RATE_LIMITS: '',
   };
   if (GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;

@@ -154,7 +154,7 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_TOKEN_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_TOKEN_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -250,6 +250,12 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.shutdown.readinessDrainMs | quote }}
 - name: GRPC_MAX_CONNECTION_AGE_MS
   value: {{ $v.grpc.maxConnectionAgeMs | quote }}
+- name: ADMISSION_MAX_IN_FLIGHT
+  value: {{ $v.grpc.admission.maxInFlight | quote }}
+- name: ADMISSION_READ_RESERVE_PERCENT
+  value: {{ $v.grpc.admission.readReservePercent | quote }}
+- name: CHANNEL_RATE_LIMITS
+  value: {{ $v.grpc.admission.channelRateLimits | quote }}
 {{- range $callee := default (list) $svc.calls }}
 - name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
   value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}

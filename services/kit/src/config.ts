@@ -78,6 +78,20 @@ export const parsers = {
     }
     return v;
   }) as Parser<string>,
+  /** `name=n` pairs, comma-separated (names: letters, digits, `*`, `.`, `:`, `_`, `-`; n >= 1). */
+  rates: ((raw, name) => {
+    const rates = new Map<string, number>();
+    for (const pair of raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      const m = /^([A-Za-z0-9*][\w.:*-]{0,127})=(\d{1,9})$/.exec(pair);
+      if (!m || Number(m[2]) < 1)
+        throw new ConfigError(name, `must be name=rate pairs with rates of at least 1, got "${pair}"`);
+      rates.set(m[1]!, Number(m[2]));
+    }
+    return rates;
+  }) as Parser<Map<string, number>>,
   secretKey: ((raw, name) => {
     const key = Buffer.from(raw, 'base64');
     if (key.length < 32) throw new ConfigError(name, 'must be at least 32 bytes, base64-encoded');
@@ -181,6 +195,24 @@ export const baseSpec = {
     description: 'how long health reports NOT_SERVING before the server stops accepting (one readiness period)',
     parse: parsers.int(0, 600_000),
     default: '0',
+  },
+  admissionMaxInFlight: {
+    name: 'ADMISSION_MAX_IN_FLIGHT',
+    description: 'calls served at once by one process; beyond it calls get RESOURCE_EXHAUSTED at once (0: no limit)',
+    parse: parsers.int(0, 1_000_000),
+    default: '512',
+  },
+  admissionReadReservePercent: {
+    name: 'ADMISSION_READ_RESERVE_PERCENT',
+    description: 'percent of ADMISSION_MAX_IN_FLIGHT that only reads (Get, List, Check, Preview) may use',
+    parse: parsers.int(0, 90),
+    default: '20',
+  },
+  channelRateLimits: {
+    name: 'CHANNEL_RATE_LIMITS',
+    description: 'calls per second per calling channel, e.g. "mobile=500,*=2000" (* = any other channel); empty: none',
+    parse: parsers.rates,
+    default: '',
   },
   maxConnectionAgeMs: {
     name: 'GRPC_MAX_CONNECTION_AGE_MS',

@@ -6,6 +6,7 @@ export * from './config.js';
 export * from './db.js';
 export * from './errors.js';
 export * from './grpc/server.js';
+export * from './grpc/admission.js';
 export * from './inbox.js';
 export * from './log.js';
 export * from './metrics.js';
