@@ -16,7 +16,7 @@
 //
 //   npm run bench -- [--shards 3] [--accounts 10000] [--clients 64] [--duration 30] [--scale N]
 //                    [--scenarios steady,batched,peak,hot,onboarding] [--per-request N] [--rate N] [--no-pgbench]
-//                    [--no-record] [--cpu-prof] [--json PATH]
+//                    [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -70,6 +70,7 @@ const { values: flags } = parseArgs({
     'no-pgbench': { type: 'boolean', default: false },
     'no-record': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    relaxed: { type: 'boolean', default: false },
     json: { type: 'string' },
     smoke: { type: 'boolean', default: false },
   },
@@ -92,6 +93,8 @@ const opts = {
   pgbench: !smoke && !flags['no-pgbench'],
   record: !smoke && !flags['no-record'],
   perRequest: int('per-request', flags['per-request'], 1),
+  /** PostgreSQL durable as in production (fsync, synchronous_commit, full_page_writes on), unless --relaxed. */
+  durable: !flags.relaxed,
 };
 for (const s of opts.scenarios) {
   if (!['steady', 'batched', 'peak', 'hot', 'onboarding'].includes(s)) fail(`--scenarios: unknown scenario "${s}"`);
@@ -241,14 +244,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const durability = opts.durable ? 'durable' : 'relaxed (fsync, synchronous_commit, full_page_writes off)';
 say(
   `corebank bench: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s a run, ` +
-    `scenarios ${opts.scenarios.join(',')}${opts.pgbench ? `, pgbench scale ${scale}` : ''}; ${cpus().length} CPUs, load ${loadavg()
+    `scenarios ${opts.scenarios.join(',')}${opts.pgbench ? `, pgbench scale ${scale}` : ''}, PostgreSQL ${durability}; ${cpus().length} CPUs, load ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,
 );
 
-const [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
+const [pgServer, nats] = await Promise.all([startPostgres({ durable: opts.durable }), startNats()]);
 cleanups.push(
   () => pgServer.stop(),
   () => nats.stop(),
@@ -926,7 +930,7 @@ const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.le
 const fmt = (cells: string[]) =>
   cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 console.log(
-  `\ncorebank bench ${stamp}: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s runs; ${cpus().length} CPUs on ${hostname()}`,
+  `\ncorebank bench ${stamp}: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s runs, PostgreSQL ${opts.durable ? 'durable' : 'relaxed'}; ${cpus().length} CPUs on ${hostname()}`,
 );
 console.log('ops/s: pgbench transactions, or OK payments (transfers) per second; CPU in % of one core');
 console.log(fmt(head));
@@ -999,7 +1003,7 @@ if (opts.record && failures.length === 0) {
   const row = [
     `${day} UTC`,
     `\`${commit}\``,
-    `${cpus().length} CPU, load ${loadavg()[1]!.toFixed(1)}`,
+    `${cpus().length} CPU, load ${loadavg()[1]!.toFixed(1)}, ${opts.durable ? 'durable' : 'relaxed'}`,
     `${opts.shards} / ${opts.accounts} / ${opts.clients}`,
     cell(pg0, (r) => `${r.rate} (p99 ${f1(r.latency.p99)})`),
     cell(steady, (r) => `${r.rate} (${f1(r.latency.p50)}/${f1(r.latency.p95)}/${f1(r.latency.p99)})`),

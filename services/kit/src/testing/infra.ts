@@ -40,6 +40,11 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** How long the server may take to accept connections (default 30 s). */
   readyTimeoutMs?: number;
+  /**
+   * PostgreSQL only: fsync, synchronous_commit and full_page_writes on, as in production (the
+   * benchmarks). Off by default: tests need no crash safety of the server itself, only speed.
+   */
+  durable?: boolean;
 }
 
 /** A child that exits before it is ready, with the end of what it wrote. */
@@ -194,6 +199,12 @@ async function startOnFreePort(
   }
 }
 
+/** The server settings that decide whether a commit survives a crash of the machine. */
+function durability(durable: boolean): string[] {
+  const v = durable ? 'on' : 'off';
+  return ['-c', `fsync=${v}`, '-c', `synchronous_commit=${v}`, '-c', `full_page_writes=${v}`];
+}
+
 export async function startPostgres(o: StartOptions = {}): Promise<RunningProcess & { adminUrl: string }> {
   const bin = pgBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'corebank-pg-'));
@@ -213,12 +224,7 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       dir,
       '-c',
       'listen_addresses=127.0.0.1',
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
+      ...durability(o.durable ?? false),
       '-c',
       'max_connections=300',
       '-c',
