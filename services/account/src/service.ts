@@ -4,7 +4,6 @@ import {
   createLogger,
   DomainError,
   requireCustomer,
-  serviceClient,
   ShardRouter,
   startRuntime,
   type Logger,
@@ -12,10 +11,9 @@ import {
   type RunningServer,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
-import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
-import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
+import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
-import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './accounts.js';
+import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './store.js';
 import {
   validateAccountId,
   validateGetStatement,
@@ -70,12 +68,7 @@ export async function startAccountService(
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
-  const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
-    'customers:read',
-  ]);
-  const products = serviceClient(ProductServiceClient, config.productServiceAddress, config.authTokenKey, SERVICE, [
-    'products:read',
-  ]);
+  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, config.authTokenKey);
 
   const sweeper =
     config.expirySweepIntervalMs > 0
@@ -148,7 +141,7 @@ export async function startAccountService(
         // Customer ids are lower-case UUIDs: the same customer always derives the same account id.
         const customerId = req.customerId.toLowerCase();
         requireCustomer(ctx.principal, customerId, 'customer_id');
-        return openDepositAccount({ router, customers, products }, { ...req, customerId }, ctx);
+        return openDepositAccount({ router, peers }, { ...req, customerId }, ctx);
       },
       async setOwnerDebitsBlocked(req) {
         validateOwner(req.ownerId);
@@ -166,7 +159,7 @@ export async function startAccountService(
 
   const server = await runtime.serve(
     [binding],
-    [() => sweeper?.stop(), () => customers.close(), () => products.close()],
+    [() => sweeper?.stop(), () => peers.customers.close(), () => peers.products.close()],
   );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

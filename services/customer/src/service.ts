@@ -21,7 +21,7 @@ import {
   PostalAddress,
   type Customer,
 } from '@corebank/kit/gen/corebank/v1/customer';
-import { accountClient, fromAccountService, type AccountClient } from './accounts.js';
+import { accountClient, fromAccountService, type AccountClient } from './clients/account.js';
 import type { CustomerConfig } from './config.js';
 import { customerUpdated, DOMAIN, kycChanged, riskTierChanged, statusChanged } from './events.js';
 import { customerToProto } from './proto.js';

@@ -2,6 +2,7 @@
 // (ErrorInfo with a machine-readable reason, BadRequest with field violations), so channels
 // can act on errors without parsing text.
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { isDatabaseUnavailable } from './db.js';
 import { Any } from './gen/google/protobuf/any.js';
 import { BadRequest, ErrorInfo, RetryInfo } from './gen/google/rpc/error_details.js';
 import { Status } from './gen/google/rpc/status.js';
@@ -99,10 +100,18 @@ function toAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
 }
 
-/** The ServiceError a handler returns for any thrown value; unknown errors become INTERNAL without leaking text. */
+/**
+ * The ServiceError a handler returns for any thrown value. PostgreSQL being down is UNAVAILABLE (the
+ * caller retries later); any other unknown error is INTERNAL. Neither leaks the error's own text:
+ * the service log has it.
+ */
 export function toServiceError(err: unknown): ServiceError {
   const e =
-    err instanceof DomainError ? err : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
+    err instanceof DomainError
+      ? err
+      : isDatabaseUnavailable(err)
+        ? new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', 'the database is unavailable; retry')
+        : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
   const code = Code[e.code];
   const message = cut(e.message, MAX_MESSAGE_CHARS);
   const info = ErrorInfo.encode({

@@ -21,22 +21,14 @@ import {
   type CreatePaymentResponse,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
-import { accountIdField, geoFields, keyField, referenceField, timeField } from './fields.js';
-import type { Ledger } from './ledger.js';
+import { accountIdField, geoFields, keyField, referenceField, timeField } from './validate.js';
+import type { Ledger } from './clients/ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
-import type { Peers } from './peers.js';
+import type { Peers } from './clients/peers.js';
 import { customerHistory, evaluateRisk, lockCustomer, rememberSession, verdictOf } from './risk.js';
 import type { Saga } from './saga.js';
-import {
-  bodyHashOf,
-  findPayment,
-  paymentIdFor,
-  paymentToProto,
-  replayOf,
-  type NewOrder,
-  type PaymentRow,
-  createOnce,
-} from './store.js';
+import { bodyHashOf, findPayment, paymentIdFor, replayOf, type NewOrder, createOnce } from './store.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
 
 /** How far ahead an escrow's auto-release time may be. */
 const MAX_ESCROW_DAYS = 366;

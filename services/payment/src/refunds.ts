@@ -9,19 +9,11 @@ import {
   PaymentStatus as S,
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { keyField, paymentIdField, referenceField } from './fields.js';
+import { keyField, paymentIdField, referenceField } from './validate.js';
 import { firstStep, firstStepInline, type PaymentDeps } from './orders.js';
 import { NOTHING_MOVED, statusName } from './state.js';
-import {
-  bodyHashOf,
-  findPayment,
-  paymentIdFor,
-  paymentToProto,
-  refundsOf,
-  replayOf,
-  type PaymentRow,
-  createOnce,
-} from './store.js';
+import { bodyHashOf, findPayment, paymentIdFor, refundsOf, replayOf, createOnce } from './store.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
 
 const REFUNDABLE = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_PARTIALLY_REFUNDED];
 

@@ -18,10 +18,11 @@ import {
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
 import { DOMAIN } from './events.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger } from './clients/ledger.js';
 import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
 import { nextAfter, WAITING_STEPS } from './state.js';
-import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog, type PaymentRow } from './store.js';
+import type { PaymentRow } from './proto.js';
+import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog } from './store.js';
 
 export interface SagaOptions {
   /** Durable consumer name (and inbox consumer key). */

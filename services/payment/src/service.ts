@@ -22,13 +22,14 @@ import {
 import type { PaymentConfig } from './config.js';
 import { cancelEscrow, confirmEscrow, openDispute, resolveDispute, reviewPayment } from './decisions.js';
 import { DOMAIN } from './events.js';
-import { Ledger } from './ledger.js';
+import { Ledger } from './clients/ledger.js';
 import { createPayment, type PaymentDeps } from './orders.js';
-import { Peers } from './peers.js';
-import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from './fields.js';
+import { Peers } from './clients/peers.js';
+import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from './validate.js';
 import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
-import { findPayment, listPayments, paymentToProto, refundsOf, waitingOrders } from './store.js';
+import { paymentToProto } from './proto.js';
+import { findPayment, listPayments, refundsOf, waitingOrders } from './store.js';
 
 export const SERVICE = 'payment';
 export const SERVICE_NAME = 'corebank.v1.PaymentService';

@@ -11,7 +11,7 @@ import {
 import { createDatabases } from '@corebank/kit/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
-import { Ledger } from '../src/ledger.js';
+import { Ledger } from '../src/clients/ledger.js';
 import { paymentMigrations } from '../src/migrations.js';
 import { Saga } from '../src/saga.js';
 import { bodyHashOf, createOnce, findPayment, insertOrder, paymentIdFor, type NewOrder } from '../src/store.js';

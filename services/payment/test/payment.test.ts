@@ -13,7 +13,7 @@ import {
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances } from '../../account/test/helpers.js';
-import { transferIds } from '../src/ledger.js';
+import { transferIds } from '../src/clients/ledger.js';
 import { accountsOn, NO_RISK_RULES, settled, startPayments, type TestPayments } from './harness.js';
 
 async function rpcError(p: Promise<unknown>): Promise<ServiceError> {

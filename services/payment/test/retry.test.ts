@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from '../../account/test/bank.js';
 import { balances } from '../../account/test/helpers.js';
 import { loadPaymentConfig } from '../src/config.js';
-import { Ledger, type AccountClient } from '../src/ledger.js';
+import { Ledger, type AccountClient } from '../src/clients/ledger.js';
 import { Saga } from '../src/saga.js';
 import { bodyHashOf, findPayment, insertOrder, paymentIdFor } from '../src/store.js';
 import { accountsOn, paymentEnv } from './harness.js';

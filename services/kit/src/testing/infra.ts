@@ -87,10 +87,16 @@ export interface RunningProcess {
   stop: () => Promise<void>;
   /**
    * Kills the server (PostgreSQL: immediate shutdown, as a crash; nats-server: SIGKILL), waits
-   * `downMs`, and starts it again on the same port and data (JetStream's store included).
+   * `down` ms (or runs `down`, to act during the outage), and starts it again on the same port and
+   * data (JetStream's store included), even when `down` failed.
    */
-  restart: (downMs?: number) => Promise<void>;
+  restart: (down?: Down) => Promise<void>;
 }
+
+/** How long an outage lasts: milliseconds, or what a test does while the server is down. */
+export type Down = number | (() => Promise<unknown>);
+
+const sitOut = (down: Down) => (typeof down === 'number' ? new Promise((r) => setTimeout(r, down)) : down());
 
 /** Starts a server again on the port it had: a restart, for tests of outages. */
 async function restartOn(
@@ -274,11 +280,14 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
-    restart: async (downMs = 0) => {
+    restart: async (down: Down = 0) => {
       await pgCtlStop();
       await stopChild(child, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, downMs));
-      child = await restartOn('PostgreSQL', port, spawnPg, readyPg);
+      try {
+        await sitOut(down);
+      } finally {
+        child = await restartOn('PostgreSQL', port, spawnPg, readyPg);
+      }
     },
   };
 }
@@ -327,10 +336,13 @@ export async function startNats(o: StartOptions = {}): Promise<RunningProcess> {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
-    restart: async (downMs = 0) => {
+    restart: async (down: Down = 0) => {
       await stopChild(child, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, downMs));
-      child = await restartOn('nats-server', port, spawnNats, readyNats);
+      try {
+        await sitOut(down);
+      } finally {
+        child = await restartOn('nats-server', port, spawnNats, readyNats);
+      }
     },
   };
 }

@@ -6,8 +6,8 @@ import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
-import type { TierName } from './config.js';
-import { NO_LIMITS, type Limits } from './limits.js';
+import type { TierName } from '../config.js';
+import { NO_LIMITS, type Limits } from '../limits.js';
 
 const TIER_NAMES: Partial<Record<RiskTier, TierName>> = {
   [RiskTier.RISK_TIER_LOW]: 'LOW',

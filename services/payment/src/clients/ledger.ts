@@ -11,7 +11,7 @@ import {
   type Transfer,
 } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
-import type { PaymentRow } from './store.js';
+import type { PaymentRow } from '../proto.js';
 
 /** What the payment service's own tokens carry when it calls the account service. */
 export const ACCOUNT_SCOPES = ['accounts:read', 'transfers:write', 'ledger:admin'];
