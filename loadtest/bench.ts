@@ -252,7 +252,7 @@ say(
       .join(' ')}`,
 );
 
-const [pgServer, nats] = await Promise.all([startPostgres({ durable: opts.durable }), startNats()]);
+const [pgServer, nats] = await Promise.all([startPostgres({ durability: opts.durable ? 'durable' : 'relaxed' }), startNats()]);
 cleanups.push(
   () => pgServer.stop(),
   () => nats.stop(),
