@@ -38,8 +38,18 @@ export type StepResult = { kind: 'ok' } | { kind: 'refused'; reason: string } | 
 
 const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'RESOURCE_EXHAUSTED', 'ABORTED']);
 
+/**
+ * What the payment service needs of an account, all of which never changes once the account is
+ * opened (owner, currency, shard, product version): cached, so an order does not ask the ledger.
+ */
+export type AccountFacts = Pick<Account, 'id' | 'ownerId' | 'currency' | 'shard' | 'productId' | 'productVersion'>;
+
+/** Accounts whose facts are kept; the least recently used go first. */
+const MAX_CACHED_ACCOUNTS = 100_000;
+
 export class Ledger {
   private inTransit = new Map<string, string>();
+  private facts = new Map<string, AccountFacts>();
 
   constructor(
     readonly client: AccountClient,
@@ -54,15 +64,31 @@ export class Ledger {
     this.client.close();
   }
 
-  /** The account, or undefined when the ledger has none with this id. */
-  async account(id: string, deadline?: Date): Promise<Account | undefined> {
+  /**
+   * The account's facts, or undefined when the ledger has none with this id (not remembered: it
+   * may be opened later). Its balances and state are not here: the ledger decides on those itself.
+   */
+  async account(id: string, deadline?: Date): Promise<AccountFacts | undefined> {
+    const known = this.facts.get(id);
+    if (known) {
+      this.facts.delete(id);
+      this.facts.set(id, known);
+      return known;
+    }
+    let account: Account | undefined;
     try {
-      return (await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) })).account;
+      ({ account } = await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) }));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'GetAccount');
       if (e.code === 'NOT_FOUND') return undefined;
       throw e;
     }
+    if (!account) return undefined;
+    const { ownerId, currency, shard, productId, productVersion } = account;
+    const facts: AccountFacts = { id: account.id, ownerId, currency, shard, productId, productVersion };
+    if (this.facts.size >= MAX_CACHED_ACCOUNTS) this.facts.delete(this.facts.keys().next().value!);
+    this.facts.set(id, facts);
+    return facts;
   }
 
   /** The in-transit GL account of a shard in a currency, or undefined when the ledger books none. */

@@ -3,7 +3,7 @@
 // opened on. Product versions are immutable once published, so their limits are cached for the
 // life of the process; the risk tier is asked every time (a tier raised a second ago must count).
 import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
-import type { Account } from '@corebank/kit/gen/corebank/v1/account';
+import type { AccountFacts } from './ledger.js';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
 import type { TierName } from '../config.js';
@@ -60,7 +60,7 @@ export class Peers {
   }
 
   /** The limits of the product version the account was opened on (none without a product). */
-  async limitsOf(account: Account, deadline?: Date): Promise<Limits> {
+  async limitsOf(account: AccountFacts, deadline?: Date): Promise<Limits> {
     if (!account.productId) return NO_LIMITS;
     const key = `${account.productId}@${account.productVersion}`;
     const cached = this.limits.get(key);
