@@ -74,7 +74,8 @@ export async function openDepositAccount(
     'customer',
     'GetCustomer',
     'customer_id',
-    deps.customers.getCustomer({ customerId: req.customerId }, opts),
+    // A customer-bound caller's binding goes along: the customer service checks it again.
+    deps.customers.getCustomer({ customerId: req.customerId }, { ...opts, onBehalfOf: ctx.principal }),
   );
   if (customer!.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
     throw new DomainError(

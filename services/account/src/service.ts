@@ -5,6 +5,8 @@ import {
   DomainError,
   requireCustomer,
   serviceClient,
+  serviceIdentity,
+  tokenVerifier,
   ShardRouter,
   startRuntime,
   type Logger,
@@ -42,7 +44,7 @@ export const SCOPES = {
   createAccounts: 'accounts:write',
   getAccount: 'accounts:read',
   listAccounts: 'accounts:read',
-  listSystemAccounts: 'ledger:admin',
+  listSystemAccounts: 'ledger:read',
   createTransfers: 'transfers:write',
   getTransfer: 'accounts:read',
   getStatement: 'accounts:read',
@@ -65,17 +67,15 @@ export async function startAccountService(
   config: AccountConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<AccountApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
-  const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
-    'customers:read',
-  ]);
-  const products = serviceClient(ProductServiceClient, config.productServiceAddress, config.authTokenKey, SERVICE, [
-    'products:read',
-  ]);
+  const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, identity, 'customer');
+  const products = serviceClient(ProductServiceClient, config.productServiceAddress, identity, 'product');
 
   const sweeper =
     config.expirySweepIntervalMs > 0
@@ -159,7 +159,7 @@ export async function startAccountService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

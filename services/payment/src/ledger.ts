@@ -1,7 +1,15 @@
 // The account service as the payment service uses it: read accounts, find each shard's in-transit
 // GL account, and make the saga's transfers. Every transfer id is derived from the payment id and
 // the step, so a retried step replays the ledger's original result instead of moving money again.
-import { callDeadline, DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
+import {
+  callDeadline,
+  DomainError,
+  fromDownstream,
+  hashedUuid,
+  serviceClient,
+  type Principal,
+  type ServiceIdentity,
+} from '@corebank/kit';
 import {
   AccountServiceClient,
   SystemAccountKind,
@@ -12,9 +20,6 @@ import {
 } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentRow } from './store.js';
-
-/** What the payment service's own tokens carry when it calls the account service. */
-export const ACCOUNT_SCOPES = ['accounts:read', 'transfers:write', 'ledger:admin'];
 
 /** The chart-of-accounts code of payment transfers. */
 export const PAYMENT_TRANSFER_CODE = 2;
@@ -46,18 +51,28 @@ export class Ledger {
     private readonly callTimeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, callTimeoutMs: number): Ledger {
-    return new Ledger(serviceClient(AccountServiceClient, address, key, 'payment', ACCOUNT_SCOPES), callTimeoutMs);
+  /** Its tokens carry what services/kit/src/identities.ts allows the payment service towards the ledger. */
+  static connect(address: string, identity: ServiceIdentity, callTimeoutMs: number): Ledger {
+    return new Ledger(serviceClient(AccountServiceClient, address, identity, 'account'), callTimeoutMs);
   }
 
   close(): void {
     this.client.close();
   }
 
-  /** The account, or undefined when the ledger has none with this id. */
-  async account(id: string, deadline?: Date): Promise<Account | undefined> {
+  /**
+   * The account, or undefined when the ledger has none with this id. With `onBehalfOf` (the
+   * caller whose money this is), a customer-bound caller's token goes along: the ledger itself
+   * refuses another customer's account (PERMISSION_DENIED CUSTOMER_MISMATCH).
+   */
+  async account(id: string, deadline?: Date, onBehalfOf?: Principal): Promise<Account | undefined> {
     try {
-      return (await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) })).account;
+      return (
+        await this.client.getAccount(
+          { accountId: id },
+          { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
+        )
+      ).account;
     } catch (err) {
       const e = fromDownstream(err, 'account', 'GetAccount');
       if (e.code === 'NOT_FOUND') return undefined;
@@ -159,14 +174,16 @@ export class Ledger {
    * (a definitive failure); failures to get a verdict are retryable. For post and void every
    * refusal is also retried (logged by the caller): the hold is the saga's own and never expires,
    * so a refusal means an outage or a bug, never a reason to settle the order differently.
+   * With `onBehalfOf` (a step made while serving its customer-bound caller), the ledger checks the
+   * customer owns the debited account (DEBIT_ACCOUNT_NOT_OWNED otherwise).
    */
-  async execute(row: PaymentRow, deadline?: Date): Promise<StepResult> {
+  async execute(row: PaymentRow, deadline?: Date, onBehalfOf?: Principal): Promise<StepResult> {
     let results;
     try {
       const transfer = await this.transferFor(row);
       ({ results } = await this.client.createTransfers(
         { transfers: [transfer] },
-        { deadline: this.deadline(deadline) },
+        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
       ));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'CreateTransfers');
