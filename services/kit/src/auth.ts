@@ -419,9 +419,9 @@ export class TokenVerifier {
       throw unauthenticated('MALFORMED_TOKEN', `${what} needs numeric exp and iat (and nbf when present)`);
     }
     if (exp <= now - CLOCK_TOLERANCE_S) throw unauthenticated('TOKEN_EXPIRED', `${what} has expired`);
-    if ((nbf ?? 0) > now + CLOCK_TOLERANCE_S || iat > now + CLOCK_TOLERANCE_S) {
-      throw unauthenticated('TOKEN_NOT_YET_VALID', `${what} is not valid yet`);
-    }
+    // iat is required but not held against this clock: a service whose clock runs behind the
+    // issuer's must not refuse fresh tokens (nbf is the claim that says "not before").
+    if ((nbf ?? 0) > now + CLOCK_TOLERANCE_S) throw unauthenticated('TOKEN_NOT_YET_VALID', `${what} is not valid yet`);
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
     if (!audiences.includes(audience)) {
       throw unauthenticated('WRONG_AUDIENCE', `${what} is not meant for ${audience}`);
