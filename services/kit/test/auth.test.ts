@@ -8,11 +8,16 @@ import { join } from 'node:path';
 import {
   ALL_AUDIENCES,
   audienceOf,
+  baseSpec,
+  ConfigError,
   DomainError,
   generateSigningKey,
   KeyStore,
+  loadConfig,
   mintToken,
   parseJwks,
+  serviceIdentity,
+  serviceKeySpec,
   serviceKid,
   signingKey,
   TokenVerifier,
@@ -233,5 +238,43 @@ describe('TokenVerifier', () => {
       /service:<name>/,
     );
     expect(() => parseJwks('[]')).toThrow(/JWKS/);
+  });
+});
+
+describe('auth configuration', () => {
+  const spec = { authJwks: baseSpec.authJwks, authIssuer: baseSpec.authIssuer, ...serviceKeySpec };
+  const load = (env: Record<string, string>) => loadConfig(spec, env);
+  const message = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('names the bad variable and says what is wrong, never echoing a key', async () => {
+    const k = await generateSigningKey(serviceKid('payment'));
+    const jwks = JSON.stringify({ keys: [k.publicJwk] });
+    const key = JSON.stringify(k.privateJwk);
+    expect(message(() => load({ AUTH_SERVICE_KEY: key }))).toMatch(/^invalid configuration: AUTH_JWKS: is required/);
+    expect(message(() => load({ AUTH_JWKS: '/no/such/file', AUTH_SERVICE_KEY: key }))).toBe(
+      'invalid configuration: AUTH_JWKS: cannot read the file /no/such/file: ENOENT',
+    );
+    expect(message(() => load({ AUTH_JWKS: JSON.stringify({ keys: [k.privateJwk] }), AUTH_SERVICE_KEY: key }))).toMatch(
+      /AUTH_JWKS: key "service:payment" holds private key material/,
+    );
+    expect(message(() => load({ AUTH_JWKS: '{"keys": []}', AUTH_SERVICE_KEY: key }))).toMatch(
+      /AUTH_JWKS: holds no keys/,
+    );
+    const noPrivate = message(() => load({ AUTH_JWKS: jwks, AUTH_SERVICE_KEY: JSON.stringify(k.publicJwk) }));
+    expect(noPrivate).toBe('invalid configuration: AUTH_SERVICE_KEY: must be a private JWK (with d)');
+    const c = load({ AUTH_JWKS: jwks, AUTH_SERVICE_KEY: key });
+    expect((await serviceIdentity('payment', c)).key.kid).toBe('service:payment');
+    // Another service's key is refused at start-up.
+    await expect(serviceIdentity('customer', c)).rejects.toThrow(
+      'invalid configuration: AUTH_SERVICE_KEY: the key id must be service:customer[:<version>], got "service:payment"',
+    );
   });
 });
