@@ -19,7 +19,7 @@
 //                    [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
-import { createLogger, migrateAllShards, mintToken, ShardRouter } from '@corebank/kit';
+import { ALL_AUDIENCES, audienceOf, createLogger, migrateAllShards, mintToken, ShardRouter } from '@corebank/kit';
 import {
   AccountServiceClient,
   CreateAccountResultCode,
@@ -46,7 +46,7 @@ import {
   type Account,
   type Transfer,
 } from '@corebank/kit/gen/corebank/v1/account';
-import { createDatabases, freePort, promisify, startNats, startPostgres } from '@corebank/kit/testing';
+import { createDatabases, createTestAuth, freePort, promisify, startNats, startPostgres } from '@corebank/kit/testing';
 import { localDatabase, localServiceEnv } from '../deploy/local/env.js';
 import { loadAccountConfig } from '../services/account/src/config.js';
 import { accountMigrations } from '../services/account/src/migrations.js';
@@ -252,7 +252,10 @@ say(
       .join(' ')}`,
 );
 
-const [pgServer, nats] = await Promise.all([startPostgres({ durability: opts.durable ? 'durable' : 'relaxed' }), startNats()]);
+const [pgServer, nats] = await Promise.all([
+  startPostgres({ durability: opts.durable ? 'durable' : 'relaxed' }),
+  startNats(),
+]);
 cleanups.push(
   () => pgServer.stop(),
   () => nats.stop(),
@@ -262,7 +265,8 @@ const natsPid = findServer('nats-server', nats.port);
 
 const shardDbs = Array.from({ length: opts.shards }, (_, i) => localDatabase('account', i));
 await createDatabases(pgServer.adminUrl, shardDbs);
-const key = randomBytes(32);
+// A throwaway issuer and service keys for this run (in memory; the JWKS goes to the service inline).
+const auth = await createTestAuth();
 const grpcPort = await freePort();
 const metricsPort = await freePort();
 const env = {
@@ -270,7 +274,8 @@ const env = {
     pgUrl: pgServer.url,
     natsUrl: nats.url,
     shards: opts.shards,
-    authTokenKey: key.toString('base64'),
+    authJwks: auth.jwks,
+    authServiceKeys: { account: auth.serviceJwks.account },
     grpcPort,
     metricsPort,
   }),
@@ -315,15 +320,17 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   });
 }
 
-const adminToken = await mintToken(key, {
+const adminToken = await mintToken(auth.issuer, {
   channel: 'bench-harness',
-  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:admin'],
+  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read', 'ledger:admin'],
+  audience: ALL_AUDIENCES,
   ttlSeconds: 6 * 3600,
 });
-// What k6 gets: a channel token without ledger:admin.
-const k6Token = await mintToken(key, {
+// What k6 gets: a channel token for the ledger, without ledger:admin.
+const k6Token = await mintToken(auth.issuer, {
   channel: 'bench-k6',
   scopes: ['accounts:read', 'accounts:write', 'transfers:write'],
+  audience: audienceOf('account'),
   ttlSeconds: 6 * 3600,
 });
 const client = promisify(

@@ -4,7 +4,8 @@
 //
 // Environment (the harness sets all of it; by hand: see docs/benchmarks.md):
 //   ADDR          account service, host:port (default 127.0.0.1:50051)
-//   TOKEN         bearer token (HS256, scopes accounts:read accounts:write transfers:write)
+//   TOKEN         bearer token (ES256, audience corebank.account, scopes accounts:read accounts:write
+//                 transfers:write; npm run token mints one)
 //   FIXTURE       path of the JSON the harness wrote: accounts by shard, cash and merchant accounts
 //   SUMMARY_PATH  where handleSummary writes the JSON summary (optional)
 //   P95_MS, P99_MS  latency thresholds of payments (defaults 50 and 100)

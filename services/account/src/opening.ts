@@ -57,7 +57,8 @@ export async function openDepositAccount(
     return { account: earlier, replayed: true };
   }
 
-  const customer = await getCustomer(deps.peers, req.customerId, ctx.deadline);
+  // A customer-bound caller's binding goes along: the customer service checks it again.
+  const customer = await getCustomer(deps.peers, req.customerId, ctx.deadline, ctx.principal);
   if (customer.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
     throw new DomainError(
       'FAILED_PRECONDITION',

@@ -4,6 +4,8 @@ import {
   createLogger,
   DomainError,
   requireCustomer,
+  serviceIdentity,
+  tokenVerifier,
   ShardRouter,
   startRuntime,
   type Logger,
@@ -40,7 +42,7 @@ export const SCOPES = {
   createAccounts: 'accounts:write',
   getAccount: 'accounts:read',
   listAccounts: 'accounts:read',
-  listSystemAccounts: 'ledger:admin',
+  listSystemAccounts: 'ledger:read',
   createTransfers: 'transfers:write',
   getTransfer: 'accounts:read',
   getStatement: 'accounts:read',
@@ -63,12 +65,14 @@ export async function startAccountService(
   config: AccountConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<AccountApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
-  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, config.authTokenKey);
+  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
 
   const sweeper =
     config.expirySweepIntervalMs > 0
@@ -153,7 +157,7 @@ export async function startAccountService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

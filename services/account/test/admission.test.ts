@@ -3,7 +3,8 @@
 // RESOURCE_EXHAUSTED and a retry hint; what was shed wrote nothing, what was admitted is in the
 // journal exactly once, and retrying the shed calls with the same ids completes the work.
 import { randomUUID } from 'node:crypto';
-import { errorDetails, mintToken } from '@corebank/kit';
+import { errorDetails } from '@corebank/kit';
+import { testToken } from '@corebank/kit/testing';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from './bank.js';
@@ -57,7 +58,7 @@ describe('admission: the ledger under a flood', () => {
   });
 
   it('limits a channel to its rate, and leaves other channels alone', async () => {
-    const metered = await mintToken(bank.key, { channel: 'metered', scopes: ['accounts:read'] });
+    const metered = await testToken(['accounts:read'], undefined, { channel: 'metered' });
     const [account] = await openAccounts(bank, 1);
     const read = (token?: string) =>
       bank.client.getAccount({ accountId: account!.id }, token ? { token } : {}).then(

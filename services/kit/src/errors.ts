@@ -201,6 +201,11 @@ export function fromDownstream(err: unknown, service: string, rpc: string): Doma
   const passed = PASSED_ON[err.code];
   if (passed)
     return new DomainError(passed, reason ?? passed, `${where}: ${err.details}`, violations, metadata, retryAfterMs);
+  // The customer binding a call carried onward was refused: the caller's verdict, not ours to fix
+  // (a missing scope of our own service identity is, and stays INTERNAL below).
+  if (err.code === Code.PERMISSION_DENIED && reason === 'CUSTOMER_MISMATCH') {
+    return new DomainError('PERMISSION_DENIED', reason, `${where}: ${err.details}`, violations, metadata);
+  }
   if (err.code === Code.DEADLINE_EXCEEDED)
     return new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `${where}: deadline exceeded`);
   if (err.code === Code.UNAVAILABLE || err.code === Code.CANCELLED) {

@@ -1,4 +1,6 @@
 export * from './auth.js';
+export * from './auth-setup.js';
+export * from './identities.js';
 export * from './backoff.js';
 export * from './bounds.js';
 export { StartupError } from './command.js';

@@ -2,6 +2,7 @@
 // it kept for reads, and each channel's token bucket, with the retry hint a shed call carries.
 import { describe, expect, it } from 'vitest';
 import { AdmissionGate, DomainError, isReadMethod, loadConfig, baseSpec, ConfigError } from '@corebank/kit';
+import { testAuth } from '@corebank/kit/testing';
 
 function shedBy(f: () => void): DomainError {
   try {
@@ -87,8 +88,8 @@ describe('admission gate', () => {
     expect(['CreateTransfers', 'CreatePayment', 'CloseOwnerAccounts', 'ApplyForLoan'].some(isReadMethod)).toBe(false);
   });
 
-  it('reads its limits from the environment, naming a bad variable', () => {
-    const env = { AUTH_TOKEN_KEY: Buffer.alloc(32, 1).toString('base64') };
+  it('reads its limits from the environment, naming a bad variable', async () => {
+    const env = (await testAuth()).env();
     const c = loadConfig(baseSpec, { ...env, CHANNEL_RATE_LIMITS: 'mobile=500, *=2000' });
     expect(c.admissionMaxInFlight).toBe(512);
     expect([...c.channelRateLimits]).toEqual([

@@ -15,7 +15,8 @@
 // new seed (printed). FUZZ_RUNS sets how many it draws (default 300).
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
-import { mintToken, type ShardRouter } from '@corebank/kit';
+import type { ShardRouter } from '@corebank/kit';
+import { testToken } from '@corebank/kit/testing';
 import { descriptorSetBase64 } from '@corebank/kit/gen/descriptor';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -440,8 +441,8 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       ),
     ];
     tokens = {
-      all: await mintToken(t.bank.key, { channel: 'fuzz', scopes }),
-      none: await mintToken(t.bank.key, { channel: 'fuzz', scopes: [] }),
+      all: await testToken(scopes, undefined, { channel: 'fuzz' }),
+      none: await testToken([], undefined, { channel: 'fuzz' }),
     };
     // The fixture valid requests are built from: a verified customer with two funded deposit
     // accounts on a published product, a settled payment between them, a ledger transfer.

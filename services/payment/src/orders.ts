@@ -49,11 +49,13 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
 
 /**
  * Runs an order's first step inline, so the caller learns at once whether the money moved or was
- * held; when it cannot be made now, the sweeper makes it later.
+ * held; when it cannot be made now, the sweeper makes it later. The step debits the caller's own
+ * account (the payer's, or the refunding payee's): a customer-bound caller's binding goes along
+ * to the ledger, which checks it again.
  */
 export async function firstStepInline(deps: PaymentDeps, row: PaymentRow, ctx: RpcContext): Promise<PaymentRow> {
   const shard = deps.router.byId(row.id)!;
-  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline).catch((err: unknown) => {
+  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline, ctx.principal).catch((err: unknown) => {
     ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
     return { row: undefined };
   });
@@ -117,7 +119,9 @@ export async function createPayment(
     }
     t.throwIfAny();
   }
-  const payer = await ledger.account(payerAccountId, ctx.deadline);
+  // Read for the caller: a customer-bound caller's binding goes along (the ledger refuses another
+  // customer's account itself on a first read; a remembered one is checked here against its owner).
+  const payer = await ledger.account(payerAccountId, ctx.deadline, ctx.principal);
   if (!payer) throw DomainError.notFound('payer_account_id', 'account');
   requireCustomer(ctx.principal, payer.ownerId, 'payer_account_id');
   if (payer.currency !== req.currency) {

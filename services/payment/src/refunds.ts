@@ -60,7 +60,7 @@ export async function createReturn(
   const original = await findPayment(shard.db, originalId);
   if (!original || original.original_payment_id) throw DomainError.notFound('payment_id', 'payment');
   // The money comes back from the payee: the payee's owner pays the refund.
-  const payee = await ledger.account(original.payee_account_id, ctx.deadline);
+  const payee = await ledger.account(original.payee_account_id, ctx.deadline, ctx.principal);
   if (!payee) throw DomainError.notFound('payment_id', 'payee account');
   requireCustomer(ctx.principal, payee.ownerId, 'payment_id');
 

@@ -12,6 +12,7 @@ import {
   Waker,
   type Logger,
   type Nats,
+  type Principal,
   type Shard,
   type ShardRouter,
 } from '@corebank/kit';
@@ -66,7 +67,12 @@ export class Saga {
   }
 
   /** One step of one order, if it is due and nobody else holds it. */
-  async step(shard: Shard, id: string, deadline?: Date): Promise<{ result: DriveResult; row?: PaymentRow }> {
+  async step(
+    shard: Shard,
+    id: string,
+    deadline?: Date,
+    onBehalfOf?: Principal,
+  ): Promise<{ result: DriveResult; row?: PaymentRow }> {
     const row = await claimStep(shard, id, this.leaseMs);
     if (!row) return { result: 'busy' };
     if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
@@ -78,7 +84,7 @@ export class Saga {
       });
       return { result: 'advanced', row: after ?? row };
     }
-    const res = await this.ledger.execute(row, deadline);
+    const res = await this.ledger.execute(row, deadline, onBehalfOf);
     sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
     if (res.kind === 'retry') {
       const wait = backoffMs(row.attempts, { baseMs: 100, maxMs: this.o.maxBackoffMs });

@@ -10,6 +10,8 @@ import {
   requireCustomer,
   type RunningServer,
   ShardRouter,
+  serviceIdentity,
+  tokenVerifier,
   startRuntime,
   Violations,
 } from '@corebank/kit';
@@ -69,14 +71,16 @@ export async function startPaymentService(
   config: PaymentConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<PaymentApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
-  const ledger = Ledger.connect(config.accountServiceAddress, config.authTokenKey, config.ledgerCallTimeoutMs);
+  const ledger = Ledger.connect(config.accountServiceAddress, identity, config.ledgerCallTimeoutMs);
   const peers = Peers.connect(
     config.customerServiceAddress,
     config.productServiceAddress,
-    config.authTokenKey,
+    identity,
     config.ledgerCallTimeoutMs,
   );
   const saga = new Saga(router, ledger, log, {
@@ -153,7 +157,7 @@ export async function startPaymentService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

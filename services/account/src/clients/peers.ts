@@ -1,7 +1,7 @@
 // The customer and product services, as the account service uses them to open a deposit account:
 // the customer (its status and KYC), and the product version whose terms the account takes. Their
 // NOT_FOUND names our request's field; their other verdicts pass through (kit fromDownstream).
-import { DomainError, fromDownstream, serviceClient } from '@corebank/kit';
+import { DomainError, fromDownstream, serviceClient, type Principal, type ServiceIdentity } from '@corebank/kit';
 import { CustomerServiceClient, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 
@@ -10,11 +10,11 @@ export interface Peers {
   products: ReturnType<typeof serviceClient<ProductServiceClient>>;
 }
 
-/** Clients whose own tokens carry only the read scopes an opening needs. */
-export function connectPeers(customerAddress: string, productAddress: string, key: Uint8Array): Peers {
+/** Clients calling as the account service, with the scopes identities.ts gives it towards each. */
+export function connectPeers(customerAddress: string, productAddress: string, identity: ServiceIdentity): Peers {
   return {
-    customers: serviceClient(CustomerServiceClient, customerAddress, key, 'account', ['customers:read']),
-    products: serviceClient(ProductServiceClient, productAddress, key, 'account', ['products:read']),
+    customers: serviceClient(CustomerServiceClient, customerAddress, identity, 'customer'),
+    products: serviceClient(ProductServiceClient, productAddress, identity, 'product'),
   };
 }
 
@@ -28,12 +28,21 @@ async function call<T>(service: string, rpc: string, field: string, p: Promise<T
   }
 }
 
-export async function getCustomer(peers: Peers, customerId: string, deadline?: Date): Promise<Customer> {
+/** The customer; with `onBehalfOf`, a customer-bound caller's binding goes along (checked there again). */
+export async function getCustomer(
+  peers: Peers,
+  customerId: string,
+  deadline?: Date,
+  onBehalfOf?: Principal,
+): Promise<Customer> {
   const { customer } = await call(
     'customer',
     'GetCustomer',
     'customer_id',
-    peers.customers.getCustomer({ customerId }, deadline ? { deadline } : {}),
+    peers.customers.getCustomer(
+      { customerId },
+      { ...(deadline ? { deadline } : {}), ...(onBehalfOf ? { onBehalfOf } : {}) },
+    ),
   );
   return customer!;
 }

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { requireScope, verifyToken, type Principal } from '../auth.js';
+import { ON_BEHALF_OF_HEADER, requireScope, type Principal, type TokenVerifier } from '../auth.js';
 import { AdmissionGate, type AdmissionLimits } from './admission.js';
 import { StartupError } from '../command.js';
 import { DomainError, toServiceError } from '../errors.js';
@@ -52,7 +52,7 @@ export function bindService<D extends grpc.ServiceDefinition>(
   definition: D,
   handlers: MethodsOf<D>,
   scopes: { [K in keyof D]: string },
-  authKey: Uint8Array,
+  verifier: TokenVerifier,
   log: Logger,
 ): ServiceBinding {
   const implementation: grpc.UntypedServiceImplementation = {};
@@ -92,7 +92,11 @@ export function bindService<D extends grpc.ServiceDefinition>(
           );
         }
         const authorization = call.metadata.get('authorization')[0];
-        const principal = await verifyToken(authKey, typeof authorization === 'string' ? authorization : undefined);
+        const onBehalfOf = call.metadata.get(ON_BEHALF_OF_HEADER)[0];
+        const principal = await verifier.authenticate(
+          typeof authorization === 'string' ? authorization : undefined,
+          typeof onBehalfOf === 'string' ? onBehalfOf : undefined,
+        );
         requireScope(principal, scope);
         gate?.charge(principal.channel);
         if (call.request === MALFORMED) {
@@ -102,7 +106,11 @@ export function bindService<D extends grpc.ServiceDefinition>(
           principal,
           signal: abort.signal,
           deadline: deadlineAt,
-          log: log.child({ rpc: `${name}/${method}`, channel: principal.channel }),
+          log: log.child({
+            rpc: `${name}/${method}`,
+            channel: principal.channel,
+            ...(principal.onBehalfOf ? { on_behalf_of: principal.onBehalfOf } : {}),
+          }),
         });
         callback(null, result);
       } catch (err) {

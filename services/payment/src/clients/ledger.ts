@@ -1,7 +1,15 @@
 // The account service as the payment service uses it: read accounts, find each shard's in-transit
 // GL account, and make the saga's transfers. Every transfer id is derived from the payment id and
 // the step, so a retried step replays the ledger's original result instead of moving money again.
-import { callDeadline, DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
+import {
+  callDeadline,
+  DomainError,
+  fromDownstream,
+  hashedUuid,
+  serviceClient,
+  type Principal,
+  type ServiceIdentity,
+} from '@corebank/kit';
 import {
   AccountServiceClient,
   SystemAccountKind,
@@ -12,9 +20,6 @@ import {
 } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentRow } from '../proto.js';
-
-/** What the payment service's own tokens carry when it calls the account service. */
-export const ACCOUNT_SCOPES = ['accounts:read', 'transfers:write', 'ledger:admin'];
 
 /** The chart-of-accounts code of payment transfers. */
 export const PAYMENT_TRANSFER_CODE = 2;
@@ -56,8 +61,9 @@ export class Ledger {
     private readonly callTimeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, callTimeoutMs: number): Ledger {
-    return new Ledger(serviceClient(AccountServiceClient, address, key, 'payment', ACCOUNT_SCOPES), callTimeoutMs);
+  /** Its tokens carry what services/kit/src/identities.ts allows the payment service towards the ledger. */
+  static connect(address: string, identity: ServiceIdentity, callTimeoutMs: number): Ledger {
+    return new Ledger(serviceClient(AccountServiceClient, address, identity, 'account'), callTimeoutMs);
   }
 
   close(): void {
@@ -67,8 +73,12 @@ export class Ledger {
   /**
    * The account's facts, or undefined when the ledger has none with this id (not remembered: it
    * may be opened later). Its balances and state are not here: the ledger decides on those itself.
+   * On a first read, a customer-bound caller's token goes along (`onBehalfOf`): the ledger itself
+   * refuses another customer's account (PERMISSION_DENIED CUSTOMER_MISMATCH). A remembered account
+   * is checked by the caller (requireCustomer against its owner, which never changes), and the
+   * transfers that move its money carry the binding to the ledger again.
    */
-  async account(id: string, deadline?: Date): Promise<AccountFacts | undefined> {
+  async account(id: string, deadline?: Date, onBehalfOf?: Principal): Promise<AccountFacts | undefined> {
     const known = this.facts.get(id);
     if (known) {
       this.facts.delete(id);
@@ -77,7 +87,10 @@ export class Ledger {
     }
     let account: Account | undefined;
     try {
-      ({ account } = await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) }));
+      ({ account } = await this.client.getAccount(
+        { accountId: id },
+        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
+      ));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'GetAccount');
       if (e.code === 'NOT_FOUND') return undefined;
@@ -185,14 +198,16 @@ export class Ledger {
    * (a definitive failure); failures to get a verdict are retryable. For post and void every
    * refusal is also retried (logged by the caller): the hold is the saga's own and never expires,
    * so a refusal means an outage or a bug, never a reason to settle the order differently.
+   * With `onBehalfOf` (a step made while serving its customer-bound caller), the ledger checks the
+   * customer owns the debited account (DEBIT_ACCOUNT_NOT_OWNED otherwise).
    */
-  async execute(row: PaymentRow, deadline?: Date): Promise<StepResult> {
+  async execute(row: PaymentRow, deadline?: Date, onBehalfOf?: Principal): Promise<StepResult> {
     let results;
     try {
       const transfer = await this.transferFor(row);
       ({ results } = await this.client.createTransfers(
         { transfers: [transfer] },
-        { deadline: this.deadline(deadline) },
+        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
       ));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'CreateTransfers');

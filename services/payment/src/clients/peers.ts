@@ -2,7 +2,7 @@
 // the payer customer's risk tier, and the limits of the product version the payer account was
 // opened on. Product versions are immutable once published, so their limits are cached for the
 // life of the process; the risk tier is asked every time (a tier raised a second ago must count).
-import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
+import { callDeadline, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
 import type { AccountFacts } from './ledger.js';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
@@ -24,10 +24,15 @@ export class Peers {
     private readonly callTimeoutMs: number,
   ) {}
 
-  static connect(customerAddress: string, productAddress: string, key: Uint8Array, callTimeoutMs: number): Peers {
+  static connect(
+    customerAddress: string,
+    productAddress: string,
+    identity: ServiceIdentity,
+    callTimeoutMs: number,
+  ): Peers {
     return new Peers(
-      serviceClient(CustomerServiceClient, customerAddress, key, 'payment', ['customers:read']),
-      serviceClient(ProductServiceClient, productAddress, key, 'payment', ['products:read']),
+      serviceClient(CustomerServiceClient, customerAddress, identity, 'customer'),
+      serviceClient(ProductServiceClient, productAddress, identity, 'product'),
       callTimeoutMs,
     );
   }
