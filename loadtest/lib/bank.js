@@ -112,7 +112,7 @@ export function call(method, req, op, { retry = false, discard = false, failedIf
   }
 }
 
-function uuid() {
+export function uuid() {
   if (typeof crypto !== 'undefined' && crypto.randomUUID) return crypto.randomUUID();
   const h = '0123456789abcdef';
   let s = '';
