@@ -803,6 +803,8 @@ interface QueryCounts {
   statements: Record<string, number>;
   /** gRPC calls served per order, by service/method (the order's own CreatePayment included). */
   calls: Record<string, number>;
+  /** The statements run most often, per order, with the service whose database ran them. */
+  top: { service: string; perOrder: number; query: string }[];
 }
 let queryCounts: QueryCounts[] | undefined;
 
@@ -852,22 +854,30 @@ async function queryProbes(): Promise<QueryCounts[]> {
     await new Promise((res) => setTimeout(res, 1500)); // the relays mark the last events sent
     const rows = (
       await adminQuery(
-        `select d.datname, sum(s.calls)::text as n from pg_stat_statements s join pg_database d on d.oid = s.dbid
-          where s.query not like '%bench-harness%' and s.query not like '%pg_stat_statements%' group by 1`,
+        `select d.datname, s.query, s.calls::text as n from pg_stat_statements s join pg_database d on d.oid = s.dbid
+          where s.query not like '%bench-harness%' and s.query not like '%pg_stat_statements%'`,
       )
-    ).rows as { datname: string; n: string }[];
+    ).rows as { datname: string; query: string; n: string }[];
     const calls1 = await grpcCalls();
     const orders = Number((r.extra as { accepted: number }).accepted);
     const statements: Record<string, number> = {};
+    const byQuery = new Map<string, { service: string; n: number }>();
     let total = 0;
-    for (const { datname, n } of rows) {
+    for (const { datname, query, n } of rows) {
       const svc = datname === 'corebank_global' ? 'product' : /^corebank_([a-z]+)_s\d+$/.exec(datname)?.[1];
       if (!svc) continue;
       statements[svc] = (statements[svc] ?? 0) + Number(n);
       total += Number(n);
+      const text = query.replace(/\s+/g, ' ').slice(0, 160);
+      const k = `${svc}\0${text}`;
+      byQuery.set(k, { service: svc, n: (byQuery.get(k)?.n ?? 0) + Number(n) });
     }
     statements.total = total;
     const per = (x: number) => +(x / Math.max(1, orders)).toFixed(2);
+    const top = [...byQuery.entries()]
+      .sort((a, b) => b[1].n - a[1].n)
+      .slice(0, 25)
+      .map(([k, v]) => ({ service: v.service, perOrder: per(v.n), query: k.split('\0')[1]! }));
     const calls: Record<string, number> = {};
     for (const [k, v] of Object.entries(calls1)) if (v - (calls0[k] ?? 0) > 0) calls[k] = per(v - (calls0[k] ?? 0));
     const q = {
@@ -875,6 +885,7 @@ async function queryProbes(): Promise<QueryCounts[]> {
       orders,
       statements: Object.fromEntries(Object.entries(statements).map(([k, v]) => [k, per(v)])),
       calls,
+      top,
     };
     say(`${route}: per order ${JSON.stringify(q.statements)} statements; calls ${JSON.stringify(q.calls)}`);
     out.push(q);

@@ -48,27 +48,31 @@ const SHED_RETRIES = num('SHED_RETRIES', 2);
 /** Retries of an order whose outcome is unknown (each after a short backoff or the server's hint). */
 const UNKNOWN_RETRIES = 8;
 
-const UNCERTAIN = new Set([
-  grpc.StatusUnavailable,
-  grpc.StatusDeadlineExceeded,
-  grpc.StatusAborted,
-  grpc.StatusUnknown,
-  grpc.StatusInternal,
-  grpc.StatusResourceExhausted, // unless its reason says it was shed at admission (below)
-]);
+// k6 gives a status as a wrapped Go value: compare them as numbers.
+const UNCERTAIN = new Set(
+  [
+    grpc.StatusUnavailable,
+    grpc.StatusDeadlineExceeded,
+    grpc.StatusAborted,
+    grpc.StatusUnknown,
+    grpc.StatusInternal,
+    grpc.StatusResourceExhausted, // unless its reason says it was shed at admission (below)
+  ].map(Number),
+);
 
-/** The reason and retry hint (ms) of an error answer, from its google.rpc.Status details. */
+/**
+ * The reason and retry hint (ms) of an error answer. k6 cannot decode the google.rpc.Status
+ * details (res.error is empty for them), but the trailer grpc-status-details-bin comes through as
+ * a binary string: the ErrorInfo's reason and its metadata retry_after_ms are plain text in it.
+ */
 export function errorInfo(res) {
   const out = { reason: '', retryMs: undefined };
-  const details = (res && res.error && res.error.details) || [];
-  for (const d of details) {
-    if (d.reason) out.reason = d.reason;
-    if (d.metadata && d.metadata.retry_after_ms !== undefined) out.retryMs = Number(d.metadata.retry_after_ms);
-    const delay = d.retryDelay || d.retry_delay;
-    if (out.retryMs === undefined && typeof delay === 'string' && delay.endsWith('s')) {
-      out.retryMs = 1000 * Number(delay.slice(0, -1));
-    }
-  }
+  const raw = res && res.trailers && res.trailers['grpc-status-details-bin'];
+  const bin = Array.isArray(raw) ? String(raw[0] || '') : String(raw || '');
+  const reason = /(OVERLOADED|RATE_LIMITED)/.exec(bin);
+  if (reason) out.reason = reason[1];
+  const hint = /retry_after_ms[\s\S]{2}(\d+)/.exec(bin);
+  if (hint) out.retryMs = Number(hint[1]);
   return out;
 }
 
@@ -112,9 +116,9 @@ export function createPayment(payer, payee, amount, route, op = 'payment') {
       errors.add(0, { op });
       return p;
     }
-    const status = res ? res.status : -1;
+    const status = res ? Number(res.status) : -1;
     const info = errorInfo(res);
-    if (status === grpc.StatusResourceExhausted && SHED_REASONS.has(info.reason)) {
+    if (status === Number(grpc.StatusResourceExhausted) && SHED_REASONS.has(info.reason)) {
       shedCalls.add(1, { op, reason: info.reason });
       sheds++;
       // Nothing was written by a shed call; an earlier attempt with an unknown outcome may have.
@@ -145,7 +149,7 @@ export function createPayment(payer, payee, amount, route, op = 'payment') {
       return null;
     }
     // A definitive refusal (bad input, not found, permission, already exists with another body).
-    console.warn(`CreatePayment refused: status ${status} ${JSON.stringify(res && res.error)}`);
+    console.warn(`CreatePayment refused: status ${status} ${JSON.stringify(res && res.error)} ${info.reason}`);
     refused.add(1, { op, code: String(status) });
     errors.add(1, { op });
     return null;
