@@ -1,7 +1,8 @@
-// CI smoke of the benchmark harness: `npm run bench:smoke` (one k6 scenario, a few seconds at a
-// tiny rate, against its own PostgreSQL, nats-server and account service) must exit 0, which it
-// does only when k6's thresholds hold, the ledger invariant is ok and the journal holds exactly
-// the transfers k6 saw succeed.
+// CI smoke of the benchmark harness: `npm run bench:smoke` (ledger payments and payment orders, a
+// few seconds each at a tiny rate, against its own PostgreSQL, nats-server and the four services
+// as processes) must exit 0, which it does only when k6's thresholds hold, the ledger invariant is
+// ok, the journal holds exactly the transfers k6 saw succeed plus those the payment orders imply,
+// every order k6 saw accepted settled exactly once and the in-transit accounts net to zero.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ function k6Path(): string | undefined {
 }
 
 describe('bench:smoke', () => {
-  it('runs a k6 scenario against the account service and reconciles the journal', { timeout: 300_000 }, () => {
+  it('runs the ledger and payment scenarios against the services and reconciles', { timeout: 300_000 }, () => {
     if (!k6Path()) {
       throw new Error('k6 is not installed: run loadtest/install-k6.sh (builds k6 into .local/bin), or set K6');
     }
@@ -37,7 +38,14 @@ describe('bench:smoke', () => {
         results: {
           name: string;
           rate: number;
-          reconciled?: { ok: boolean; journal: number; funding: number; k6Ok: number };
+          reconciled?: {
+            ok: boolean;
+            journal: number;
+            funding: number;
+            paymentTransfers: number;
+            k6Ok: number;
+            payments?: { ok: boolean; orders: number; k6Accepted: number; byStatus: Record<string, number> };
+          };
         }[];
       };
       expect(report.failures).toEqual([]);
@@ -45,6 +53,16 @@ describe('bench:smoke', () => {
       expect(steady?.reconciled?.ok, output).toBe(true);
       expect(steady!.reconciled!.k6Ok).toBeGreaterThan(0);
       expect(steady!.reconciled!.journal - steady!.reconciled!.funding).toBe(steady!.reconciled!.k6Ok);
+      const payments = report.results.find((r) => r.name === 'payments');
+      expect(payments?.reconciled?.ok, output).toBe(true);
+      const orders = payments!.reconciled!.payments!;
+      expect(orders.orders).toBeGreaterThan(0);
+      expect(orders.orders).toBe(orders.k6Accepted);
+      expect((orders.byStatus.PAYMENT_STATUS_COMPLETED ?? 0) + (orders.byStatus.PAYMENT_STATUS_REJECTED ?? 0)).toBe(
+        orders.orders,
+      );
+      const r = payments!.reconciled!;
+      expect(r.journal - r.funding - r.paymentTransfers).toBe(r.k6Ok);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
