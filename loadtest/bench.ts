@@ -1205,10 +1205,10 @@ const jsonPath = flags.json ?? join(resultsDir, `${smoke ? 'smoke' : 'bench'}-${
 writeFileSync(jsonPath, JSON.stringify(report, null, 2));
 console.log(`figures: ${relative(process.cwd(), jsonPath)}`);
 
-/** Inserts a row at the end of the table whose header line starts with `header`. */
+/** Inserts a row at the end of the table whose header's first cell is `header`. */
 function insertRow(text: string, header: string, row: string[]): string {
   const lines = text.split('\n');
-  const h = lines.findIndex((l) => l.startsWith(header));
+  const h = lines.findIndex((l) => l.startsWith('|') && l.split('|')[1]?.trim() === header);
   if (h < 0) throw new Error(`docs/benchmarks.md has no table starting "${header}"`);
   let end = h + 1;
   while (end < lines.length && lines[end]!.startsWith('|')) end++;
@@ -1225,7 +1225,7 @@ if (opts.record && failures.length === 0) {
   let text = readFileSync(doc, 'utf8');
   // The ledger's row when a ledger run or pgbench ran (payment runs carry a settle time).
   if (results.some((r) => r.settle === undefined)) {
-    text = insertRow(text, '| date ', [
+    text = insertRow(text, 'date', [
       `${day} UTC`,
       `\`${commit}\``,
       machine,
@@ -1245,7 +1245,7 @@ if (opts.record && failures.length === 0) {
   if (pay || hotPayee || hotPayer || overload) {
     const q = (route: string) => queryCounts?.find((c) => c.route === route)?.statements.total;
     const e = (r: RunResult) => r.extra as Record<string, number>;
-    text = insertRow(text, '| date (payments) ', [
+    text = insertRow(text, 'date (payments)', [
       `${day} UTC`,
       `\`${commit}\``,
       machine,
