@@ -966,6 +966,9 @@ try {
   const cross = `${opts.crossShardPercent}% cross-shard`;
   let payCapacity: number | undefined;
   if (opts.scenarios.includes('payments')) {
+    // First the statement probes (a few orders at a low rate): they also warm the four services up
+    // (JIT, pools, caches) before the capacity is measured.
+    if (!smoke) queryCounts = await queryProbes();
     // Capacity with --clients orders in flight, like steady; then 70% of it, for the latency and
     // settle-time targets and as the overload run's yardstick.
     const r = await scenario('payments', 'payments.js', `CreatePayment, ${cross}, constant arrival ${offered}/s`, {
@@ -986,7 +989,6 @@ try {
           DURATION: hold,
         },
       );
-      queryCounts = await queryProbes();
     }
   }
   if (opts.scenarios.includes('payments-hot-payee')) {
