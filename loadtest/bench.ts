@@ -561,11 +561,11 @@ async function reconcile(after: string): Promise<Reconciliation> {
     say(
       `reconciled after ${after}: ${transfers} transfers in the journal = ${k6OkTotal} OK in k6; invariant ok` +
         (payments
-          ? `; ${payments.orders} payment orders = ${payments.k6Accepted} accepted in k6 (${Object.entries(
-              payments.byStatus,
-            )
-              .map(([k, v]) => `${k.replace('PAYMENT_STATUS_', '')} ${v}`)
-              .join(', ')}; settled within ${(payments.settleWaitMs / 1000).toFixed(1)}s), their ${paymentTransfers} ` +
+          ? `; ${payments.orders} payment orders = ${payments.k6Accepted} accepted in k6 (${
+              Object.entries(payments.byStatus)
+                .map(([k, v]) => `${k.replace('PAYMENT_STATUS_', '')} ${v}`)
+                .join(', ') || 'none'
+            }; settled within ${(payments.settleWaitMs / 1000).toFixed(1)}s), their ${paymentTransfers} ` +
             `transfers as their statuses imply, in-transit nets to zero`
           : ''),
     );
