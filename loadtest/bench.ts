@@ -23,6 +23,7 @@
 //   npm run bench -- [--shards 3] [--accounts 10000] [--clients 64] [--duration 30] [--scale N]
 //                    [--scenarios steady,batched,peak,hot,onboarding,payments,payments-hot-payee,
 //                    payments-hot-payer,payments-overload] [--per-request N] [--rate N] [--cross-shard-percent 50]
+//                    [--payment-admission N]
 //                    [--no-pgbench] [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
 import { execFileSync, spawn } from 'node:child_process';
@@ -86,6 +87,7 @@ const { values: flags } = parseArgs({
     scale: { type: 'string' },
     scenarios: { type: 'string', default: DEFAULT_SCENARIOS.join(',') },
     'cross-shard-percent': { type: 'string', default: '50' },
+    'payment-admission': { type: 'string' },
     'per-request': { type: 'string', default: '20' },
     rate: { type: 'string' },
     'no-pgbench': { type: 'boolean', default: false },
@@ -223,7 +225,9 @@ const ports = await allocatePorts(bankServices);
 // flight than that, is shed. The velocity limits are raised for the corporate payer of
 // payments-hot-payer (its thousands of orders an hour would be refused as RISK_VELOCITY_*); every
 // other rule (tier thresholds, new payee, daily limits) stays as `npm run up` sets it.
-const paymentAdmission = Math.ceil((opts.clients * 100) / 80);
+const paymentAdmission = flags['payment-admission']
+  ? int('payment-admission', flags['payment-admission'], 0)
+  : Math.ceil((opts.clients * 100) / 80);
 const benchEnv: Partial<Record<BankService, Record<string, string>>> = {
   payment: {
     ADMISSION_MAX_IN_FLIGHT: String(paymentAdmission),
