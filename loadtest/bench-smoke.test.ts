@@ -3,7 +3,7 @@
 // as processes) must exit 0, which it does only when k6's thresholds hold, the ledger invariant is
 // ok, the journal holds exactly the transfers k6 saw succeed plus those the payment orders imply,
 // every order k6 saw accepted settled exactly once and the in-transit accounts net to zero.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,6 +12,25 @@ import { describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * Runs the smoke as a child process without blocking this worker's event loop (spawnSync would:
+ * vitest's worker then misses its own RPC deadline, "Timeout calling onTaskUpdate", when the
+ * smoke takes about a minute on a busy machine).
+ */
+function runSmoke(args: string[], timeoutMs: number): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ status: code, output });
+    });
+  });
+}
+
 function k6Path(): string | undefined {
   for (const p of [process.env.K6, join(root, '.local/bin/k6')]) if (p && existsSync(p)) return p;
   for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'k6'))) return join(dir, 'k6');
@@ -19,19 +38,18 @@ function k6Path(): string | undefined {
 }
 
 describe('bench:smoke', () => {
-  it('runs the ledger and payment scenarios against the services and reconciles', { timeout: 300_000 }, () => {
+  it('runs the ledger and payment scenarios against the services and reconciles', { timeout: 300_000 }, async () => {
     if (!k6Path()) {
       throw new Error('k6 is not installed: run loadtest/install-k6.sh (builds k6 into .local/bin), or set K6');
     }
     const dir = mkdtempSync(join(tmpdir(), 'corebank-bench-smoke-'));
     const json = join(dir, 'smoke.json');
     try {
-      const run = spawnSync(
-        process.execPath,
+      const run = await runSmoke(
         ['--conditions=source', '--import', 'tsx', join(root, 'loadtest/bench.ts'), '--smoke', '--json', json],
-        { cwd: root, encoding: 'utf8', timeout: 280_000, env: process.env },
+        280_000,
       );
-      const output = `${run.stdout}\n${run.stderr}`;
+      const output = run.output;
       expect(run.status, output).toBe(0);
       const report = JSON.parse(readFileSync(json, 'utf8')) as {
         failures: string[];
