@@ -50,6 +50,8 @@ export interface StartOptions {
    *    the machine could lose them, which tests never need.
    */
   durability?: 'durable' | 'relaxed' | 'process-crash';
+  /** PostgreSQL only: more server settings (`-c name=value`), e.g. shared_preload_libraries. */
+  settings?: Record<string, string>;
 }
 
 /** A child that exits before it is ready, with the end of what it wrote. */
@@ -241,6 +243,7 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       'max_connections=300',
       '-c',
       'shared_buffers=256MB',
+      ...Object.entries(o.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ]);
     return spawnChild(cmd, args, o.detached);
   };
