@@ -22,9 +22,9 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
-import { createDatabases, freePort, promisify, testToken } from '@corebank/kit/testing';
+import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -414,25 +414,25 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
   it('starts the account service and fails on missing configuration, naming the variable', () => {
     const r = start({ SERVICE: 'account' });
     expect(r.status).not.toBe(0);
-    expect(r.out).toMatch(/AUTH_TOKEN_KEY/);
-    expect(r.out).toMatch(/invalid configuration: AUTH_TOKEN_KEY: is required/);
+    expect(r.out).toMatch(/AUTH_JWKS/);
+    expect(r.out).toMatch(/invalid configuration: AUTH_JWKS: is required/);
   });
 
-  it('fails on a bad value, naming the variable', () => {
-    const r = start({ SERVICE: 'account', AUTH_TOKEN_KEY: 'c2hvcnQ=' });
+  it('fails on a bad value, naming the variable', async () => {
+    const r = start({ SERVICE: 'account', AUTH_JWKS: '/no/such/jwks.json' });
     expect(r.status).not.toBe(0);
-    expect(r.out).toMatch(/AUTH_TOKEN_KEY: must be at least 32 bytes/);
-    const r2 = start({ SERVICE: 'account', AUTH_TOKEN_KEY: Buffer.alloc(32, 1).toString('base64'), SHARD_COUNT: '2' });
+    expect(r.out).toMatch(/AUTH_JWKS: cannot read the file \/no\/such\/jwks.json/);
+    const r2 = start({ SERVICE: 'account', ...(await testAuth()).env('account'), SHARD_COUNT: '2' });
     expect(r2.status).not.toBe(0);
     expect(r2.out).toMatch(/SHARD_0_DATABASE_URL/);
   });
 
-  it('starts the customer and product services, naming their own missing variables', () => {
-    const key = Buffer.alloc(32, 1).toString('base64');
-    const customer = start({ SERVICE: 'customer', AUTH_TOKEN_KEY: key, SHARD_0_DATABASE_URL: 'postgres://x/y' });
+  it('starts the customer and product services, naming their own missing variables', async () => {
+    const auth = await testAuth();
+    const customer = start({ SERVICE: 'customer', ...auth.env('customer'), SHARD_0_DATABASE_URL: 'postgres://x/y' });
     expect(customer.status).not.toBe(0);
     expect(customer.out).toMatch(/invalid configuration: CUSTOMER_ID_HASH_KEY: is required/);
-    const product = start({ SERVICE: 'product', AUTH_TOKEN_KEY: key }, ['migrate']);
+    const product = start({ SERVICE: 'product', ...auth.env('product') }, ['migrate']);
     expect(product.status).not.toBe(0);
     expect(product.out).toMatch(/invalid configuration: GLOBAL_DATABASE_URL: is required/);
   });
@@ -440,18 +440,17 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
   it('runs the migration command with `migrate`', () => {
     const r = start({ SERVICE: 'account' }, ['migrate']);
     expect(r.status).not.toBe(0);
-    expect(r.out).toMatch(/invalid configuration: AUTH_TOKEN_KEY/);
+    expect(r.out).toMatch(/invalid configuration: AUTH_JWKS/);
     expect(r.out).not.toMatch(/docker-entrypoint/);
   });
 
   it('migrates and serves from the image against a real database and NATS, and drains on SIGTERM', async () => {
     const db = `img_${randomUUID().slice(0, 8)}`;
     await createDatabases(inject('pgAdminUrl'), [db]);
-    const key = randomBytes(32);
     const port = await freePort();
     const env = {
       SERVICE: 'account',
-      AUTH_TOKEN_KEY: key.toString('base64'),
+      ...(await testAuth()).env('account'),
       SHARD_COUNT: '1',
       SHARD_0_DATABASE_URL: `${inject('pgUrl')}/${db}`,
       NATS_URL: inject('natsUrl'),
@@ -473,7 +472,7 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     const client = promisify(
       new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
-      await testToken(key),
+      await testToken(),
     );
     try {
       await expect
@@ -489,23 +488,42 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     expect(await exited).toBe(0);
   });
 
-  it('mints an operator token with the command the chart\u2019s NOTES.txt gives', () => {
+  it('mints an operator token with the command the chart\u2019s NOTES.txt gives, outside any pod', async () => {
     const notes = readFileSync(join(repoRoot, 'charts/corebank/templates/NOTES.txt'), 'utf8');
-    const script = /-- node --input-type=module -e "([^"]+)"/.exec(notes)?.[1];
-    expect(script, 'NOTES.txt has the token command').toBeDefined();
-    const r = spawnSync('node', ['--input-type=module', '-e', script!], {
-      cwd: app(),
-      encoding: 'utf8',
-      timeout: 30_000,
-      env: { PATH: process.env.PATH, ...image.final.env, AUTH_TOKEN_KEY: Buffer.alloc(32, 3).toString('base64') },
-    });
-    expect(r.status, r.stderr).toBe(0);
-    const [, payload] = r.stdout.trim().split('.');
-    expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toMatchObject({
-      sub: 'ops',
-      iss: 'corebank',
-      scope: 'accounts:read',
-    });
+    // No pod holds the issuer key: the notes never mint inside one.
+    expect(notes).not.toMatch(/exec .*mintToken/);
+    // The notes name the first enabled service, account by default.
+    const args = /npm run --silent token -- (.+)\)/
+      .exec(notes.replaceAll('{{ $first }}', 'account'))?.[1]
+      ?.split(/\s+/);
+    expect(args, 'NOTES.txt has the token command').toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'notes-key-'));
+    try {
+      const { keygen } = await import('./tools/keys.js');
+      const { privatePath } = await keygen({ kid: 'issuer-1', outDir: dir, jwksPath: join(dir, 'jwks.json') });
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--conditions=source',
+          '--import',
+          'tsx',
+          'deploy/tools/token.ts',
+          ...args!.map((a) => (a === './issuer.jwk.json' ? privatePath : a)),
+        ],
+        { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      const [header, payload] = r.stdout.trim().split('.');
+      expect(JSON.parse(Buffer.from(header!, 'base64url').toString())).toMatchObject({ alg: 'ES256', kid: 'issuer-1' });
+      expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toMatchObject({
+        sub: 'ops',
+        iss: 'corebank',
+        scope: 'accounts:read',
+        aud: 'corebank.account',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a missing or unknown SERVICE or command with the list of services or commands', () => {

@@ -1,42 +1,41 @@
 // `npm run bench`: the benchmark harness. On this machine, in one run, it
 //   1. starts PostgreSQL and nats-server (the test infrastructure: real servers on free ports),
 //      migrates N shards and starts the account service as a child process (so its CPU is its own);
+//      with a payment scenario also the payment, customer and product services, each its own
+//      process (harness/services.ts);
 //   2. loads demo data: --accounts customers, spread over the shards by owner, each funded from
 //      its shard's cash account, plus one merchant account (the hot account);
 //   3. runs pgbench's built-in TPC-B-like script on the same PostgreSQL server with the same
 //      client count for the same duration (the yardstick);
 //   4. runs the k6 scenarios (steady, peak + the latency at 70% of the peak held, hot account,
-//      onboarding burst) against the service over gRPC;
+//      onboarding burst; payments through the payment service, uniform + at 70% of their capacity,
+//      hot payee, hot payer, overload at 3x) against the services over gRPC;
 //   5. after every run checks the ledger invariant (CheckLedgerInvariant) and reconciles the
 //      journal: transfers in every shard's account.transfers table, minus the funding the harness
-//      did itself, must equal the transfers k6 saw succeed. Any mismatch fails the run (exit 1);
+//      did itself and the transfers of payment orders, must equal the transfers k6 saw succeed;
+//      with payments, every order k6 saw accepted settled COMPLETED or REJECTED exactly once, the
+//      journal holds exactly the transfers the orders imply and the in-transit accounts net to zero
+//      (harness/reconcile.ts). Any mismatch fails the run (exit 1);
 //   6. prints one table (throughput, ratio to pgbench, latency percentiles, errors, CPU of every
 //      process), writes the figures as JSON under loadtest/results/ and appends a dated row to
 //      docs/benchmarks.md.
 //
 //   npm run bench -- [--shards 3] [--accounts 10000] [--clients 64] [--duration 30] [--scale N]
-//                    [--scenarios steady,batched,peak,hot,onboarding] [--per-request N] [--rate N] [--no-pgbench]
-//                    [--no-record] [--cpu-prof] [--json PATH]
+//                    [--scenarios steady,batched,peak,hot,onboarding,payments,payments-hot-payee,
+//                    payments-hot-payer,payments-overload] [--per-request N] [--rate N] [--cross-shard-percent 50]
+//                    [--payment-admission N]
+//                    [--no-pgbench] [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
-import { createLogger, migrateAllShards, mintToken, ShardRouter } from '@corebank/kit';
+import { ALL_AUDIENCES, audienceOf, createLogger, mintToken } from '@corebank/kit';
 import {
   AccountServiceClient,
   CreateAccountResultCode,
@@ -46,16 +45,38 @@ import {
   type Account,
   type Transfer,
 } from '@corebank/kit/gen/corebank/v1/account';
-import { createDatabases, freePort, promisify, startNats, startPostgres } from '@corebank/kit/testing';
-import { localDatabase, localServiceEnv } from '../deploy/local/env.js';
-import { loadAccountConfig } from '../services/account/src/config.js';
-import { accountMigrations } from '../services/account/src/migrations.js';
+import { createDatabases, createTestAuth, promisify, startNats, startPostgres } from '@corebank/kit/testing';
+import { localDatabase } from '../deploy/local/env.js';
+import { cpuSnapshot as snapshotOf, cpuUse, findServer, type CpuSnapshot, type CpuUse } from './harness/cpu.js';
+import {
+  crossShardSettle,
+  percentile,
+  reconcilePayments,
+  waitSettled,
+  type Percentiles,
+  type PaymentReconciliation,
+} from './harness/reconcile.js';
+import {
+  allocatePorts,
+  metricsOf,
+  migrateServices,
+  serviceEnvs,
+  spawnService,
+  stopChild,
+  waitReady,
+  type BankService,
+  type ServiceProcess,
+} from './harness/services.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 
 // ---------------------------------------------------------------------------------------------
 // Options
+
+const LEDGER_SCENARIOS = ['steady', 'batched', 'peak', 'hot', 'onboarding'];
+const PAYMENT_SCENARIOS = ['payments', 'payments-hot-payee', 'payments-hot-payer', 'payments-overload'];
+const DEFAULT_SCENARIOS = [...LEDGER_SCENARIOS, ...PAYMENT_SCENARIOS];
 
 const { values: flags } = parseArgs({
   options: {
@@ -64,12 +85,15 @@ const { values: flags } = parseArgs({
     clients: { type: 'string', default: '64' },
     duration: { type: 'string', default: '30' },
     scale: { type: 'string' },
-    scenarios: { type: 'string', default: 'steady,batched,peak,hot,onboarding' },
+    scenarios: { type: 'string', default: DEFAULT_SCENARIOS.join(',') },
+    'cross-shard-percent': { type: 'string', default: '50' },
+    'payment-admission': { type: 'string' },
     'per-request': { type: 'string', default: '20' },
     rate: { type: 'string' },
     'no-pgbench': { type: 'boolean', default: false },
     'no-record': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    relaxed: { type: 'boolean', default: false },
     json: { type: 'string' },
     smoke: { type: 'boolean', default: false },
   },
@@ -87,15 +111,24 @@ const opts = {
   accounts: smoke ? 60 : int('accounts', flags.accounts, 10),
   clients: smoke ? 2 : int('clients', flags.clients, 1),
   duration: smoke ? 5 : int('duration', flags.duration, 5),
-  scenarios: smoke ? ['steady'] : flags.scenarios!.split(',').map((s) => s.trim()),
+  scenarios: smoke ? ['steady', 'payments'] : flags.scenarios!.split(',').map((s) => s.trim()),
   rate: flags.rate !== undefined ? int('rate', flags.rate, 1) : smoke ? 10 : undefined,
   pgbench: !smoke && !flags['no-pgbench'],
   record: !smoke && !flags['no-record'],
   perRequest: int('per-request', flags['per-request'], 1),
+  crossShardPercent: int('cross-shard-percent', flags['cross-shard-percent'], 0),
+  /** PostgreSQL durable as in production (fsync, synchronous_commit, full_page_writes on), unless --relaxed. */
+  durable: !flags.relaxed,
 };
 for (const s of opts.scenarios) {
-  if (!['steady', 'batched', 'peak', 'hot', 'onboarding'].includes(s)) fail(`--scenarios: unknown scenario "${s}"`);
+  if (!DEFAULT_SCENARIOS.includes(s))
+    fail(`--scenarios: unknown scenario "${s}" (known: ${DEFAULT_SCENARIOS.join(',')})`);
 }
+if (opts.crossShardPercent > 100) fail(`--cross-shard-percent must be 0..100, got ${opts.crossShardPercent}`);
+/** Whether the payment path runs: then the payment, customer and product services run too. */
+const paymentsOn = opts.scenarios.some((s) => PAYMENT_SCENARIOS.includes(s));
+if (opts.scenarios.includes('payments-overload') && !opts.scenarios.includes('payments') && opts.rate === undefined)
+  fail('payments-overload offers 3x the payment capacity: run it with payments (which measures it), or give --rate');
 // pgbench's scale: at least one branch per client (fewer serialises pgbench on the branch rows,
 // which would flatter us), and at least one pgbench_accounts row (100,000 a scale) per account.
 const scale = flags.scale ? int('scale', flags.scale, 1) : Math.max(opts.clients, Math.ceil(opts.accounts / 100_000));
@@ -124,89 +157,6 @@ function findPgbench(): string {
 
 const k6 = findK6();
 const pgbench = opts.pgbench ? findPgbench() : '';
-
-// ---------------------------------------------------------------------------------------------
-// CPU accounting from /proc: ticks (utime + stime) of a process tree, where the live members'
-// cutime/cstime hold what their exited children used (postgres backends come and go).
-
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-function stat(pid: number): { ppid: number; self: number; children: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
-  } catch {
-    return undefined;
-  }
-}
-
-function processes(): Map<number, { ppid: number; cmd: string[] }> {
-  const out = new Map<number, { ppid: number; cmd: string[] }>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const pid = Number(d);
-    const st = stat(pid);
-    if (!st) continue;
-    let cmd: string[] = [];
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    out.set(pid, { ppid: st.ppid, cmd });
-  }
-  return out;
-}
-
-/** Total CPU ticks of pid and its descendants, including their exited (reaped) children. */
-function treeTicks(pid: number): number {
-  const all = processes();
-  const tree = new Set([pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [p, { ppid }] of all) {
-      if (!tree.has(p) && tree.has(ppid)) {
-        tree.add(p);
-        grew = true;
-      }
-    }
-  }
-  let t = 0;
-  for (const p of tree) {
-    const st = stat(p);
-    if (st) t += st.self + st.children;
-  }
-  return t;
-}
-
-/** The server process listening on `port` (found by its command line). */
-function findServer(binary: string, port: number): number {
-  for (const [pid, { cmd }] of processes()) {
-    const i = cmd.indexOf('-p');
-    if (cmd[0]?.endsWith(binary) && i >= 0 && cmd[i + 1] === String(port)) return pid;
-  }
-  throw new Error(`could not find the ${binary} process on port ${port}`);
-}
-
-function machineBusy(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - f[3]! - f[4]!, total };
-}
-
-interface CpuSnapshot {
-  at: number;
-  service: number;
-  postgres: number;
-  nats: number;
-  harness: number;
-  children: number; // reaped children of the harness: k6 or pgbench, whichever ran
-  machine: { busy: number; total: number };
-}
-
-type CpuUse = Record<'service' | 'postgres' | 'nats' | 'load' | 'harness' | 'other' | 'machine', number>;
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -241,14 +191,23 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const durability = opts.durable ? 'durable' : 'relaxed (fsync, synchronous_commit, full_page_writes off)';
 say(
   `corebank bench: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s a run, ` +
-    `scenarios ${opts.scenarios.join(',')}${opts.pgbench ? `, pgbench scale ${scale}` : ''}; ${cpus().length} CPUs, load ${loadavg()
+    `scenarios ${opts.scenarios.join(',')}${opts.pgbench ? `, pgbench scale ${scale}` : ''}, PostgreSQL ${durability}; ${cpus().length} CPUs, load ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,
 );
 
-const [pgServer, nats] = await Promise.all([startPostgres(), startNats()]);
+// pg_stat_statements counts the statements (= round trips: each is one Parse/Bind/Execute/Sync)
+// of every database, for the queries per payment (see queryProbe).
+const [pgServer, nats] = await Promise.all([
+  startPostgres({
+    durability: opts.durable ? 'durable' : 'relaxed',
+    ...(paymentsOn ? { settings: { shared_preload_libraries: 'pg_stat_statements' } } : {}),
+  }),
+  startNats(),
+]);
 cleanups.push(
   () => pgServer.stop(),
   () => nats.stop(),
@@ -257,69 +216,74 @@ const postgresPid = findServer('postgres', pgServer.port);
 const natsPid = findServer('nats-server', nats.port);
 
 const shardDbs = Array.from({ length: opts.shards }, (_, i) => localDatabase('account', i));
-await createDatabases(pgServer.adminUrl, shardDbs);
-const key = randomBytes(32);
-const grpcPort = await freePort();
-const metricsPort = await freePort();
-const env = {
-  ...localServiceEnv('account', {
-    pgUrl: pgServer.url,
-    natsUrl: nats.url,
-    shards: opts.shards,
-    authTokenKey: key.toString('base64'),
-    grpcPort,
-    metricsPort,
-  }),
-  LOG_LEVEL: 'warn',
+const paymentDbs = Array.from({ length: opts.shards }, (_, i) => localDatabase('payment', i));
+// A throwaway issuer and service keys for this run (in memory; the JWKS goes to the services inline).
+const auth = await createTestAuth();
+const bankServices: BankService[] = paymentsOn ? ['product', 'customer', 'account', 'payment'] : ['account'];
+const ports = await allocatePorts(bankServices);
+// The payment service's admission limit: every capacity run's --clients calls fit (writes may use
+// 80% of the slots, the rest is kept for reads), so only the overload run, with more calls in
+// flight than that, is shed. The velocity limits are raised for the corporate payer of
+// payments-hot-payer (its thousands of orders an hour would be refused as RISK_VELOCITY_*); every
+// other rule (tier thresholds, new payee, daily limits) stays as `npm run up` sets it.
+const paymentAdmission = flags['payment-admission']
+  ? int('payment-admission', flags['payment-admission'], 0)
+  : Math.ceil((opts.clients * 100) / 80);
+const benchEnv: Partial<Record<BankService, Record<string, string>>> = {
+  payment: {
+    ADMISSION_MAX_IN_FLIGHT: String(paymentAdmission),
+    ADMISSION_READ_RESERVE_PERCENT: '20',
+    CHANNEL_RATE_LIMITS: '',
+    RISK_VELOCITY_MAX_PAYMENTS: '1000000',
+    RISK_VELOCITY_MAX_AMOUNT: '1000000000000',
+  },
 };
-{
-  const config = loadAccountConfig(env);
-  const router = new ShardRouter(config.shards, config.shardUrls, 2, 'account');
-  await migrateAllShards(router, accountMigrations, log);
-  await router.close();
-}
-
-// The account service, as its own process (node + tsx from the sources, like `npm run up`).
-const serviceArgs = ['--conditions=source', '--import', 'tsx'];
-if (flags['cpu-prof']) serviceArgs.push('--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'prof')}`);
-serviceArgs.push(join(root, 'services/account/src/command.ts'), 'serve');
-const service = spawn(process.execPath, serviceArgs, {
-  cwd: root,
-  env: { ...process.env, ...env },
-  stdio: ['ignore', 'pipe', 'pipe'],
+const envs = serviceEnvs(bankServices, {
+  pgUrl: pgServer.url,
+  natsUrl: nats.url,
+  shards: opts.shards,
+  authJwks: auth.jwks,
+  authServiceKeys: auth.serviceJwks,
+  customerIdHashKey: randomBytes(32).toString('base64'),
+  ports,
+  extra: benchEnv,
 });
-let serviceLog = '';
-const keepLog = (d: Buffer) => (serviceLog = (serviceLog + d.toString()).slice(-20_000));
-service.stdout!.on('data', keepLog);
-service.stderr!.on('data', keepLog);
-let serviceExited = false;
-service.once('exit', (code, signal) => {
-  serviceExited = true;
-  if (!cleaning) {
-    console.error(`bench: the account service exited (${code ?? signal}) during the run:\n${serviceLog.slice(-4000)}`);
-    void cleanup().then(() => process.exit(1));
-  }
-});
-cleanups.push(() => stopChild(service, 20_000));
+await migrateServices(pgServer.adminUrl, opts.shards, envs, log);
 
-function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
+// Each service as its own process (node + tsx from the sources, like `npm run up`).
+const procs: Partial<Record<BankService, ServiceProcess>> = {};
+for (const name of bankServices) {
+  procs[name] = spawnService(root, name, envs[name], {
+    ...(flags['cpu-prof'] ? { cpuProfDir: join(resultsDir, 'prof') } : {}),
+    onExit: (svc, how, out) => {
+      if (cleaning) return;
+      console.error(`bench: the ${svc} service exited (${how}) during the run:\n${out.slice(-4000)}`);
+      void cleanup().then(() => process.exit(1));
+    },
   });
+  const p = procs[name];
+  cleanups.push(() => p.stop());
+}
+const grpcPort = ports.account.grpc;
+const metricsPort = ports.account.metrics;
+try {
+  await waitReady(Object.values(procs));
+} catch (err) {
+  await cleanup();
+  fail((err as Error).message);
 }
 
-const adminToken = await mintToken(key, {
+const adminToken = await mintToken(auth.issuer, {
   channel: 'bench-harness',
-  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:admin'],
+  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read', 'ledger:admin'],
+  audience: ALL_AUDIENCES,
   ttlSeconds: 6 * 3600,
 });
-// What k6 gets: a channel token without ledger:admin.
-const k6Token = await mintToken(key, {
+// What k6 gets: a channel token for the ledger and the payment service, without ledger:admin.
+const k6Token = await mintToken(auth.issuer, {
   channel: 'bench-k6',
-  scopes: ['accounts:read', 'accounts:write', 'transfers:write'],
+  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'payments:read', 'payments:write'],
+  audience: [audienceOf('account'), audienceOf('payment')],
   ttlSeconds: 6 * 3600,
 });
 const client = promisify(
@@ -327,23 +291,9 @@ const client = promisify(
   adminToken,
 );
 cleanups.push(() => client.close());
-
-{
-  const until = Date.now() + 60_000;
-  for (;;) {
-    try {
-      await client.listSystemAccounts({}, { deadlineMs: 2000 });
-      break;
-    } catch (err) {
-      if (serviceExited) fail('the account service did not start');
-      if (Date.now() > until)
-        fail(`the account service did not become ready: ${(err as Error).message}\n${serviceLog}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
 say(
-  `account service up on 127.0.0.1:${grpcPort} (pid ${service.pid}, metrics :${metricsPort}); PostgreSQL :${pgServer.port}, NATS :${nats.port}`,
+  `services up: ${bankServices.map((s) => `${s} ${procs[s]!.address} (pid ${procs[s]!.pid})`).join(', ')}; ` +
+    `PostgreSQL :${pgServer.port}, NATS :${nats.port}`,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -388,6 +338,9 @@ async function openAccounts(owners: string[]): Promise<Account[]> {
 const loadStart = Date.now();
 const customers = await openAccounts(Array.from({ length: opts.accounts }, (_, i) => `bench-customer-${i}`));
 const [merchant] = await openAccounts(['bench-merchant']);
+// The hot payer of payments-hot-payee's twin, payments-hot-payer: a corporate account paying out
+// to many customers (payroll, refunds, marketplace payouts), funded with EUR 10,000,000.00.
+const [corporate] = await openAccounts(['bench-corporate']);
 const cash = new Map<number, string>();
 for (const s of (await client.listSystemAccounts({})).accounts) {
   if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH && s.account!.currency === 'EUR')
@@ -404,6 +357,14 @@ let funding = 0;
       reference: 'bench funding',
     }),
   );
+  all.push(
+    newTransfer({
+      debitAccountId: cash.get(corporate!.shard)!,
+      creditAccountId: corporate!.id,
+      amount: 1_000_000_000n,
+      reference: 'bench funding',
+    }),
+  );
   for (let i = 0; i < all.length; i += 4000) {
     const res = await client.createTransfers({ transfers: all.slice(i, i + 4000) }, { deadlineMs: 120_000 });
     for (const r of res.results) {
@@ -412,7 +373,7 @@ let funding = 0;
     }
   }
 }
-const harnessAccounts = customers.length + 1;
+const harnessAccounts = customers.length + 2;
 
 // The fixture k6 reads: account ids sorted by shard, with each shard's range and cash account.
 const byShard = Array.from({ length: opts.shards }, (_, i) => customers.filter((a) => a.shard === i).map((a) => a.id));
@@ -423,55 +384,27 @@ const fixture = {
     return { index, start, end: start + ids.length, cash: cash.get(index)! };
   }),
   hot: { shard: merchant!.shard, account: merchant!.id },
+  corporate: { shard: corporate!.shard, account: corporate!.id },
 };
 for (const s of fixture.shards)
   if (s.end - s.start < 2) fail(`shard ${s.index} has fewer than 2 accounts: use more --accounts`);
 const fixturePath = join(work, 'fixture.json');
 writeFileSync(fixturePath, JSON.stringify(fixture));
 say(
-  `loaded ${customers.length} funded accounts (+1 merchant) in ${((Date.now() - loadStart) / 1000).toFixed(1)}s: ` +
+  `loaded ${customers.length} funded accounts (+1 merchant, +1 corporate) in ${((Date.now() - loadStart) / 1000).toFixed(1)}s: ` +
     byShard.map((s, i) => `shard ${i}: ${s.length}`).join(', '),
 );
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
-async function cpuSnapshot(): Promise<CpuSnapshot> {
-  const self = stat(process.pid)!;
-  return {
-    at: Date.now(),
-    service: treeTicks(service.pid!),
-    postgres: treeTicks(postgresPid),
-    nats: treeTicks(natsPid),
-    harness: self.self,
-    children: self.children,
-    machine: machineBusy(),
-  };
-}
-
-/** CPU use between two snapshots, in % of one core (the machine has cpus().length cores). */
-function cpuUse(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
-  const secs = (b.at - a.at) / 1000;
-  const pct = (ticks: number) => Math.round((100 * ticks) / TICKS / secs);
-  const service = b.service - a.service;
-  const postgres = b.postgres - a.postgres;
-  const nats = b.nats - a.nats;
-  const load = b.children - a.children;
-  const harness = b.harness - a.harness;
-  // /proc/stat counts in USER_HZ too; scale the machine's busy share to ticks of one core.
-  const busyShare = (b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total);
-  const machine = Math.round(busyShare * 100 * cpus().length);
-  const ours = pct(service) + pct(postgres) + pct(nats) + pct(load) + pct(harness);
-  return {
-    service: pct(service),
-    postgres: pct(postgres),
-    nats: pct(nats),
-    load: pct(load),
-    harness: pct(harness),
-    other: Math.max(0, machine - ours),
-    machine,
-  };
-}
+/** The process trees whose CPU is measured: each service, PostgreSQL, nats-server. */
+const watched: Record<string, number> = {
+  ...Object.fromEntries(bankServices.map((s) => [s, procs[s]!.pid])),
+  postgres: postgresPid,
+  nats: natsPid,
+};
+const cpuSnapshot = async (): Promise<CpuSnapshot> => snapshotOf(watched);
 
 async function shardCounts(table: string, where = ''): Promise<number> {
   let n = 0;
@@ -563,51 +496,86 @@ interface RunResult {
   thresholds?: { ok: boolean; crossed: string[] };
   reconciled?: Reconciliation;
   extra?: Record<string, unknown>;
+  /** When the k6 run went (ISO). */
+  window?: { from: string; to: string };
+  /** Payment runs: settle time (ms) of the completed cross-shard orders created during the run. */
+  settle?: Percentiles;
 }
 
 interface Reconciliation {
   ok: boolean;
   journal: number;
   funding: number;
+  /** Journal transfers of payment orders (checked order by order in `payments`). */
+  paymentTransfers: number;
   k6Ok: number;
   accounts: number;
   expectedAccounts: number;
   invariantOk: boolean;
   constraintViolations: number;
+  payments?: PaymentReconciliation;
 }
 
 const results: RunResult[] = [];
 let k6OkTotal = 0;
 let k6AccountsTotal = 0;
+/** Orders k6 saw accepted by the payment service, over every run so far. */
+let k6PaymentsTotal = 0;
 const failures: string[] = [];
+/** How long the reconciliation waits for every order to settle. */
+const SETTLE_TIMEOUT_MS = 60_000;
 
 async function reconcile(after: string): Promise<Reconciliation> {
+  // The payment orders first: they must have settled before the journal is counted.
+  const payments = paymentsOn
+    ? await reconcilePayments({
+        url: pgServer.url,
+        paymentDbs,
+        accountDbs: shardDbs,
+        k6Accepted: k6PaymentsTotal,
+        settleTimeoutMs: SETTLE_TIMEOUT_MS,
+        systemAccounts: async () => (await client.listSystemAccounts({}, { deadlineMs: 30_000 })).accounts,
+      })
+    : undefined;
   const journal = await shardCounts('transfers');
   const accounts = await shardCounts('accounts', 'where not system');
   const inv = await client.checkLedgerInvariant({}, { deadlineMs: 120_000 });
+  const paymentTransfers = payments?.journalTransfers ?? 0;
   const r: Reconciliation = {
     ok: false,
     journal,
     funding,
+    paymentTransfers,
     k6Ok: k6OkTotal,
     accounts,
     expectedAccounts: harnessAccounts + k6AccountsTotal,
     invariantOk: inv.ok,
     constraintViolations: Number(inv.constraintViolations),
+    ...(payments ? { payments } : {}),
   };
-  r.ok = journal - funding === k6OkTotal && accounts === r.expectedAccounts && inv.ok;
+  const transfers = journal - funding - paymentTransfers;
+  r.ok = transfers === k6OkTotal && accounts === r.expectedAccounts && inv.ok && (payments?.ok ?? true);
   if (!r.ok) {
     const why = [
-      journal - funding !== k6OkTotal &&
-        `journal holds ${journal} transfers - ${funding} funding = ${journal - funding}, but k6 saw ${k6OkTotal} succeed`,
+      transfers !== k6OkTotal &&
+        `journal holds ${journal} transfers - ${funding} funding - ${paymentTransfers} of payment orders = ${transfers}, but k6 saw ${k6OkTotal} succeed`,
       accounts !== r.expectedAccounts && `${accounts} customer accounts, expected ${r.expectedAccounts}`,
       !inv.ok && `ledger invariant NOT ok: ${JSON.stringify(inv, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      ...(payments?.why ?? []).map((w) => `payments: ${w}`),
     ].filter(Boolean);
     failures.push(`after ${after}: ${why.join('; ')}`);
     console.error(`bench: RECONCILIATION FAILED after ${after}: ${why.join('; ')}`);
   } else {
     say(
-      `reconciled after ${after}: ${journal - funding} transfers in the journal = ${k6OkTotal} OK in k6; invariant ok`,
+      `reconciled after ${after}: ${transfers} transfers in the journal = ${k6OkTotal} OK in k6; invariant ok` +
+        (payments
+          ? `; ${payments.orders} payment orders = ${payments.k6Accepted} accepted in k6 (${
+              Object.entries(payments.byStatus)
+                .map(([k, v]) => `${k.replace('PAYMENT_STATUS_', '')} ${v}`)
+                .join(', ') || 'none'
+            }; settled within ${(payments.settleWaitMs / 1000).toFixed(1)}s), their ${paymentTransfers} ` +
+            `transfers as their statuses imply, in-transit nets to zero`
+          : ''),
     );
   }
   return r;
@@ -638,11 +606,6 @@ async function runChild(
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out, err }));
   });
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 async function runPgbench(): Promise<RunResult> {
@@ -708,6 +671,8 @@ async function runK6(
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ADDR: `127.0.0.1:${grpcPort}`,
+    ...(procs.payment ? { PAYMENT_ADDR: procs.payment.address } : {}),
+    CROSS_PCT: String(opts.crossShardPercent),
     TOKEN: k6Token,
     FIXTURE: fixturePath,
     SUMMARY_PATH: summaryPath,
@@ -721,12 +686,14 @@ async function runK6(
   say(`k6 ${name}: ${what}`);
   await checkpoint();
   const sampler = o.sample ? sampleThroughput() : undefined;
+  const from = new Date();
   const a = await cpuSnapshot();
   const run = await runChild(k6, ['run', '--quiet', '--no-color', '--no-usage-report', join(here, script)], {
     env,
     echo: true,
   });
   const b = await cpuSnapshot();
+  const to = new Date();
   const rates = await sampler?.stop();
   if (run.code !== 0 && run.code !== 99) {
     throw new Error(`k6 ${name} failed (exit ${run.code}):\n${run.err.slice(-6000)}`);
@@ -747,38 +714,69 @@ async function runK6(
   for (const [metric, def] of Object.entries(m)) {
     for (const [expr, t] of Object.entries(def.thresholds ?? {})) if (!t.ok) crossed.push(`${metric} ${expr}`);
   }
-  const okAll = val('transfers_ok', 'count');
-  k6OkTotal += okAll;
-  k6AccountsTotal += val('accounts_opened', 'count');
   const seconds = summary.state.testRunDurationMs / 1000;
-  const payments = val('transfers_ok{op:transfer}', 'count');
-  const trend = 'grpc_req_duration{op:transfer}';
-  const result = {
+  const common = {
     name,
     what,
     seconds,
-    rate: Math.round(payments / seconds),
-    latency: { p50: val(trend, 'med'), p95: val(trend, 'p(95)'), p99: val(trend, 'p(99)') },
-    ...(m['grpc_req_duration{op:read}'] ? { readP99: val('grpc_req_duration{op:read}', 'p(99)') } : {}),
     errors: val('errors', 'passes'),
     errorRate: val('errors', 'rate'),
     dropped: val('dropped_iterations', 'count'),
     cpu: cpuUse(a, b),
     thresholds: { ok: crossed.length === 0, crossed },
-    extra: {
-      transfersOk: okAll,
-      payments,
-      funding: val('transfers_ok{op:fund}', 'count'),
-      refused: val('transfers_refused', 'count'),
-      unknown: val('transfers_unknown', 'count'),
-      retries: val('grpc_retries', 'count'),
-      accountsOpened: val('accounts_opened', 'count'),
-      iterations: val('iterations', 'count'),
-      k6Exit: run.code,
-    },
-    summary,
-    ...(rates ? { rates } : {}),
+    window: { from: from.toISOString(), to: to.toISOString() },
   };
+  let result: RunResult & { summary: K6Summary; rates?: number[] };
+  if (script === 'payments.js') {
+    const accepted = val('payments_accepted', 'count');
+    k6PaymentsTotal += accepted;
+    const trend = 'payment_admitted_ms';
+    result = {
+      ...common,
+      rate: Math.round(accepted / seconds),
+      latency: { p50: val(trend, 'med'), p95: val(trend, 'p(95)'), p99: val(trend, 'p(99)') },
+      extra: {
+        accepted,
+        same: val('payments_accepted{route:same}', 'count'),
+        cross: val('payments_accepted{route:cross}', 'count'),
+        refused: val('payments_refused', 'count'),
+        shedOrders: val('payments_shed', 'count'),
+        shedCalls: val('payment_shed_calls', 'count'),
+        shedOverloaded: val('payment_shed_calls{reason:OVERLOADED}', 'count'),
+        shedRateLimited: val('payment_shed_calls{reason:RATE_LIMITED}', 'count'),
+        unknown: val('payments_unknown', 'count'),
+        retries: val('payment_retries', 'count'),
+        iterations: val('iterations', 'count'),
+        k6Exit: run.code,
+      },
+      summary,
+    };
+  } else {
+    const okAll = val('transfers_ok', 'count');
+    k6OkTotal += okAll;
+    k6AccountsTotal += val('accounts_opened', 'count');
+    const payments = val('transfers_ok{op:transfer}', 'count');
+    const trend = 'grpc_req_duration{op:transfer}';
+    result = {
+      ...common,
+      rate: Math.round(payments / seconds),
+      latency: { p50: val(trend, 'med'), p95: val(trend, 'p(95)'), p99: val(trend, 'p(99)') },
+      ...(m['grpc_req_duration{op:read}'] ? { readP99: val('grpc_req_duration{op:read}', 'p(99)') } : {}),
+      extra: {
+        transfersOk: okAll,
+        payments,
+        funding: val('transfers_ok{op:fund}', 'count'),
+        refused: val('transfers_refused', 'count'),
+        unknown: val('transfers_unknown', 'count'),
+        retries: val('grpc_retries', 'count'),
+        accountsOpened: val('accounts_opened', 'count'),
+        iterations: val('iterations', 'count'),
+        k6Exit: run.code,
+      },
+      summary,
+      ...(rates ? { rates } : {}),
+    };
+  }
   if (crossed.length) say(`k6 ${name}: thresholds crossed: ${crossed.join('; ')}`);
   return result;
 }
@@ -792,8 +790,117 @@ async function scenario(
 ): Promise<RunResult & { rates?: number[] }> {
   const { summary: _summary, ...r } = await runK6(name, script, what, vars, o);
   r.reconciled = await reconcile(name);
+  if (script === 'payments.js' && r.window) {
+    // Settled by now (the reconciliation waited for it): acceptance to COMPLETED, from the rows.
+    r.settle = await crossShardSettle(pgServer.url, paymentDbs, new Date(r.window.from), new Date(r.window.to));
+  }
   results.push(r);
   return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries and calls per payment (issue 14, point 3): a few orders at a low rate, same shard only,
+// then cross shard only, each with pg_stat_statements reset before and read once they settled.
+// Top-level statements per database are round trips (each is one Parse/Bind/Execute/Sync; BEGIN
+// and COMMIT count); the services' gRPC request counters give the calls between them.
+
+interface QueryCounts {
+  route: string;
+  orders: number;
+  /** Statements per order, by the service whose databases ran them, and in all. */
+  statements: Record<string, number>;
+  /** gRPC calls served per order, by service/method (the order's own CreatePayment included). */
+  calls: Record<string, number>;
+  /** The statements run most often, per order, with the service whose database ran them. */
+  top: { service: string; perOrder: number; query: string }[];
+}
+let queryCounts: QueryCounts[] | undefined;
+
+async function adminQuery(sql: string): Promise<pg.QueryResult> {
+  const c = new pg.Client(pgServer.adminUrl);
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+async function grpcCalls(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const s of bankServices) {
+    const text = await metricsOf(procs[s]!.metricsPort);
+    for (const line of text.split('\n')) {
+      const m = /^grpc_server_requests_total\{(.*)\} (\S+)$/.exec(line);
+      if (!m) continue;
+      const method = /method="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
+      const k = `${s}/${method}`;
+      out[k] = (out[k] ?? 0) + Number(m[2]);
+    }
+  }
+  return out;
+}
+
+async function queryProbes(): Promise<QueryCounts[]> {
+  await adminQuery('create extension if not exists pg_stat_statements');
+  const out: QueryCounts[] = [];
+  for (const [route, pct] of [
+    ['same-shard', 0],
+    ['cross-shard', 100],
+  ] as const) {
+    await waitSettled(pgServer.url, paymentDbs, SETTLE_TIMEOUT_MS);
+    await adminQuery('select pg_stat_statements_reset()');
+    const calls0 = await grpcCalls();
+    const r = await runK6(`probe-${route}`, 'payments.js', `${route} orders at 20/s, counting statements`, {
+      MODE: 'uniform',
+      RATE: 20,
+      DURATION: 5,
+      VUS: 4,
+      CROSS_PCT: pct,
+    });
+    await waitSettled(pgServer.url, paymentDbs, SETTLE_TIMEOUT_MS);
+    await new Promise((res) => setTimeout(res, 1500)); // the relays mark the last events sent
+    const rows = (
+      await adminQuery(
+        `select d.datname, s.query, s.calls::text as n from pg_stat_statements s join pg_database d on d.oid = s.dbid
+          where s.query not like '%bench-harness%' and s.query not like '%pg_stat_statements%'`,
+      )
+    ).rows as { datname: string; query: string; n: string }[];
+    const calls1 = await grpcCalls();
+    const orders = Number((r.extra as { accepted: number }).accepted);
+    const statements: Record<string, number> = {};
+    const byQuery = new Map<string, { service: string; n: number }>();
+    let total = 0;
+    for (const { datname, query, n } of rows) {
+      const svc = datname === 'corebank_global' ? 'product' : /^corebank_([a-z]+)_s\d+$/.exec(datname)?.[1];
+      if (!svc) continue;
+      statements[svc] = (statements[svc] ?? 0) + Number(n);
+      total += Number(n);
+      const text = query.replace(/\s+/g, ' ').slice(0, 160);
+      const k = `${svc}\0${text}`;
+      byQuery.set(k, { service: svc, n: (byQuery.get(k)?.n ?? 0) + Number(n) });
+    }
+    statements.total = total;
+    const per = (x: number) => +(x / Math.max(1, orders)).toFixed(2);
+    const top = [...byQuery.entries()]
+      .sort((a, b) => b[1].n - a[1].n)
+      .slice(0, 25)
+      .map(([k, v]) => ({ service: v.service, perOrder: per(v.n), query: k.split('\0')[1]! }));
+    const calls: Record<string, number> = {};
+    for (const [k, v] of Object.entries(calls1)) if (v - (calls0[k] ?? 0) > 0) calls[k] = per(v - (calls0[k] ?? 0));
+    const q = {
+      route,
+      orders,
+      statements: Object.fromEntries(Object.entries(statements).map(([k, v]) => [k, per(v)])),
+      calls,
+      top,
+    };
+    say(`${route}: per order ${JSON.stringify(q.statements)} statements; calls ${JSON.stringify(q.calls)}`);
+    out.push(q);
+  }
+  const rec = await reconcile('the query probes');
+  if (!rec.ok) say('the query probes did not reconcile (see above)');
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,6 +971,62 @@ try {
       { OPEN_RATE: 20, BATCH: 10, BURST: burst, PAY_RATE: payRate, DURATION: pay },
     );
   }
+  const cross = `${opts.crossShardPercent}% cross-shard`;
+  let payCapacity: number | undefined;
+  if (opts.scenarios.includes('payments')) {
+    // First the statement probes (a few orders at a low rate): they also warm the four services up
+    // (JIT, pools, caches) before the capacity is measured.
+    if (!smoke) queryCounts = await queryProbes();
+    // Capacity with --clients orders in flight, like steady; then 70% of it, for the latency and
+    // settle-time targets and as the overload run's yardstick.
+    const r = await scenario('payments', 'payments.js', `CreatePayment, ${cross}, constant arrival ${offered}/s`, {
+      MODE: 'uniform',
+      RATE: offered,
+    });
+    payCapacity = r.rate;
+    if (!smoke) {
+      const at70 = Math.max(1, Math.round(0.7 * r.rate));
+      const hold = Math.max(10, Math.round(opts.duration * 0.7));
+      await scenario(
+        'payments@70%',
+        'payments.js',
+        `CreatePayment held at ${at70}/s (70% of ${r.rate}/s) for ${hold}s`,
+        {
+          MODE: 'uniform',
+          RATE: at70,
+          DURATION: hold,
+        },
+      );
+    }
+  }
+  if (opts.scenarios.includes('payments-hot-payee')) {
+    await scenario(
+      'payments-hot-payee',
+      'payments.js',
+      `90% of orders pay one merchant account (payers ${cross}), constant arrival ${offered}/s`,
+      { MODE: 'hot-payee', RATE: offered, HOT_SHARE: 0.9 },
+    );
+  }
+  if (opts.scenarios.includes('payments-hot-payer')) {
+    await scenario(
+      'payments-hot-payer',
+      'payments.js',
+      `90% of orders paid by one corporate account to many (payees ${cross}), constant arrival ${offered}/s`,
+      { MODE: 'hot-payer', RATE: offered, HOT_SHARE: 0.9 },
+    );
+  }
+  if (opts.scenarios.includes('payments-overload')) {
+    const cap = payCapacity ?? opts.rate!;
+    const maxVus = 4 * opts.clients;
+    await scenario(
+      'payments-overload',
+      'payments.js',
+      `3x the payment capacity: ${3 * cap}/s offered (${cross}), up to ${maxVus} calls in flight; payment admission ` +
+        `${paymentAdmission} in flight (${Math.floor(paymentAdmission * 0.8)} for writes); a shed call retried ` +
+        `twice after its hint, then counted shed`,
+      { MODE: 'overload', RATE: 3 * cap, MAX_VUS: maxVus, SHED_RETRIES: 2 },
+    );
+  }
   if (smoke) {
     for (const r of results)
       if (r.thresholds && !r.thresholds.ok)
@@ -885,8 +1048,22 @@ const peak = results.find((r) => r.name === 'peak');
 const peak70 = results.find((r) => r.name === 'peak@70%');
 const hot = results.find((r) => r.name === 'hot-account');
 const onboarding = results.find((r) => r.name === 'onboarding');
+const pay = results.find((r) => r.name === 'payments');
+const pay70 = results.find((r) => r.name === 'payments@70%');
+const hotPayee = results.find((r) => r.name === 'payments-hot-payee');
+const hotPayer = results.find((r) => r.name === 'payments-hot-payer');
+const overload = results.find((r) => r.name === 'payments-overload');
 const f1 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
+const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(0));
+const x2 = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}x` : '-');
 const ratio = (r: RunResult) => (pg0 && r.name !== 'pgbench' ? `${(r.rate / pg0.rate).toFixed(2)}x` : '');
+const svcShort: Record<BankService, string> = {
+  account: 'acct',
+  payment: 'pay',
+  customer: 'cust',
+  product: 'prod',
+  loan: 'loan',
+};
 
 const head = [
   'run',
@@ -897,7 +1074,7 @@ const head = [
   'p99 ms',
   'errors',
   'dropped',
-  'cpu% svc',
+  ...bankServices.map((s) => `cpu% ${svcShort[s]}`),
   'pg',
   'nats',
   'k6/pgbench',
@@ -914,7 +1091,7 @@ const rows = results.map((r) => [
   f1(r.latency.p99),
   `${r.errors} (${(100 * r.errorRate).toFixed(2)}%)`,
   r.dropped === undefined ? '' : String(r.dropped),
-  String(r.cpu.service),
+  ...bankServices.map((s) => String(r.cpu[s] ?? '')),
   String(r.cpu.postgres),
   String(r.cpu.nats),
   String(r.cpu.load),
@@ -926,15 +1103,31 @@ const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.le
 const fmt = (cells: string[]) =>
   cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 console.log(
-  `\ncorebank bench ${stamp}: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s runs; ${cpus().length} CPUs on ${hostname()}`,
+  `\ncorebank bench ${stamp}: ${opts.shards} shards, ${opts.accounts} accounts, ${opts.clients} clients, ${opts.duration}s runs, PostgreSQL ${opts.durable ? 'durable' : 'relaxed'}; ${cpus().length} CPUs on ${hostname()}`,
 );
-console.log('ops/s: pgbench transactions, or OK payments (transfers) per second; CPU in % of one core');
+console.log(
+  'ops/s: pgbench transactions, OK ledger payments (transfers) per second, or payment orders accepted per second ' +
+    '(payments*: latency of admitted calls); CPU in % of one core',
+);
 console.log(fmt(head));
 for (const r of rows) console.log(fmt(r));
-for (const r of results)
+for (const r of results) {
+  const e = (r.extra ?? {}) as Record<string, number>;
+  const payment =
+    r.settle !== undefined
+      ? `; accepted ${e.accepted} (same ${e.same}, cross ${e.cross}), refused ${e.refused}, shed ${e.shedOrders} orders ` +
+        `(${e.shedCalls} calls: OVERLOADED ${e.shedOverloaded}, RATE_LIMITED ${e.shedRateLimited}), unknown ${e.unknown}; ` +
+        `cross-shard settle p50/p99 ${f1(r.settle.p50)}/${f1(r.settle.p99)} ms (max ${f1(r.settle.max)}, n ${r.settle.n})`
+      : '';
   console.log(
-    `  ${r.name}: ${r.what}${r.readP99 !== undefined ? `; GetAccount p99 ${f1(r.readP99)} ms` : ''}${r.thresholds && !r.thresholds.ok ? `; thresholds crossed: ${r.thresholds.crossed.join(', ')}` : ''}`,
+    `  ${r.name}: ${r.what}${r.readP99 !== undefined ? `; GetAccount p99 ${f1(r.readP99)} ms` : ''}${payment}${r.thresholds && !r.thresholds.ok ? `; thresholds crossed: ${r.thresholds.crossed.join(', ')}` : ''}`,
   );
+}
+if (queryCounts) {
+  console.log('statements (round trips) and gRPC calls per payment order, by service:');
+  for (const q of queryCounts)
+    console.log(`  ${q.route} (${q.orders} orders): ${JSON.stringify(q.statements)}; calls ${JSON.stringify(q.calls)}`);
+}
 
 const targets = {
   steadyVsPgbench:
@@ -948,20 +1141,56 @@ const targets = {
     hot && steady
       ? { value: +(hot.rate / steady.rate).toFixed(2), target: 0.5, met: hot.rate >= 0.5 * steady.rate }
       : undefined,
+  paymentsPerSecond: pay ? { value: pay.rate, target: 1000, met: pay.rate >= 1000 } : undefined,
+  paymentsVsSteady:
+    pay && steady
+      ? { value: +(pay.rate / steady.rate).toFixed(2), target: 0.5, met: pay.rate >= 0.5 * steady.rate }
+      : undefined,
+  paymentP99At70PctMs: pay70
+    ? { value: +pay70.latency.p99.toFixed(1), target: 50, met: pay70.latency.p99 <= 50 }
+    : undefined,
+  settleP99At70PctMs: pay70?.settle
+    ? { value: +pay70.settle.p99.toFixed(1), target: 1000, met: pay70.settle.p99 <= 1000 }
+    : undefined,
+  hotPayeeVsUniform:
+    hotPayee && pay
+      ? { value: +(hotPayee.rate / pay.rate).toFixed(2), target: 0.5, met: hotPayee.rate >= 0.5 * pay.rate }
+      : undefined,
+  hotPayerVsUniform:
+    hotPayer && pay
+      ? { value: +(hotPayer.rate / pay.rate).toFixed(2), target: 0.5, met: hotPayer.rate >= 0.5 * pay.rate }
+      : undefined,
+  overloadAdmittedVsPeak:
+    overload && pay
+      ? { value: +(overload.rate / pay.rate).toFixed(2), target: 0.9, met: overload.rate >= 0.9 * pay.rate }
+      : undefined,
+  overloadP99VsAt70Pct:
+    overload && pay70
+      ? {
+          value: +(overload.latency.p99 / pay70.latency.p99).toFixed(2),
+          target: 2,
+          met: overload.latency.p99 <= 2 * pay70.latency.p99,
+        }
+      : undefined,
 };
+const targetLines: [keyof typeof targets, string, string][] = [
+  ['steadyVsPgbench', 'steady transfers/s vs pgbench tps', 'x (target >= 1.0x, aim 2x)'],
+  ['p99At70PctOfPeakMs', 'payment p99 at 70% of the peak held', ' ms (target <= 50 ms)'],
+  ['hotVsUniform', 'hot account vs uniform', 'x (target >= 0.5x)'],
+  ['paymentsPerSecond', 'CreatePayment orders/s', '/s (target >= 1,000/s)'],
+  ['paymentsVsSteady', 'CreatePayment vs ledger single transfers (steady)', 'x (target >= 0.5x)'],
+  ['paymentP99At70PctMs', 'CreatePayment p99 at 70% of its capacity', ' ms (target <= 50 ms)'],
+  ['settleP99At70PctMs', 'cross-shard settle p99 at 70% of capacity', ' ms (target <= 1,000 ms)'],
+  ['hotPayeeVsUniform', 'hot payee vs uniform payments', 'x (target >= 0.5x)'],
+  ['hotPayerVsUniform', 'hot payer vs uniform payments', 'x (target >= 0.5x)'],
+  ['overloadAdmittedVsPeak', 'overload: admitted throughput vs the peak', 'x (target >= 0.9x)'],
+  ['overloadP99VsAt70Pct', 'overload: admitted p99 vs p99 at 70%', 'x (target <= 2x)'],
+];
 console.log('targets (reported, not gated):');
-if (targets.steadyVsPgbench)
-  console.log(
-    `  steady transfers/s vs pgbench tps: ${targets.steadyVsPgbench.value}x (target >= 1.0x, aim 2x): ${targets.steadyVsPgbench.met ? 'met' : 'MISSED'}`,
-  );
-if (targets.p99At70PctOfPeakMs)
-  console.log(
-    `  payment p99 at 70% of the peak held: ${targets.p99At70PctOfPeakMs.value} ms (target <= 50 ms): ${targets.p99At70PctOfPeakMs.met ? 'met' : 'MISSED'}`,
-  );
-if (targets.hotVsUniform)
-  console.log(
-    `  hot account vs uniform: ${targets.hotVsUniform.value}x (target >= 0.5x): ${targets.hotVsUniform.met ? 'met' : 'MISSED'}`,
-  );
+for (const [k, label, unit] of targetLines) {
+  const t = targets[k];
+  if (t) console.log(`  ${label}: ${t.value}${unit}: ${t.met ? 'met' : 'MISSED'}`);
+}
 
 let commit = 'unknown';
 try {
@@ -982,8 +1211,9 @@ const report = {
   command,
   commit,
   machine: { host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtEnd: loadavg() },
-  options: { ...opts, scale },
+  options: { ...opts, scale, paymentAdmission, benchEnv },
   results,
+  queryCounts,
   targets,
   failures,
 };
@@ -991,37 +1221,81 @@ const jsonPath = flags.json ?? join(resultsDir, `${smoke ? 'smoke' : 'bench'}-${
 writeFileSync(jsonPath, JSON.stringify(report, null, 2));
 console.log(`figures: ${relative(process.cwd(), jsonPath)}`);
 
+/** Inserts a row at the end of the table whose header's first cell is `header`. */
+function insertRow(text: string, header: string, row: string[]): string {
+  const lines = text.split('\n');
+  const h = lines.findIndex((l) => l.startsWith('|') && l.split('|')[1]?.trim() === header);
+  if (h < 0) throw new Error(`docs/benchmarks.md has no table starting "${header}"`);
+  let end = h + 1;
+  while (end < lines.length && lines[end]!.startsWith('|')) end++;
+  lines.splice(end, 0, `| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
 if (opts.record && failures.length === 0) {
   const doc = join(root, 'docs/benchmarks.md');
   if (!existsSync(doc)) fail('docs/benchmarks.md is missing');
   const day = new Date().toISOString().slice(0, 16).replace('T', ' ');
   const cell = (r: RunResult | undefined, s: (r: RunResult) => string) => (r ? s(r) : '-');
-  const row = [
-    `${day} UTC`,
-    `\`${commit}\``,
-    `${cpus().length} CPU, load ${loadavg()[1]!.toFixed(1)}`,
-    `${opts.shards} / ${opts.accounts} / ${opts.clients}`,
-    cell(pg0, (r) => `${r.rate} (p99 ${f1(r.latency.p99)})`),
-    cell(steady, (r) => `${r.rate} (${f1(r.latency.p50)}/${f1(r.latency.p95)}/${f1(r.latency.p99)})`),
-    steady && pg0 ? `${(steady.rate / pg0.rate).toFixed(2)}x` : '-',
-    cell(peak, (r) => `${(r.extra as { heldPeak: number }).heldPeak}`),
-    cell(peak70, (r) => `${f1(r.latency.p99)} (reads ${f1(r.readP99)})`),
-    cell(hot, (r) => `${r.rate}${steady ? ` (${(r.rate / steady.rate).toFixed(2)}x)` : ''}`),
-    cell(onboarding, (r) => `${(r.extra as { accountsOpened: number }).accountsOpened} opened, ${r.rate}/s`),
-    String(results.reduce((n, r) => n + (r.name === 'pgbench' ? 0 : r.errors), 0)),
-    cell(steady, (r) => `${r.cpu.service}/${r.cpu.postgres}/${r.cpu.nats}/${r.cpu.load}/${r.cpu.other}`),
-    `\`${command}\``,
-  ];
-  appendFileSync(doc, `| ${row.join(' | ')} |\n`);
-  // Keep the file as `npm run lint` (prettier --check) wants it: prettier realigns the table.
+  const machine = `${cpus().length} CPU, load ${loadavg()[1]!.toFixed(1)}, ${opts.durable ? 'durable' : 'relaxed'}`;
+  let text = readFileSync(doc, 'utf8');
+  // The ledger's row when a ledger run or pgbench ran (payment runs carry a settle time).
+  if (results.some((r) => r.settle === undefined)) {
+    text = insertRow(text, 'date', [
+      `${day} UTC`,
+      `\`${commit}\``,
+      machine,
+      `${opts.shards} / ${opts.accounts} / ${opts.clients}`,
+      cell(pg0, (r) => `${r.rate} (p99 ${f1(r.latency.p99)})`),
+      cell(steady, (r) => `${r.rate} (${f1(r.latency.p50)}/${f1(r.latency.p95)}/${f1(r.latency.p99)})`),
+      steady && pg0 ? `${(steady.rate / pg0.rate).toFixed(2)}x` : '-',
+      cell(peak, (r) => `${(r.extra as { heldPeak: number }).heldPeak}`),
+      cell(peak70, (r) => `${f1(r.latency.p99)} (reads ${f1(r.readP99)})`),
+      cell(hot, (r) => `${r.rate}${steady ? ` (${(r.rate / steady.rate).toFixed(2)}x)` : ''}`),
+      cell(onboarding, (r) => `${(r.extra as { accountsOpened: number }).accountsOpened} opened, ${r.rate}/s`),
+      String(results.reduce((n, r) => n + (r.name === 'pgbench' || r.settle ? 0 : r.errors), 0)),
+      cell(steady, (r) => `${r.cpu.account}/${r.cpu.postgres}/${r.cpu.nats}/${r.cpu.load}/${r.cpu.other}`),
+      `\`${command}\``,
+    ]);
+  }
+  if (pay || hotPayee || hotPayer || overload) {
+    const q = (route: string) => queryCounts?.find((c) => c.route === route)?.statements.total;
+    const e = (r: RunResult) => r.extra as Record<string, number>;
+    text = insertRow(text, 'date (payments)', [
+      `${day} UTC`,
+      `\`${commit}\``,
+      machine,
+      `${opts.shards} / ${opts.accounts} / ${opts.clients} / ${opts.crossShardPercent}%`,
+      cell(pay, (r) => `${r.rate} (${f1(r.latency.p50)}/${f1(r.latency.p95)}/${f1(r.latency.p99)})`),
+      x2(pay?.rate, steady?.rate),
+      cell(pay70, (r) => `${r.rate}: p99 ${f1(r.latency.p99)}, settle ${f0(r.settle?.p50)}/${f0(r.settle?.p99)}`),
+      cell(pay, (r) => `${f0(r.settle?.p50)}/${f0(r.settle?.p99)}`),
+      cell(hotPayee, (r) => `${r.rate} (${x2(r.rate, pay?.rate)})`),
+      cell(hotPayer, (r) => `${r.rate} (${x2(r.rate, pay?.rate)})`),
+      cell(
+        overload,
+        (r) =>
+          `${r.rate} (${x2(r.rate, pay?.rate)}), p99 ${f1(r.latency.p99)} (${x2(r.latency.p99, pay70?.latency.p99)}), shed ${e(r).shedOrders} (${e(r).shedCalls} calls)`,
+      ),
+      `${f1(q('same-shard'))} / ${f1(q('cross-shard'))}`,
+      cell(
+        pay,
+        (r) =>
+          `${r.cpu.account}/${r.cpu.payment}/${r.cpu.customer}/${r.cpu.product}/${r.cpu.postgres}/${r.cpu.nats}/${r.cpu.load}/${r.cpu.other}`,
+      ),
+      `\`${command}\``,
+    ]);
+  }
+  // Keep the file as `npm run lint` (prettier --check) wants it: prettier realigns the tables.
   try {
     const prettier = await import('prettier');
     const options = (await prettier.resolveConfig(doc)) ?? {};
-    writeFileSync(doc, await prettier.format(readFileSync(doc, 'utf8'), { ...options, filepath: doc }));
+    text = await prettier.format(text, { ...options, filepath: doc });
   } catch (err) {
     console.error(`bench: could not format docs/benchmarks.md (run npm run format): ${(err as Error).message}`);
   }
-  console.log('appended a row to docs/benchmarks.md');
+  writeFileSync(doc, text);
+  console.log('appended rows to docs/benchmarks.md');
 }
 
 rmSync(work, { recursive: true, force: true });
@@ -1029,6 +1303,8 @@ if (failures.length) {
   console.error(`\nbench FAILED:\n- ${failures.join('\n- ')}`);
   exitCode = 1;
 } else {
-  console.log(`\nbench ok: every run reconciled (journal = k6's OK transfers), ledger invariant ok`);
+  console.log(
+    `\nbench ok: every run reconciled (journal = k6's OK transfers${paymentsOn ? ' + the transfers of the payment orders, every accepted order settled once, in-transit nets to zero' : ''}), ledger invariant ok`,
+  );
 }
 process.exit(exitCode);

@@ -2,8 +2,7 @@
 // verifies three customers, and a second run changes nothing.
 import { CustomerServiceClient, KycStatus } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductStatus, ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
-import { promisify } from '@corebank/kit/testing';
-import { mintToken } from '@corebank/kit';
+import { promisify, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCustomers, type TestCustomers } from '../../services/customer/test/harness.js';
@@ -16,8 +15,8 @@ describe('seedDemo', () => {
   let clients: DemoClients & { close: () => void };
   beforeAll(async () => {
     customers = await startCustomers(1);
-    catalog = await startCatalog({ AUTH_TOKEN_KEY: customers.bank.key.toString('base64') });
-    const token = await mintToken(customers.bank.key, { channel: 'local-demo', scopes: DEMO_SCOPES });
+    catalog = await startCatalog();
+    const token = await testToken(DEMO_SCOPES, undefined, { channel: 'local-demo' });
     const c = promisify(
       new CustomerServiceClient(`127.0.0.1:${customers.app.server.port}`, grpc.credentials.createInsecure()),
       token,

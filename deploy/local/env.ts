@@ -8,7 +8,10 @@ export interface LocalOptions {
   pgUrl: string;
   natsUrl: string;
   shards: number;
-  authTokenKey: string;
+  /** AUTH_JWKS: the JWKS (a file path or inline JSON) every service verifies tokens with. */
+  authJwks: string;
+  /** AUTH_SERVICE_KEY of each service that calls others (a file path or inline JWK). */
+  authServiceKeys?: Partial<Record<LocalService, string>>;
   grpcPort: number;
   metricsPort: number;
   /** host:port of each service, for the ones that call it; defaults to LOCAL_ADDRESSES. */
@@ -59,16 +62,26 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     NATS_URL: o.natsUrl,
     NATS_USER: '',
     NATS_PASSWORD: '',
-    AUTH_TOKEN_KEY: o.authTokenKey,
+    AUTH_JWKS: o.authJwks,
+    AUTH_ISSUER: 'corebank',
     SHUTDOWN_GRACE_MS: '5000',
     READINESS_DRAIN_MS: '0',
     GRPC_MAX_CONNECTION_AGE_MS: '300000',
+    ADMISSION_MAX_IN_FLIGHT: '512',
+    ADMISSION_READ_RESERVE_PERCENT: '20',
+    CHANNEL_RATE_LIMITS: '',
   };
   if (GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;
   } else {
     Object.assign(env, { SHARD_COUNT: String(o.shards), SHARD_MAP: '' });
     for (let i = 0; i < o.shards; i++) env[shardUrlVar(i)] = `${o.pgUrl}/${localDatabase(service, i)}`;
+  }
+  if ((LOCAL_CALLS[service] ?? []).length > 0) {
+    const key = o.authServiceKeys?.[service as LocalService];
+    if (!key)
+      throw new Error(`localServiceEnv(${service}): authServiceKeys.${service} is required (it calls other services)`);
+    env.AUTH_SERVICE_KEY = key;
   }
   for (const callee of LOCAL_CALLS[service] ?? []) {
     env[`${callee.toUpperCase()}_SERVICE_ADDRESS`] = o.addresses?.[callee] ?? LOCAL_ADDRESSES[callee];

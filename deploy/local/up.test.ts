@@ -5,6 +5,9 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
+import { promisify } from '@corebank/kit/testing';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 
 describe('npm run up', () => {
@@ -55,9 +58,40 @@ describe('npm run up', () => {
     } catch (err) {
       throw new Error(`npm run up did not get ready (${String(err)}); it printed:\n${out.slice(-4000)}`);
     }
-    const bank = JSON.parse(readFileSync(join(dir, 'bank.json'), 'utf8')) as { accounts: Record<string, string> };
+    const bank = JSON.parse(readFileSync(join(dir, 'bank.json'), 'utf8')) as {
+      accounts: Record<string, string>;
+      customers: Record<string, string>;
+      addresses: Record<string, string>;
+    };
     const alice = bank.accounts['alice.current']!;
     const carol = bank.accounts['carol.current']!;
+
+    // `npm run token` finds the launcher's issuer key: a token bound to alice reads her account only.
+    const minted = spawnSync(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'deploy/tools/token.ts', '--channel', 'mobile'].concat([
+        '--scopes',
+        'accounts:read',
+        '--customer',
+        bank.customers.alice!,
+        '--audience',
+        'account',
+      ]),
+      { env, encoding: 'utf8' },
+    );
+    expect(minted.status, minted.stderr).toBe(0);
+    const mobile = promisify(
+      new AccountServiceClient(bank.addresses.account!, grpc.credentials.createInsecure()),
+      minted.stdout.trim(),
+    );
+    try {
+      expect((await mobile.getAccount({ accountId: alice })).account!.id).toBe(alice);
+      await expect(mobile.getAccount({ accountId: carol })).rejects.toMatchObject({
+        code: grpc.status.PERMISSION_DENIED,
+      });
+    } finally {
+      mobile.close();
+    }
 
     const read = call('AccountService', 'GetAccount', JSON.stringify({ accountId: alice }));
     expect(read.status, read.stderr).toBe(0);
@@ -133,7 +167,8 @@ describe('npm run up', () => {
       `npm run up: port ${base} (the account service's gRPC port) is in use, by another npm run up perhaps; ` +
         `set GRPC_PORT to move the five ports (now ${base}-${base + 4}), e.g. GRPC_PORT=${base + 100} npm run up`,
     );
-    expect(readdirSync(dir).filter((n) => n.startsWith('corebank-'))).toHaveLength(2);
+    // PostgreSQL's and nats-server's folders, and the one with the issuer and service keys.
+    expect(readdirSync(dir).filter((n) => n.startsWith('corebank-'))).toHaveLength(3);
 
     // Ctrl-C reaches npm and the launcher alike (PostgreSQL and nats-server run in groups of their
     // own); the launcher drains the services, then stops the servers and removes their folders.

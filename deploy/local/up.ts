@@ -8,8 +8,19 @@
 // groups of their own, so a terminal's Ctrl-C reaches only this launcher, which drains the
 // services first and stops the two servers last. Ports in use are found before anything starts.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { createLogger, hashedUuid, migrateAllShards, mintToken, ShardRouter, type Migration } from '@corebank/kit';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ALL_AUDIENCES,
+  createLogger,
+  hashedUuid,
+  migrateAllShards,
+  mintToken,
+  serviceKid,
+  ShardRouter,
+  type Migration,
+} from '@corebank/kit';
 import { AccountServiceClient, SystemAccountKind, TransferKind } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
@@ -30,6 +41,7 @@ import { startPaymentService } from '../../services/payment/src/service.js';
 import { loadLoanConfig } from '../../services/loan/src/config.js';
 import { loanMigrations } from '../../services/loan/src/migrations.js';
 import { startLoanService } from '../../services/loan/src/service.js';
+import { keygen, loadIssuerKey } from '../tools/keys.js';
 import { DEMO_SCOPES, seedDemo } from './demo.js';
 import { localDatabases, localServiceEnv, type LocalService } from './env.js';
 import { firstInUse } from './ports.js';
@@ -99,9 +111,25 @@ if (taken) {
   );
 }
 
-const key = randomBytes(32).toString('base64');
+/**
+ * The bank's keys, in a temporary folder that goes when the launcher stops: the issuer's (it signs
+ * the demo token; `npm run token` finds it through .local/bank.json) and one per service that calls
+ * others, each handed only to its service; the services verify against the JWKS file there.
+ */
+async function makeKeys() {
+  const dir = mkdtempSync(join(tmpdir(), 'corebank-keys-'));
+  startup.onStop('the key folder', async () => rmSync(dir, { recursive: true, force: true }));
+  const jwks = join(dir, 'jwks.json');
+  const issuer = await keygen({ kid: 'local-issuer', outDir: dir, jwksPath: jwks });
+  const serviceKeys: Partial<Record<LocalService, string>> = {};
+  for (const s of ['account', 'customer', 'payment', 'loan'] as const) {
+    serviceKeys[s] = (await keygen({ kid: serviceKid(s), outDir: dir, jwksPath: jwks })).privatePath;
+  }
+  return { dir, jwks, issuerKey: issuer.privatePath, serviceKeys };
+}
 
 async function startBank() {
+  const keys = await startup.step('making the issuer and service keys', () => makeKeys());
   const { pgServer, nats } = await startup.step('starting PostgreSQL and nats-server', async (signal) => {
     const [pgStarted, natsStarted] = await Promise.allSettled([
       startPostgres({ detached: true, signal }),
@@ -121,7 +149,8 @@ async function startBank() {
       pgUrl: pgServer.url,
       natsUrl: nats.url,
       shards,
-      authTokenKey: key,
+      authJwks: keys.jwks,
+      authServiceKeys: keys.serviceKeys,
       grpcPort: ports[service],
       metricsPort: await freePort(),
       addresses,
@@ -169,13 +198,14 @@ async function startBank() {
   await start('payment', () => startPaymentService(configs.payment, quiet('payment')));
   await start('loan', () => startLoanService(configs.loan, quiet('loan')));
 
-  const demo = await startup.step('opening the demo customers and accounts', () => openDemo());
-  return { pgServer, nats, ...demo };
+  const demo = await startup.step('opening the demo customers and accounts', () => openDemo(keys.issuerKey));
+  return { pgServer, nats, issuerKey: keys.issuerKey, ...demo };
 }
 
 /** Demo data, through the same RPCs a channel uses. */
-async function openDemo() {
-  const token = await mintToken(Buffer.from(key, 'base64'), {
+async function openDemo(issuerKey: string) {
+  // A token for every service, with every scope, for half a day (the CLI mints more: npm run token).
+  const token = await mintToken(await loadIssuerKey(issuerKey), {
     channel: 'local-demo',
     scopes: [
       ...ALL_SCOPES,
@@ -187,7 +217,8 @@ async function openDemo() {
       'loans:write',
       'loans:admin',
     ],
-    ttlSeconds: 7 * 24 * 3600,
+    audience: ALL_AUDIENCES,
+    ttlSeconds: 12 * 3600,
   });
   const insecure = grpc.credentials.createInsecure();
   const accounts = promisify(new AccountServiceClient(addresses.account, insecure), token);
@@ -241,7 +272,7 @@ async function openDemo() {
   }
 }
 
-const { pgServer, nats, token, customers, opened } = await startBank().catch((err: unknown) => {
+const { pgServer, nats, issuerKey, token, customers, opened } = await startBank().catch((err: unknown) => {
   if (err instanceof Interrupted) return exit(err.signal === 'SIGINT' ? 130 : 143);
   process.stderr.write(`npm run up: ${err instanceof Error ? err.message : String(err)}\n`);
   return exit(1);
@@ -258,6 +289,7 @@ writeFileSync(
     {
       addresses,
       shards,
+      issuerKey,
       customers: Object.fromEntries(Object.entries(customers).map(([k, c]) => [k, c.id])),
       accounts: opened,
     },
@@ -273,6 +305,7 @@ corebank is up (${shards} shards): account ${addresses.account}, customer ${addr
 PostgreSQL on 127.0.0.1:${pgServer.port}, NATS on ${nats.url}
 demo customers alice, bob (persons) and carol (business), KYC-verified; each has a current account
 (product current-eur, EUR 1,000.00 deposited); ids are in .local/bank.json, a token with every scope in .local/token
+(12 hours); more tokens: npm run token -- --channel mobile --scopes payments:write,accounts:read --customer <id>
 
 call it (grpcurl: npm run setup builds it into .local/bin; the services offer reflection):
   export PATH=$PWD/.local/bin:$PATH TOKEN=$(cat .local/token)

@@ -4,7 +4,8 @@
 //
 // Environment (the harness sets all of it; by hand: see docs/benchmarks.md):
 //   ADDR          account service, host:port (default 127.0.0.1:50051)
-//   TOKEN         bearer token (HS256, scopes accounts:read accounts:write transfers:write)
+//   TOKEN         bearer token (ES256, audience corebank.account, scopes accounts:read accounts:write
+//                 transfers:write; npm run token mints one)
 //   FIXTURE       path of the JSON the harness wrote: accounts by shard, cash and merchant accounts
 //   SUMMARY_PATH  where handleSummary writes the JSON summary (optional)
 //   P95_MS, P99_MS  latency thresholds of payments (defaults 50 and 100)
@@ -66,15 +67,18 @@ const OK_CODES = new Set(['TRANSFER_RESULT_CODE_OK', 1]);
 export const isOk = (code) => OK_CODES.has(code);
 
 // Statuses after which the request may or may not have been applied: retry with the same ids
-// (transfer ids are idempotency keys, so a retry can never apply a transfer twice).
-const RETRYABLE = new Set([
-  grpc.StatusUnavailable,
-  grpc.StatusDeadlineExceeded,
-  grpc.StatusAborted,
-  grpc.StatusUnknown,
-  grpc.StatusResourceExhausted,
-  grpc.StatusInternal,
-]);
+// (transfer ids are idempotency keys, so a retry can never apply a transfer twice). k6 gives a
+// status as a wrapped Go value, which a Set never finds: they are compared as numbers.
+const RETRYABLE = new Set(
+  [
+    grpc.StatusUnavailable,
+    grpc.StatusDeadlineExceeded,
+    grpc.StatusAborted,
+    grpc.StatusUnknown,
+    grpc.StatusResourceExhausted,
+    grpc.StatusInternal,
+  ].map(Number),
+);
 
 /**
  * A unary call. Returns { res, definitive }: res is the response when the status is OK (else
@@ -100,7 +104,7 @@ export function call(method, req, op, { retry = false, discard = false, failedIf
       return { res, definitive: true };
     }
     if (attempt === 0) errors.add(1, { op });
-    const status = res ? res.status : -1;
+    const status = res ? Number(res.status) : -1;
     const retryable = RETRYABLE.has(status);
     if (!retry || !retryable || attempt >= 5) {
       if (attempt === 0 || !retryable)
@@ -112,7 +116,7 @@ export function call(method, req, op, { retry = false, discard = false, failedIf
   }
 }
 
-function uuid() {
+export function uuid() {
   if (typeof crypto !== 'undefined' && crypto.randomUUID) return crypto.randomUUID();
   const h = '0123456789abcdef';
   let s = '';

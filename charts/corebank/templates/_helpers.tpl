@@ -154,7 +154,7 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_TOKEN_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -239,17 +239,29 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
       name: {{ $v.nats.existingSecret }}
       key: {{ $v.nats.passwordKey }}
 {{- end }}
-- name: AUTH_TOKEN_KEY
+- name: AUTH_JWKS
+  value: {{ printf "/etc/corebank/auth/%s" $v.auth.jwks.key | quote }}
+- name: AUTH_ISSUER
+  value: {{ $v.auth.issuer | quote }}
+{{- if $svc.calls }}
+- name: AUTH_SERVICE_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ $v.auth.existingSecret }}
-      key: {{ $v.auth.tokenKeyKey }}
+      name: {{ $v.auth.serviceKeys.existingSecret | replace "{service}" .name }}
+      key: {{ $v.auth.serviceKeys.key }}
+{{- end }}
 - name: SHUTDOWN_GRACE_MS
   value: {{ $v.shutdown.graceMs | quote }}
 - name: READINESS_DRAIN_MS
   value: {{ $v.shutdown.readinessDrainMs | quote }}
 - name: GRPC_MAX_CONNECTION_AGE_MS
   value: {{ $v.grpc.maxConnectionAgeMs | quote }}
+- name: ADMISSION_MAX_IN_FLIGHT
+  value: {{ $v.grpc.admission.maxInFlight | quote }}
+- name: ADMISSION_READ_RESERVE_PERCENT
+  value: {{ $v.grpc.admission.readReservePercent | quote }}
+- name: CHANNEL_RATE_LIMITS
+  value: {{ $v.grpc.admission.channelRateLimits | quote }}
 {{- range $callee := default (list) $svc.calls }}
 - name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
   value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}
@@ -298,11 +310,19 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* Volumes shared by the services and the migration Job: a writable /tmp, the database CA. */}}
+{{/*
+Volumes shared by the services and the migration Job: a writable /tmp, the JWKS (a whole-Secret
+mount, no subPath, so that Kubernetes updates the file in place and the services re-read it), the
+database CA.
+*/}}
 {{- define "corebank.volumes" -}}
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+- name: auth-jwks
+  secret:
+    secretName: {{ .Values.auth.jwks.existingSecret }}
+    defaultMode: 0444
 {{- with .Values.database.caBundle.existingSecret }}
 - name: db-ca
   secret:
@@ -314,6 +334,9 @@ seccompProfile:
 {{- define "corebank.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+- name: auth-jwks
+  mountPath: /etc/corebank/auth
+  readOnly: true
 {{- if .Values.database.caBundle.existingSecret }}
 - name: db-ca
   mountPath: /etc/corebank/db-ca

@@ -361,6 +361,18 @@ describe('4-shard example', () => {
     for (const c of containers) {
       const env = containerEnv(c);
       const service = env.get('SERVICE')!.value!;
+      // Tokens: the JWKS as a mounted file (re-read on change), and only a calling service's own key.
+      expect(env.get('AUTH_JWKS')?.value).toBe(`/etc/corebank/auth/${example.auth.jwks.key}`);
+      expect(env.get('AUTH_ISSUER')?.value).toBe(example.auth.issuer);
+      expect(c.volumeMounts).toContainEqual({ name: 'auth-jwks', mountPath: '/etc/corebank/auth', readOnly: true });
+      expect(env.has('AUTH_TOKEN_KEY')).toBe(false);
+      if (service === 'product') expect(env.has('AUTH_SERVICE_KEY')).toBe(false);
+      else {
+        expect(env.get('AUTH_SERVICE_KEY')?.valueFrom?.secretKeyRef).toEqual({
+          name: example.auth.serviceKeys.existingSecret.replace('{service}', service),
+          key: example.auth.serviceKeys.key,
+        });
+      }
       if (service === 'product') {
         // Global storage: the global database, no shard variables.
         const g = example.database.global;
@@ -389,10 +401,6 @@ describe('4-shard example', () => {
       expect(env.get('NATS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
         name: example.nats.existingSecret,
         key: example.nats.passwordKey,
-      });
-      expect(env.get('AUTH_TOKEN_KEY')?.valueFrom?.secretKeyRef).toEqual({
-        name: example.auth.existingSecret,
-        key: example.auth.tokenKeyKey,
       });
       expect(c.volumeMounts).toContainEqual({ name: 'db-ca', mountPath: '/etc/corebank/db-ca', readOnly: true });
     }

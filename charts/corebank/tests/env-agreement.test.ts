@@ -5,7 +5,8 @@
 //   2. what the Helm chart sets for it;
 //   3. what the local launcher sets for it (localServiceEnv in deploy/local/env.ts).
 // A variable added to a spec and forgotten in the chart or the launcher fails here.
-import { baseSpec, parsers, shardUrlVar, type VarSpec } from '@corebank/kit';
+import { baseSpec, parsers, shardUrlVar, type ServiceName, type VarSpec } from '@corebank/kit';
+import { testAuth } from '@corebank/kit/testing';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -18,6 +19,7 @@ import { loadLoanConfig, loanSpec } from '../../../services/loan/src/config.js';
 import { containerEnv, exampleValues, ofKind, render, type EnvVar, type K8sObject } from './helpers.js';
 
 const example = YAML.parse(readFileSync(exampleValues, 'utf8'));
+const auth = await testAuth();
 
 /**
  * Variables the chart sets that no config spec declares, and why. Nothing else may differ.
@@ -47,19 +49,19 @@ const SERVICES: Record<string, ServiceUnderTest> = {
     spec: { ...baseSpec, ...accountSpec },
     sharded: true,
     load: loadAccountConfig,
-    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+    secrets: ['AUTH_SERVICE_KEY', 'NATS_PASSWORD'],
   },
   customer: {
     spec: { ...baseSpec, ...customerSpec },
     sharded: true,
     load: loadCustomerConfig,
-    secrets: ['AUTH_TOKEN_KEY', 'CUSTOMER_ID_HASH_KEY', 'NATS_PASSWORD'],
+    secrets: ['AUTH_SERVICE_KEY', 'CUSTOMER_ID_HASH_KEY', 'NATS_PASSWORD'],
   },
   product: {
     spec: productSpec,
     sharded: false,
     load: loadProductConfig,
-    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+    secrets: ['NATS_PASSWORD'],
   },
   loan: {
     spec: { ...baseSpec, ...loanSpec },
@@ -71,7 +73,7 @@ const SERVICES: Record<string, ServiceUnderTest> = {
     spec: { ...baseSpec, ...paymentSpec },
     sharded: true,
     load: loadPaymentConfig,
-    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+    secrets: ['AUTH_SERVICE_KEY', 'NATS_PASSWORD'],
   },
 };
 
@@ -82,7 +84,12 @@ const localOptions = (shards: number): LocalOptions => ({
   pgUrl: 'postgres://postgres:postgres@127.0.0.1:5432',
   natsUrl: 'nats://127.0.0.1:4222',
   shards,
-  authTokenKey: Buffer.alloc(32, 1).toString('base64'),
+  authJwks: auth.jwks,
+  authServiceKeys: {
+    account: auth.serviceJwks.account,
+    customer: auth.serviceJwks.customer,
+    payment: auth.serviceJwks.payment,
+  },
   grpcPort: 50051,
   metricsPort: 9464,
   customerIdHashKey: Buffer.alloc(32, 2).toString('base64'),
@@ -104,14 +111,22 @@ describe.each(Object.entries(SERVICES))('environment agreement for the %s servic
       .map((v) => v.name),
   );
 
-  /** The environment a pod would see: Secrets filled with stand-ins, $(VAR) expanded as Kubernetes does. */
+  /**
+   * The environment a pod would see: Secrets filled with stand-ins (a real key where the variable
+   * holds one), the mounted JWKS file by its content, $(VAR) expanded as Kubernetes does.
+   */
   function podEnvironment(env: EnvVar[]): Record<string, string> {
     const out: Record<string, string> = {};
     for (const e of env) {
-      if (e.valueFrom?.secretKeyRef) {
+      if (e.name === 'AUTH_JWKS') {
+        expect(e.value).toMatch(/^\/etc\/corebank\/auth\//);
+        out[e.name] = auth.jwks;
+      } else if (e.valueFrom?.secretKeyRef) {
         out[e.name] = secretKeys.has(e.name)
           ? Buffer.alloc(32, 7).toString('base64')
-          : `secret-${e.valueFrom.secretKeyRef.name}`;
+          : e.name === 'AUTH_SERVICE_KEY'
+            ? auth.serviceJwks[service as ServiceName]
+            : `secret-${e.valueFrom.secretKeyRef.name}`;
       } else {
         out[e.name] = (e.value ?? '').replace(/\$\(([A-Za-z0-9_]+)\)/g, (ref, v: string) => out[v] ?? ref);
       }

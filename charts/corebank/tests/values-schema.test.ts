@@ -49,7 +49,8 @@ const rejected: [string, object, RegExp][] = [
     { services: { account: { env: { relay: 'x' } } } },
     /at '\/services\/account\/env': additional properties 'relay' not allowed/,
   ],
-  ['no auth secret', { auth: { existingSecret: '' } }, /at '\/auth\/existingSecret'/],
+  ['no JWKS secret', { auth: { jwks: { existingSecret: '' } } }, /at '\/auth\/jwks\/existingSecret'/],
+  ['the HMAC key of old', { auth: { tokenKeyKey: 'token-key' } }, /at '\/auth': additional properties 'tokenKeyKey'/],
   ['a bad image pull policy', { image: { pullPolicy: 'Sometimes' } }, /at '\/image\/pullPolicy': value must be one of/],
   [
     'both maxUnavailable and minAvailable',
@@ -99,8 +100,8 @@ const rejected: [string, object, RegExp][] = [
   ],
   [
     'a service setting a variable the chart owns',
-    { services: { account: { env: { AUTH_TOKEN_KEY: 'c2VjcmV0' } } } },
-    /services\.account: AUTH_TOKEN_KEY is set by the chart/,
+    { services: { account: { env: { AUTH_SERVICE_KEY: '{}' } } } },
+    /services\.account: AUTH_SERVICE_KEY is set by the chart/,
   ],
   [
     'a service setting a shard URL',

@@ -1,7 +1,8 @@
-import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+import { baseSpec, serviceKeySpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
 
 /** Variables only the account service reads (with the kit's baseSpec, the whole list). */
 export const accountSpec = {
+  ...serviceKeySpec,
   expirySweepIntervalMs: {
     name: 'EXPIRY_SWEEP_INTERVAL_MS',
     description:

@@ -2,9 +2,8 @@
 // of an owner's accounts in one statement (they all live on the owner's shard), and closing
 // closes all of them or none. Both lock the rows, so they serialise with ledger batches.
 import { DomainError, writeEvents, type ShardRouter, type Tx } from '@corebank/kit';
-import { ACCOUNT_COLUMNS } from './accounts.js';
+import { ACCOUNT_COLUMNS, lockOwner } from './store.js';
 import { accountUpdatedEvent } from './events.js';
-import { lockOwner } from './owners.js';
 import { accountToProto, type AccountRow } from './proto.js';
 
 /**

@@ -2,35 +2,23 @@
 // the product version must be a published deposit product. Its currency, overdraft limit, minimum
 // balance and version become the ledger account's, so the ledger enforces them atomically on every
 // transfer.
-import { DomainError, fromDownstream, type RpcContext, type ShardRouter } from '@corebank/kit';
+import { DomainError, type RpcContext, type ShardRouter } from '@corebank/kit';
 import {
   CreateAccountResultCode,
   type OpenDepositAccountRequest,
   type OpenDepositAccountResponse,
 } from '@corebank/kit/gen/corebank/v1/account';
-import { CustomerStatus, KycStatus, type CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
-import { ProductKind, ProductStatus, type ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
-import type { Promisified } from '@corebank/kit';
-import { accountIdFor, createAccounts, getAccount } from './accounts.js';
+import { CustomerStatus, KycStatus } from '@corebank/kit/gen/corebank/v1/customer';
+import { ProductKind, ProductStatus } from '@corebank/kit/gen/corebank/v1/product';
+import { getCustomer, getProduct, type Peers } from './clients/peers.js';
+import { accountIdFor, createAccounts, getAccount } from './store.js';
 
 /** Chart-of-accounts code of customer deposit accounts. */
 export const DEPOSIT_ACCOUNT_CODE = 100;
 
 export interface OpeningDeps {
   router: ShardRouter;
-  customers: Promisified<CustomerServiceClient>;
-  products: Promisified<ProductServiceClient>;
-}
-
-/** A dependency's NOT_FOUND names our field; its other verdicts pass through (kit fromDownstream). */
-async function call<T>(service: string, rpc: string, field: string, p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    const e = fromDownstream(err, service, rpc);
-    if (e.code === 'NOT_FOUND') throw DomainError.notFound(field, service);
-    throw e;
-  }
+  peers: Peers;
 }
 
 const keyReused = () =>
@@ -69,62 +57,52 @@ export async function openDepositAccount(
     return { account: earlier, replayed: true };
   }
 
-  const opts = ctx.deadline ? { deadline: ctx.deadline } : {};
-  const { customer } = await call(
-    'customer',
-    'GetCustomer',
-    'customer_id',
-    deps.customers.getCustomer({ customerId: req.customerId }, opts),
-  );
-  if (customer!.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
+  // A customer-bound caller's binding goes along: the customer service checks it again.
+  const customer = await getCustomer(deps.peers, req.customerId, ctx.deadline, ctx.principal);
+  if (customer.status !== CustomerStatus.CUSTOMER_STATUS_ACTIVE) {
     throw new DomainError(
       'FAILED_PRECONDITION',
       'CUSTOMER_NOT_ACTIVE',
-      `customer_id: the customer is ${CustomerStatus[customer!.status]}`,
+      `customer_id: the customer is ${CustomerStatus[customer.status]}`,
     );
   }
-  if (customer!.kycStatus !== KycStatus.KYC_STATUS_VERIFIED) {
+  if (customer.kycStatus !== KycStatus.KYC_STATUS_VERIFIED) {
     throw new DomainError(
       'FAILED_PRECONDITION',
       'KYC_NOT_VERIFIED',
-      `customer_id: KYC is ${KycStatus[customer!.kycStatus]}`,
+      `customer_id: KYC is ${KycStatus[customer.kycStatus]}`,
     );
   }
-  const { product } = await call(
-    'product',
-    'GetProduct',
-    'product_id',
-    deps.products.getProduct({ productId: req.productId, version: req.productVersion }, opts),
-  );
-  if (product!.status !== ProductStatus.PRODUCT_STATUS_PUBLISHED) {
+  const product = await getProduct(deps.peers, req.productId, req.productVersion, ctx.deadline);
+  if (product.status !== ProductStatus.PRODUCT_STATUS_PUBLISHED) {
     throw new DomainError(
       'FAILED_PRECONDITION',
       'PRODUCT_NOT_PUBLISHED',
-      `product_version: version ${product!.version} is ${ProductStatus[product!.status]}`,
+      `product_version: version ${product.version} is ${ProductStatus[product.status]}`,
     );
   }
-  if (product!.kind !== ProductKind.PRODUCT_KIND_DEPOSIT || !product!.deposit) {
+  if (product.kind !== ProductKind.PRODUCT_KIND_DEPOSIT || !product.deposit) {
     throw new DomainError(
       'FAILED_PRECONDITION',
       'NOT_A_DEPOSIT_PRODUCT',
-      `product_id: ${product!.productId} is not a deposit product`,
+      `product_id: ${product.productId} is not a deposit product`,
     );
   }
-  const terms = product!.deposit;
+  const terms = product.deposit;
   const [result] = await createAccounts(deps.router, [
     {
       // Its own key space, so a channel's CreateAccounts keys never collide with openings.
       idempotencyKey: key,
-      ownerId: customer!.id,
+      ownerId: customer.id,
       currency: terms.currency,
       code: DEPOSIT_ACCOUNT_CODE,
       // No overdraft means debits may not exceed credits; an overdraft is the ledger's limit.
       flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
       overdraftLimit: terms.overdraftLimit,
       minimumBalance: terms.minimumBalance,
-      reference: `${product!.productId} v${product!.version}`,
-      productId: product!.productId,
-      productVersion: product!.version,
+      reference: `${product.productId} v${product.version}`,
+      productId: product.productId,
+      productVersion: product.version,
     },
   ]);
   // Two openings with one key racing on different versions: the loser is told, not given the winner's.

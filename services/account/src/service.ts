@@ -4,7 +4,8 @@ import {
   createLogger,
   DomainError,
   requireCustomer,
-  serviceClient,
+  serviceIdentity,
+  tokenVerifier,
   ShardRouter,
   startRuntime,
   type Logger,
@@ -12,10 +13,9 @@ import {
   type RunningServer,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
-import { CustomerServiceClient } from '@corebank/kit/gen/corebank/v1/customer';
-import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
+import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
-import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './accounts.js';
+import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './store.js';
 import {
   validateAccountId,
   validateGetStatement,
@@ -42,7 +42,7 @@ export const SCOPES = {
   createAccounts: 'accounts:write',
   getAccount: 'accounts:read',
   listAccounts: 'accounts:read',
-  listSystemAccounts: 'ledger:admin',
+  listSystemAccounts: 'ledger:read',
   createTransfers: 'transfers:write',
   getTransfer: 'accounts:read',
   getStatement: 'accounts:read',
@@ -65,17 +65,14 @@ export async function startAccountService(
   config: AccountConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<AccountApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
-  const customers = serviceClient(CustomerServiceClient, config.customerServiceAddress, config.authTokenKey, SERVICE, [
-    'customers:read',
-  ]);
-  const products = serviceClient(ProductServiceClient, config.productServiceAddress, config.authTokenKey, SERVICE, [
-    'products:read',
-  ]);
+  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
 
   const sweeper =
     config.expirySweepIntervalMs > 0
@@ -148,7 +145,7 @@ export async function startAccountService(
         // Customer ids are lower-case UUIDs: the same customer always derives the same account id.
         const customerId = req.customerId.toLowerCase();
         requireCustomer(ctx.principal, customerId, 'customer_id');
-        return openDepositAccount({ router, customers, products }, { ...req, customerId }, ctx);
+        return openDepositAccount({ router, peers }, { ...req, customerId }, ctx);
       },
       async setOwnerDebitsBlocked(req) {
         validateOwner(req.ownerId);
@@ -160,13 +157,13 @@ export async function startAccountService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 
   const server = await runtime.serve(
     [binding],
-    [() => sweeper?.stop(), () => customers.close(), () => products.close()],
+    [() => sweeper?.stop(), () => peers.customers.close(), () => peers.products.close()],
   );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

@@ -1,10 +1,10 @@
 // Starts a real account service for a test file: fresh databases (one per shard) on the shared
 // PostgreSQL, the shared nats-server, the service in-process on a free port, and a client.
 // prepareBank and bankAt do the same for a service the test runs elsewhere (a child process).
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar, streamName } from '@corebank/kit';
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
-import { createDatabases, promisify, testToken } from '@corebank/kit/testing';
+import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 
 import { loadAccountConfig } from '../src/config.js';
@@ -13,14 +13,13 @@ import { startAccountService, type AccountApp } from '../src/service.js';
 import { infra } from '../../kit/test/context.js';
 
 /**
- * A ledger as tests use it, wherever it runs: a client with every scope, the key its tokens are
- * signed with, its address and environment, and its shard databases (for checks that read the
- * journal directly).
+ * A ledger as tests use it, wherever it runs: a client with every scope (tokens from the test
+ * issuer, see @corebank/kit/testing testAuth), its address and environment, and its shard
+ * databases (for checks that read the journal directly).
  */
 export interface Bank {
   client: ReturnType<typeof promisify<AccountServiceClient>>;
   env: Record<string, string>;
-  key: Buffer;
   address: string;
   router: ShardRouter;
   token: (scopes?: string[], customerId?: string) => Promise<string>;
@@ -36,7 +35,6 @@ export async function bankEnv(shards: number, overrides: Record<string, string> 
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `acct_${id}_s${i}`);
   await createDatabases(infra('pgAdminUrl'), dbs);
-  const key = overrides.AUTH_TOKEN_KEY ? Buffer.from(overrides.AUTH_TOKEN_KEY, 'base64') : randomBytes(32);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
@@ -44,13 +42,13 @@ export async function bankEnv(shards: number, overrides: Record<string, string> 
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     SHARD_COUNT: String(shards),
     NATS_URL: infra('natsUrl'),
-    AUTH_TOKEN_KEY: key.toString('base64'),
+    ...(await testAuth()).env('account'),
     SHUTDOWN_GRACE_MS: '2000',
     EXPIRY_SWEEP_INTERVAL_MS: '200',
     ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
     ...overrides,
   };
-  return { env, key };
+  return { env };
 }
 
 export async function migrate(env: Record<string, string>) {
@@ -67,8 +65,8 @@ export async function prepareBank(shards: number, overrides: Record<string, stri
   return prepared;
 }
 
-async function bankClient(key: Buffer, address: string) {
-  const token = (scopes?: string[], customerId?: string) => testToken(key, scopes, customerId);
+async function bankClient(address: string) {
+  const token = (scopes?: string[], customerId?: string) => testToken(scopes, customerId);
   const client = promisify(new AccountServiceClient(address, grpc.credentials.createInsecure()), await token());
   return { client, token };
 }
@@ -79,16 +77,14 @@ async function bankClient(key: Buffer, address: string) {
  */
 export async function bankAt(
   env: Record<string, string>,
-  key: Buffer,
   address: string,
 ): Promise<Bank & { close: () => Promise<void> }> {
   const config = loadAccountConfig(env);
   const router = new ShardRouter(config.shards, config.shardUrls, 4, 'account');
-  const { client, token } = await bankClient(key, address);
+  const { client, token } = await bankClient(address);
   return {
     client,
     env,
-    key,
     address,
     router,
     token,
@@ -101,16 +97,15 @@ export async function bankAt(
 
 /** The JetStream stream is shared by every test file: purge it so each file counts its own events. */
 export async function startBank(shards: number, overrides: Record<string, string> = {}): Promise<TestBank> {
-  const { env, key } = await prepareBank(shards, overrides);
+  const { env } = await prepareBank(shards, overrides);
   const config = loadAccountConfig(env);
   const app = await startAccountService(config, createLogger('account', env.LOG_LEVEL!));
   const address = `127.0.0.1:${app.server.port}`;
-  const { client, token } = await bankClient(key, address);
+  const { client, token } = await bankClient(address);
   return {
     app,
     client,
     env,
-    key,
     address,
     router: app.router,
     token,

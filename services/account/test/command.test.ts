@@ -33,11 +33,9 @@ describe('the service command', () => {
 
   it('names a bad variable in one line (exit 78), for every command', () => {
     for (const command of ['serve', 'migrate', 'relay']) {
-      const r = run([command], { AUTH_TOKEN_KEY: '' });
+      const r = run([command], { AUTH_JWKS: '' });
       expect(r.status, command).toBe(78);
-      expect(r.stderr.trim()).toMatch(
-        new RegExp(`^account ${command}: invalid configuration: AUTH_TOKEN_KEY: is required`),
-      );
+      expect(r.stderr.trim()).toMatch(new RegExp(`^account ${command}: invalid configuration: AUTH_JWKS: is required`));
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });

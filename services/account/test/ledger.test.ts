@@ -344,7 +344,7 @@ describe.each([1, 3])('ledger on %i shard(s)', (shards) => {
       bank.client.checkLedgerInvariant({}, { token: 'garbage' }),
       status.UNAUTHENTICATED,
       undefined,
-      'INVALID_TOKEN',
+      'MALFORMED_TOKEN',
     );
     const reader = await bank.token(['accounts:read']);
     await expectRpcError(

@@ -1,6 +1,6 @@
 // Opening deposit accounts on published product versions, for active KYC-verified customers,
 // against real customer and product services; the pinned version survives a newer one.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { CustomerStatus, KycStatus } from '@corebank/kit/gen/corebank/v1/customer';
 import { freePort } from '@corebank/kit/testing';
@@ -15,14 +15,12 @@ describe.each([1, 3])('account opening on %i shard(s)', (shards) => {
   let catalog: TestCatalog;
   let people: TestCustomers;
   beforeAll(async () => {
-    const key = randomBytes(32).toString('base64');
     const [productPort, customerPort] = [await freePort(), await freePort()];
-    catalog = await startCatalog({ AUTH_TOKEN_KEY: key, GRPC_PORT: String(productPort) });
+    catalog = await startCatalog({ GRPC_PORT: String(productPort) });
     people = await startCustomers(
       shards,
       { GRPC_PORT: String(customerPort), LOG_LEVEL: 'warn' },
       {
-        AUTH_TOKEN_KEY: key,
         CUSTOMER_SERVICE_ADDRESS: `127.0.0.1:${customerPort}`,
         PRODUCT_SERVICE_ADDRESS: `127.0.0.1:${productPort}`,
       },

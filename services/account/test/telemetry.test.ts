@@ -23,7 +23,7 @@ describe('tracing', () => {
   /** The account service as its own process (telemetry starts before grpc-js and pg load). */
   const serveAccount = async (overrides: Record<string, string>) => {
     const port = await freePort();
-    const { env, key } = await bankEnv(1, { GRPC_PORT: String(port), LOG_LEVEL: 'info', ...overrides });
+    const { env } = await bankEnv(1, { GRPC_PORT: String(port), LOG_LEVEL: 'info', ...overrides });
     await migrate(env);
     const child = spawn(
       process.execPath,
@@ -34,15 +34,15 @@ describe('tracing', () => {
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     stops.push(() => new Promise<void>((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))));
     await expect.poll(() => out.includes('gRPC server listening'), { timeout: 30_000 }).toBe(true);
-    return { env, key, port, output: () => out };
+    return { env, port, output: () => out };
   };
 
   it('follows a transfer from gRPC through PostgreSQL to NATS as one trace', async () => {
-    const { env, key, port, output } = await serveAccount({ OTEL_TRACES_EXPORTER: 'console' });
+    const { env, port, output } = await serveAccount({ OTEL_TRACES_EXPORTER: 'console' });
 
     const client = promisify(
       new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
-      await testToken(key),
+      await testToken(),
     );
     stops.push(() => client.close());
     const { accounts } = await client.listSystemAccounts({});
@@ -83,11 +83,11 @@ describe('tracing', () => {
   });
 
   it('stamps each event with the trace of the request that caused it, under concurrent load', async () => {
-    const { env, key, port } = await serveAccount({ OTEL_TRACES_EXPORTER: 'none' });
+    const { env, port } = await serveAccount({ OTEL_TRACES_EXPORTER: 'none' });
 
     const raw = new AccountServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     stops.push(() => raw.close());
-    const token = await testToken(key);
+    const token = await testToken();
     const client = promisify(raw, token);
     const { accounts } = await client.listSystemAccounts({});
     const cash = accounts[0]!.account!;

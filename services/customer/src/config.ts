@@ -1,7 +1,8 @@
-import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+import { baseSpec, serviceKeySpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
 
 /** Variables only the customer service reads (with the kit's baseSpec, the whole list). */
 export const customerSpec = {
+  ...serviceKeySpec,
   idHashKey: {
     name: 'CUSTOMER_ID_HASH_KEY',
     description:

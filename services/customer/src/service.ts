@@ -11,7 +11,9 @@ import {
   type RpcContext,
   type RunningServer,
   ShardRouter,
+  serviceIdentity,
   startRuntime,
+  tokenVerifier,
   Violations,
 } from '@corebank/kit';
 import {
@@ -21,7 +23,7 @@ import {
   PostalAddress,
   type Customer,
 } from '@corebank/kit/gen/corebank/v1/customer';
-import { accountClient, fromAccountService, type AccountClient } from './accounts.js';
+import { accountClient, fromAccountService, type AccountClient } from './clients/account.js';
 import type { CustomerConfig } from './config.js';
 import { customerUpdated, DOMAIN, kycChanged, riskTierChanged, statusChanged } from './events.js';
 import { customerToProto } from './proto.js';
@@ -98,10 +100,12 @@ export async function startCustomerService(
   config: CustomerConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<CustomerApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
-  const accounts = accountClient(config.accountServiceAddress, config.authTokenKey);
+  const accounts = accountClient(config.accountServiceAddress, identity);
   const key = config.idHashKey;
 
   const kycTo = (id: string, to: K, reason: string) =>
@@ -296,7 +300,7 @@ export async function startCustomerService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

@@ -3,7 +3,7 @@
 // nats-server, both services in-process on free ports, and clients with every scope.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { createLogger, migrateAllShards, mintToken, ShardRouter, shardUrlVar, type Logger } from '@corebank/kit';
+import { createLogger, migrateAllShards, ShardRouter, shardUrlVar, type Logger } from '@corebank/kit';
 import { CustomerServiceClient, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import {
   CustomerCreated,
@@ -12,7 +12,7 @@ import {
   CustomerStatusChanged,
   CustomerUpdated,
 } from '@corebank/kit/gen/corebank/v1/events';
-import { createDatabases, promisify, testToken } from '@corebank/kit/testing';
+import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 
@@ -60,7 +60,7 @@ export async function startCustomers(
   bankOverrides: Record<string, string> = {},
   existingBank?: Bank,
 ): Promise<TestCustomers> {
-  // The customer service needs only the bank's address and key; tests that pass their own bank
+  // The customer service needs only the bank's address; tests that pass their own bank
   // (running elsewhere, say) do not use `bank.app`.
   const bank = (existingBank as TestBank | undefined) ?? (await startBank(shards, bankOverrides));
   const id = randomUUID().slice(0, 8);
@@ -73,7 +73,7 @@ export async function startCustomers(
     LOG_LEVEL: 'trace',
     SHARD_COUNT: String(shards),
     NATS_URL: infra('natsUrl'),
-    AUTH_TOKEN_KEY: bank.key.toString('base64'),
+    ...(await testAuth()).env('customer'),
     CUSTOMER_ID_HASH_KEY: randomBytes(32).toString('base64'),
     ACCOUNT_SERVICE_ADDRESS: bank.address,
     SHUTDOWN_GRACE_MS: '2000',
@@ -89,9 +89,7 @@ export async function startCustomers(
   const app = await startCustomerService(config, capturingLogger(logs));
   const address = `127.0.0.1:${app.server.port}`;
   const token = (scopes = CUSTOMER_SCOPES, customerId?: string, channel = 'test') =>
-    channel === 'test'
-      ? testToken(bank.key, scopes, customerId)
-      : mintToken(bank.key, { channel, scopes, ...(customerId ? { customerId } : {}) });
+    testToken(scopes, customerId, { channel });
   const clients: CustomerClient[] = [];
   const clientWith = (t: string) => {
     const c = promisify(new CustomerServiceClient(address, grpc.credentials.createInsecure()), t);

@@ -1,4 +1,6 @@
 // Typed configuration from environment variables, validated once at start-up.
+import { parseJwks, parseSigningJwk, readInlineOrFile, type JwksSource } from './auth.js';
+
 // Every variable a service reads is declared here (or in the service's own spec) so that
 // the Helm chart and the local launcher can be checked against one list.
 
@@ -78,6 +80,39 @@ export const parsers = {
     }
     return v;
   }) as Parser<string>,
+  /** `name=n` pairs, comma-separated (names: letters, digits, `*`, `.`, `:`, `_`, `-`; n >= 1). */
+  rates: ((raw, name) => {
+    const rates = new Map<string, number>();
+    for (const pair of raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      const m = /^([A-Za-z0-9*][\w.:*-]{0,127})=(\d{1,9})$/.exec(pair);
+      if (!m || Number(m[2]) < 1)
+        throw new ConfigError(name, `must be name=rate pairs with rates of at least 1, got "${pair}"`);
+      rates.set(m[1]!, Number(m[2]));
+    }
+    return rates;
+  }) as Parser<Map<string, number>>,
+  /** A JWKS of public keys: inline JSON, or the path of a file (reloaded when it changes). */
+  jwks: ((raw, name) => {
+    try {
+      const { text, path } = readInlineOrFile(raw);
+      const keys = parseJwks(text);
+      if (keys.length === 0) throw new Error('holds no keys');
+      return { keys, ...(path ? { path } : {}) };
+    } catch (err) {
+      throw new ConfigError(name, (err as Error).message);
+    }
+  }) as Parser<JwksSource>,
+  /** A private signing key: an inline JWK, or the path of a file holding it. */
+  signingJwk: ((raw, name) => {
+    try {
+      return parseSigningJwk(readInlineOrFile(raw).text);
+    } catch (err) {
+      throw new ConfigError(name, (err as Error).message);
+    }
+  }) as Parser<ReturnType<typeof parseSigningJwk>>,
   secretKey: ((raw, name) => {
     const key = Buffer.from(raw, 'base64');
     if (key.length < 32) throw new ConfigError(name, 'must be at least 32 bytes, base64-encoded');
@@ -164,11 +199,17 @@ export const baseSpec = {
     default: '',
     secret: true,
   },
-  authTokenKey: {
-    name: 'AUTH_TOKEN_KEY',
-    description: 'base64 HMAC key (>= 32 bytes) that signs and verifies bearer tokens',
-    parse: parsers.secretKey,
-    secret: true,
+  authJwks: {
+    name: 'AUTH_JWKS',
+    description:
+      'public keys bearer tokens are verified with: a JWKS (ES256/EdDSA keys, each with a kid), inline JSON or the path of a file that is re-read when it changes',
+    parse: parsers.jwks,
+  },
+  authIssuer: {
+    name: 'AUTH_ISSUER',
+    description: 'the iss claim every bearer token must carry',
+    parse: parsers.string,
+    default: 'corebank',
   },
   shutdownGraceMs: {
     name: 'SHUTDOWN_GRACE_MS',
@@ -182,11 +223,43 @@ export const baseSpec = {
     parse: parsers.int(0, 600_000),
     default: '0',
   },
+  admissionMaxInFlight: {
+    name: 'ADMISSION_MAX_IN_FLIGHT',
+    description: 'calls served at once by one process; beyond it calls get RESOURCE_EXHAUSTED at once (0: no limit)',
+    parse: parsers.int(0, 1_000_000),
+    default: '512',
+  },
+  admissionReadReservePercent: {
+    name: 'ADMISSION_READ_RESERVE_PERCENT',
+    description: 'percent of ADMISSION_MAX_IN_FLIGHT that only reads (Get, List, Check, Preview) may use',
+    parse: parsers.int(0, 90),
+    default: '20',
+  },
+  channelRateLimits: {
+    name: 'CHANNEL_RATE_LIMITS',
+    description: 'calls per second per calling channel, e.g. "mobile=500,*=2000" (* = any other channel); empty: none',
+    parse: parsers.rates,
+    default: '',
+  },
   maxConnectionAgeMs: {
     name: 'GRPC_MAX_CONNECTION_AGE_MS',
     description: 'clients reconnect after this long, so pods added by the autoscaler get traffic',
     parse: parsers.int(0, 86_400_000),
     default: '300000',
+  },
+} satisfies Spec;
+
+/**
+ * The private key a service signs its own tokens with (kid service:<name>), for services that
+ * call other services. Its public half is in the JWKS; no other service holds it.
+ */
+export const serviceKeySpec = {
+  authServiceKey: {
+    name: 'AUTH_SERVICE_KEY',
+    description:
+      "this service's private signing key (a JWK with kid service:<name>), inline JSON or the path of a file",
+    parse: parsers.signingJwk,
+    secret: true,
   },
 } satisfies Spec;
 

@@ -42,6 +42,35 @@ export function isPermanentFailure(err: unknown): boolean {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && ['22', '23', '42', 'P0'].includes(code.slice(0, 2));
 }
 
+/**
+ * Errors that say PostgreSQL cannot be reached now, a transient failure (not permanent, above) that
+ * a caller should hear as UNAVAILABLE and retry later: SQLSTATE class 08 (connection exception),
+ * 57P01-57P03 (shutting down, crashed, not yet accepting connections), a socket refused, reset or
+ * timed out, the driver losing its connection, or the pool giving up acquiring one.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, name, message } = err as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof code === 'string' && (/^08[0-9A-Z]{3}$/.test(code) || UNREACHABLE.has(code))) return true;
+  if (typeof message !== 'string') return false;
+  // knex names its pool's timeout, pg words its lost connections; neither has a code.
+  if (name === 'KnexTimeoutError') return message.startsWith('Knex: Timeout acquiring a connection');
+  return /^Connection terminated|^Client has encountered a connection error/.test(message);
+}
+
+const UNREACHABLE = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
 /** Runs fn again after serialization failures, deadlocks and unique races, a few times. */
 async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {

@@ -2,8 +2,9 @@
 // (ErrorInfo with a machine-readable reason, BadRequest with field violations), so channels
 // can act on errors without parsing text.
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { isDatabaseUnavailable } from './db.js';
 import { Any } from './gen/google/protobuf/any.js';
-import { BadRequest, ErrorInfo } from './gen/google/rpc/error_details.js';
+import { BadRequest, ErrorInfo, RetryInfo } from './gen/google/rpc/error_details.js';
 import { Status } from './gen/google/rpc/status.js';
 
 export type ErrorCode =
@@ -34,6 +35,8 @@ export class DomainError extends Error {
     message: string,
     readonly violations: FieldViolation[] = [],
     readonly metadata: Record<string, string> = {},
+    /** When to retry, for a shed call: sent as google.rpc.RetryInfo. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'DomainError';
@@ -97,10 +100,18 @@ function toAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
 }
 
-/** The ServiceError a handler returns for any thrown value; unknown errors become INTERNAL without leaking text. */
+/**
+ * The ServiceError a handler returns for any thrown value. PostgreSQL being down is UNAVAILABLE (the
+ * caller retries later); any other unknown error is INTERNAL. Neither leaks the error's own text:
+ * the service log has it.
+ */
 export function toServiceError(err: unknown): ServiceError {
   const e =
-    err instanceof DomainError ? err : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
+    err instanceof DomainError
+      ? err
+      : isDatabaseUnavailable(err)
+        ? new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', 'the database is unavailable; retry')
+        : new DomainError('INTERNAL', 'INTERNAL', 'internal error; see the service log');
   const code = Code[e.code];
   const message = cut(e.message, MAX_MESSAGE_CHARS);
   const info = ErrorInfo.encode({
@@ -115,6 +126,11 @@ export function toServiceError(err: unknown): ServiceError {
   let violations = capViolations(e.violations);
   const encode = () => {
     const details: Any[] = [toAny('google.rpc.ErrorInfo', info)];
+    if (e.retryAfterMs !== undefined) {
+      const ms = Math.max(0, Math.ceil(e.retryAfterMs));
+      const delay = { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+      details.push(toAny('google.rpc.RetryInfo', RetryInfo.encode({ retryDelay: delay }).finish()));
+    }
     if (violations.length) {
       details.push(toAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations: violations }).finish()));
     }
@@ -139,18 +155,24 @@ export function errorDetails(err: ServiceError): {
   reason?: string;
   violations: FieldViolation[];
   metadata: Record<string, string>;
+  retryAfterMs?: number;
 } {
   const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
   if (!raw || typeof raw === 'string') return { violations: [], metadata: {} };
   const st = Status.decode(raw);
   let reason: string | undefined;
   let metadata: Record<string, string> = {};
+  let retryAfterMs: number | undefined;
   const violations: FieldViolation[] = [];
   for (const d of st.details) {
     if (d.typeUrl.endsWith('google.rpc.ErrorInfo')) ({ reason, metadata } = ErrorInfo.decode(d.value));
     if (d.typeUrl.endsWith('google.rpc.BadRequest')) violations.push(...BadRequest.decode(d.value).fieldViolations);
+    if (d.typeUrl.endsWith('google.rpc.RetryInfo')) {
+      const delay = RetryInfo.decode(d.value).retryDelay;
+      if (delay) retryAfterMs = Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1_000_000);
+    }
   }
-  return { reason, violations, metadata };
+  return { reason, violations, metadata, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
 }
 
 /** gRPC codes a caller can act on: a downstream service's verdict passes through unchanged. */
@@ -175,9 +197,15 @@ export function fromDownstream(err: unknown, service: string, rpc: string): Doma
   if (err instanceof DomainError) return err;
   const where = `${service} service ${rpc}`;
   if (!isServiceError(err)) return new DomainError('UNAVAILABLE', 'DEPENDENCY_UNAVAILABLE', `${where}: ${String(err)}`);
-  const { reason, violations, metadata } = errorDetails(err);
+  const { reason, violations, metadata, retryAfterMs } = errorDetails(err);
   const passed = PASSED_ON[err.code];
-  if (passed) return new DomainError(passed, reason ?? passed, `${where}: ${err.details}`, violations, metadata);
+  if (passed)
+    return new DomainError(passed, reason ?? passed, `${where}: ${err.details}`, violations, metadata, retryAfterMs);
+  // The customer binding a call carried onward was refused: the caller's verdict, not ours to fix
+  // (a missing scope of our own service identity is, and stays INTERNAL below).
+  if (err.code === Code.PERMISSION_DENIED && reason === 'CUSTOMER_MISMATCH') {
+    return new DomainError('PERMISSION_DENIED', reason, `${where}: ${err.details}`, violations, metadata);
+  }
   if (err.code === Code.DEADLINE_EXCEEDED)
     return new DomainError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `${where}: deadline exceeded`);
   if (err.code === Code.UNAVAILABLE || err.code === Code.CANCELLED) {

@@ -1,4 +1,6 @@
 export * from './auth.js';
+export * from './auth-setup.js';
+export * from './identities.js';
 export * from './backoff.js';
 export * from './bounds.js';
 export { StartupError } from './command.js';
@@ -6,6 +8,7 @@ export * from './config.js';
 export * from './db.js';
 export * from './errors.js';
 export * from './grpc/server.js';
+export * from './grpc/admission.js';
 export * from './inbox.js';
 export * from './log.js';
 export * from './metrics.js';

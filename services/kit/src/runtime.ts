@@ -23,6 +23,9 @@ export interface RuntimeConfig {
   natsUser: string;
   natsPassword: string;
   relayEnabled: boolean;
+  admissionMaxInFlight: number;
+  admissionReadReservePercent: number;
+  channelRateLimits: ReadonlyMap<string, number>;
 }
 
 export interface Runtime {
@@ -77,6 +80,11 @@ export async function startRuntime(o: {
         maxConnectionAgeMs: config.maxConnectionAgeMs,
         shutdownGraceMs: config.shutdownGraceMs,
         readinessDrainMs: config.readinessDrainMs,
+        admission: {
+          maxInFlight: config.admissionMaxInFlight,
+          readReservePercent: config.admissionReadReservePercent,
+          channelRates: config.channelRateLimits,
+        },
         ready: async () => {
           await Promise.all(router.shards.map((s) => s.db.raw('select 1')));
           return nats.connected();

@@ -15,7 +15,8 @@
 // new seed (printed). FUZZ_RUNS sets how many it draws (default 300).
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
-import { createLogger, mintToken, type ShardRouter } from '@corebank/kit';
+import { createLogger, type ShardRouter } from '@corebank/kit';
+import { testToken } from '@corebank/kit/testing';
 import { descriptorSetBase64 } from '@corebank/kit/gen/descriptor';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -433,7 +434,7 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       'corebank.v1.PaymentService': t.address,
     };
     const loanConfig = loadLoanConfig(
-      await loanEnv(t.bank.key, 2, {
+      await loanEnv(2, {
         ...t.peers.env,
         ACCOUNT_SERVICE_ADDRESS: t.bank.address,
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
@@ -456,8 +457,8 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       ),
     ];
     tokens = {
-      all: await mintToken(t.bank.key, { channel: 'fuzz', scopes }),
-      none: await mintToken(t.bank.key, { channel: 'fuzz', scopes: [] }),
+      all: await testToken(scopes, undefined, { channel: 'fuzz' }),
+      none: await testToken([], undefined, { channel: 'fuzz' }),
     };
     // The fixture valid requests are built from: a verified customer with two funded deposit
     // accounts on a published product, a settled payment between them, a ledger transfer.

@@ -1,8 +1,9 @@
-import { baseSpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+import { baseSpec, loadConfig, loadShardUrls, parsers, serviceKeySpec, ShardMap, type Spec } from '@corebank/kit';
 import { parseScorecard } from './scorecard.js';
 
 /** Variables only the loan service reads (with the kit's baseSpec, the whole list). */
 export const loanSpec = {
+  ...serviceKeySpec,
   accountServiceAddress: {
     name: 'ACCOUNT_SERVICE_ADDRESS',
     description: "host:port of the account service (the ledger: the borrower's accounts, disbursements, repayments)",

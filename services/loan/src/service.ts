@@ -15,8 +15,10 @@ import {
   requireCustomer,
   type RunningServer,
   Violations,
+  serviceIdentity,
   ShardRouter,
   startRuntime,
+  tokenVerifier,
 } from '@corebank/kit';
 import { ApplicationState, LoanServiceService, LoanStatus } from '@corebank/kit/gen/corebank/v1/loan';
 import { payoffQuote } from './payoff.js';
@@ -116,10 +118,12 @@ export async function startLoanService(
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const timeout = config.peerCallTimeoutMs;
-  const accounts = Accounts.connect(config.accountServiceAddress, config.authTokenKey, timeout);
-  const customers = Customers.connect(config.customerServiceAddress, config.authTokenKey, timeout);
-  const products = Products.connect(config.productServiceAddress, config.authTokenKey, timeout);
+  const accounts = Accounts.connect(config.accountServiceAddress, identity, timeout);
+  const customers = Customers.connect(config.customerServiceAddress, identity, timeout);
+  const products = Products.connect(config.productServiceAddress, identity, timeout);
   const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable, log };
   const sweeper = new Sweeper(
     router,
@@ -262,7 +266,7 @@ export async function startLoanService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

@@ -7,7 +7,7 @@ import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import { LoanServiceClient } from '@corebank/kit/gen/corebank/v1/loan';
 import type { DepositTerms, LoanTerms, ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
-import { createDatabases, freePort, promisify, testToken } from '@corebank/kit/testing';
+import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { startBank, type TestBank } from '../../account/test/bank.js';
 import { fund } from '../../account/test/helpers.js';
@@ -38,7 +38,7 @@ export interface TestLoans {
 }
 
 /** Fresh, migrated loan databases and the environment of a loan service on them. */
-export async function loanEnv(key: Buffer, shards: number, overrides: Record<string, string> = {}) {
+export async function loanEnv(shards: number, overrides: Record<string, string> = {}) {
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `loan_${id}_s${i}`);
   await createDatabases(infra('pgAdminUrl'), dbs);
@@ -49,7 +49,7 @@ export async function loanEnv(key: Buffer, shards: number, overrides: Record<str
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     SHARD_COUNT: String(shards),
     NATS_URL: infra('natsUrl'),
-    AUTH_TOKEN_KEY: key.toString('base64'),
+    ...(await testAuth()).env('loan'),
     SHUTDOWN_GRACE_MS: '2000',
     ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
     ...overrides,
@@ -68,7 +68,7 @@ export async function startLoans(shards: number, overrides: Record<string, strin
     PRODUCT_SERVICE_ADDRESS: `127.0.0.1:${ports.product}`,
   });
   const peers = await startPeers(bank, shards, ports);
-  const env = await loanEnv(bank.key, shards, {
+  const env = await loanEnv(shards, {
     ...peers.env,
     ACCOUNT_SERVICE_ADDRESS: bank.address,
     GRPC_PORT: String(await freePort()),
@@ -80,7 +80,7 @@ export async function startLoans(shards: number, overrides: Record<string, strin
   const clientWith = async (scopes = ADMIN_SCOPES, customerId?: string) => {
     const c = promisify(
       new LoanServiceClient(address, grpc.credentials.createInsecure()),
-      await testToken(bank.key, scopes, customerId),
+      await testToken(scopes, customerId),
     );
     clients.push(c);
     return c;

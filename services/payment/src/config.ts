@@ -1,4 +1,13 @@
-import { baseSpec, ConfigError, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+import {
+  baseSpec,
+  serviceKeySpec,
+  ConfigError,
+  loadConfig,
+  loadShardUrls,
+  parsers,
+  ShardMap,
+  type Spec,
+} from '@corebank/kit';
 import { RiskAction } from '@corebank/kit/gen/corebank/v1/payment';
 
 /** A money amount in minor units: a non-negative integer (0 switches a threshold off). */
@@ -56,6 +65,7 @@ const ruleActions = (raw: string, name: string): Record<RuleName, RiskAction> =>
 
 /** Variables only the payment service reads (with the kit's baseSpec, the whole list). */
 export const paymentSpec = {
+  ...serviceKeySpec,
   sagaConsumerEnabled: {
     name: 'SAGA_CONSUMER_ENABLED',
     description: 'run the JetStream consumer that drives cross-shard payment sagas in this process',

@@ -14,9 +14,10 @@ import {
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { firstStep, type PaymentDeps } from './orders.js';
-import { noteField, paymentIdField } from './fields.js';
+import { noteField, paymentIdField } from './validate.js';
 import { statusName, WAITING_STEPS } from './state.js';
-import { changeOrder, findPayment, paymentToProto, type Change, type PaymentRow } from './store.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
+import { changeOrder, findPayment, type Change } from './store.js';
 
 /** What a decision comes to for an order as it stands. */
 export type Verdict = { change: Change } | { unchanged: true };

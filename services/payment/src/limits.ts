@@ -15,7 +15,18 @@ export const NO_LIMITS: Limits = { perTransaction: 0n, daily: 0n };
 
 /** The calendar day of an instant in a time zone, as YYYY-MM-DD. */
 export function limitDay(at: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  return dayFormat(timeZone).format(at);
+}
+
+/** One formatter per time zone: building one costs more than the rest of an order's limit check. */
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+function dayFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = dayFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    dayFormats.set(timeZone, f);
+  }
+  return f;
 }
 
 export type LimitVerdict = { ok: true; day: string | null } | { ok: false; reason: string };

@@ -21,22 +21,14 @@ import {
   type CreatePaymentResponse,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig } from './config.js';
-import { accountIdField, geoFields, keyField, referenceField, timeField } from './fields.js';
-import type { Ledger } from './ledger.js';
+import { accountIdField, geoFields, keyField, referenceField, timeField } from './validate.js';
+import type { Ledger } from './clients/ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
-import type { Peers } from './peers.js';
+import type { Peers } from './clients/peers.js';
 import { customerHistory, evaluateRisk, lockCustomer, rememberSession, verdictOf } from './risk.js';
 import type { Saga } from './saga.js';
-import {
-  bodyHashOf,
-  findPayment,
-  paymentIdFor,
-  paymentToProto,
-  replayOf,
-  type NewOrder,
-  type PaymentRow,
-  createOnce,
-} from './store.js';
+import { bodyHashOf, findPayment, paymentIdFor, replayOf, type NewOrder, createOnce } from './store.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
 
 /** How far ahead an escrow's auto-release time may be. */
 const MAX_ESCROW_DAYS = 366;
@@ -57,11 +49,13 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
 
 /**
  * Runs an order's first step inline, so the caller learns at once whether the money moved or was
- * held; when it cannot be made now, the sweeper makes it later.
+ * held; when it cannot be made now, the sweeper makes it later. The step debits the caller's own
+ * account (the payer's, or the refunding payee's): a customer-bound caller's binding goes along
+ * to the ledger, which checks it again.
  */
 export async function firstStepInline(deps: PaymentDeps, row: PaymentRow, ctx: RpcContext): Promise<PaymentRow> {
   const shard = deps.router.byId(row.id)!;
-  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline).catch((err: unknown) => {
+  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline, ctx.principal).catch((err: unknown) => {
     ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
     return { row: undefined };
   });
@@ -125,7 +119,9 @@ export async function createPayment(
     }
     t.throwIfAny();
   }
-  const payer = await ledger.account(payerAccountId, ctx.deadline);
+  // Read for the caller: a customer-bound caller's binding goes along (the ledger refuses another
+  // customer's account itself on a first read; a remembered one is checked here against its owner).
+  const payer = await ledger.account(payerAccountId, ctx.deadline, ctx.principal);
   if (!payer) throw DomainError.notFound('payer_account_id', 'account');
   requireCustomer(ctx.principal, payer.ownerId, 'payer_account_id');
   if (payer.currency !== req.currency) {

@@ -9,19 +9,11 @@ import {
   PaymentStatus as S,
   type Payment,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { keyField, paymentIdField, referenceField } from './fields.js';
+import { keyField, paymentIdField, referenceField } from './validate.js';
 import { firstStep, firstStepInline, type PaymentDeps } from './orders.js';
 import { NOTHING_MOVED, statusName } from './state.js';
-import {
-  bodyHashOf,
-  findPayment,
-  paymentIdFor,
-  paymentToProto,
-  refundsOf,
-  replayOf,
-  type PaymentRow,
-  createOnce,
-} from './store.js';
+import { bodyHashOf, findPayment, paymentIdFor, refundsOf, replayOf, createOnce } from './store.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
 
 const REFUNDABLE = [S.PAYMENT_STATUS_COMPLETED, S.PAYMENT_STATUS_PARTIALLY_REFUNDED];
 
@@ -68,7 +60,7 @@ export async function createReturn(
   const original = await findPayment(shard.db, originalId);
   if (!original || original.original_payment_id) throw DomainError.notFound('payment_id', 'payment');
   // The money comes back from the payee: the payee's owner pays the refund.
-  const payee = await ledger.account(original.payee_account_id, ctx.deadline);
+  const payee = await ledger.account(original.payee_account_id, ctx.deadline, ctx.principal);
   if (!payee) throw DomainError.notFound('payment_id', 'payee account');
   requireCustomer(ctx.principal, payee.ownerId, 'payment_id');
 

@@ -12,16 +12,18 @@ import {
   Waker,
   type Logger,
   type Nats,
+  type Principal,
   type Shard,
   type ShardRouter,
 } from '@corebank/kit';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { PaymentStep } from '@corebank/kit/gen/corebank/v1/payment';
 import { DOMAIN } from './events.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger } from './clients/ledger.js';
 import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
 import { nextAfter, WAITING_STEPS } from './state.js';
-import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog, type PaymentRow } from './store.js';
+import type { PaymentRow } from './proto.js';
+import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog } from './store.js';
 
 export interface SagaOptions {
   /** Durable consumer name (and inbox consumer key). */
@@ -65,7 +67,12 @@ export class Saga {
   }
 
   /** One step of one order, if it is due and nobody else holds it. */
-  async step(shard: Shard, id: string, deadline?: Date): Promise<{ result: DriveResult; row?: PaymentRow }> {
+  async step(
+    shard: Shard,
+    id: string,
+    deadline?: Date,
+    onBehalfOf?: Principal,
+  ): Promise<{ result: DriveResult; row?: PaymentRow }> {
     const row = await claimStep(shard, id, this.leaseMs);
     if (!row) return { result: 'busy' };
     if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
@@ -77,7 +84,7 @@ export class Saga {
       });
       return { result: 'advanced', row: after ?? row };
     }
-    const res = await this.ledger.execute(row, deadline);
+    const res = await this.ledger.execute(row, deadline, onBehalfOf);
     sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
     if (res.kind === 'retry') {
       const wait = backoffMs(row.attempts, { baseMs: 100, maxMs: this.o.maxBackoffMs });

@@ -10,6 +10,8 @@ import {
   requireCustomer,
   type RunningServer,
   ShardRouter,
+  serviceIdentity,
+  tokenVerifier,
   startRuntime,
   Violations,
 } from '@corebank/kit';
@@ -22,13 +24,14 @@ import {
 import type { PaymentConfig } from './config.js';
 import { cancelEscrow, confirmEscrow, openDispute, resolveDispute, reviewPayment } from './decisions.js';
 import { DOMAIN } from './events.js';
-import { Ledger } from './ledger.js';
+import { Ledger } from './clients/ledger.js';
 import { createPayment, type PaymentDeps } from './orders.js';
-import { Peers } from './peers.js';
-import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from './fields.js';
+import { Peers } from './clients/peers.js';
+import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from './validate.js';
 import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
-import { findPayment, listPayments, paymentToProto, refundsOf, waitingOrders } from './store.js';
+import { paymentToProto } from './proto.js';
+import { findPayment, listPayments, refundsOf, waitingOrders } from './store.js';
 
 export const SERVICE = 'payment';
 export const SERVICE_NAME = 'corebank.v1.PaymentService';
@@ -68,14 +71,16 @@ export async function startPaymentService(
   config: PaymentConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<PaymentApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
+  const identity = await serviceIdentity(SERVICE, config);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
-  const ledger = Ledger.connect(config.accountServiceAddress, config.authTokenKey, config.ledgerCallTimeoutMs);
+  const ledger = Ledger.connect(config.accountServiceAddress, identity, config.ledgerCallTimeoutMs);
   const peers = Peers.connect(
     config.customerServiceAddress,
     config.productServiceAddress,
-    config.authTokenKey,
+    identity,
     config.ledgerCallTimeoutMs,
   );
   const saga = new Saga(router, ledger, log, {
@@ -152,7 +157,7 @@ export async function startPaymentService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

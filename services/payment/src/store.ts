@@ -1,14 +1,13 @@
-// Payment orders in the payments table of a shard: mapping to the contract, the channel's
-// idempotency keys, reads and lists, and the one function every change of an order goes through
-// (changeOrder: a guarded update, the state machine's check, the event, and the change's side
-// effects on limits and on the original of a refund, all in one transaction).
+// Payment orders in the payments table of a shard: the channel's idempotency keys, reads and
+// lists, and the one function every change of an order goes through (changeOrder: a guarded
+// update, the state machine's check, the event, and the change's side effects on limits and on the
+// original of a refund, all in one transaction).
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
   bucketOf,
   DomainError,
   encodePageToken,
-  toTimestamp,
   writeEvents,
   type Row,
   type Shard,
@@ -24,74 +23,10 @@ import {
   type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { paymentChanged, type PaymentEventName } from './events.js';
-import { listPaymentsQuery, pendingQuery } from './fields.js';
+import { listPaymentsQuery, pendingQuery } from './validate.js';
 import { releaseLimit } from './limits.js';
+import { paymentToProto, type PaymentRow } from './proto.js';
 import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
-
-export interface PaymentRow {
-  seq: bigint;
-  id: string;
-  channel: string;
-  idempotency_key: string;
-  body_hash: string;
-  kind: K;
-  original_payment_id: string | null;
-  payer_account_id: string;
-  payee_account_id: string;
-  payer_customer_id: string;
-  amount: bigint;
-  refunded_amount: bigint;
-  currency: string;
-  reference: string;
-  status: S;
-  route: PaymentRoute;
-  step: P;
-  reason: string;
-  note: string;
-  attempts: number;
-  next_attempt_at: Date;
-  auto_release_at: Date | null;
-  risk_findings: RiskFinding[];
-  limit_day: string | null;
-  review_decision: string;
-  escrow_outcome: string;
-  payer_shard: number;
-  payee_shard: number;
-  created_at: Date;
-  updated_at: Date;
-  settled_at: Date | null;
-}
-
-export function paymentToProto(r: PaymentRow): Payment {
-  return {
-    id: r.id,
-    channel: r.channel,
-    idempotencyKey: r.idempotency_key,
-    payerAccountId: r.payer_account_id,
-    payeeAccountId: r.payee_account_id,
-    payerCustomerId: r.payer_customer_id,
-    amount: r.amount,
-    currency: r.currency,
-    reference: r.reference,
-    status: r.status,
-    route: r.route,
-    step: r.step,
-    reason: r.reason,
-    attempts: r.attempts,
-    payerShard: r.payer_shard,
-    payeeShard: r.payee_shard,
-    createdAt: toTimestamp(r.created_at),
-    updatedAt: toTimestamp(r.updated_at),
-    ...(r.settled_at ? { settledAt: toTimestamp(r.settled_at) } : {}),
-    kind: r.kind,
-    originalPaymentId: r.original_payment_id ?? '',
-    ...(r.auto_release_at ? { autoReleaseAt: toTimestamp(r.auto_release_at) } : {}),
-    refundedAmount: r.refunded_amount,
-    // jsonb holds the enums as numbers, as written.
-    riskFindings: r.risk_findings,
-    note: r.note,
-  };
-}
 
 /**
  * An order's id: derived from the channel and its idempotency key, with the bucket of the shard

@@ -51,14 +51,14 @@ describe('account service (the ledger) killed mid-saga', () => {
   let peers: Awaited<ReturnType<typeof startPeers>> | undefined;
   beforeAll(async () => {
     // One port for every incarnation of the ledger: the payment service's channel reconnects to it.
-    const { env, key } = await prepareBank(3, {
+    const { env } = await prepareBank(3, {
       GRPC_PORT: String(await freePort()),
       SHUTDOWN_GRACE_MS: '500',
       LOG_LEVEL: 'error',
     });
     ledger = new ServiceProcess('account', env);
     ledger.start();
-    bank = await bankAt(env, key, `127.0.0.1:${env.GRPC_PORT}`);
+    bank = await bankAt(env, `127.0.0.1:${env.GRPC_PORT}`);
     await ledgerUp(bank, ledger);
     accounts = await Promise.all([0, 1, 2].map((s) => accountsOn(bank!, s, 40, FUNDING)));
     // The customer and product services the payment service asks before it accepts an order (the
@@ -87,7 +87,7 @@ describe('account service (the ledger) killed mid-saga', () => {
     const payments = app!;
     const client = promisify(
       new PaymentServiceClient(`127.0.0.1:${payments.server.port}`, grpc.credentials.createInsecure()),
-      await testToken(ledgerView.key, PAYMENT_SCOPES),
+      await testToken(PAYMENT_SCOPES),
     );
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
     const reqs: CreatePaymentRequest[] = Array.from({ length: PAYMENTS }, (_, i) => {

@@ -55,7 +55,7 @@ describe('payment service killed mid-saga', () => {
     child.start();
     const client = promisify(
       new PaymentServiceClient(`127.0.0.1:${env.GRPC_PORT}`, grpc.credentials.createInsecure()),
-      await testToken(bank.key, PAYMENT_SCOPES),
+      await testToken(PAYMENT_SCOPES),
     );
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
     const reqs: CreatePaymentRequest[] = Array.from({ length: PAYMENTS }, (_, i) => {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar } from '@corebank/kit';
 import { TransferResultCode as R, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentServiceClient, PaymentStatus } from '@corebank/kit/gen/corebank/v1/payment';
-import { createDatabases, freePort, promisify, testToken } from '@corebank/kit/testing';
+import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import { KycStatus, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import type { DepositTerms } from '@corebank/kit/gen/corebank/v1/product';
@@ -53,7 +53,7 @@ export async function paymentEnv(bank: Bank, shards: number, overrides: Record<s
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     SHARD_COUNT: String(shards),
     NATS_URL: infra('natsUrl'),
-    AUTH_TOKEN_KEY: bank.key.toString('base64'),
+    ...(await testAuth()).env('payment'),
     ACCOUNT_SERVICE_ADDRESS: bank.address,
     SAGA_CONSUMER_NAME: `payment-saga-${id}`,
     SAGA_SWEEP_INTERVAL_MS: '250',
@@ -83,12 +83,12 @@ export const NO_RISK_RULES = {
 
 /**
  * The services a payment service asks before it accepts an order, next to a bank: a product
- * catalog (limits) and a customer service (risk tiers) sharing the bank's token key. `env` holds
+ * catalog (limits) and a customer service (risk tiers), all trusting the test issuer. `env` holds
  * their addresses for paymentEnv.
  */
 export async function startPeers(bank: Bank, shards: number, ports?: { customer: number; product: number }) {
   const port = (p?: number): Record<string, string> => (p ? { GRPC_PORT: String(p) } : {});
-  const catalog = await startCatalog({ AUTH_TOKEN_KEY: bank.key.toString('base64'), ...port(ports?.product) });
+  const catalog = await startCatalog(port(ports?.product));
   const people = await startCustomers(shards, { LOG_LEVEL: 'warn', ...port(ports?.customer) }, {}, bank);
   return {
     catalog,
@@ -125,7 +125,7 @@ export async function startPayments(
     client: undefined as unknown as PaymentClient,
     env,
     address: `127.0.0.1:${env.GRPC_PORT}`,
-    token: (scopes = PAYMENT_SCOPES, customerId?: string) => testToken(bank.key, scopes, customerId),
+    token: (scopes = PAYMENT_SCOPES, customerId?: string) => testToken(scopes, customerId),
     clientWith: (token: string) => {
       const c = promisify(new PaymentServiceClient(t.address, grpc.credentials.createInsecure()), token);
       clients.push(c);

@@ -5,7 +5,7 @@ import { PaymentKind, PaymentRoute, PaymentStatus as S, PaymentStep as P } from 
 import { SystemAccountKind, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { expect } from 'vitest';
 import type { Bank } from '../../account/test/bank.js';
-import type { PaymentRow } from '../src/store.js';
+import type { PaymentRow } from '../src/proto.js';
 import type { ShardRouter } from '@corebank/kit';
 
 const MOVED = [

@@ -1,6 +1,6 @@
 // The payment key claim and the saga's sweeper, on migrated payment databases of their own (no
 // ledger behind them: nothing here reaches one).
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createLogger, DomainError, migrateAllShards, ShardMap, ShardRouter } from '@corebank/kit';
 import {
   PaymentKind as K,
@@ -8,10 +8,10 @@ import {
   PaymentStatus as S,
   PaymentStep as P,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { createDatabases } from '@corebank/kit/testing';
+import { createDatabases, testAuth } from '@corebank/kit/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
-import { Ledger } from '../src/ledger.js';
+import { Ledger } from '../src/clients/ledger.js';
 import { paymentMigrations } from '../src/migrations.js';
 import { Saga } from '../src/saga.js';
 import { bodyHashOf, createOnce, findPayment, insertOrder, paymentIdFor, type NewOrder } from '../src/store.js';
@@ -112,12 +112,17 @@ describe('payment keys and the saga sweeper', () => {
   });
 
   it('keeps one timer per sweeper however many sweeps ran', async () => {
-    const saga = new Saga(router, Ledger.connect('127.0.0.1:1', randomBytes(32), 200), log, {
-      consumerName: 'unused',
-      callTimeoutMs: 200,
-      maxBackoffMs: 200,
-      sweepIntervalMs: 2,
-    });
+    const saga = new Saga(
+      router,
+      Ledger.connect('127.0.0.1:1', await (await testAuth()).identity('payment'), 200),
+      log,
+      {
+        consumerName: 'unused',
+        callTimeoutMs: 200,
+        maxBackoffMs: 200,
+        sweepIntervalMs: 2,
+      },
+    );
     const sweeps = vi.spyOn(saga, 'sweepOnce');
     await saga.start(undefined);
     await expect.poll(() => sweeps.mock.calls.length, { timeout: 20_000 }).toBeGreaterThan(100);
@@ -138,12 +143,17 @@ describe('payment keys and the saga sweeper', () => {
       .db('payments')
       .where('id', o.id)
       .update({ next_attempt_at: shard.db.raw(`now() + interval '1.5 s'`) });
-    const saga = new Saga(router, Ledger.connect('127.0.0.1:1', randomBytes(32), 200), log, {
-      consumerName: 'unused',
-      callTimeoutMs: 200,
-      maxBackoffMs: 60_000,
-      sweepIntervalMs: 60_000,
-    });
+    const saga = new Saga(
+      router,
+      Ledger.connect('127.0.0.1:1', await (await testAuth()).identity('payment'), 200),
+      log,
+      {
+        consumerName: 'unused',
+        callTimeoutMs: 200,
+        maxBackoffMs: 60_000,
+        sweepIntervalMs: 60_000,
+      },
+    );
     const sweeps = vi.spyOn(saga, 'sweepOnce');
     const sweepsOf = (s = shard) => sweeps.mock.calls.filter(([x]) => x === s).length;
     const started = Date.now();

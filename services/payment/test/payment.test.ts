@@ -1,7 +1,7 @@
 // Payments through the real services: same shard, cross shard, idempotency, refusals, a payee
 // that does not exist (the hold is voided and the payer gets the money back), events, listing.
 import { randomUUID } from 'node:crypto';
-import { bucketedId, errorDetails } from '@corebank/kit';
+import { bucketedId, errorDetails, grpcRequests } from '@corebank/kit';
 import { PendingStatus, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import {
@@ -13,7 +13,7 @@ import {
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances } from '../../account/test/helpers.js';
-import { transferIds } from '../src/ledger.js';
+import { transferIds } from '../src/clients/ledger.js';
 import { accountsOn, NO_RISK_RULES, settled, startPayments, type TestPayments } from './harness.js';
 
 async function rpcError(p: Promise<unknown>): Promise<ServiceError> {
@@ -226,5 +226,26 @@ describe('payment service (3 shards)', () => {
         'corebank.payment.payment_credited',
         'corebank.payment.payment_completed',
       ]);
+  });
+
+  it('asks the ledger for a payer account once: its owner, currency and shard never change', async () => {
+    const [payer, payee] = await accountsOn(t.bank, 2, 2, 10_000n);
+    const getAccountCalls = async () =>
+      (await grpcRequests.get()).values
+        .filter((v) => v.labels.service === 'corebank.v1.AccountService' && v.labels.method === 'getAccount')
+        .reduce((n, v) => n + v.value, 0);
+    const before = await getAccountCalls();
+    for (let i = 0; i < 4; i++) {
+      const { payment } = await t.client.createPayment(req(payer!, payee!, 10n));
+      expect(payment!.status).toBe(S.PAYMENT_STATUS_COMPLETED);
+    }
+    expect((await getAccountCalls()) - before).toBe(1);
+    // An account the ledger does not know is not remembered as missing: it may be opened later.
+    const unknown = bucketedId(t.app.router.map.firstBucketOf(2), 'no-account-yet', randomUUID());
+    for (let i = 0; i < 2; i++) {
+      const e = await rpcError(t.client.createPayment(req({ ...payer!, id: unknown }, payee!, 10n)));
+      expect(e.code).toBe(Code.NOT_FOUND);
+    }
+    expect((await getAccountCalls()) - before).toBe(3);
   });
 });

@@ -8,12 +8,13 @@ import {
   PaymentStatus as S,
   PaymentStep as P,
 } from '@corebank/kit/gen/corebank/v1/payment';
+import { testAuth } from '@corebank/kit/testing';
 import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from '../../account/test/bank.js';
 import { balances } from '../../account/test/helpers.js';
 import { loadPaymentConfig } from '../src/config.js';
-import { Ledger, type AccountClient } from '../src/ledger.js';
+import { Ledger, type AccountClient } from '../src/clients/ledger.js';
 import { Saga } from '../src/saga.js';
 import { bodyHashOf, findPayment, insertOrder, paymentIdFor } from '../src/store.js';
 import { accountsOn, paymentEnv } from './harness.js';
@@ -59,7 +60,7 @@ describe('saga retries', () => {
   it('retries every step through a ledger outage and settles once it is back', async () => {
     const [payer] = await accountsOn(bank, 0, 1, 1_000n);
     const [payee] = await accountsOn(bank, 2, 1, 0n);
-    const real = Ledger.connect(bank.address, bank.key, 2_000);
+    const real = Ledger.connect(bank.address, await (await testAuth()).identity('payment'), 2_000);
     const client = flaky(real.client, 7);
     const saga = new Saga(router, new Ledger(client, 2_000), createLogger('payment', 'silent'), {
       consumerName: 'unused',

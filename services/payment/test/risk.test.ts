@@ -13,6 +13,7 @@ import {
   PendingDecision,
   type RequestGeo,
 } from '@corebank/kit/gen/corebank/v1/payment';
+import { testAuth } from '@corebank/kit/testing';
 import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances, expectRpcError, fund } from '../../account/test/helpers.js';
@@ -45,12 +46,14 @@ const RULES = {
   RISK_ACTIONS: 'AMOUNT_OVER_TIER_THRESHOLD=REVIEW,VELOCITY=REJECT,NEW_PAYEE=REVIEW,IMPOSSIBLE_TRAVEL=REVIEW',
 };
 
+const auth = await testAuth();
+
 describe('risk rules (pure)', () => {
   const config = loadPaymentConfig({
     SHARD_COUNT: '1',
     SHARD_0_DATABASE_URL: 'postgres://x@localhost/x',
     NATS_URL: 'nats://localhost:4222',
-    AUTH_TOKEN_KEY: Buffer.alloc(32, 1).toString('base64'),
+    ...auth.env('payment'),
     ACCOUNT_SERVICE_ADDRESS: 'localhost:1',
     CUSTOMER_SERVICE_ADDRESS: 'localhost:2',
     PRODUCT_SERVICE_ADDRESS: 'localhost:3',

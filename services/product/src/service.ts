@@ -15,6 +15,7 @@ import {
   type RunningServer,
   type ShardRouter,
   startRuntime,
+  tokenVerifier,
   toTimestamp,
   Violations,
 } from '@corebank/kit';
@@ -95,6 +96,7 @@ export async function startProductService(
   config: ProductConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<ProductApp> {
+  const verifier = await tokenVerifier(SERVICE, config, log);
   const router = globalRouter(config, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
@@ -197,7 +199,7 @@ export async function startProductService(
       },
     },
     SCOPES,
-    config.authTokenKey,
+    verifier,
     log,
   );
 

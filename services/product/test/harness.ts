@@ -1,10 +1,10 @@
 // Starts a real product service for a test file: a fresh global database on the shared
 // PostgreSQL, the shared nats-server, the service in-process on a free port, and a client.
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createLogger, migrateAllShards, mintToken } from '@corebank/kit';
+import { randomUUID } from 'node:crypto';
+import { createLogger, migrateAllShards } from '@corebank/kit';
 import { ProductVersionChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { ProductServiceClient, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
-import { createDatabases, promisify } from '@corebank/kit/testing';
+import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 
 import { globalRouter, loadProductConfig } from '../src/config.js';
@@ -20,7 +20,6 @@ export interface TestCatalog {
   app: ProductApp;
   client: ProductClient;
   env: Record<string, string>;
-  key: Buffer;
   address: string;
   clientWith: (scopes: string[], customerId?: string) => Promise<ProductClient>;
   stop: () => Promise<void>;
@@ -29,14 +28,13 @@ export interface TestCatalog {
 export async function startCatalog(overrides: Record<string, string> = {}): Promise<TestCatalog> {
   const db = `prod_${randomUUID().slice(0, 8)}`;
   await createDatabases(infra('pgAdminUrl'), [db]);
-  const key = overrides.AUTH_TOKEN_KEY ? Buffer.from(overrides.AUTH_TOKEN_KEY, 'base64') : randomBytes(32);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
     METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     NATS_URL: infra('natsUrl'),
-    AUTH_TOKEN_KEY: key.toString('base64'),
+    ...(await testAuth()).env('product'),
     GLOBAL_DATABASE_URL: `${infra('pgUrl')}/${db}`,
     SHUTDOWN_GRACE_MS: '2000',
     ...overrides,
@@ -49,7 +47,7 @@ export async function startCatalog(overrides: Record<string, string> = {}): Prom
   const address = `127.0.0.1:${app.server.port}`;
   const clients: ProductClient[] = [];
   const clientWith = async (scopes: string[], customerId?: string) => {
-    const token = await mintToken(key, { channel: 'test', scopes, ...(customerId ? { customerId } : {}) });
+    const token = await testToken(scopes, customerId);
     const c = promisify(new ProductServiceClient(address, grpc.credentials.createInsecure()), token);
     clients.push(c);
     return c;
@@ -59,7 +57,6 @@ export async function startCatalog(overrides: Record<string, string> = {}): Prom
     app,
     client,
     env,
-    key,
     address,
     clientWith,
     stop: async () => {

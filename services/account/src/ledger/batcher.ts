@@ -5,6 +5,7 @@
 // refuses for a reason that retrying cannot cure is split until only the offender fails.
 import {
   DomainError,
+  isDatabaseUnavailable,
   isPermanentFailure,
   registry,
   traceCarrier,
@@ -136,9 +137,10 @@ export class ShardBatcher {
     } catch (err) {
       if (!isPermanentFailure(err)) {
         this.log.error({ err, shard: this.shard.index, requests: batch.length }, 'ledger batch failed');
+        // PostgreSQL down reads as every other RPC's outage does (DEPENDENCY_UNAVAILABLE).
         const e = new DomainError(
           'UNAVAILABLE',
-          'LEDGER_BATCH_FAILED',
+          isDatabaseUnavailable(err) ? 'DEPENDENCY_UNAVAILABLE' : 'LEDGER_BATCH_FAILED',
           'the ledger could not commit this batch; retry with the same ids',
         );
         batch.forEach((w) => w.reject(e));

@@ -1,7 +1,9 @@
 // Promise-returning gRPC clients with a bearer token: how services call one another (and how
 // tests and tools call services). A call made while serving an RPC passes its deadline on.
 import * as grpc from '@grpc/grpc-js';
-import { mintToken } from '../auth.js';
+import { customerTokenOf, mintToken, ON_BEHALF_OF_HEADER, type Principal } from '../auth.js';
+import type { ServiceIdentity } from '../auth-setup.js';
+import { allowedScopes, audienceOf, type ServiceName } from '../identities.js';
 
 type Unary<Req, Res> = (
   req: Req,
@@ -24,6 +26,11 @@ export interface CallOpts {
   deadline?: Date;
   /** Overrides the client's token for this call ('' sends none). */
   token?: string;
+  /**
+   * The caller this call is made for: when its token is bound to a customer, that token travels
+   * along (header corebank-on-behalf-of) and the called service binds the call to the customer.
+   */
+  onBehalfOf?: Principal;
 }
 
 export function promisify<C extends grpc.Client>(client: C, token: string): Promisified<C> & { close: () => void } {
@@ -37,6 +44,8 @@ export function promisify<C extends grpc.Client>(client: C, token: string): Prom
           const md = new grpc.Metadata();
           const t = opts.token ?? token;
           if (t) md.set('authorization', `Bearer ${t}`);
+          const forwarded = opts.onBehalfOf && customerTokenOf(opts.onBehalfOf);
+          if (forwarded) md.set(ON_BEHALF_OF_HEADER, forwarded);
           fn.call(
             client,
             req,
@@ -78,30 +87,39 @@ export const SERVICE_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
- * A client for another corebank service. It signs its own short-lived tokens (channel = this
- * service) with the shared key and renews them before they expire.
+ * A client for another corebank service. It signs its own short-lived tokens with this service's
+ * key (subject: this service; audience: the target; scopes: exactly what identities.ts allows
+ * this service towards the target) and renews them before they expire.
  */
 export function serviceClient<C extends grpc.Client>(
   Ctor: new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C,
   address: string,
-  key: Uint8Array,
-  channel: string,
-  scopes: string[],
+  identity: ServiceIdentity,
+  target: ServiceName,
 ): Promisified<C> & { close: () => void } {
+  const scopes = allowedScopes(identity.service, target);
+  if (scopes.length === 0) throw new Error(`identities.ts allows ${identity.service} no calls to ${target}`);
   const client = new Ctor(address, grpc.credentials.createInsecure(), SERVICE_CHANNEL_OPTIONS);
-  let token = '';
+  let token: Promise<string> | undefined;
   let renewAt = 0;
-  const fresh = async () => {
-    if (Date.now() >= renewAt) {
-      token = await mintToken(key, { channel, scopes, ttlSeconds: 600 });
-      renewAt = Date.now() + 300_000;
+  const fresh = () => {
+    if (!token || Date.now() >= renewAt) {
+      renewAt = Date.now() + 150_000;
+      token = mintToken(identity.key, {
+        channel: identity.service,
+        scopes,
+        audience: audienceOf(target),
+        issuer: identity.issuer,
+        ttlSeconds: 300,
+      });
+      token.catch(() => (renewAt = 0));
     }
     return token;
   };
   const inner = promisify(client, '');
   return new Proxy(inner, {
-    get(target, prop: string) {
-      const fn = (target as Record<string, unknown>)[prop];
+    get(wrapped, prop: string) {
+      const fn = (wrapped as Record<string, unknown>)[prop];
       if (prop === 'close' || typeof fn !== 'function') return fn;
       return async (req: unknown, opts: CallOpts = {}) =>
         (fn as (r: unknown, o: CallOpts) => Promise<unknown>)(req, { ...opts, token: await fresh() });

@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { requireScope, verifyToken, type Principal } from '../auth.js';
+import { ON_BEHALF_OF_HEADER, requireScope, type Principal, type TokenVerifier } from '../auth.js';
+import { AdmissionGate, type AdmissionLimits } from './admission.js';
 import { StartupError } from '../command.js';
 import { DomainError, toServiceError } from '../errors.js';
 import { descriptorSetBase64 } from '../gen/descriptor.js';
@@ -38,6 +39,8 @@ export interface ServiceBinding {
   name: string;
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** The server's admission limits, set by startServer (none until then: nothing is shed). */
+  gate?: AdmissionGate;
 }
 
 /**
@@ -49,11 +52,12 @@ export function bindService<D extends grpc.ServiceDefinition>(
   definition: D,
   handlers: MethodsOf<D>,
   scopes: { [K in keyof D]: string },
-  authKey: Uint8Array,
+  verifier: TokenVerifier,
   log: Logger,
 ): ServiceBinding {
   const implementation: grpc.UntypedServiceImplementation = {};
   const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const binding: ServiceBinding = { name, definition: tolerant as grpc.ServiceDefinition, implementation };
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
     tolerant[method] = tolerantOfMalformedBytes(definition[method] as grpc.MethodDefinition<unknown, unknown>);
     const handler = handlers[method] as UnaryHandler<unknown, unknown>;
@@ -72,7 +76,12 @@ export function bindService<D extends grpc.ServiceDefinition>(
         abort.abort(new DomainError('DEADLINE_EXCEEDED', 'CANCELLED', 'the caller went away')),
       );
       let code = grpc.status.OK;
+      // Shedding comes first, so a flood costs as little as possible per refused call.
+      const gate = binding.gate;
+      let admitted = false;
       try {
+        gate?.enter(method);
+        admitted = true;
         if (deadlineAt) {
           const left = deadlineAt.getTime() - Date.now();
           if (left <= 0)
@@ -83,8 +92,13 @@ export function bindService<D extends grpc.ServiceDefinition>(
           );
         }
         const authorization = call.metadata.get('authorization')[0];
-        const principal = await verifyToken(authKey, typeof authorization === 'string' ? authorization : undefined);
+        const onBehalfOf = call.metadata.get(ON_BEHALF_OF_HEADER)[0];
+        const principal = await verifier.authenticate(
+          typeof authorization === 'string' ? authorization : undefined,
+          typeof onBehalfOf === 'string' ? onBehalfOf : undefined,
+        );
         requireScope(principal, scope);
+        gate?.charge(principal.channel);
         if (call.request === MALFORMED) {
           throw new DomainError('INVALID_ARGUMENT', 'MALFORMED_REQUEST', 'the request is not a valid protobuf message');
         }
@@ -92,7 +106,11 @@ export function bindService<D extends grpc.ServiceDefinition>(
           principal,
           signal: abort.signal,
           deadline: deadlineAt,
-          log: log.child({ rpc: `${name}/${method}`, channel: principal.channel }),
+          log: log.child({
+            rpc: `${name}/${method}`,
+            channel: principal.channel,
+            ...(principal.onBehalfOf ? { on_behalf_of: principal.onBehalfOf } : {}),
+          }),
         });
         callback(null, result);
       } catch (err) {
@@ -102,6 +120,7 @@ export function bindService<D extends grpc.ServiceDefinition>(
         else log.debug({ rpc: `${name}/${method}`, code: err.code, reason: err.reason }, err.message);
         callback(e);
       } finally {
+        if (admitted) gate?.leave();
         if (timer) clearTimeout(timer);
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         grpcRequests.inc({ service: name, method, code: grpc.status[code] });
@@ -109,7 +128,7 @@ export function bindService<D extends grpc.ServiceDefinition>(
       }
     }) as grpc.handleUnaryCall<unknown, unknown>;
   }
-  return { name, definition: tolerant as grpc.ServiceDefinition, implementation };
+  return binding;
 }
 
 /** Stands in for a request whose bytes did not decode. */
@@ -148,6 +167,8 @@ export interface ServerOptions {
   readinessDrainMs: number;
   /** Called after the server stopped, in order: stop background work, drain NATS, close pools, flush telemetry. */
   onShutdown: (() => Promise<void>)[];
+  /** Where calls are shed (see admission.ts); absent: never. */
+  admission?: AdmissionLimits;
 }
 
 export interface RunningServer {
@@ -162,7 +183,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     'grpc.max_connection_age_grace_ms': o.maxConnectionAgeMs ? 30_000 : undefined,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
   });
-  for (const s of o.services) server.addService(s.definition, s.implementation);
+  const gate = o.admission ? new AdmissionGate(o.services.map((s) => s.name).join(','), o.admission) : undefined;
+  for (const s of o.services) {
+    s.gate = gate;
+    server.addService(s.definition, s.implementation);
+  }
 
   // Readiness ('' and each service) follows the dependencies; 'liveness' only says the process
   // is up, so an outage of a database or NATS takes pods out of rotation without restarting them.

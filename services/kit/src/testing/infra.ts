@@ -40,6 +40,18 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** How long the server may take to accept connections (default 30 s). */
   readyTimeoutMs?: number;
+  /**
+   * PostgreSQL only, what a commit survives:
+   *  - 'durable': fsync, synchronous_commit and full_page_writes on, as in production (benchmarks);
+   *  - 'relaxed': all three off: the fastest, and a killed server forgets its last commits;
+   *  - 'process-crash' (default, the tests): synchronous_commit on with fsync and full_page_writes
+   *    off: a commit is written to the kernel before it is acknowledged (a write, no disk flush),
+   *    so a server the tests kill or restart keeps every commit it acknowledged; only a crash of
+   *    the machine could lose them, which tests never need.
+   */
+  durability?: 'durable' | 'relaxed' | 'process-crash';
+  /** PostgreSQL only: more server settings (`-c name=value`), e.g. shared_preload_libraries. */
+  settings?: Record<string, string>;
 }
 
 /** A child that exits before it is ready, with the end of what it wrote. */
@@ -82,10 +94,16 @@ export interface RunningProcess {
   stop: () => Promise<void>;
   /**
    * Kills the server (PostgreSQL: immediate shutdown, as a crash; nats-server: SIGKILL), waits
-   * `downMs`, and starts it again on the same port and data (JetStream's store included).
+   * `down` ms (or runs `down`, to act during the outage), and starts it again on the same port and
+   * data (JetStream's store included), even when `down` failed.
    */
-  restart: (downMs?: number) => Promise<void>;
+  restart: (down?: Down) => Promise<void>;
 }
+
+/** How long an outage lasts: milliseconds, or what a test does while the server is down. */
+export type Down = number | (() => Promise<unknown>);
+
+const sitOut = (down: Down) => (typeof down === 'number' ? new Promise((r) => setTimeout(r, down)) : down());
 
 /** Starts a server again on the port it had: a restart, for tests of outages. */
 async function restartOn(
@@ -194,6 +212,13 @@ async function startOnFreePort(
   }
 }
 
+/** The server settings that decide what a commit survives (StartOptions.durability). */
+function durability(mode: NonNullable<StartOptions['durability']>): string[] {
+  const fsync = mode === 'durable' ? 'on' : 'off';
+  const synchronousCommit = mode === 'relaxed' ? 'off' : 'on';
+  return ['-c', `fsync=${fsync}`, '-c', `synchronous_commit=${synchronousCommit}`, '-c', `full_page_writes=${fsync}`];
+}
+
 export async function startPostgres(o: StartOptions = {}): Promise<RunningProcess & { adminUrl: string }> {
   const bin = pgBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'corebank-pg-'));
@@ -213,16 +238,12 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       dir,
       '-c',
       'listen_addresses=127.0.0.1',
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
+      ...durability(o.durability ?? 'process-crash'),
       '-c',
       'max_connections=300',
       '-c',
       'shared_buffers=256MB',
+      ...Object.entries(o.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ]);
     return spawnChild(cmd, args, o.detached);
   };
@@ -268,11 +289,14 @@ export async function startPostgres(o: StartOptions = {}): Promise<RunningProces
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
-    restart: async (downMs = 0) => {
+    restart: async (down: Down = 0) => {
       await pgCtlStop();
       await stopChild(child, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, downMs));
-      child = await restartOn('PostgreSQL', port, spawnPg, readyPg);
+      try {
+        await sitOut(down);
+      } finally {
+        child = await restartOn('PostgreSQL', port, spawnPg, readyPg);
+      }
     },
   };
 }
@@ -321,10 +345,13 @@ export async function startNats(o: StartOptions = {}): Promise<RunningProcess> {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
-    restart: async (downMs = 0) => {
+    restart: async (down: Down = 0) => {
       await stopChild(child, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, downMs));
-      child = await restartOn('nats-server', port, spawnNats, readyNats);
+      try {
+        await sitOut(down);
+      } finally {
+        child = await restartOn('nats-server', port, spawnNats, readyNats);
+      }
     },
   };
 }

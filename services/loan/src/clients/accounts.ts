@@ -2,7 +2,7 @@
 // loan's own ledger account, the shard's loan-interest-income GL account, and transfers. Every
 // transfer id is derived from the loan or repayment id and its purpose, so a retried step replays
 // the ledger's recorded result instead of moving money again.
-import { callDeadline, DomainError, fromDownstream, serviceClient } from '@corebank/kit';
+import { callDeadline, DomainError, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
 import {
   AccountServiceClient,
   CreateAccountResultCode,
@@ -11,9 +11,6 @@ import {
   type Account,
   type Transfer,
 } from '@corebank/kit/gen/corebank/v1/account';
-
-/** What the loan service's own tokens carry when it calls the account service. */
-export const ACCOUNT_SCOPES = ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:admin'];
 
 /**
  * Chart-of-accounts codes. A loan's ledger account (code LOAN_ACCOUNT_CODE, owned by the borrower,
@@ -37,8 +34,8 @@ export class Accounts {
     private readonly timeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, timeoutMs: number): Accounts {
-    return new Accounts(serviceClient(AccountServiceClient, address, key, 'loan', ACCOUNT_SCOPES), timeoutMs);
+  static connect(address: string, identity: ServiceIdentity, timeoutMs: number): Accounts {
+    return new Accounts(serviceClient(AccountServiceClient, address, identity, 'account'), timeoutMs);
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 // The customer service as the loan service uses it: the applicant's status, KYC and risk tier,
 // asked on every application (a freeze or a tier change a second ago must count).
-import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
+import { callDeadline, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
 import { CustomerServiceClient, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 
 export class Customers {
@@ -9,8 +9,8 @@ export class Customers {
     private readonly timeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, timeoutMs: number): Customers {
-    return new Customers(serviceClient(CustomerServiceClient, address, key, 'loan', ['customers:read']), timeoutMs);
+  static connect(address: string, identity: ServiceIdentity, timeoutMs: number): Customers {
+    return new Customers(serviceClient(CustomerServiceClient, address, identity, 'customer'), timeoutMs);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 // The product service as the loan service uses it: loan product versions. A published version is
 // immutable, so each (product, version) is cached for the life of the process; version 0 (the
 // latest published) is asked every time, then cached under the number it resolved to.
-import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
+import { callDeadline, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
 import { ProductServiceClient, ProductStatus, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 
 export class Products {
@@ -12,8 +12,8 @@ export class Products {
     private readonly timeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, timeoutMs: number): Products {
-    return new Products(serviceClient(ProductServiceClient, address, key, 'loan', ['products:read']), timeoutMs);
+  static connect(address: string, identity: ServiceIdentity, timeoutMs: number): Products {
+    return new Products(serviceClient(ProductServiceClient, address, identity, 'product'), timeoutMs);
   }
 
   close(): void {

@@ -2,12 +2,12 @@
 // the payer customer's risk tier, and the limits of the product version the payer account was
 // opened on. Product versions are immutable once published, so their limits are cached for the
 // life of the process; the risk tier is asked every time (a tier raised a second ago must count).
-import { callDeadline, fromDownstream, serviceClient } from '@corebank/kit';
-import type { Account } from '@corebank/kit/gen/corebank/v1/account';
+import { callDeadline, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
+import type { AccountFacts } from './ledger.js';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { ProductServiceClient } from '@corebank/kit/gen/corebank/v1/product';
-import type { TierName } from './config.js';
-import { NO_LIMITS, type Limits } from './limits.js';
+import type { TierName } from '../config.js';
+import { NO_LIMITS, type Limits } from '../limits.js';
 
 const TIER_NAMES: Partial<Record<RiskTier, TierName>> = {
   [RiskTier.RISK_TIER_LOW]: 'LOW',
@@ -24,10 +24,15 @@ export class Peers {
     private readonly callTimeoutMs: number,
   ) {}
 
-  static connect(customerAddress: string, productAddress: string, key: Uint8Array, callTimeoutMs: number): Peers {
+  static connect(
+    customerAddress: string,
+    productAddress: string,
+    identity: ServiceIdentity,
+    callTimeoutMs: number,
+  ): Peers {
     return new Peers(
-      serviceClient(CustomerServiceClient, customerAddress, key, 'payment', ['customers:read']),
-      serviceClient(ProductServiceClient, productAddress, key, 'payment', ['products:read']),
+      serviceClient(CustomerServiceClient, customerAddress, identity, 'customer'),
+      serviceClient(ProductServiceClient, productAddress, identity, 'product'),
       callTimeoutMs,
     );
   }
@@ -60,7 +65,7 @@ export class Peers {
   }
 
   /** The limits of the product version the account was opened on (none without a product). */
-  async limitsOf(account: Account, deadline?: Date): Promise<Limits> {
+  async limitsOf(account: AccountFacts, deadline?: Date): Promise<Limits> {
     if (!account.productId) return NO_LIMITS;
     const key = `${account.productId}@${account.productVersion}`;
     const cached = this.limits.get(key);

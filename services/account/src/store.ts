@@ -1,4 +1,5 @@
-// Opening, reading and listing accounts, and the per-shard GL (system) accounts.
+// Accounts and their owners in a shard's tables (a ledger batch's SQL is ledger/store.ts): opening,
+// reading and listing accounts, the per-shard GL (system) accounts, and locking an owner's row.
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
@@ -8,6 +9,7 @@ import {
   writeEvents,
   type ShardMap,
   type ShardRouter,
+  type Tx,
 } from '@corebank/kit';
 import {
   CreateAccountResultCode as C,
@@ -18,7 +20,6 @@ import {
 } from '@corebank/kit/gen/corebank/v1/account';
 import { accountOpenedEvent } from './events.js';
 import { listAccountsQuery } from './validate.js';
-import { lockOwner } from './owners.js';
 import { accountToProto, type AccountRow } from './proto.js';
 
 const accountBodyHash = (a: AccountToOpen) =>
@@ -46,6 +47,16 @@ export const ACCOUNT_COLUMNS = `id, owner_id, currency, code, debits_must_not_ex
 
 /** An account to open; product accounts also pin the product version they were opened on. */
 export type AccountToOpen = NewAccount & { productId?: string; productVersion?: number; minimumBalance?: bigint };
+
+/** Locks the owner's row (creating it if needed) and returns its state. */
+export async function lockOwner(tx: Tx, ownerId: string): Promise<{ debits_blocked: boolean; closed: boolean }> {
+  const { rows } = await tx.raw(
+    `insert into owners (owner_id) values (?) on conflict (owner_id) do update set owner_id = excluded.owner_id
+     returning debits_blocked, closed`,
+    [ownerId],
+  );
+  return rows[0] as { debits_blocked: boolean; closed: boolean };
+}
 
 /** Inserts what is new, returns what existed: per shard, one transaction with its events. */
 export async function createAccounts(router: ShardRouter, items: AccountToOpen[]): Promise<CreateAccountResult[]> {

@@ -1,7 +1,15 @@
 // The account service as the payment service uses it: read accounts, find each shard's in-transit
 // GL account, and make the saga's transfers. Every transfer id is derived from the payment id and
 // the step, so a retried step replays the ledger's original result instead of moving money again.
-import { callDeadline, DomainError, fromDownstream, hashedUuid, serviceClient } from '@corebank/kit';
+import {
+  callDeadline,
+  DomainError,
+  fromDownstream,
+  hashedUuid,
+  serviceClient,
+  type Principal,
+  type ServiceIdentity,
+} from '@corebank/kit';
 import {
   AccountServiceClient,
   SystemAccountKind,
@@ -11,10 +19,7 @@ import {
   type Transfer,
 } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
-import type { PaymentRow } from './store.js';
-
-/** What the payment service's own tokens carry when it calls the account service. */
-export const ACCOUNT_SCOPES = ['accounts:read', 'transfers:write', 'ledger:admin'];
+import type { PaymentRow } from '../proto.js';
 
 /** The chart-of-accounts code of payment transfers. */
 export const PAYMENT_TRANSFER_CODE = 2;
@@ -38,31 +43,65 @@ export type StepResult = { kind: 'ok' } | { kind: 'refused'; reason: string } | 
 
 const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'RESOURCE_EXHAUSTED', 'ABORTED']);
 
+/**
+ * What the payment service needs of an account, all of which never changes once the account is
+ * opened (owner, currency, shard, product version): cached, so an order does not ask the ledger.
+ */
+export type AccountFacts = Pick<Account, 'id' | 'ownerId' | 'currency' | 'shard' | 'productId' | 'productVersion'>;
+
+/** Accounts whose facts are kept; the least recently used go first. */
+const MAX_CACHED_ACCOUNTS = 100_000;
+
 export class Ledger {
   private inTransit = new Map<string, string>();
+  private facts = new Map<string, AccountFacts>();
 
   constructor(
     readonly client: AccountClient,
     private readonly callTimeoutMs: number,
   ) {}
 
-  static connect(address: string, key: Uint8Array, callTimeoutMs: number): Ledger {
-    return new Ledger(serviceClient(AccountServiceClient, address, key, 'payment', ACCOUNT_SCOPES), callTimeoutMs);
+  /** Its tokens carry what services/kit/src/identities.ts allows the payment service towards the ledger. */
+  static connect(address: string, identity: ServiceIdentity, callTimeoutMs: number): Ledger {
+    return new Ledger(serviceClient(AccountServiceClient, address, identity, 'account'), callTimeoutMs);
   }
 
   close(): void {
     this.client.close();
   }
 
-  /** The account, or undefined when the ledger has none with this id. */
-  async account(id: string, deadline?: Date): Promise<Account | undefined> {
+  /**
+   * The account's facts, or undefined when the ledger has none with this id (not remembered: it
+   * may be opened later). Its balances and state are not here: the ledger decides on those itself.
+   * On a first read, a customer-bound caller's token goes along (`onBehalfOf`): the ledger itself
+   * refuses another customer's account (PERMISSION_DENIED CUSTOMER_MISMATCH). A remembered account
+   * is checked by the caller (requireCustomer against its owner, which never changes), and the
+   * transfers that move its money carry the binding to the ledger again.
+   */
+  async account(id: string, deadline?: Date, onBehalfOf?: Principal): Promise<AccountFacts | undefined> {
+    const known = this.facts.get(id);
+    if (known) {
+      this.facts.delete(id);
+      this.facts.set(id, known);
+      return known;
+    }
+    let account: Account | undefined;
     try {
-      return (await this.client.getAccount({ accountId: id }, { deadline: this.deadline(deadline) })).account;
+      ({ account } = await this.client.getAccount(
+        { accountId: id },
+        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
+      ));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'GetAccount');
       if (e.code === 'NOT_FOUND') return undefined;
       throw e;
     }
+    if (!account) return undefined;
+    const { ownerId, currency, shard, productId, productVersion } = account;
+    const facts: AccountFacts = { id: account.id, ownerId, currency, shard, productId, productVersion };
+    if (this.facts.size >= MAX_CACHED_ACCOUNTS) this.facts.delete(this.facts.keys().next().value!);
+    this.facts.set(id, facts);
+    return facts;
   }
 
   /** The in-transit GL account of a shard in a currency, or undefined when the ledger books none. */
@@ -159,14 +198,16 @@ export class Ledger {
    * (a definitive failure); failures to get a verdict are retryable. For post and void every
    * refusal is also retried (logged by the caller): the hold is the saga's own and never expires,
    * so a refusal means an outage or a bug, never a reason to settle the order differently.
+   * With `onBehalfOf` (a step made while serving its customer-bound caller), the ledger checks the
+   * customer owns the debited account (DEBIT_ACCOUNT_NOT_OWNED otherwise).
    */
-  async execute(row: PaymentRow, deadline?: Date): Promise<StepResult> {
+  async execute(row: PaymentRow, deadline?: Date, onBehalfOf?: Principal): Promise<StepResult> {
     let results;
     try {
       const transfer = await this.transferFor(row);
       ({ results } = await this.client.createTransfers(
         { transfers: [transfer] },
-        { deadline: this.deadline(deadline) },
+        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
       ));
     } catch (err) {
       const e = fromDownstream(err, 'account', 'CreateTransfers');
