@@ -67,7 +67,7 @@ const SERVICES: Record<string, ServiceUnderTest> = {
     spec: { ...baseSpec, ...loanSpec },
     sharded: true,
     load: loadLoanConfig,
-    secrets: ['AUTH_TOKEN_KEY', 'NATS_PASSWORD'],
+    secrets: ['AUTH_SERVICE_KEY', 'NATS_PASSWORD'],
   },
   payment: {
     spec: { ...baseSpec, ...paymentSpec },
@@ -89,6 +89,7 @@ const localOptions = (shards: number): LocalOptions => ({
     account: auth.serviceJwks.account,
     customer: auth.serviceJwks.customer,
     payment: auth.serviceJwks.payment,
+    loan: auth.serviceJwks.loan,
   },
   grpcPort: 50051,
   metricsPort: 9464,
