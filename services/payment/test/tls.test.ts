@@ -8,7 +8,6 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
-import { ConfigError, tlsFromConfig } from '@corebank/kit';
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentServiceClient, PaymentStatus as S } from '@corebank/kit/gen/corebank/v1/payment';
 import { freePort, promisify, testCa, testToken, type TestCa } from '@corebank/kit/testing';
@@ -32,54 +31,6 @@ const RELOAD_MS = 200;
 const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
 const PAYMENTS = ['payments:read', 'payments:write'];
 const MAX_CONNECTION_AGE_MS = 2_000;
-
-describe('TLS configuration', () => {
-  const base = { tlsCertFile: '', tlsKeyFile: '', tlsCaFile: '', tlsRequired: false, tlsReloadIntervalMs: RELOAD_MS };
-  const refused = (c: Partial<typeof base>, variable: string, message: RegExp) => {
-    let err: unknown;
-    try {
-      tlsFromConfig({ ...base, ...c });
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).variable).toBe(variable);
-    expect((err as Error).message).toMatch(message);
-  };
-  let dir: string;
-  let ca: TestCa;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'corebank-tls-config-'));
-    ca = testCa(dir, 'config');
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('is plaintext without files, and refused when TLS_REQUIRED says otherwise', () => {
-    expect(tlsFromConfig(base)).toBeUndefined();
-    refused({ tlsRequired: true }, 'TLS_CERT_FILE', /TLS_REQUIRED is true \(plaintext is refused\)/);
-    const own = ca.issue('config-service');
-    refused(
-      { tlsRequired: true, tlsCertFile: own.cert, tlsKeyFile: own.key },
-      'TLS_CA_FILE',
-      /client certificates must be verified/,
-    );
-  });
-
-  it('names the variable of a missing, unreadable or mismatched file', () => {
-    const own = ca.issue('config-a');
-    const other = ca.issue('config-b');
-    refused({ tlsCertFile: own.cert }, 'TLS_KEY_FILE', /required when TLS_CERT_FILE is set/);
-    refused({ tlsCaFile: ca.cert }, 'TLS_CERT_FILE', /required when TLS_CA_FILE is set/);
-    refused({ tlsCertFile: join(dir, 'nope.crt'), tlsKeyFile: own.key }, 'TLS_CERT_FILE', /no such file/);
-    refused({ tlsCertFile: own.key, tlsKeyFile: own.key }, 'TLS_CERT_FILE', /no PEM certificate/);
-    refused({ tlsCertFile: own.cert, tlsKeyFile: own.cert }, 'TLS_KEY_FILE', /not a PEM private key/);
-    refused({ tlsCertFile: own.cert, tlsKeyFile: other.key }, 'TLS_KEY_FILE', /does not belong to the certificate/);
-    refused({ tlsCertFile: own.cert, tlsKeyFile: own.key, tlsCaFile: own.key }, 'TLS_CA_FILE', /no PEM certificate/);
-    const files = tlsFromConfig({ ...base, tlsCertFile: own.cert, tlsKeyFile: own.key, tlsCaFile: ca.cert })!;
-    expect(files.mutual).toBe(true);
-    expect(files.current.subject).toContain('CN=config-a');
-  });
-});
 
 describe('mutual TLS between all services (2 shards)', () => {
   let dir: string;
