@@ -332,8 +332,9 @@ describe('4-shard example', () => {
     objs = render({ values: [exampleValues] });
   });
 
-  it('switches on HPA, PDB, NetworkPolicy, ServiceMonitor, PrometheusRule and dashboards', () => {
+  it('switches on mutual TLS (cert-manager), HPA, PDB, NetworkPolicy, ServiceMonitor, PrometheusRule and dashboards', () => {
     for (const kind of [
+      'Certificate',
       'HorizontalPodAutoscaler',
       'PodDisruptionBudget',
       'NetworkPolicy',
