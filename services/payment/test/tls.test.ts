@@ -3,6 +3,7 @@
 // service-to-service call over mutual TLS (a plaintext call is refused by every server, so any
 // one would fail it); a client without a certificate, or with one from another CA, is refused at
 // the handshake (UNAVAILABLE); replacing the files renews the certificates without a restart.
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,6 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances } from '../../account/test/helpers.js';
-import { loadPaymentConfig } from '../src/config.js';
-import { startPaymentService } from '../src/service.js';
 import {
   depositAccount,
   NO_RISK_RULES,
@@ -210,10 +209,16 @@ describe('mutual TLS between all services (2 shards)', () => {
     expect((await settled(c, payment!.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
   });
 
-  it('does not start without certificates when TLS_REQUIRED is true', async () => {
+  it('does not start without certificates when TLS_REQUIRED is true: one line naming the variable (exit 78)', () => {
     const env = { ...t.env, TLS_CERT_FILE: '', TLS_KEY_FILE: '', TLS_CA_FILE: '', GRPC_PORT: '0' };
-    await expect(startPaymentService(loadPaymentConfig(env))).rejects.toThrow(
-      'invalid configuration: TLS_CERT_FILE: is required: TLS_REQUIRED is true (plaintext is refused)',
+    const r = spawnSync(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'services/payment/src/command.ts', 'serve'],
+      { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(78);
+    expect(r.stderr.trim()).toBe(
+      'payment serve: invalid configuration: TLS_CERT_FILE: is required: TLS_REQUIRED is true (plaintext is refused)',
     );
   });
 });
