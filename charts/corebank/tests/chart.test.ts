@@ -512,6 +512,7 @@ describe('monitoring', () => {
     'payment_saga_oldest_unsettled_age_seconds',
     'payment_saga_unsettled_orders',
     'payment_saga_steps_total',
+    'tls_certificate_expiry_timestamp_seconds',
   ];
 
   it('alerts only on metrics the services export', () => {
@@ -556,6 +557,7 @@ describe('monitoring', () => {
     'step',
     'outcome',
     'or',
+    'time',
   ]);
   const checkExpr = (expr: string, where: string) => {
     const depth = { '(': 0, '{': 0, '[': 0 } as Record<string, number>;
@@ -576,7 +578,7 @@ describe('monitoring', () => {
     }
   };
 
-  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age and pool saturation', () => {
+  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation and TLS expiry', () => {
     const [rule] = ofKind(render({ values: [exampleValues] }), 'PrometheusRule');
     const alerts = rule!.spec.groups.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual(
@@ -587,6 +589,7 @@ describe('monitoring', () => {
         'CorebankLedgerInvariantBroken',
         'CorebankOutboxLag',
         'CorebankSagaStuck',
+        'CorebankTlsCertificateExpiring',
       ].sort(),
     );
     for (const a of alerts) {

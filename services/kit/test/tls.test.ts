@@ -5,7 +5,7 @@
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { channelCredentials, ConfigError, serverCredentials, TlsFiles, tlsFromConfig } from '@corebank/kit';
+import { channelCredentials, ConfigError, registry, serverCredentials, TlsFiles, tlsFromConfig } from '@corebank/kit';
 import { testCa, type TestCa } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation, service as healthService } from 'grpc-health-check';
@@ -119,7 +119,7 @@ describe('TLS on a gRPC server', () => {
     }
   });
 
-  it('reloads changed files, and keeps the certificates in use when the new ones are wrong', () => {
+  it('reloads changed files, and keeps the certificates in use when the new ones are wrong', async () => {
     const first = ca.issue('reload-1');
     const second = ca.issue('reload-2');
     const live = { cert: join(dir, 'reload.crt'), key: join(dir, 'reload.key'), ca: ca.cert };
@@ -144,6 +144,9 @@ describe('TLS on a gRPC server', () => {
     copyFileSync(second.key, live.key);
     expect(files.reload()).toBe(true);
     expect(files.current.subject).toContain('CN=reload-2');
+    // The expiry of the certificate in use, for the CorebankTlsCertificateExpiring alert.
+    const expiry = await registry.getSingleMetric('tls_certificate_expiry_timestamp_seconds')!.get();
+    expect(expiry.values[0]!.value).toBe(files.current.notAfter.getTime() / 1000);
     expect(reloaded).toHaveLength(1);
     writeFileSync(live.cert, 'garbage');
     expect(files.reload()).toBe(false);

@@ -17,6 +17,7 @@ import { createSecureContext, rootCertificates } from 'node:tls';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ConfigError } from '../config.js';
 import type { Logger } from '../log.js';
+import { tlsCertificateExpiry } from '../metrics.js';
 
 /** The TLS part of a service's configuration (baseSpec, config.ts). */
 export interface TlsConfig {
@@ -130,6 +131,7 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
     },
   ) {
     this.material = readTlsMaterial(paths);
+    tlsCertificateExpiry.set(this.material.notAfter.getTime() / 1000);
   }
 
   /** The certificates in use now. */
@@ -155,6 +157,7 @@ export class TlsFiles implements grpc.experimental.CertificateProvider {
     this.fault = undefined;
     if (same(next, this.material)) return false;
     this.material = next;
+    tlsCertificateExpiry.set(next.notAfter.getTime() / 1000);
     this.o.onReload?.(next);
     for (const l of this.identityListeners) l(this.identityUpdate());
     for (const l of this.caListeners) l(this.caUpdate());
