@@ -70,6 +70,13 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     ADMISSION_MAX_IN_FLIGHT: '512',
     ADMISSION_READ_RESERVE_PERCENT: '20',
     CHANNEL_RATE_LIMITS: '',
+    // Plaintext: `npm run up` configures no certificates (the chart's tls switch turns TLS on).
+    TLS_CERT_FILE: '',
+    TLS_KEY_FILE: '',
+    TLS_CA_FILE: '',
+    TLS_REQUIRED: 'false',
+    TLS_RELOAD_INTERVAL_MS: '10000',
+    GRPC_HEALTH_PORT: '0',
   };
   if (GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;

@@ -7,11 +7,13 @@
 //   - k8s.io/kubernetes@<version>: api/openapi-spec/swagger.json (the built-in kinds)
 //   - github.com/prometheus-operator/prometheus-operator@<version>: the CRDs of ServiceMonitor and
 //     PrometheusRule (example/prometheus-operator-crd/)
+//   - github.com/cert-manager/cert-manager@<version>: the CRD of Certificate (deploy/crds/), for
+//     tls.source: cert-manager
 //
 // Output (charts/corebank/tests/schemas/, small: only the kinds the chart renders, descriptions
 // stripped, shared definitions kept once per file and referenced with local $refs):
 //   v<k8s>-standalone-strict/<kind>-<group>-<version>.json   kubeconform's default file layout
-//   crds/<group>/<kind>_<version>.json                        the monitoring CRDs
+//   crds/<group>/<kind>_<version>.json                        the monitoring and cert-manager CRDs
 //
 // "strict" as in kubeconform: every object without a declared map type gets
 // additionalProperties: false, so a misspelt or misplaced field fails validation.
@@ -31,6 +33,7 @@ const outDir = join(root, 'charts/corebank/tests/schemas');
 /** Kubernetes versions validated: the oldest the chart supports (Chart.yaml kubeVersion) and a current one. */
 export const KUBERNETES_VERSIONS = ['1.30.14', '1.36.3'];
 export const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0';
+export const CERT_MANAGER_VERSION = 'v1.19.2';
 
 /** The built-in kinds the chart renders, as swagger definition names. */
 const KINDS = [
@@ -43,7 +46,19 @@ const KINDS = [
   'io.k8s.api.networking.v1.NetworkPolicy',
   'io.k8s.api.batch.v1.Job',
 ];
-const CRDS = ['monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml'];
+/** The CRDs of the custom kinds the chart renders: module, folder, files. */
+const CRDS = [
+  [
+    `github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}`,
+    'example/prometheus-operator-crd',
+    ['monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml'],
+  ],
+  [
+    `github.com/cert-manager/cert-manager@${CERT_MANAGER_VERSION}`,
+    'deploy/crds',
+    ['cert-manager.io_certificates.yaml'],
+  ],
+];
 
 function goModDir(mod) {
   const out = execFileSync('go', ['mod', 'download', '-json', mod], { cwd: root, encoding: 'utf8' });
@@ -133,28 +148,30 @@ function builtInSchemas(version) {
 }
 
 function crdSchemas() {
-  const dir = goModDir(`github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}`);
   const files = {};
-  for (const file of CRDS) {
-    const crd = YAML.parse(readFileSync(join(dir, 'example/prometheus-operator-crd', file), 'utf8'));
-    for (const v of crd.spec.versions) {
-      const schema = { $schema: 'http://json-schema.org/draft-07/schema#', ...convert(v.schema.openAPIV3Schema) };
-      schema.properties.apiVersion = { type: 'string', enum: [`${crd.spec.group}/${v.name}`] };
-      schema.properties.kind = { type: 'string', enum: [crd.spec.names.kind] };
-      // CRD schemas describe metadata loosely; check the fields a chart sets.
-      schema.properties.metadata = {
-        type: 'object',
-        properties: {
-          name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 },
-          namespace: { type: 'string' },
-          labels: { type: 'object', additionalProperties: { type: 'string' } },
-          annotations: { type: 'object', additionalProperties: { type: 'string' } },
-        },
-        required: ['name'],
-        additionalProperties: false,
-      };
-      schema.required = [...new Set([...(schema.required ?? []), 'apiVersion', 'kind', 'metadata', 'spec'])];
-      files[`crds/${crd.spec.group}/${crd.spec.names.kind.toLowerCase()}_${v.name}.json`] = schema;
+  for (const [mod, folder, names] of CRDS) {
+    const dir = goModDir(mod);
+    for (const file of names) {
+      const crd = YAML.parse(readFileSync(join(dir, folder, file), 'utf8'));
+      for (const v of crd.spec.versions) {
+        const schema = { $schema: 'http://json-schema.org/draft-07/schema#', ...convert(v.schema.openAPIV3Schema) };
+        schema.properties.apiVersion = { type: 'string', enum: [`${crd.spec.group}/${v.name}`] };
+        schema.properties.kind = { type: 'string', enum: [crd.spec.names.kind] };
+        // CRD schemas describe metadata loosely; check the fields a chart sets.
+        schema.properties.metadata = {
+          type: 'object',
+          properties: {
+            name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 },
+            namespace: { type: 'string' },
+            labels: { type: 'object', additionalProperties: { type: 'string' } },
+            annotations: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+          required: ['name'],
+          additionalProperties: false,
+        };
+        schema.required = [...new Set([...(schema.required ?? []), 'apiVersion', 'kind', 'metadata', 'spec'])];
+        files[`crds/${crd.spec.group}/${crd.spec.names.kind.toLowerCase()}_${v.name}.json`] = schema;
+      }
     }
   }
   return files;
@@ -169,7 +186,8 @@ async function main() {
       '# Schemas for kubeconform\n\nGenerated by `node deploy/tools/gen-k8s-schemas.mjs` from ' +
       KUBERNETES_VERSIONS.map((v) => `k8s.io/kubernetes@v${v}`).join(', ') +
       ` (api/openapi-spec/swagger.json) and github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}` +
-      ' (example/prometheus-operator-crd), fetched through the Go module proxy. Do not edit by hand.\n' +
+      ` (example/prometheus-operator-crd) and github.com/cert-manager/cert-manager@${CERT_MANAGER_VERSION} (deploy/crds),` +
+      ' fetched through the Go module proxy. Do not edit by hand.\n' +
       'Only the kinds the chart renders are kept; add a kind to KINDS in the script when the chart renders a new one.\n',
   };
   const want = new Map(Object.entries(files).map(([p, s]) => [p, JSON.stringify(s) + '\n']));

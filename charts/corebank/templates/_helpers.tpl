@@ -150,11 +150,16 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{- if eq $enabled 0 -}}
 {{- fail "services: no service is enabled" -}}
 {{- end -}}
+{{- if $v.tls.enabled -}}
+{{- if has (int $v.tls.healthPort) (list (int $v.grpc.port) (int $v.metrics.port)) -}}
+{{- fail (printf "tls.healthPort: %d is already grpc.port or metrics.port; the plaintext health port needs its own" (int $v.tls.healthPort)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "TLS_CERT_FILE" "TLS_KEY_FILE" "TLS_CA_FILE" "TLS_REQUIRED" "TLS_RELOAD_INTERVAL_MS" "GRPC_HEALTH_PORT" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -167,6 +172,54 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{- end -}}
 {{- dict "version" ($m.version | int) "ranges" $ranges | toJson -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The TLS Secret of one service: dict "root" $ "name" "account" */}}
+{{- define "corebank.tlsSecret" -}}
+{{- .root.Values.tls.secretName | replace "{service}" .name -}}
+{{- end -}}
+
+{{/* TLS_CA_FILE: tls.caBundle when set, else ca.crt of the service's own TLS Secret. */}}
+{{- define "corebank.tlsCaPath" -}}
+{{- if .Values.tls.caBundle.existingSecret -}}
+/etc/corebank/tls-ca/{{ .Values.tls.caBundle.key }}
+{{- else -}}
+/etc/corebank/tls/ca.crt
+{{- end -}}
+{{- end -}}
+
+{{/*
+The TLS volumes of one service's pods (dict "root" $ "name" "account"): its Secret as a whole
+(no subPath, so that Kubernetes swaps renewed files in atomically and the service re-reads them)
+and the CA bundle Secret when there is one. Only the Deployments mount them: the migration Job
+reads no certificate.
+*/}}
+{{- define "corebank.tlsVolumes" -}}
+{{- if .root.Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "corebank.tlsSecret" . }}
+    defaultMode: 0444
+{{- with .root.Values.tls.caBundle.existingSecret }}
+- name: tls-ca
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "corebank.tlsVolumeMounts" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/corebank/tls
+  readOnly: true
+{{- if .Values.tls.caBundle.existingSecret }}
+- name: tls-ca
+  mountPath: /etc/corebank/tls-ca
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Path where database.caBundle is mounted. */}}
@@ -262,6 +315,31 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.grpc.admission.readReservePercent | quote }}
 - name: CHANNEL_RATE_LIMITS
   value: {{ $v.grpc.admission.channelRateLimits | quote }}
+{{- if $v.tls.enabled }}
+- name: TLS_CERT_FILE
+  value: "/etc/corebank/tls/tls.crt"
+- name: TLS_KEY_FILE
+  value: "/etc/corebank/tls/tls.key"
+- name: TLS_CA_FILE
+  value: {{ include "corebank.tlsCaPath" $root | quote }}
+- name: TLS_REQUIRED
+  value: "true"
+- name: GRPC_HEALTH_PORT
+  value: {{ $v.tls.healthPort | quote }}
+{{- else }}
+- name: TLS_CERT_FILE
+  value: ""
+- name: TLS_KEY_FILE
+  value: ""
+- name: TLS_CA_FILE
+  value: ""
+- name: TLS_REQUIRED
+  value: "false"
+- name: GRPC_HEALTH_PORT
+  value: "0"
+{{- end }}
+- name: TLS_RELOAD_INTERVAL_MS
+  value: {{ $v.tls.reloadIntervalMs | quote }}
 {{- range $callee := default (list) $svc.calls }}
 - name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
   value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}

@@ -44,6 +44,15 @@ const allOn = {
   nats: { user: 'corebank', existingSecret: 'nats-auth' },
   database: { caBundle: { existingSecret: 'db-ca' } },
   tracing: { otlpEndpoint: 'http://otel-collector:4317' },
+  tls: {
+    enabled: true,
+    source: 'cert-manager',
+    caBundle: { existingSecret: 'corebank-trust' },
+    certManager: {
+      issuerRef: { name: 'bank-ca', kind: 'ClusterIssuer' },
+      dnsNames: ['{service}.corebank.bank.example'],
+    },
+  },
   services: {
     account: {
       autoscaling: { enabled: true },
@@ -148,13 +157,16 @@ describe.each(Object.keys(variants))('%s', (variant) => {
     }
   });
 
-  it('probes every service with native gRPC health checks', () => {
+  it('probes every service with native gRPC health checks (on the plaintext health port when TLS is on)', () => {
     for (const d of ofKind(parseManifests(text), 'Deployment')) {
       for (const c of d.spec.template.spec.containers) {
         const grpcPort = c.ports.find((p: { name: string }) => p.name === 'grpc').containerPort;
         expect(containerEnv(c).get('GRPC_PORT')?.value).toBe(String(grpcPort));
+        const healthPort = c.ports.find((p: { name: string }) => p.name === 'health')?.containerPort;
+        const tls = containerEnv(c).get('TLS_REQUIRED')?.value === 'true';
+        expect(containerEnv(c).get('GRPC_HEALTH_PORT')?.value).toBe(String(tls ? healthPort : 0));
         for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-          expect(c[probe]?.grpc?.port, `${d.metadata.name} ${probe}`).toBe(grpcPort);
+          expect(c[probe]?.grpc?.port, `${d.metadata.name} ${probe}`).toBe(tls ? healthPort : grpcPort);
           expect(c[probe].httpGet ?? c[probe].exec ?? c[probe].tcpSocket).toBeUndefined();
         }
       }
@@ -323,8 +335,9 @@ describe('4-shard example', () => {
     objs = render({ values: [exampleValues] });
   });
 
-  it('switches on HPA, PDB, NetworkPolicy, ServiceMonitor, PrometheusRule and dashboards', () => {
+  it('switches on mutual TLS (cert-manager), HPA, PDB, NetworkPolicy, ServiceMonitor, PrometheusRule and dashboards', () => {
     for (const kind of [
+      'Certificate',
       'HorizontalPodAutoscaler',
       'PodDisruptionBudget',
       'NetworkPolicy',
@@ -503,6 +516,7 @@ describe('monitoring', () => {
     'payment_saga_oldest_unsettled_age_seconds',
     'payment_saga_unsettled_orders',
     'payment_saga_steps_total',
+    'tls_certificate_expiry_timestamp_seconds',
   ];
 
   it('alerts only on metrics the services export', () => {
@@ -547,6 +561,7 @@ describe('monitoring', () => {
     'step',
     'outcome',
     'or',
+    'time',
   ]);
   const checkExpr = (expr: string, where: string) => {
     const depth = { '(': 0, '{': 0, '[': 0 } as Record<string, number>;
@@ -567,7 +582,7 @@ describe('monitoring', () => {
     }
   };
 
-  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age and pool saturation', () => {
+  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation and TLS expiry', () => {
     const [rule] = ofKind(render({ values: [exampleValues] }), 'PrometheusRule');
     const alerts = rule!.spec.groups.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual(
@@ -578,6 +593,7 @@ describe('monitoring', () => {
         'CorebankLedgerInvariantBroken',
         'CorebankOutboxLag',
         'CorebankSagaStuck',
+        'CorebankTlsCertificateExpiring',
       ].sort(),
     );
     for (const a of alerts) {
@@ -615,6 +631,85 @@ describe('monitoring', () => {
 
   it('keeps the copies for non-Helm users in deploy/monitoring up to date', async () => {
     expect(await staleFiles(), 'run node deploy/tools/export-monitoring.mjs').toEqual([]);
+  });
+});
+
+describe('tls', () => {
+  const deployments = (objs: K8sObject[]) => ofKind(objs, 'Deployment');
+  const container = (d: K8sObject) => d.spec.template.spec.containers[0];
+
+  it('is off by default: plaintext, no certificate, no mount, probes on the gRPC port', () => {
+    const objs = render();
+    expect(ofKind(objs, 'Certificate')).toEqual([]);
+    for (const d of deployments(objs)) {
+      const env = containerEnv(container(d));
+      expect(env.get('TLS_REQUIRED')?.value).toBe('false');
+      for (const v of ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE']) expect(env.get(v)?.value).toBe('');
+      expect(d.spec.template.spec.volumes.map((v: { name: string }) => v.name)).not.toContain('tls');
+    }
+  });
+
+  it('from Secrets: mounts each service\u2019s own Secret, requires TLS and passes the files', () => {
+    const objs = render({ overrides: [{ tls: { enabled: true } }] });
+    expect(ofKind(objs, 'Certificate')).toEqual([]);
+    for (const d of deployments(objs)) {
+      const svc = d.metadata.labels['app.kubernetes.io/component'];
+      const env = containerEnv(container(d));
+      expect(env.get('TLS_REQUIRED')?.value).toBe('true');
+      expect(env.get('TLS_CERT_FILE')?.value).toBe('/etc/corebank/tls/tls.crt');
+      expect(env.get('TLS_KEY_FILE')?.value).toBe('/etc/corebank/tls/tls.key');
+      expect(env.get('TLS_CA_FILE')?.value).toBe('/etc/corebank/tls/ca.crt');
+      expect(env.get('TLS_RELOAD_INTERVAL_MS')?.value).toBe('10000');
+      // The whole Secret (no subPath): Kubernetes swaps renewed files in, the service re-reads them.
+      // (defaultMode 0444 in the template: octal to Kubernetes' YAML 1.1, 444 to this YAML 1.2 parser.)
+      expect(d.spec.template.spec.volumes).toContainEqual({
+        name: 'tls',
+        secret: { secretName: `corebank-${svc}-tls`, defaultMode: 444 },
+      });
+      expect(container(d).volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/corebank/tls', readOnly: true });
+      expect(container(d).volumeMounts.find((m: { subPath?: string }) => m.subPath)).toBeUndefined();
+      expect(container(d).readinessProbe.grpc.port).toBe(50052);
+    }
+    // The health port is not published on the Service: only kubelet needs it.
+    for (const s of ofKind(objs, 'Service')) {
+      expect(s.spec.ports.map((p: { name: string }) => p.name).sort()).toEqual(['grpc', 'metrics']);
+    }
+  });
+
+  it('from cert-manager: a Certificate per service for its Service names, server and client auth', () => {
+    const objs = render({ overrides: [allOn] });
+    const certs = ofKind(objs, 'Certificate');
+    expect(certs.map((c) => c.metadata.name).sort()).toEqual(
+      deployments(objs)
+        .map((d) => d.metadata.name)
+        .sort(),
+    );
+    for (const d of deployments(objs)) {
+      const svc = d.metadata.labels['app.kubernetes.io/component'];
+      const cert = certs.find((c) => c.metadata.name === d.metadata.name)!;
+      expect(cert.apiVersion).toBe('cert-manager.io/v1');
+      expect(cert.spec.secretName).toBe(`corebank-${svc}-tls`);
+      expect(cert.spec.dnsNames).toEqual([
+        d.metadata.name,
+        `${d.metadata.name}.${NAMESPACE}`,
+        `${d.metadata.name}.${NAMESPACE}.svc`,
+        `${d.metadata.name}.${NAMESPACE}.svc.cluster.local`,
+        `${svc}.corebank.bank.example`,
+      ]);
+      expect(cert.spec.usages).toEqual(['server auth', 'client auth', 'digital signature']);
+      expect(cert.spec.issuerRef).toEqual({ name: 'bank-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+      // The callers reach the service by the name its certificate holds.
+      for (const other of deployments(objs)) {
+        const address = containerEnv(container(other)).get(`${svc.toUpperCase()}_SERVICE_ADDRESS`)?.value;
+        if (address) expect(cert.spec.dnsNames).toContain(address.split(':')[0]);
+      }
+      // The CA bundle Secret replaces ca.crt of the service's own Secret.
+      expect(containerEnv(container(d)).get('TLS_CA_FILE')?.value).toBe('/etc/corebank/tls-ca/ca.crt');
+      expect(d.spec.template.spec.volumes).toContainEqual({
+        name: 'tls-ca',
+        secret: { secretName: 'corebank-trust', defaultMode: 444 },
+      });
+    }
   });
 });
 

@@ -171,7 +171,12 @@ describe.each(Object.entries(SERVICES))('environment agreement for the %s servic
       shardUrls?: string[];
       shards?: { spec: unknown };
       globalDatabaseUrl?: string;
+      tlsRequired: boolean;
+      tlsCertFile: string;
     };
+    // Mutual TLS is on in the example: required, from the mounted Secret.
+    expect(config.tlsRequired).toBe(true);
+    expect(config.tlsCertFile).toBe('/etc/corebank/tls/tls.crt');
     const ca = 'sslrootcert=/etc/corebank/db-ca/ca.crt';
     if (s.sharded) {
       expect(config.shardCount).toBe(4);

@@ -166,6 +166,22 @@ const rejected: [string, object, RegExp][] = [
     { services: { account: { env: { GLOBAL_DATABASE_URL: 'postgres://x' } } } },
     /services\.account: GLOBAL_DATABASE_URL is set by the chart/,
   ],
+  ['an unknown TLS source', { tls: { enabled: true, source: 'vault' } }, /at '\/tls\/source': value must be one of/],
+  [
+    'a cert-manager issuer of an unknown kind',
+    { tls: { certManager: { issuerRef: { name: 'ca', kind: 'Authority' } } } },
+    /at '\/tls\/certManager\/issuerRef\/kind': value must be one of/,
+  ],
+  [
+    'the TLS health port on the gRPC port',
+    { tls: { enabled: true, healthPort: 50051 } },
+    /tls\.healthPort: 50051 is already grpc\.port or metrics\.port/,
+  ],
+  [
+    'TLS_REQUIRED in a service env',
+    { services: { account: { env: { TLS_REQUIRED: 'false' } } } },
+    /services\.account: TLS_REQUIRED is set by the chart/,
+  ],
   [
     'a service name that cannot be a resource name',
     { services: { Billing_Svc: { enabled: false } } },

@@ -4,8 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar, streamName } from '@corebank/kit';
 import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
-import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
-import * as grpc from '@grpc/grpc-js';
+import { createDatabases, promisify, testAuth, testChannelCredentials, testToken } from '@corebank/kit/testing';
 
 import { loadAccountConfig } from '../src/config.js';
 import { accountMigrations } from '../src/migrations.js';
@@ -65,9 +64,9 @@ export async function prepareBank(shards: number, overrides: Record<string, stri
   return prepared;
 }
 
-async function bankClient(address: string) {
+async function bankClient(address: string, env: Record<string, string>) {
   const token = (scopes?: string[], customerId?: string) => testToken(scopes, customerId);
-  const client = promisify(new AccountServiceClient(address, grpc.credentials.createInsecure()), await token());
+  const client = promisify(new AccountServiceClient(address, testChannelCredentials(env)), await token());
   return { client, token };
 }
 
@@ -81,7 +80,7 @@ export async function bankAt(
 ): Promise<Bank & { close: () => Promise<void> }> {
   const config = loadAccountConfig(env);
   const router = new ShardRouter(config.shards, config.shardUrls, 4, 'account');
-  const { client, token } = await bankClient(address);
+  const { client, token } = await bankClient(address, env);
   return {
     client,
     env,
@@ -101,7 +100,7 @@ export async function startBank(shards: number, overrides: Record<string, string
   const config = loadAccountConfig(env);
   const app = await startAccountService(config, createLogger('account', env.LOG_LEVEL!));
   const address = `127.0.0.1:${app.server.port}`;
-  const { client, token } = await bankClient(address);
+  const { client, token } = await bankClient(address, env);
   return {
     app,
     client,

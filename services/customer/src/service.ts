@@ -101,7 +101,7 @@ export async function startCustomerService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<CustomerApp> {
   const verifier = await tokenVerifier(SERVICE, config, log);
-  const identity = await serviceIdentity(SERVICE, config);
+  const identity = await serviceIdentity(SERVICE, config, log);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;

@@ -12,8 +12,7 @@ import {
   CustomerStatusChanged,
   CustomerUpdated,
 } from '@corebank/kit/gen/corebank/v1/events';
-import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
-import * as grpc from '@grpc/grpc-js';
+import { createDatabases, promisify, testAuth, testChannelCredentials, testToken } from '@corebank/kit/testing';
 import { pino } from 'pino';
 
 import { startBank, type Bank, type TestBank } from '../../account/test/bank.js';
@@ -92,7 +91,7 @@ export async function startCustomers(
     testToken(scopes, customerId, { channel });
   const clients: CustomerClient[] = [];
   const clientWith = (t: string) => {
-    const c = promisify(new CustomerServiceClient(address, grpc.credentials.createInsecure()), t);
+    const c = promisify(new CustomerServiceClient(address, testChannelCredentials(env)), t);
     clients.push(c);
     return c;
   };
@@ -104,7 +103,7 @@ export async function startCustomers(
       createLogger('customer-twin', 'warn'),
     );
     const c = promisify(
-      new CustomerServiceClient(`127.0.0.1:${twin.server.port}`, grpc.credentials.createInsecure()),
+      new CustomerServiceClient(`127.0.0.1:${twin.server.port}`, testChannelCredentials(env)),
       await token(),
     );
     const stop = async () => {

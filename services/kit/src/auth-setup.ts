@@ -3,6 +3,7 @@
 import { KeyStore, serviceOfKid, signingKey, TokenVerifier, type JwksSource, type SigningKey } from './auth.js';
 import { ConfigError } from './config.js';
 import type { Logger } from './log.js';
+import { tlsFromConfig, type TlsConfig, type TlsFiles } from './grpc/tls.js';
 import type { ServiceName } from './identities.js';
 
 /** Who a service is when it calls another: its name, its key, the issuer its tokens name. */
@@ -10,6 +11,8 @@ export interface ServiceIdentity {
   service: ServiceName;
   issuer: string;
   key: SigningKey;
+  /** The certificates it presents and verifies servers with (mutual TLS); absent: plaintext. */
+  tls?: TlsFiles;
 }
 
 export async function tokenVerifier(
@@ -27,11 +30,13 @@ export async function tokenVerifier(
 
 export async function serviceIdentity(
   service: ServiceName,
-  config: { authServiceKey: Parameters<typeof signingKey>[0]; authIssuer: string },
+  config: { authServiceKey: Parameters<typeof signingKey>[0]; authIssuer: string } & Partial<TlsConfig>,
+  log?: Logger,
 ): Promise<ServiceIdentity> {
   const kid = config.authServiceKey.kid;
   if (serviceOfKid(kid) !== service) {
     throw new ConfigError('AUTH_SERVICE_KEY', `the key id must be service:${service}[:<version>], got "${kid}"`);
   }
-  return { service, issuer: config.authIssuer, key: await signingKey(config.authServiceKey) };
+  const tls = config.tlsCertFile !== undefined ? tlsFromConfig(config as TlsConfig, log) : undefined;
+  return { service, issuer: config.authIssuer, key: await signingKey(config.authServiceKey), ...(tls ? { tls } : {}) };
 }

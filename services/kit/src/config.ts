@@ -241,6 +241,46 @@ export const baseSpec = {
     parse: parsers.rates,
     default: '',
   },
+  tlsCertFile: {
+    name: 'TLS_CERT_FILE',
+    description:
+      "path of this service's PEM certificate (chain): the gRPC server presents it, and the service presents it as its client certificate when it calls others; re-read when it changes; empty: plaintext",
+    parse: parsers.string,
+    default: '',
+  },
+  tlsKeyFile: {
+    name: 'TLS_KEY_FILE',
+    description: 'path of the PEM private key of TLS_CERT_FILE; re-read when it changes',
+    parse: parsers.string,
+    default: '',
+  },
+  tlsCaFile: {
+    name: 'TLS_CA_FILE',
+    description:
+      'path of a PEM CA bundle: when set, every caller must present a client certificate it signed (mutual TLS), and the servers this service calls are verified against it; re-read when it changes',
+    parse: parsers.string,
+    default: '',
+  },
+  tlsRequired: {
+    name: 'TLS_REQUIRED',
+    description:
+      'refuse to start without TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE (mutual TLS), instead of serving and calling in plaintext',
+    parse: parsers.bool,
+    default: 'false',
+  },
+  tlsReloadIntervalMs: {
+    name: 'TLS_RELOAD_INTERVAL_MS',
+    description: 'how often the TLS files are checked for a renewed certificate',
+    parse: parsers.int(100, 3_600_000),
+    default: '10000',
+  },
+  grpcHealthPort: {
+    name: 'GRPC_HEALTH_PORT',
+    description:
+      "port of a plaintext listener serving only the gRPC health service, for Kubernetes' native gRPC probes (which cannot speak TLS); 0: none",
+    parse: parsers.int(0, 65535),
+    default: '0',
+  },
   maxConnectionAgeMs: {
     name: 'GRPC_MAX_CONNECTION_AGE_MS',
     description: 'clients reconnect after this long, so pods added by the autoscaler get traffic',

@@ -9,6 +9,7 @@ export * from './db.js';
 export * from './errors.js';
 export * from './grpc/server.js';
 export * from './grpc/admission.js';
+export * from './grpc/tls.js';
 export * from './inbox.js';
 export * from './log.js';
 export * from './metrics.js';

@@ -34,6 +34,12 @@ export const outboxOldestAge = new Gauge({
   registers: [registry],
 });
 
+export const tlsCertificateExpiry = new Gauge({
+  name: 'tls_certificate_expiry_timestamp_seconds',
+  help: 'when the TLS certificate this process presents (TLS_CERT_FILE) stops being valid, as a Unix time',
+  registers: [registry],
+});
+
 export const dbPoolInUse = new Gauge({
   name: 'db_pool_in_use',
   help: 'connections in use per shard pool',

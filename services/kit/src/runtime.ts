@@ -4,6 +4,7 @@
 // NATS. serve() also fixes the shutdown order: the service's own background work, the relay,
 // then NATS, the pools and telemetry.
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
+import { tlsFromConfig, type TlsConfig } from './grpc/tls.js';
 import type { Logger } from './log.js';
 import { dbPoolInUse, dbPoolWaiting, serveMetrics } from './metrics.js';
 import { assertShardIdentity } from './migrate.js';
@@ -12,7 +13,7 @@ import { OutboxRelay, type RelayOptions } from './outbox.js';
 import type { ShardRouter } from './sharding.js';
 import { stopTelemetry } from './telemetry.js';
 
-export interface RuntimeConfig {
+export interface RuntimeConfig extends TlsConfig {
   grpcHost: string;
   grpcPort: number;
   metricsPort: number;
@@ -26,6 +27,7 @@ export interface RuntimeConfig {
   admissionMaxInFlight: number;
   admissionReadReservePercent: number;
   channelRateLimits: ReadonlyMap<string, number>;
+  grpcHealthPort: number;
 }
 
 export interface Runtime {
@@ -45,6 +47,8 @@ export async function startRuntime(o: {
   relay?: RelayOptions;
 }): Promise<Runtime> {
   const { router, config, log } = o;
+  // Before anything connects: a TLS setup that is missing (TLS_REQUIRED) or wrong stops the start.
+  const tls = tlsFromConfig(config, log);
   await assertShardIdentity(router);
   const nats = await connectNats({
     url: config.natsUrl,
@@ -80,6 +84,8 @@ export async function startRuntime(o: {
         maxConnectionAgeMs: config.maxConnectionAgeMs,
         shutdownGraceMs: config.shutdownGraceMs,
         readinessDrainMs: config.readinessDrainMs,
+        ...(tls ? { tls } : {}),
+        healthPort: config.grpcHealthPort,
         admission: {
           maxInFlight: config.admissionMaxInFlight,
           readReservePercent: config.admissionReadReservePercent,

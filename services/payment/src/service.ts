@@ -72,7 +72,7 @@ export async function startPaymentService(
   log: Logger = createLogger(SERVICE, config.logLevel),
 ): Promise<PaymentApp> {
   const verifier = await tokenVerifier(SERVICE, config, log);
-  const identity = await serviceIdentity(SERVICE, config);
+  const identity = await serviceIdentity(SERVICE, config, log);
   const router = new ShardRouter(config.shards, config.shardUrls, config.dbPoolMax, SERVICE);
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;

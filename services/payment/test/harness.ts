@@ -5,11 +5,17 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar } from '@corebank/kit';
 import { TransferResultCode as R, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentServiceClient, PaymentStatus } from '@corebank/kit/gen/corebank/v1/payment';
-import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
+import {
+  createDatabases,
+  freePort,
+  promisify,
+  testAuth,
+  testChannelCredentials,
+  testToken,
+} from '@corebank/kit/testing';
 import { KycStatus, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { PaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import type { DepositTerms } from '@corebank/kit/gen/corebank/v1/product';
-import * as grpc from '@grpc/grpc-js';
 import { expect } from 'vitest';
 import { startBank, type Bank, type TestBank } from '../../account/test/bank.js';
 import { cashAccount, fund, transfer } from '../../account/test/helpers.js';
@@ -86,10 +92,15 @@ export const NO_RISK_RULES = {
  * catalog (limits) and a customer service (risk tiers), all trusting the test issuer. `env` holds
  * their addresses for paymentEnv.
  */
-export async function startPeers(bank: Bank, shards: number, ports?: { customer: number; product: number }) {
+export async function startPeers(
+  bank: Bank,
+  shards: number,
+  ports?: { customer: number; product: number },
+  common: Record<string, string> = {},
+) {
   const port = (p?: number): Record<string, string> => (p ? { GRPC_PORT: String(p) } : {});
-  const catalog = await startCatalog(port(ports?.product));
-  const people = await startCustomers(shards, { LOG_LEVEL: 'warn', ...port(ports?.customer) }, {}, bank);
+  const catalog = await startCatalog({ ...common, ...port(ports?.product) });
+  const people = await startCustomers(shards, { LOG_LEVEL: 'warn', ...common, ...port(ports?.customer) }, {}, bank);
   return {
     catalog,
     people,
@@ -105,6 +116,8 @@ export async function startPayments(
   shards: number,
   overrides: Record<string, string> = {},
   bankOverrides: Record<string, string> = {},
+  /** Environment of all four services (TLS certificates, say). */
+  common: Record<string, string> = {},
 ): Promise<TestPayments> {
   // The bank opens deposit accounts through the customer and product services: it learns where
   // they will listen before they start.
@@ -112,11 +125,17 @@ export async function startPayments(
   const bank = await startBank(shards, {
     CUSTOMER_SERVICE_ADDRESS: `127.0.0.1:${ports.customer}`,
     PRODUCT_SERVICE_ADDRESS: `127.0.0.1:${ports.product}`,
+    ...common,
     ...bankOverrides,
   });
-  const peers = await startPeers(bank, shards, ports);
+  const peers = await startPeers(bank, shards, ports, common);
   // A fixed port, so that restart() serves the clients already connected.
-  const env = await paymentEnv(bank, shards, { ...peers.env, GRPC_PORT: String(await freePort()), ...overrides });
+  const env = await paymentEnv(bank, shards, {
+    ...peers.env,
+    GRPC_PORT: String(await freePort()),
+    ...common,
+    ...overrides,
+  });
   const start = () => startPaymentService(loadPaymentConfig(env), createLogger('payment', env.LOG_LEVEL!));
   const t: TestPayments = {
     app: await start(),
@@ -127,7 +146,7 @@ export async function startPayments(
     address: `127.0.0.1:${env.GRPC_PORT}`,
     token: (scopes = PAYMENT_SCOPES, customerId?: string) => testToken(scopes, customerId),
     clientWith: (token: string) => {
-      const c = promisify(new PaymentServiceClient(t.address, grpc.credentials.createInsecure()), token);
+      const c = promisify(new PaymentServiceClient(t.address, testChannelCredentials(env)), token);
       clients.push(c);
       return c;
     },

@@ -4,8 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards } from '@corebank/kit';
 import { ProductVersionChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { ProductServiceClient, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
-import { createDatabases, promisify, testAuth, testToken } from '@corebank/kit/testing';
-import * as grpc from '@grpc/grpc-js';
+import { createDatabases, promisify, testAuth, testChannelCredentials, testToken } from '@corebank/kit/testing';
 
 import { globalRouter, loadProductConfig } from '../src/config.js';
 import { productMigrations } from '../src/migrations.js';
@@ -48,7 +47,7 @@ export async function startCatalog(overrides: Record<string, string> = {}): Prom
   const clients: ProductClient[] = [];
   const clientWith = async (scopes: string[], customerId?: string) => {
     const token = await testToken(scopes, customerId);
-    const c = promisify(new ProductServiceClient(address, grpc.credentials.createInsecure()), token);
+    const c = promisify(new ProductServiceClient(address, testChannelCredentials(env)), token);
     clients.push(c);
     return c;
   };

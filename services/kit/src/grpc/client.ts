@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { customerTokenOf, mintToken, ON_BEHALF_OF_HEADER, type Principal } from '../auth.js';
 import type { ServiceIdentity } from '../auth-setup.js';
 import { allowedScopes, audienceOf, type ServiceName } from '../identities.js';
+import { channelCredentials } from './tls.js';
 
 type Unary<Req, Res> = (
   req: Req,
@@ -89,7 +90,8 @@ export const SERVICE_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 /**
  * A client for another corebank service. It signs its own short-lived tokens with this service's
  * key (subject: this service; audience: the target; scopes: exactly what identities.ts allows
- * this service towards the target) and renews them before they expire.
+ * this service towards the target) and renews them before they expire. With certificates
+ * configured it connects over mutual TLS, presenting this service's certificate.
  */
 export function serviceClient<C extends grpc.Client>(
   Ctor: new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C,
@@ -99,7 +101,8 @@ export function serviceClient<C extends grpc.Client>(
 ): Promisified<C> & { close: () => void } {
   const scopes = allowedScopes(identity.service, target);
   if (scopes.length === 0) throw new Error(`identities.ts allows ${identity.service} no calls to ${target}`);
-  const client = new Ctor(address, grpc.credentials.createInsecure(), SERVICE_CHANNEL_OPTIONS);
+  // Mutual TLS when the service has certificates (identity.tls), plaintext otherwise.
+  const client = new Ctor(address, channelCredentials(identity.tls), SERVICE_CHANNEL_OPTIONS);
   let token: Promise<string> | undefined;
   let renewAt = 0;
   const fresh = () => {

@@ -8,6 +8,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { ON_BEHALF_OF_HEADER, requireScope, type Principal, type TokenVerifier } from '../auth.js';
 import { AdmissionGate, type AdmissionLimits } from './admission.js';
+import { serverCredentials, startHealthListener, type TlsFiles } from './tls.js';
 import { StartupError } from '../command.js';
 import { DomainError, toServiceError } from '../errors.js';
 import { descriptorSetBase64 } from '../gen/descriptor.js';
@@ -169,10 +170,16 @@ export interface ServerOptions {
   onShutdown: (() => Promise<void>)[];
   /** Where calls are shed (see admission.ts); absent: never. */
   admission?: AdmissionLimits;
+  /** The server's certificates (see tls.ts); absent: plaintext. */
+  tls?: TlsFiles;
+  /** A plaintext listener serving only health, for probes that cannot speak TLS; absent or 0: none. */
+  healthPort?: number;
 }
 
 export interface RunningServer {
   port: number;
+  /** The plaintext health listener's port, when there is one. */
+  healthPort?: number;
   shutdown: () => Promise<void>;
   health: HealthImplementation;
 }
@@ -211,7 +218,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   probeTimer.unref();
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+    server.bindAsync(`${o.host}:${o.port}`, serverCredentials(o.tls), (err, p) => {
       if (!err) return resolve(p);
       clearInterval(probeTimer);
       // grpc-js words it "No address added out of total 1 resolved errors: [...]": say what to change.
@@ -223,7 +230,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       );
     }),
   );
-  o.log.info({ port }, 'gRPC server listening');
+  const probes = o.healthPort
+    ? await startHealthListener(health, o.host, o.healthPort).catch((err: Error) => {
+        clearInterval(probeTimer);
+        server.forceShutdown();
+        throw new StartupError(
+          `cannot listen on ${o.host}:${o.healthPort}: ${/EADDRINUSE/.test(err.message) ? 'the port is in use' : err.message} (GRPC_HEALTH_PORT sets the port)`,
+        );
+      })
+    : undefined;
+  o.log.info(
+    {
+      port,
+      tls: o.tls ? (o.tls.mutual ? 'mutual' : 'server') : 'off',
+      ...(probes ? { health_port: probes.port } : {}),
+    },
+    'gRPC server listening',
+  );
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () =>
@@ -244,13 +267,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
           resolve();
         });
       });
+      probes?.server.forceShutdown();
       for (const step of o.onShutdown) {
         await step().catch((err: unknown) => o.log.error({ err }, 'shutdown step failed'));
       }
       o.log.info('stopped');
     })());
 
-  return { port, shutdown, health };
+  return { port, shutdown, health, ...(probes ? { healthPort: probes.port } : {}) };
 }
 
 /**
