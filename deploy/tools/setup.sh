@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run setup` (and .ci/run): installs everything corebank needs on a fresh Debian machine:
-# PostgreSQL and nats-server from Debian's packages, npm dependencies, and (with go install, at
+# PostgreSQL, nats-server and openssl from Debian's packages, npm dependencies, and (with go install, at
 # pinned versions) the chart tools and grpcurl. Safe to run again: what is there is kept.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,6 +9,8 @@ cd "$root"
 need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql postgresql-contrib)
 command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]] || need_apt+=(nats-server)
+# The TLS tests make a throwaway certificate authority with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup: please install ${need_apt[*]} (apt-get install, as root)" >&2
