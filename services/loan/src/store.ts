@@ -35,7 +35,9 @@ export async function insertApplication(
   return shard.db.transaction(async (tx) => {
     const inserted = (await tx('loan_applications')
       .insert({ ...row, reasons: JSON.stringify(row.reasons) })
-      .onConflict(['customer_id', 'idempotency_key'])
+      // Any conflict (the id, derived from customer and key, or the pair itself): a concurrent
+      // request with the same key may hit either unique index first.
+      .onConflict()
       .ignore()
       .returning(tx.raw(APPLICATION_COLUMNS))) as ApplicationRow[];
     if (inserted.length) {
