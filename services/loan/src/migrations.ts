@@ -95,6 +95,9 @@ export const loanMigrations: Migration[] = [
           allocations jsonb not null,
           status smallint not null,
           refusal text not null default '',
+          -- 1 a repayment, 2 a payoff (which waives the interest not yet accrued: [instalment, amount]).
+          kind smallint not null default 1,
+          waivers jsonb not null default '[]',
           created_at timestamptz not null,
           updated_at timestamptz not null,
           unique (loan_id, idempotency_key)

@@ -34,3 +34,25 @@ export function payoffQuote(rows: readonly InstalmentRow[], asOf: string): Payof
   }
   return { ...q, total: q.principal + q.interest + q.fees + q.penalties };
 }
+
+/**
+ * The interest a payoff on `asOf` waives, per instalment: of the running period, what its schedule
+ * holds beyond the interest accrued (or paid, if more); of later periods, all of it not yet paid.
+ * With these taken off the interest due, what the loan owes is payoffQuote(rows, asOf).total.
+ */
+export function payoffWaivers(rows: readonly InstalmentRow[], asOf: string): [number, bigint][] {
+  const day = parseDate(asOf);
+  const out: [number, bigint][] = [];
+  for (const i of rows) {
+    const from = parseDate(i.from_date);
+    const due = parseDate(i.due_date);
+    if (compareDates(due, day) <= 0) continue;
+    let keep = i.interest_paid;
+    if (compareDates(from, day) < 0) {
+      const accrued = divRoundHalfEven(i.interest_due * BigInt(daysBetween(from, day)), BigInt(daysBetween(from, due)));
+      if (accrued > keep) keep = accrued;
+    }
+    if (i.interest_due > keep) out.push([i.number, i.interest_due - keep]);
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import {
   type LoanSchedule,
   type LoanStatus,
   type Repayment,
+  type RepaymentKind,
   type RepaymentStatus,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import type { Component } from './waterfall.js';
@@ -222,6 +223,9 @@ export interface RepaymentRow {
   allocations: [number, Component, string][];
   status: RepaymentStatus;
   refusal: string;
+  kind: RepaymentKind;
+  /** A payoff's waived interest: [instalment, amount as a decimal string]. */
+  waivers: [number, string][];
   created_at: Date;
   updated_at: Date;
 }
@@ -260,5 +264,7 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
     incomeTransferId: r.interest + r.fees + r.penalties > 0n ? ids.income : '',
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
+    kind: r.kind,
+    interestWaived: r.waivers.reduce((s, [, amount]) => s + BigInt(amount), 0n),
   };
 }

@@ -20,11 +20,12 @@ import { TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/accou
 import { LoanRepaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import {
   LoanStatus as L,
+  RepaymentKind as K,
   RepaymentStatus as S,
-  type RepayLoanRequest,
   type RepayLoanResponse,
 } from '@corebank/kit/gen/corebank/v1/loan';
-import { CODES, type Accounts } from './clients/accounts.js';
+import { CODES, type Accounts, type LedgerStep } from './clients/accounts.js';
+import { payoffQuote, payoffWaivers } from './payoff.js';
 import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
 import {
@@ -34,7 +35,16 @@ import {
   type LoanWithTotals,
   type RepaymentRow,
 } from './proto.js';
-import { applyAllocations, findLoan, findRepayment, instalmentsOf, lockLoan, REPAYMENT_COLUMNS } from './store.js';
+import {
+  applyAllocations,
+  applyWaivers,
+  dbToday,
+  findLoan,
+  findRepayment,
+  instalmentsOf,
+  lockLoan,
+  REPAYMENT_COLUMNS,
+} from './store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
 
 export interface RepaymentDeps {
@@ -46,9 +56,12 @@ export interface RepaymentDeps {
 export const repaymentIdFor = (loanId: string, key: string): string =>
   bucketedId(bucketOfId(loanId)!, 'loan-repayment', loanId, key);
 
-const bodyHash = (req: RepayLoanRequest, from: string) =>
+/** What is paid: an amount by the waterfall, or the payoff of the whole loan today. */
+export type Payment = { kind: 'repay'; amount: bigint } | { kind: 'payoff'; expectedTotal: bigint };
+
+const bodyHash = (p: Payment, from: string) =>
   createHash('sha256')
-    .update(JSON.stringify([String(req.amount), from]))
+    .update(JSON.stringify(p.kind === 'repay' ? [String(p.amount), from] : ['payoff', String(p.expectedTotal), from]))
     .digest('base64url');
 
 const precondition = (reason: string, field: string, description: string, metadata: Record<string, string> = {}) =>
@@ -68,14 +81,15 @@ function repaymentEvent(subject: string, r: RepaymentRow, loan: LoanWithTotals, 
 export async function repayLoan(
   d: RepaymentDeps,
   loan: LoanWithTotals,
-  req: RepayLoanRequest,
+  req: { idempotencyKey: string },
+  payment: Payment,
   fromAccountId: string | undefined,
   ctx: RpcContext,
 ): Promise<RepayLoanResponse> {
   const shard = d.router.byId(loan.id)!;
   const from = fromAccountId ?? loan.repayment_account_id;
   const id = repaymentIdFor(loan.id, req.idempotencyKey);
-  const hash = bodyHash(req, from);
+  const hash = bodyHash(payment, from);
 
   const replay = async (row: RepaymentRow): Promise<RepayLoanResponse> => {
     if (row.body_hash !== hash) {
@@ -112,18 +126,35 @@ export async function repayLoan(
     }
     const again = await findRepayment(tx, id);
     if (again) return { row: again, fresh: false }; // a concurrent request with this key got here first
-    const owed: Owed[] = (await instalmentsOf(tx, loan.id)).map((i) => ({
+    let rows = await instalmentsOf(tx, loan.id);
+    let waivers: [number, string][] = [];
+    if (payment.kind === 'payoff') {
+      // The interest the schedule holds beyond today's quote is waived, period by period.
+      const today = await dbToday(tx);
+      const quote = payoffQuote(rows, today);
+      if (payment.expectedTotal > 0n && payment.expectedTotal !== quote.total) {
+        throw precondition('PAYOFF_AMOUNT_CHANGED', 'expected_total', `is not today's payoff total ${quote.total}`, {
+          total: String(quote.total),
+        });
+      }
+      waivers = payoffWaivers(rows, today).map(([n, amount]) => [n, String(amount)]);
+      await applyWaivers(tx, loan.id, waivers, 1n);
+      rows = await instalmentsOf(tx, loan.id);
+    }
+    const owed: Owed[] = rows.map((i) => ({
       number: i.number,
       due: { penalty: i.penalty_due, fee: i.fee_due, interest: i.interest_due, principal: i.principal_due },
       paid: { penalty: i.penalty_paid, fee: i.fee_paid, interest: i.interest_paid, principal: i.principal_paid },
     }));
     const left = outstanding(owed);
-    if (req.amount > left) {
+    const amount = payment.kind === 'payoff' ? left : payment.amount;
+    if (amount > left) {
       throw precondition('REPAYMENT_EXCEEDS_OUTSTANDING', 'amount', `is more than the ${left} the loan still owes`, {
         outstanding: String(left),
       });
     }
-    const { allocations, totals } = allocate(owed, req.amount);
+    const none = { principal: 0n, interest: 0n, fee: 0n, penalty: 0n };
+    const { allocations, totals } = amount > 0n ? allocate(owed, amount) : { allocations: [], totals: none };
     const now = new Date();
     const row = {
       id,
@@ -132,7 +163,7 @@ export async function repayLoan(
       body_hash: hash,
       from_account_id: from,
       income_account_id: income,
-      amount: req.amount,
+      amount,
       principal: totals.principal,
       interest: totals.interest,
       fees: totals.fee,
@@ -142,12 +173,14 @@ export async function repayLoan(
       ),
       status: S.REPAYMENT_STATUS_PENDING,
       refusal: '',
+      kind: payment.kind === 'payoff' ? K.REPAYMENT_KIND_PAYOFF : K.REPAYMENT_KIND_REPAYMENT,
+      waivers,
       created_at: now,
       updated_at: now,
     };
     await applyAllocations(tx, loan.id, row.allocations, 1n);
     const [inserted] = (await tx('loan_repayments')
-      .insert({ ...row, allocations: JSON.stringify(row.allocations) })
+      .insert({ ...row, allocations: JSON.stringify(row.allocations), waivers: JSON.stringify(waivers) })
       .returning(tx.raw(REPAYMENT_COLUMNS))) as RepaymentRow[];
     return { row: inserted!, fresh: true };
   });
@@ -186,7 +219,7 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
         : []),
       ...(incomeAmount > 0n ? [transfer(ids.income, r.income_account_id, incomeAmount, CODES.repaymentInterest)] : []),
     ];
-    const step = await d.accounts.transfer(transfers, deadline);
+    const step: LedgerStep = transfers.length ? await d.accounts.transfer(transfers, deadline) : { kind: 'ok' };
     await shard.db.transaction(async (tx) => {
       await lockLoan(tx, r.loan_id);
       const current = (await findRepayment(tx, id, true))!;
@@ -194,6 +227,7 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
       const now = new Date();
       if (step.kind === 'refused') {
         await applyAllocations(tx, r.loan_id, r.allocations, -1n);
+        await applyWaivers(tx, r.loan_id, r.waivers, -1n);
         await tx('loan_repayments')
           .where('id', id)
           .update({ status: S.REPAYMENT_STATUS_REFUSED, refusal: step.reason, updated_at: now });

@@ -8,6 +8,7 @@ import {
   type Logger,
   cursorUuid,
   enumValue,
+  int64,
   type Nats,
   type Principal,
   type RpcContext,
@@ -73,6 +74,7 @@ export const SCOPES = {
   getLoanSchedule: 'loans:read',
   repayLoan: 'loans:write',
   getPayoffQuote: 'loans:read',
+  payOff: 'loans:write',
 } as const;
 
 /** A (created_at in ms, id) page cursor. */
@@ -231,7 +233,20 @@ export async function startLoanService(
           : undefined;
         v.throwIfAny();
         const { row } = await visibleLoan(loanId!, ctx);
-        return repayLoan(deps, row, req, from, ctx);
+        return repayLoan(deps, row, req, { kind: 'repay', amount: req.amount }, from, ctx);
+      },
+
+      async payOff(req, ctx) {
+        const v = new Violations();
+        const loanId = bucketedIdField(v, 'loan_id', req.loanId, 'a loan id');
+        idempotencyKeyField(v, req.idempotencyKey);
+        int64(v, 'expected_total', req.expectedTotal, { min: 0n });
+        const from = req.fromAccountId
+          ? bucketedIdField(v, 'from_account_id', req.fromAccountId, 'an account id')
+          : undefined;
+        v.throwIfAny();
+        const { row } = await visibleLoan(loanId!, ctx);
+        return repayLoan(deps, row, req, { kind: 'payoff', expectedTotal: req.expectedTotal }, from, ctx);
       },
 
       async getPayoffQuote(req, ctx) {

@@ -35,7 +35,9 @@ export async function insertApplication(
   return shard.db.transaction(async (tx) => {
     const inserted = (await tx('loan_applications')
       .insert({ ...row, reasons: JSON.stringify(row.reasons) })
-      .onConflict(['customer_id', 'idempotency_key'])
+      // Any conflict (the id, derived from customer and key, or the pair itself): a concurrent
+      // request with the same key may hit either unique index first.
+      .onConflict()
       .ignore()
       .returning(tx.raw(APPLICATION_COLUMNS))) as ApplicationRow[];
     if (inserted.length) {
@@ -240,7 +242,7 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
 // Repayments.
 
 export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
-  principal, interest, fees, penalties, allocations, status, refusal, created_at, updated_at`;
+  principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at`;
 
 export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);
@@ -256,6 +258,20 @@ export async function staleRepayments(db: Knex, ageMs: number, limit: number): P
     .orderBy('updated_at')
     .limit(limit)) as { id: string }[];
   return rows.map((r) => r.id);
+}
+
+/** Takes (sign 1) or gives back (sign -1) a payoff's waived interest off the instalments' interest due. */
+export async function applyWaivers(
+  tx: Knex.Transaction,
+  loanId: string,
+  waivers: [number, string][],
+  sign: 1n | -1n,
+): Promise<void> {
+  for (const [number, amount] of waivers) {
+    await tx('loan_instalments')
+      .where({ loan_id: loanId, number })
+      .update({ interest_due: tx.raw('interest_due - ?::bigint', [String(BigInt(amount) * sign)]) });
+  }
 }
 
 /** Adds (sign 1) or takes back (sign -1) allocations on a loan's instalments. */

@@ -2,7 +2,13 @@
 // enums and rate fields to the engine's: the exact annual_rate when the product states one, else
 // annual_rate_bps / 100 (the same value, exactly: 1 bp = 0.01 %).
 import { CURRENCIES, DomainError } from '@corebank/kit';
-import { DayCount, ScheduleType, type LoanTerms, type ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
+import {
+  DayCount,
+  GraceOnInterestKind,
+  ScheduleType,
+  type LoanTerms,
+  type ProductVersion,
+} from '@corebank/kit/gen/corebank/v1/product';
 import {
   buildSchedule,
   formatRate,
@@ -93,6 +99,11 @@ export function scheduleFor(
       dayCount,
       numberOfPeriods: termMonths,
       startDate,
+      graceOnPrincipalPeriods: l.graceOnPrincipalPeriods,
+      graceOnInterestPeriods: l.graceOnInterestPeriods,
+      graceOnInterestKind:
+        l.graceOnInterestKind === GraceOnInterestKind.GRACE_ON_INTEREST_KIND_WAIVED ? 'waived' : 'deferred',
+      ...(l.instalmentMultiple > 0n ? { instalmentMultiple: l.instalmentMultiple } : {}),
     });
   } catch (e) {
     if (e instanceof ScheduleError) {

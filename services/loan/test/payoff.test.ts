@@ -1,6 +1,6 @@
 // The payoff quote alone, amounts by hand (GetPayoffQuote's RPC checks are in repayment.test.ts).
 import { describe, expect, it } from 'vitest';
-import { payoffQuote } from '../src/payoff.js';
+import { payoffQuote, payoffWaivers } from '../src/payoff.js';
 import type { InstalmentRow } from '../src/proto.js';
 
 const row = (number: number, from: string, due: string, principal: bigint, interest: bigint): InstalmentRow => ({
@@ -69,5 +69,19 @@ describe('payoff quote', () => {
     const tie = [row(1, '2024-01-01', '2024-01-03', 10n, 1n), row(2, '2024-01-03', '2024-01-05', 10n, 3n)];
     expect(payoffQuote(tie, '2024-01-02').interest).toBe(0n); // 0.5 -> 0 (even)
     expect(payoffQuote(tie, '2024-01-04').interest).toBe(1n + 2n); // 1 due + 1.5 -> 2 (even)
+  });
+
+  it('waives what the schedule holds beyond the quote', () => {
+    // As of 2024-02-05: instalment 1 keeps its 1,948 accrued (2,875 - 1,948 = 927 waived; 1,000 of
+    // it is paid, so 948 is owed, as the quote says); instalments 2 and 3 waive all their interest.
+    expect(payoffWaivers(rows(), '2024-02-05')).toEqual([
+      [1, 927n],
+      [2, 2_643n],
+      [3, 2_409n],
+    ]);
+    // On the start date the 1,000 paid ahead is kept: 1,875 of instalment 1 is waived.
+    expect(payoffWaivers(rows(), '2024-01-15')[0]).toEqual([1, 1_875n]);
+    // On instalment 1's due date it is owed whole: nothing of it is waived.
+    expect(payoffWaivers(rows(), '2024-02-15').map(([n]) => n)).toEqual([2, 3]);
   });
 });

@@ -96,6 +96,48 @@ describe('PreviewSchedule', () => {
     ]);
   });
 
+  it('applies the product\u2019s grace on principal and instalment multiple', async () => {
+    // Equal principal, 6,000.00 over 6 months at 6.9 % (30/360), the first 2 interest only. The
+    // periodic rate, as Fineract computes it (12 significant digits): 6.9/360 = 0.0191666666667,
+    // /100 × 30 = 0.00575000000001. Months 1 to 3: 600,000 × that = 3,450.00000001 -> 3,450; then
+    // 150,000 of principal a month; month 4: 450,000 -> 2,587.5000000045 -> 2,588; month 5:
+    // 300,000 -> 1,725; month 6: 150,000 -> 862.5000000015 -> 863 (not the tie 862.5 -> 862).
+    const grace = await publishedLoan(t, {
+      annualRate: '6.9',
+      annualRateBps: 0,
+      scheduleType: ScheduleType.SCHEDULE_TYPE_EQUAL_PRINCIPAL,
+      graceOnPrincipalPeriods: 2,
+    });
+    const g = await t.client.previewSchedule({
+      productId: grace.productId,
+      productVersion: 0,
+      amount: 600_000n,
+      termMonths: 6,
+      startDate: '2024-01-15',
+    });
+    expect(g.schedule!.instalments.map((i) => [i.principalDue, i.interestDue])).toEqual([
+      [0n, 3_450n],
+      [0n, 3_450n],
+      [150_000n, 3_450n],
+      [150_000n, 2_588n],
+      [150_000n, 1_725n],
+      [150_000n, 863n],
+    ]);
+    // Annuity in whole euros: 500,000 over 12 months at 6.9 % is 43,240.33 exactly, 43,200 in
+    // multiples of 100; the last instalment takes what is left.
+    const euros = await publishedLoan(t, { annualRate: '6.9', annualRateBps: 0, instalmentMultiple: 100n });
+    const e = await t.client.previewSchedule({
+      productId: euros.productId,
+      productVersion: 0,
+      amount: 500_000n,
+      termMonths: 12,
+      startDate: '2024-01-15',
+    });
+    expect(e.schedule!.instalmentAmount).toBe(43_200n);
+    expect(e.schedule!.instalments.slice(0, 11).every((i) => i.totalDue === 43_200n)).toBe(true);
+    expect(e.schedule!.totalPrincipal).toBe(500_000n);
+  });
+
   it('names each bad field and writes nothing', async () => {
     const p = await publishedLoan(t);
     const before = await loanCounts(t.app);

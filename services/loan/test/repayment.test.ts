@@ -8,6 +8,7 @@ import { SystemAccountKind } from '@corebank/kit/gen/corebank/v1/account';
 import {
   LoanStatus as L,
   RepaymentComponent as C,
+  RepaymentKind as K,
   RepaymentStatus as S,
   type RepayLoanRequest,
 } from '@corebank/kit/gen/corebank/v1/loan';
@@ -251,6 +252,67 @@ describe.each([1, 3])('loan repayments on %i shard(s)', (shards) => {
       'loan_id',
       'LOAN_NOT_ACTIVE',
     );
+  });
+
+  it('pays a loan off today for its quote, waiving the interest not yet accrued (given back if refused)', async () => {
+    const b = await borrower();
+    await b.repay(1_000n); // instalment 1's interest, paid ahead
+    const quote = await t.client.getPayoffQuote({ loanId: b.loan.id, asOf: '' });
+    // Disbursed today: nothing has accrued, and the 1,000 paid ahead is kept: the principal alone.
+    expect(quote).toMatchObject({ principal: 500_000n, interest: 0n, total: 500_000n });
+    const before = await loanCounts(t.app);
+    const err = await expectRpcError(
+      t.client.payOff({ loanId: b.loan.id, idempotencyKey: randomUUID(), fromAccountId: '', expectedTotal: 499_999n }),
+      status.FAILED_PRECONDITION,
+      'expected_total',
+      'PAYOFF_AMOUNT_CHANGED',
+    );
+    expect(errorDetails(err as ServiceError).metadata.total).toBe('500000');
+    expect(await loanCounts(t.app)).toEqual(before);
+
+    // From an empty account the ledger refuses: the waiver is given back, the schedule is whole again.
+    const empty = await depositAccount(t, b.customer.id, depositProductId, 0n);
+    const refused = await t.client.payOff({
+      loanId: b.loan.id,
+      idempotencyKey: randomUUID(),
+      fromAccountId: empty.id,
+      expectedTotal: 0n,
+    });
+    expect(refused.repayment).toMatchObject({ status: S.REPAYMENT_STATUS_REFUSED, refusal: 'EXCEEDS_CREDITS' });
+    const whole = (await t.client.getLoanSchedule({ loanId: b.loan.id })).schedule!;
+    expect(whole.totalInterest).toBe(18_883n);
+    expect(refused.loan).toMatchObject({ status: L.LOAN_STATUS_ACTIVE, totalOutstanding: 517_883n });
+
+    const key = randomUUID();
+    const paid = await t.client.payOff({
+      loanId: b.loan.id,
+      idempotencyKey: key,
+      fromAccountId: '',
+      expectedTotal: 500_000n,
+    });
+    // 500,000 of principal; of the 18,883 scheduled interest 1,000 was paid and 17,883 is waived.
+    expect(paid.repayment).toMatchObject({
+      kind: K.REPAYMENT_KIND_PAYOFF,
+      status: S.REPAYMENT_STATUS_APPLIED,
+      amount: 500_000n,
+      principal: 500_000n,
+      interest: 0n,
+      interestWaived: 17_883n,
+    });
+    expect(paid.loan).toMatchObject({ status: L.LOAN_STATUS_PAID_OFF, totalOutstanding: 0n, totalPaid: 501_000n });
+    const after = (await t.client.getLoanSchedule({ loanId: b.loan.id })).schedule!;
+    expect(after.totalInterest).toBe(1_000n);
+    const ledger = await balances(t.bank, b.loan.ledgerAccountId);
+    expect([ledger.debitsPosted, ledger.creditsPosted]).toEqual([500_000n, 500_000n]);
+    expect((await balances(t.bank, b.account.id)).debitsPosted).toBe(501_000n);
+    const again = await t.client.payOff({
+      loanId: b.loan.id,
+      idempotencyKey: key,
+      fromAccountId: '',
+      expectedTotal: 500_000n,
+    });
+    expect(again.replayed).toBe(true);
+    expect(again.repayment).toEqual(paid.repayment);
   });
 
   it('names bad fields, and repays only from the borrower and for the borrower', async () => {

@@ -3,6 +3,7 @@
 import { isCurrency, text, Violations } from '@corebank/kit';
 import {
   DayCount,
+  GraceOnInterestKind,
   PostingFrequency,
   ProductKind,
   ScheduleType,
@@ -104,6 +105,29 @@ function validateLoan(v: Violations, l: LoanTerms) {
     v.add(`${p}.schedule_type`, 'must be EQUAL_INSTALLMENTS, EQUAL_PRINCIPAL, BULLET or FLAT');
   }
   if (l.graceDays > MAX_GRACE_DAYS) v.add(`${p}.grace_days`, `must be at most ${MAX_GRACE_DAYS}`);
+  const periods = Math.max(l.minTermMonths, 1);
+  if (l.graceOnPrincipalPeriods >= periods && l.graceOnPrincipalPeriods > 0) {
+    v.add(`${p}.grace_on_principal_periods`, 'must be less than min_term_months');
+  } else if (l.graceOnPrincipalPeriods > 0 && l.scheduleType === ScheduleType.SCHEDULE_TYPE_BULLET) {
+    v.add(`${p}.grace_on_principal_periods`, 'must be 0 for BULLET (its principal is all due at the end)');
+  }
+  if (l.graceOnInterestPeriods >= periods && l.graceOnInterestPeriods > 0) {
+    v.add(`${p}.grace_on_interest_periods`, 'must be less than min_term_months');
+  }
+  if (l.graceOnInterestKind !== 0 && !known(GraceOnInterestKind, l.graceOnInterestKind)) {
+    v.add(`${p}.grace_on_interest_kind`, 'must be DEFERRED or WAIVED');
+  } else if (l.graceOnInterestPeriods > 0 && l.graceOnInterestKind === 0) {
+    v.add(`${p}.grace_on_interest_kind`, 'is required with grace_on_interest_periods');
+  }
+  if (l.instalmentMultiple < 0n || (l.maxAmount > 0n && l.instalmentMultiple > l.maxAmount)) {
+    v.add(`${p}.instalment_multiple`, 'must be 0 to max_amount');
+  } else if (
+    l.instalmentMultiple > 0n &&
+    l.scheduleType !== ScheduleType.SCHEDULE_TYPE_EQUAL_INSTALLMENTS &&
+    l.scheduleType !== ScheduleType.SCHEDULE_TYPE_FLAT
+  ) {
+    v.add(`${p}.instalment_multiple`, 'applies only to EQUAL_INSTALLMENTS and FLAT');
+  }
   if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
 }
 

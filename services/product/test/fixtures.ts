@@ -37,6 +37,10 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   penaltyRateBps: 500,
   dayCount: DayCount.DAY_COUNT_THIRTY_360,
   annualRate: '',
+  graceOnPrincipalPeriods: 0,
+  graceOnInterestPeriods: 0,
+  graceOnInterestKind: 0,
+  instalmentMultiple: 0n,
   ...o,
 });
 

@@ -6,6 +6,7 @@ import {
   ProductKind,
   ProductStatus as P,
   ScheduleType,
+  type GraceOnInterestKind,
   type UpdateProductVersionRequest,
 } from '@corebank/kit/gen/corebank/v1/product';
 import { fromTimestamp, toTimestamp } from '@corebank/kit';
@@ -251,6 +252,39 @@ describe('product catalog', () => {
       'loan.annual_rate_bps',
       () => loanProduct({ loan: loanTerms({ annualRate: '9.4822', annualRateBps: 948 }) }),
       'same rate as annual_rate',
+    ],
+    [
+      'loan.grace_on_principal_periods',
+      () => loanProduct({ loan: loanTerms({ graceOnPrincipalPeriods: 6 }) }),
+      'less than min_term_months',
+    ],
+    [
+      'loan.grace_on_principal_periods',
+      () =>
+        loanProduct({
+          loan: loanTerms({ graceOnPrincipalPeriods: 1, scheduleType: ScheduleType.SCHEDULE_TYPE_BULLET }),
+        }),
+      'BULLET',
+    ],
+    ['loan.grace_on_interest_kind', () => loanProduct({ loan: loanTerms({ graceOnInterestPeriods: 1 }) }), 'required'],
+    [
+      'loan.grace_on_interest_kind',
+      () =>
+        loanProduct({ loan: loanTerms({ graceOnInterestPeriods: 1, graceOnInterestKind: 9 as GraceOnInterestKind }) }),
+      'DEFERRED or WAIVED',
+    ],
+    [
+      'loan.instalment_multiple',
+      () => loanProduct({ loan: loanTerms({ instalmentMultiple: -1n }) }),
+      '0 to max_amount',
+    ],
+    [
+      'loan.instalment_multiple',
+      () =>
+        loanProduct({
+          loan: loanTerms({ instalmentMultiple: 100n, scheduleType: ScheduleType.SCHEDULE_TYPE_EQUAL_PRINCIPAL }),
+        }),
+      'EQUAL_INSTALLMENTS and FLAT',
     ],
     ['loan.penalty_rate_bps', () => loanProduct({ loan: loanTerms({ penaltyRateBps: 60_000 }) }), 'at most 50000'],
     [

@@ -234,6 +234,45 @@ export function repaymentComponentToJSON(object: RepaymentComponent): string {
   }
 }
 
+export enum RepaymentKind {
+  REPAYMENT_KIND_UNSPECIFIED = 0,
+  REPAYMENT_KIND_REPAYMENT = 1,
+  REPAYMENT_KIND_PAYOFF = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function repaymentKindFromJSON(object: any): RepaymentKind {
+  switch (object) {
+    case 0:
+    case "REPAYMENT_KIND_UNSPECIFIED":
+      return RepaymentKind.REPAYMENT_KIND_UNSPECIFIED;
+    case 1:
+    case "REPAYMENT_KIND_REPAYMENT":
+      return RepaymentKind.REPAYMENT_KIND_REPAYMENT;
+    case 2:
+    case "REPAYMENT_KIND_PAYOFF":
+      return RepaymentKind.REPAYMENT_KIND_PAYOFF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RepaymentKind.UNRECOGNIZED;
+  }
+}
+
+export function repaymentKindToJSON(object: RepaymentKind): string {
+  switch (object) {
+    case RepaymentKind.REPAYMENT_KIND_UNSPECIFIED:
+      return "REPAYMENT_KIND_UNSPECIFIED";
+    case RepaymentKind.REPAYMENT_KIND_REPAYMENT:
+      return "REPAYMENT_KIND_REPAYMENT";
+    case RepaymentKind.REPAYMENT_KIND_PAYOFF:
+      return "REPAYMENT_KIND_PAYOFF";
+    case RepaymentKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** One instalment of a schedule. The *_paid fields are 0 in a preview. */
 export interface Instalment {
   number: number;
@@ -506,6 +545,19 @@ export interface Repayment {
   incomeTransferId: string;
   createdAt?: Timestamp | undefined;
   updatedAt?: Timestamp | undefined;
+  kind: RepaymentKind;
+  /** PAYOFF: the scheduled interest not owed because the loan closed early. */
+  interestWaived: bigint;
+}
+
+export interface PayOffRequest {
+  loanId: string;
+  /** Required, at most 128 characters; shares RepayLoan's keys of the loan. */
+  idempotencyKey: string;
+  /** Optional: as RepayLoan. */
+  fromAccountId: string;
+  /** Optional (0: any): the total of the quote the borrower accepted. */
+  expectedTotal: bigint;
 }
 
 export interface RepayLoanRequest {
@@ -4115,6 +4167,8 @@ function createBaseRepayment(): Repayment {
     incomeTransferId: "",
     createdAt: undefined,
     updatedAt: undefined,
+    kind: 0,
+    interestWaived: 0n,
   };
 }
 
@@ -4179,6 +4233,15 @@ export const Repayment: MessageFns<Repayment> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(message.updatedAt, writer.uint32(122).fork()).join();
+    }
+    if (message.kind !== 0) {
+      writer.uint32(128).int32(message.kind);
+    }
+    if (message.interestWaived !== 0n) {
+      if (BigInt.asIntN(64, message.interestWaived) !== message.interestWaived) {
+        throw new globalThis.Error("value provided for field message.interestWaived of type int64 too large");
+      }
+      writer.uint32(136).int64(message.interestWaived);
     }
     return writer;
   },
@@ -4316,6 +4379,22 @@ export const Repayment: MessageFns<Repayment> = {
             message.updatedAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.interestWaived = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4371,6 +4450,12 @@ export const Repayment: MessageFns<Repayment> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      kind: isSet(object.kind) ? repaymentKindFromJSON(object.kind) : 0,
+      interestWaived: isSet(object.interestWaived)
+        ? BigInt(object.interestWaived)
+        : isSet(object.interest_waived)
+        ? BigInt(object.interest_waived)
+        : 0n,
     };
   },
 
@@ -4421,6 +4506,12 @@ export const Repayment: MessageFns<Repayment> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = fromTimestamp(message.updatedAt).toISOString();
     }
+    if (message.kind !== 0) {
+      obj.kind = repaymentKindToJSON(message.kind);
+    }
+    if (message.interestWaived !== 0n) {
+      obj.interestWaived = message.interestWaived.toString();
+    }
     return obj;
   },
 
@@ -4448,6 +4539,148 @@ export const Repayment: MessageFns<Repayment> = {
     message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
       ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
+    message.kind = object.kind ?? 0;
+    message.interestWaived = (object.interestWaived !== undefined && object.interestWaived !== null)
+      ? BigInt(object.interestWaived)
+      : 0n;
+    return message;
+  },
+};
+
+function createBasePayOffRequest(): PayOffRequest {
+  return { loanId: "", idempotencyKey: "", fromAccountId: "", expectedTotal: 0n };
+}
+
+export const PayOffRequest: MessageFns<PayOffRequest> = {
+  encode(message: PayOffRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
+    }
+    if (message.fromAccountId !== "") {
+      writer.uint32(26).string(message.fromAccountId);
+    }
+    if (message.expectedTotal !== 0n) {
+      if (BigInt.asIntN(64, message.expectedTotal) !== message.expectedTotal) {
+        throw new globalThis.Error("value provided for field message.expectedTotal of type int64 too large");
+      }
+      writer.uint32(32).int64(message.expectedTotal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PayOffRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePayOffRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fromAccountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedTotal = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PayOffRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      fromAccountId: isSet(object.fromAccountId)
+        ? globalThis.String(object.fromAccountId)
+        : isSet(object.from_account_id)
+        ? globalThis.String(object.from_account_id)
+        : "",
+      expectedTotal: isSet(object.expectedTotal)
+        ? BigInt(object.expectedTotal)
+        : isSet(object.expected_total)
+        ? BigInt(object.expected_total)
+        : 0n,
+    };
+  },
+
+  toJSON(message: PayOffRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.fromAccountId !== "") {
+      obj.fromAccountId = message.fromAccountId;
+    }
+    if (message.expectedTotal !== 0n) {
+      obj.expectedTotal = message.expectedTotal.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PayOffRequest>, I>>(base?: I): PayOffRequest {
+    return PayOffRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PayOffRequest>, I>>(object: I): PayOffRequest {
+    const message = createBasePayOffRequest();
+    message.loanId = object.loanId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.fromAccountId = object.fromAccountId ?? "";
+    message.expectedTotal = (object.expectedTotal !== undefined && object.expectedTotal !== null)
+      ? BigInt(object.expectedTotal)
+      : 0n;
     return message;
   },
 };
@@ -5112,8 +5345,7 @@ export const LoanServiceService = {
    * unpaid interest, fees and penalties of the instalments due on or before that date, and the
    * interest accrued in the period running on it (the period's scheduled interest times the days
    * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
-   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
-   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   * periods owe no interest; interest paid ahead is not refunded. PayOff closes the loan for it.
    */
   getPayoffQuote: {
     path: "/corebank.v1.LoanService/GetPayoffQuote" as const,
@@ -5125,6 +5357,22 @@ export const LoanServiceService = {
     responseSerialize: (value: GetPayoffQuoteResponse): Buffer =>
       Buffer.from(GetPayoffQuoteResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetPayoffQuoteResponse => GetPayoffQuoteResponse.decode(value),
+  },
+  /**
+   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
+   * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
+   * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
+   * total in the metadata). Idempotent by (loan_id, idempotency_key) as RepayLoan.
+   */
+  payOff: {
+    path: "/corebank.v1.LoanService/PayOff" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PayOffRequest): Buffer => Buffer.from(PayOffRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PayOffRequest => PayOffRequest.decode(value),
+    responseSerialize: (value: RepayLoanResponse): Buffer => Buffer.from(RepayLoanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RepayLoanResponse => RepayLoanResponse.decode(value),
   },
 } as const;
 
@@ -5176,10 +5424,17 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * unpaid interest, fees and penalties of the instalments due on or before that date, and the
    * interest accrued in the period running on it (the period's scheduled interest times the days
    * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
-   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
-   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   * periods owe no interest; interest paid ahead is not refunded. PayOff closes the loan for it.
    */
   getPayoffQuote: handleUnaryCall<GetPayoffQuoteRequest, GetPayoffQuoteResponse>;
+  /**
+   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
+   * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
+   * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
+   * total in the metadata). Idempotent by (loan_id, idempotency_key) as RepayLoan.
+   */
+  payOff: handleUnaryCall<PayOffRequest, RepayLoanResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -5356,8 +5611,7 @@ export interface LoanServiceClient extends Client {
    * unpaid interest, fees and penalties of the instalments due on or before that date, and the
    * interest accrued in the period running on it (the period's scheduled interest times the days
    * elapsed over its days, rounded half-even to the minor unit) less what was paid of it. Later
-   * periods owe no interest; interest paid ahead is not refunded. (Closing a loan for this amount,
-   * PayOff, is not built yet: RepayLoan takes only what the schedule owes.)
+   * periods owe no interest; interest paid ahead is not refunded. PayOff closes the loan for it.
    */
   getPayoffQuote(
     request: GetPayoffQuoteRequest,
@@ -5373,6 +5627,28 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetPayoffQuoteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
+   * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
+   * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
+   * total in the metadata). Idempotent by (loan_id, idempotency_key) as RepayLoan.
+   */
+  payOff(
+    request: PayOffRequest,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  payOff(
+    request: PayOffRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  payOff(
+    request: PayOffRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
   ): ClientUnaryCall;
 }
 

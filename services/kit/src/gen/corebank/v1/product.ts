@@ -265,6 +265,50 @@ export function scheduleTypeToJSON(object: ScheduleType): string {
   }
 }
 
+export enum GraceOnInterestKind {
+  GRACE_ON_INTEREST_KIND_UNSPECIFIED = 0,
+  /**
+   * GRACE_ON_INTEREST_KIND_DEFERRED - Charged in the grace periods, collected with the first instalment after them (Fineract's grace
+   * on interest payment).
+   */
+  GRACE_ON_INTEREST_KIND_DEFERRED = 1,
+  /** GRACE_ON_INTEREST_KIND_WAIVED - Not charged at all for the grace periods (Fineract's grace on interest charged). */
+  GRACE_ON_INTEREST_KIND_WAIVED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function graceOnInterestKindFromJSON(object: any): GraceOnInterestKind {
+  switch (object) {
+    case 0:
+    case "GRACE_ON_INTEREST_KIND_UNSPECIFIED":
+      return GraceOnInterestKind.GRACE_ON_INTEREST_KIND_UNSPECIFIED;
+    case 1:
+    case "GRACE_ON_INTEREST_KIND_DEFERRED":
+      return GraceOnInterestKind.GRACE_ON_INTEREST_KIND_DEFERRED;
+    case 2:
+    case "GRACE_ON_INTEREST_KIND_WAIVED":
+      return GraceOnInterestKind.GRACE_ON_INTEREST_KIND_WAIVED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GraceOnInterestKind.UNRECOGNIZED;
+  }
+}
+
+export function graceOnInterestKindToJSON(object: GraceOnInterestKind): string {
+  switch (object) {
+    case GraceOnInterestKind.GRACE_ON_INTEREST_KIND_UNSPECIFIED:
+      return "GRACE_ON_INTEREST_KIND_UNSPECIFIED";
+    case GraceOnInterestKind.GRACE_ON_INTEREST_KIND_DEFERRED:
+      return "GRACE_ON_INTEREST_KIND_DEFERRED";
+    case GraceOnInterestKind.GRACE_ON_INTEREST_KIND_WAIVED:
+      return "GRACE_ON_INTEREST_KIND_WAIVED";
+    case GraceOnInterestKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Amounts are int64 minor units of currency; 0 means "none" for limits and fees. */
 export interface DepositTerms {
   /** ISO 4217. */
@@ -312,6 +356,22 @@ export interface LoanTerms {
    * state the same rate; empty: annual_rate_bps / 100. Loans never round it to basis points.
    */
   annualRate: string;
+  /**
+   * The first N instalments repay no principal (interest only); less than min_term_months; not with
+   * BULLET (where all but the last are). 0: none.
+   */
+  graceOnPrincipalPeriods: number;
+  /**
+   * The first N instalments collect no interest (less than min_term_months); how,
+   * grace_on_interest_kind says (required then). 0: none.
+   */
+  graceOnInterestPeriods: number;
+  graceOnInterestKind: GraceOnInterestKind;
+  /**
+   * Instalments in multiples of this many minor units (100: whole euros), for EQUAL_INSTALLMENTS and
+   * FLAT; 0: to the minor unit.
+   */
+  instalmentMultiple: bigint;
 }
 
 /**
@@ -762,6 +822,10 @@ function createBaseLoanTerms(): LoanTerms {
     penaltyRateBps: 0,
     dayCount: 0,
     annualRate: "",
+    graceOnPrincipalPeriods: 0,
+    graceOnInterestPeriods: 0,
+    graceOnInterestKind: 0,
+    instalmentMultiple: 0n,
   };
 }
 
@@ -805,6 +869,21 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     }
     if (message.annualRate !== "") {
       writer.uint32(90).string(message.annualRate);
+    }
+    if (message.graceOnPrincipalPeriods !== 0) {
+      writer.uint32(96).uint32(message.graceOnPrincipalPeriods);
+    }
+    if (message.graceOnInterestPeriods !== 0) {
+      writer.uint32(104).uint32(message.graceOnInterestPeriods);
+    }
+    if (message.graceOnInterestKind !== 0) {
+      writer.uint32(112).int32(message.graceOnInterestKind);
+    }
+    if (message.instalmentMultiple !== 0n) {
+      if (BigInt.asIntN(64, message.instalmentMultiple) !== message.instalmentMultiple) {
+        throw new globalThis.Error("value provided for field message.instalmentMultiple of type int64 too large");
+      }
+      writer.uint32(120).int64(message.instalmentMultiple);
     }
     return writer;
   },
@@ -910,6 +989,38 @@ export const LoanTerms: MessageFns<LoanTerms> = {
             message.annualRate = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.graceOnPrincipalPeriods = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.graceOnInterestPeriods = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.graceOnInterestKind = reader.int32() as any;
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.instalmentMultiple = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -975,6 +1086,26 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         : isSet(object.annual_rate)
         ? globalThis.String(object.annual_rate)
         : "",
+      graceOnPrincipalPeriods: isSet(object.graceOnPrincipalPeriods)
+        ? globalThis.Number(object.graceOnPrincipalPeriods)
+        : isSet(object.grace_on_principal_periods)
+        ? globalThis.Number(object.grace_on_principal_periods)
+        : 0,
+      graceOnInterestPeriods: isSet(object.graceOnInterestPeriods)
+        ? globalThis.Number(object.graceOnInterestPeriods)
+        : isSet(object.grace_on_interest_periods)
+        ? globalThis.Number(object.grace_on_interest_periods)
+        : 0,
+      graceOnInterestKind: isSet(object.graceOnInterestKind)
+        ? graceOnInterestKindFromJSON(object.graceOnInterestKind)
+        : isSet(object.grace_on_interest_kind)
+        ? graceOnInterestKindFromJSON(object.grace_on_interest_kind)
+        : 0,
+      instalmentMultiple: isSet(object.instalmentMultiple)
+        ? BigInt(object.instalmentMultiple)
+        : isSet(object.instalment_multiple)
+        ? BigInt(object.instalment_multiple)
+        : 0n,
     };
   },
 
@@ -1013,6 +1144,18 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     if (message.annualRate !== "") {
       obj.annualRate = message.annualRate;
     }
+    if (message.graceOnPrincipalPeriods !== 0) {
+      obj.graceOnPrincipalPeriods = Math.round(message.graceOnPrincipalPeriods);
+    }
+    if (message.graceOnInterestPeriods !== 0) {
+      obj.graceOnInterestPeriods = Math.round(message.graceOnInterestPeriods);
+    }
+    if (message.graceOnInterestKind !== 0) {
+      obj.graceOnInterestKind = graceOnInterestKindToJSON(message.graceOnInterestKind);
+    }
+    if (message.instalmentMultiple !== 0n) {
+      obj.instalmentMultiple = message.instalmentMultiple.toString();
+    }
     return obj;
   },
 
@@ -1032,6 +1175,12 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     message.penaltyRateBps = object.penaltyRateBps ?? 0;
     message.dayCount = object.dayCount ?? 0;
     message.annualRate = object.annualRate ?? "";
+    message.graceOnPrincipalPeriods = object.graceOnPrincipalPeriods ?? 0;
+    message.graceOnInterestPeriods = object.graceOnInterestPeriods ?? 0;
+    message.graceOnInterestKind = object.graceOnInterestKind ?? 0;
+    message.instalmentMultiple = (object.instalmentMultiple !== undefined && object.instalmentMultiple !== null)
+      ? BigInt(object.instalmentMultiple)
+      : 0n;
     return message;
   },
 };
