@@ -3,6 +3,7 @@
 // metrics, the /metrics endpoint, and the gRPC server whose health follows the databases and
 // NATS. serve() also fixes the shutdown order: the service's own background work, the relay,
 // then NATS, the pools and telemetry.
+import { AuditTrail, auditServiceBinding } from './audit.js';
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
 import type { Logger } from './log.js';
 import { dbPoolInUse, dbPoolWaiting, serveMetrics } from './metrics.js';
@@ -26,12 +27,18 @@ export interface RuntimeConfig {
   admissionMaxInFlight: number;
   admissionReadReservePercent: number;
   channelRateLimits: ReadonlyMap<string, number>;
+  auditRetentionDays: number;
+  auditFlushMs: number;
+  auditBatchSize: number;
+  auditBufferMax: number;
 }
 
 export interface Runtime {
   router: ShardRouter;
   nats: Nats;
   log: Logger;
+  /** The service's audit trail (every binding served records into it). */
+  audit: AuditTrail;
   /** Starts the gRPC server; `stop` runs first on shutdown (the service's own background work). */
   serve(bindings: ServiceBinding[], stop?: (() => unknown)[]): Promise<RunningServer>;
 }
@@ -66,16 +73,29 @@ export async function startRuntime(o: {
   }, 5000);
   poolTimer.unref();
 
+  const audit = new AuditTrail(router, o.domain, log, {
+    flushMs: config.auditFlushMs,
+    batchSize: config.auditBatchSize,
+    bufferMax: config.auditBufferMax,
+    retentionDays: config.auditRetentionDays,
+  });
+
   return {
     router,
     nats,
     log,
+    audit,
     async serve(bindings, stop = []) {
       const metrics = serveMetrics(config.metricsPort, config.grpcHost);
+      // Every service records into its audit trail and serves ListAuditRecords over it.
+      const served = [...bindings];
+      if (bindings[0]) served.push(auditServiceBinding(router, bindings[0].verifier, log));
+      for (const b of served) b.audit = audit;
+      audit.start();
       return startServer({
         host: config.grpcHost,
         port: config.grpcPort,
-        services: bindings,
+        services: served,
         log,
         maxConnectionAgeMs: config.maxConnectionAgeMs,
         shutdownGraceMs: config.shutdownGraceMs,
@@ -92,6 +112,8 @@ export async function startRuntime(o: {
         onShutdown: [
           async () => {
             for (const step of stop) await step();
+            // After the server drained: every call has handed over its record.
+            await audit.stop();
             clearInterval(poolTimer);
             metrics?.close();
             await relay?.stop();
