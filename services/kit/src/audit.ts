@@ -42,7 +42,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { trace } from '@opentelemetry/api';
 import { Counter } from 'prom-client';
 import type { Principal, TokenVerifier } from './auth.js';
-import { bind } from './db.js';
+import { bind, isPermanentFailure } from './db.js';
 import { Violations } from './errors.js';
 import { text, timestampField } from './bounds.js';
 import { AuditServiceService, type AuditRecord, type ListAuditRecordsRequest } from './gen/corebank/v1/audit.js';
@@ -162,14 +162,24 @@ export interface AuditSink {
 }
 
 const MAX_KEY = 1024;
+const MAX_TEXT = 256;
+
+/**
+ * Text from a request or a token as the record keeps it: control characters (NUL included, which
+ * PostgreSQL text cannot hold) become U+FFFD and it is cut at `max`, so a hostile value can neither
+ * fail the batch it is written in nor fill the table.
+ */
+export function auditText(s: string, max = MAX_TEXT): string {
+  return s.slice(0, max).replace(/\p{Cc}/gu, '\uFFFD');
+}
 
 /** The idempotency key of a request (see the rule at the top). */
 export function idempotencyKeyOf(req: unknown): string {
   if (typeof req !== 'object' || req === null) return '';
   const r = req as Record<string, unknown>;
-  if (typeof r.idempotencyKey === 'string' && r.idempotencyKey) return r.idempotencyKey.slice(0, MAX_KEY);
+  if (typeof r.idempotencyKey === 'string' && r.idempotencyKey) return auditText(r.idempotencyKey, MAX_KEY);
   if (Array.isArray(r.transfers)) {
-    const ids = (r.transfers as { id?: unknown }[]).map((t) => (typeof t?.id === 'string' ? t.id : ''));
+    const ids = (r.transfers as { id?: unknown }[]).map((t) => (typeof t?.id === 'string' ? auditText(t.id, 64) : ''));
     let out = '';
     let i = 0;
     for (; i < ids.length; i++) {
@@ -285,16 +295,16 @@ export class AuditTrail implements AuditSink {
       row: {
         id: randomUUID(),
         at: new Date(),
-        channel: p ? (p.onBehalfOf ?? p.channel) : null,
-        subject: p?.channel ?? null,
-        customerId: p?.customerId ?? null,
-        callerService: p?.service ?? null,
+        channel: p ? auditText(p.onBehalfOf ?? p.channel) : null,
+        subject: p ? auditText(p.channel) : null,
+        customerId: p?.customerId !== undefined ? auditText(p.customerId) : null,
+        callerService: p?.service !== undefined ? auditText(p.service) : null,
         service: call.service,
         method: call.method,
         key: idempotencyKeyOf(call.request) || null,
         sha: call.sha256 ?? EMPTY_SHA,
         code: call.code,
-        reason: call.reason || null,
+        reason: call.reason ? auditText(call.reason) : null,
         traceId: traceIdOf(call.metadata) || null,
       },
       trace: traceCarrier(),
@@ -331,6 +341,20 @@ export class AuditTrail implements AuditSink {
           await this.insert(shard, list);
           auditRecordsWritten.inc(list.length);
         } catch (err) {
+          if (isPermanentFailure(err)) {
+            // The data itself is refused (it should not be: auditText cleans it). Write the records
+            // one by one, so that only the offender is lost, and never retry it.
+            for (const one of list) {
+              await this.insert(shard, [one]).then(
+                () => auditRecordsWritten.inc(),
+                (e: unknown) => {
+                  auditRecordsDropped.inc();
+                  this.log.error({ err: e, shard, method: one.row.method }, 'audit record refused by the database');
+                },
+              );
+            }
+            return;
+          }
           // Keep them for the next flush, as far as the buffer has room; retry in a second.
           this.log.error({ err, shard, records: list.length }, 'audit records not written; retrying');
           const room = Math.max(0, this.opts.bufferMax - this.buffer.length);
