@@ -68,6 +68,10 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     ADMISSION_MAX_IN_FLIGHT: '512',
     ADMISSION_READ_RESERVE_PERCENT: '20',
     CHANNEL_RATE_LIMITS: '',
+    AUDIT_RETENTION_DAYS: '30',
+    AUDIT_FLUSH_MS: '5',
+    AUDIT_BATCH_SIZE: '500',
+    AUDIT_BUFFER_MAX: '50000',
   };
   if (GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;

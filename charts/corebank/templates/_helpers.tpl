@@ -154,7 +154,7 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "AUDIT_RETENTION_DAYS" "AUDIT_FLUSH_MS" "AUDIT_BATCH_SIZE" "AUDIT_BUFFER_MAX" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -262,6 +262,14 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.grpc.admission.readReservePercent | quote }}
 - name: CHANNEL_RATE_LIMITS
   value: {{ $v.grpc.admission.channelRateLimits | quote }}
+- name: AUDIT_RETENTION_DAYS
+  value: {{ $v.audit.retentionDays | quote }}
+- name: AUDIT_FLUSH_MS
+  value: {{ $v.audit.flushMs | quote }}
+- name: AUDIT_BATCH_SIZE
+  value: {{ $v.audit.batchSize | quote }}
+- name: AUDIT_BUFFER_MAX
+  value: {{ $v.audit.bufferMax | quote }}
 {{- range $callee := default (list) $svc.calls }}
 - name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
   value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}
