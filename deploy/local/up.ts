@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ALL_AUDIENCES,
+  AUDIT_READ_SCOPE,
   createLogger,
   hashedUuid,
   migrateAllShards,
@@ -200,7 +201,7 @@ async function openDemo(issuerKey: string) {
   // A token for every service, with every scope, for half a day (the CLI mints more: npm run token).
   const token = await mintToken(await loadIssuerKey(issuerKey), {
     channel: 'local-demo',
-    scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin'],
+    scopes: [...ALL_SCOPES, ...DEMO_SCOPES, 'payments:read', 'payments:write', 'payments:admin', AUDIT_READ_SCOPE],
     audience: ALL_AUDIENCES,
     ttlSeconds: 12 * 3600,
   });
