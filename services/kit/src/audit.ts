@@ -25,7 +25,7 @@
 //
 // Written off the hot path: records wait in a bounded in-process buffer and are written every
 // AUDIT_FLUSH_MS or AUDIT_BATCH_SIZE records, one statement per shard that inserts the audit rows
-// and their corebank.<domain>.audit_recorded outbox events together (so every record is also
+// and their corebank.audit.recorded.<domain> outbox events together (so every record is also
 // published, by the relay that publishes the service's other events). Trade-off, stated plainly:
 // a record is written after the answer was sent, so a process that crashes (or is killed) loses
 // what sits in its buffer (at most AUDIT_FLUSH_MS of calls, typically a few ms); a full buffer
@@ -55,6 +55,10 @@ import { cursorInt, cursorUuid, encodePageToken, readPage } from './paging.js';
 import { bucketOfId, type ShardRouter } from './sharding.js';
 import { fromTimestamp, toTimestamp } from './time.js';
 import { bindService, type ServiceBinding } from './grpc/server.js';
+
+/** The events' stream (CB_AUDIT, every service's records) and each service's subject in it. */
+export const AUDIT_DOMAIN = 'audit';
+export const auditSubject = (domain: string): string => `corebank.${AUDIT_DOMAIN}.recorded.${domain}`;
 
 /** The scope an auditor's token needs for ListAuditRecords. */
 export const AUDIT_READ_SCOPE = 'audit:read';
@@ -370,7 +374,7 @@ export class AuditTrail implements AuditSink {
     const db = this.router.shards[shard]!.db;
     const events: OutboxEvent[] = list.map((p) => ({
       id: p.row.id,
-      subject: `corebank.${this.domain}.audit_recorded`,
+      subject: auditSubject(this.domain),
       payload: AuditRecorded.encode({
         meta: { eventId: p.row.id, occurredAt: toTimestamp(p.row.at), shard },
         record: toProto(shard, p.row),

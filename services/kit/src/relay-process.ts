@@ -1,5 +1,6 @@
 // A process that only relays a service's outbox to JetStream (no gRPC): for deployments that
 // scale the relay apart from the API, and for tests that kill a relay mid-stream.
+import { AUDIT_DOMAIN } from './audit.js';
 import { exitOnSignals } from './grpc/server.js';
 import { createLogger } from './log.js';
 import { connectNats, ensureStream, type NatsOptions } from './nats.js';
@@ -17,6 +18,8 @@ export async function runRelayProcess(o: {
   const log = createLogger(name, o.logLevel);
   const nats = await connectNats({ ...o.nats, name });
   await ensureStream(nats.jsm, o.domain);
+  // Audit records go to the bank-wide audit stream (see audit.ts).
+  await ensureStream(nats.jsm, AUDIT_DOMAIN);
   const relay = new OutboxRelay(o.router, nats.js, log);
   relay.start();
   exitOnSignals(async () => {

@@ -3,7 +3,7 @@
 // metrics, the /metrics endpoint, and the gRPC server whose health follows the databases and
 // NATS. serve() also fixes the shutdown order: the service's own background work, the relay,
 // then NATS, the pools and telemetry.
-import { AuditTrail, auditServiceBinding } from './audit.js';
+import { AUDIT_DOMAIN, AuditTrail, auditServiceBinding } from './audit.js';
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
 import type { Logger } from './log.js';
 import { dbPoolInUse, dbPoolWaiting, serveMetrics } from './metrics.js';
@@ -60,6 +60,7 @@ export async function startRuntime(o: {
     name: o.service,
   });
   await ensureStream(nats.jsm, o.domain);
+  await ensureStream(nats.jsm, AUDIT_DOMAIN);
   const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, o.relay) : undefined;
   relay?.start();
 

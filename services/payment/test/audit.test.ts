@@ -196,12 +196,16 @@ describe('audit trail (2 shards)', () => {
 
     // Published: each record is an outbox event on the shard that holds it.
     const shard = t.app.router.shards[ok!.shard]!;
-    const events = (await shard.db('outbox').where('subject', 'corebank.payment.audit_recorded')) as {
+    const events = (await shard.db('outbox').where('subject', 'corebank.audit.recorded.payment')) as {
       payload: Buffer;
     }[];
     const event = events.map((e) => AuditRecorded.decode(e.payload)).find((e) => e.record?.id === ok!.id);
     expect(event?.record).toMatchObject({ idempotencyKey: key, method: 'CreatePayment', customerId: alice.id });
     expect(event?.meta?.eventId).toBe(ok!.id);
+    // ...and the relay publishes it to the bank-wide audit stream (it marks a row sent on the ack).
+    await expect
+      .poll(async () => (await shard.db('outbox').where('id', ok!.id).first('sent_at'))?.sent_at, { timeout: 10_000 })
+      .toBeTruthy();
   });
 
   it('is append-only: updates, deletes and truncation are refused; only audit_purge removes old rows', async () => {

@@ -26,7 +26,7 @@ export const protobufPackage = "corebank.v1";
 export const protobufFileName = "corebank/v1/audit.proto";
 
 export interface AuditRecord {
-  /** Unique id of the record (also the event id of its corebank.<domain>.audit_recorded event). */
+  /** Unique id of the record (also the event id of its corebank.audit.recorded.<domain> event). */
   id: string;
   recordedAt?:
     | Timestamp

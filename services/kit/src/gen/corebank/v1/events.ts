@@ -143,8 +143,9 @@ export interface PaymentChanged {
 }
 
 /**
- * corebank.<domain>.audit_recorded: a service recorded an audit record (see audit.proto); each
- * service publishes its own on its own stream.
+ * corebank.audit.recorded.<domain>: a service recorded an audit record (see audit.proto). Every
+ * service publishes its records to the one stream CB_AUDIT (corebank.audit.>), apart from its
+ * domain's stream, so that no consumer of domain events sees them.
  */
 export interface AuditRecorded {
   meta?: EventMeta | undefined;
