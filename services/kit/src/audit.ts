@@ -25,8 +25,8 @@
 //
 // Written off the hot path: records wait in a bounded in-process buffer and are written every
 // AUDIT_FLUSH_MS or AUDIT_BATCH_SIZE records, one statement per shard that inserts the audit rows
-// and their corebank.audit.recorded.<domain> outbox events together (so every record is also
-// published, by the relay that publishes the service's other events). Trade-off, stated plainly:
+// and their corebank.audit.recorded.<domain> events (table audit_outbox) together; a relay of its
+// own publishes them to the bank-wide stream CB_AUDIT, so every record is also an event. Trade-off, stated plainly:
 // a record is written after the answer was sent, so a process that crashes (or is killed) loses
 // what sits in its buffer (at most AUDIT_FLUSH_MS of calls, typically a few ms); a full buffer
 // (the database unreachable for long) drops new records and counts them in
@@ -59,6 +59,10 @@ import { bindService, type ServiceBinding } from './grpc/server.js';
 /** The events' stream (CB_AUDIT, every service's records) and each service's subject in it. */
 export const AUDIT_DOMAIN = 'audit';
 export const auditSubject = (domain: string): string => `corebank.${AUDIT_DOMAIN}.recorded.${domain}`;
+/** The table the records' events wait in for their relay (an OutboxRelay with `table`). */
+export const AUDIT_OUTBOX = 'audit_outbox';
+/** How a relay of the audit events runs: no LISTEN, woken in-process after each write, polling as a safety net. */
+export const AUDIT_RELAY = { table: AUDIT_OUTBOX, listen: false, pollMs: 1_000 } as const;
 
 /** The scope an auditor's token needs for ListAuditRecords. */
 export const AUDIT_READ_SCOPE = 'audit:read';
@@ -139,6 +143,20 @@ export const auditMigration: Migration = {
       end
       $fn$;
       revoke all on function audit_purge(integer) from public;
+
+      -- The records' events, relayed to CB_AUDIT by a relay of their own (runtime.ts): the
+      -- service's outbox holds only its domain events.
+      create table audit_outbox (
+        seq bigserial primary key,
+        id uuid not null unique,
+        subject text not null,
+        payload bytea not null,
+        headers jsonb not null default '{}',
+        created_at timestamptz not null default now(),
+        sent_at timestamptz
+      );
+      create index audit_outbox_unsent on audit_outbox (seq) where sent_at is null;
+      create index audit_outbox_sent on audit_outbox (sent_at) where sent_at is not null;
     `);
   },
 };
@@ -255,6 +273,8 @@ export class AuditTrail implements AuditSink {
     readonly domain: string,
     private readonly log: Logger,
     readonly opts: AuditOptions,
+    /** Called after records were written to a shard (wakes the audit relay). */
+    private readonly written: (shard: number) => void = () => undefined,
   ) {}
 
   /** Starts the hourly retention purge (when a retention is set). */
@@ -344,6 +364,7 @@ export class AuditTrail implements AuditSink {
         try {
           await this.insert(shard, list);
           auditRecordsWritten.inc(list.length);
+          this.written(shard);
         } catch (err) {
           if (isPermanentFailure(err)) {
             // The data itself is refused (it should not be: auditText cleans it). Write the records
@@ -381,7 +402,7 @@ export class AuditTrail implements AuditSink {
       }).finish(),
       trace: p.trace,
     }));
-    const outbox = outboxInsert(events);
+    const outbox = outboxInsert(events, AUDIT_OUTBOX);
     const col = <T>(f: (r: Pending['row']) => T) => list.map((p) => f(p.row));
     await db.raw(
       `with audit as (

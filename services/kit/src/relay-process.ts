@@ -1,6 +1,6 @@
 // A process that only relays a service's outbox to JetStream (no gRPC): for deployments that
 // scale the relay apart from the API, and for tests that kill a relay mid-stream.
-import { AUDIT_DOMAIN } from './audit.js';
+import { AUDIT_DOMAIN, AUDIT_RELAY } from './audit.js';
 import { exitOnSignals } from './grpc/server.js';
 import { createLogger } from './log.js';
 import { connectNats, ensureStream, type NatsOptions } from './nats.js';
@@ -22,8 +22,11 @@ export async function runRelayProcess(o: {
   await ensureStream(nats.jsm, AUDIT_DOMAIN);
   const relay = new OutboxRelay(o.router, nats.js, log);
   relay.start();
+  const auditRelay = new OutboxRelay(o.router, nats.js, log, AUDIT_RELAY);
+  auditRelay.start();
   exitOnSignals(async () => {
     await relay.stop();
+    await auditRelay.stop();
     await nats.nc.drain();
     await o.router.close();
   }, log);

@@ -3,7 +3,7 @@
 // metrics, the /metrics endpoint, and the gRPC server whose health follows the databases and
 // NATS. serve() also fixes the shutdown order: the service's own background work, the relay,
 // then NATS, the pools and telemetry.
-import { AUDIT_DOMAIN, AuditTrail, auditServiceBinding } from './audit.js';
+import { AUDIT_DOMAIN, AUDIT_RELAY, AuditTrail, auditServiceBinding } from './audit.js';
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
 import type { Logger } from './log.js';
 import { dbPoolInUse, dbPoolWaiting, serveMetrics } from './metrics.js';
@@ -74,12 +74,20 @@ export async function startRuntime(o: {
   }, 5000);
   poolTimer.unref();
 
-  const audit = new AuditTrail(router, o.domain, log, {
-    flushMs: config.auditFlushMs,
-    batchSize: config.auditBatchSize,
-    bufferMax: config.auditBufferMax,
-    retentionDays: config.auditRetentionDays,
-  });
+  const auditRelay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, AUDIT_RELAY) : undefined;
+  auditRelay?.start();
+  const audit = new AuditTrail(
+    router,
+    o.domain,
+    log,
+    {
+      flushMs: config.auditFlushMs,
+      batchSize: config.auditBatchSize,
+      bufferMax: config.auditBufferMax,
+      retentionDays: config.auditRetentionDays,
+    },
+    (shard) => auditRelay?.wakeShard(shard),
+  );
 
   return {
     router,
@@ -118,6 +126,7 @@ export async function startRuntime(o: {
             clearInterval(poolTimer);
             metrics?.close();
             await relay?.stop();
+            await auditRelay?.stop();
           },
           () => nats.nc.drain(),
           () => router.close(),

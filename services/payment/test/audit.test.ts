@@ -194,9 +194,11 @@ describe('audit trail (2 shards)', () => {
       ),
     ).toEqual(expect.arrayContaining(['CreateProduct', 'PublishProductVersion']));
 
-    // Published: each record is an outbox event on the shard that holds it.
+    // Published: each record is an event in audit_outbox on the shard that holds it (the
+    // service's own outbox holds only its domain events)...
     const shard = t.app.router.shards[ok!.shard]!;
-    const events = (await shard.db('outbox').where('subject', 'corebank.audit.recorded.payment')) as {
+    expect(await shard.db('outbox').where('subject', 'like', 'corebank.audit.%').first()).toBeUndefined();
+    const events = (await shard.db('audit_outbox').where('subject', 'corebank.audit.recorded.payment')) as {
       payload: Buffer;
     }[];
     const event = events.map((e) => AuditRecorded.decode(e.payload)).find((e) => e.record?.id === ok!.id);
@@ -204,7 +206,9 @@ describe('audit trail (2 shards)', () => {
     expect(event?.meta?.eventId).toBe(ok!.id);
     // ...and the relay publishes it to the bank-wide audit stream (it marks a row sent on the ack).
     await expect
-      .poll(async () => (await shard.db('outbox').where('id', ok!.id).first('sent_at'))?.sent_at, { timeout: 10_000 })
+      .poll(async () => (await shard.db('audit_outbox').where('id', ok!.id).first('sent_at'))?.sent_at, {
+        timeout: 10_000,
+      })
       .toBeTruthy();
   });
 
