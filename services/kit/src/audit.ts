@@ -14,9 +14,10 @@
 // Which calls: every method except reads (Get*, List*, Check*, Preview*, Compute*), which are
 // recorded only when authentication failed.
 //
-// The idempotency key rule: the request's top-level `idempotency_key` field; for a request that
-// carries `transfers` (CreateTransfers) the transfer ids, comma-separated, cut at 1,024 characters
-// with "+N" for the ids left out (a transfer's id is its idempotency key); empty otherwise.
+// The idempotency key rule: the request's top-level `idempotency_key` field; else its
+// `external_reference` (CreateCustomer's key: the channel's own id for the customer); for a request
+// that carries `transfers` (CreateTransfers) the transfer ids, comma-separated, cut at 1,024
+// characters with "+N" for the ids left out (a transfer's id is its idempotency key); else empty.
 //
 // Which shard: `ctx.auditShard` when the handler set it; else the home shard of the customer the
 // token is bound to; else of the request's `customer_id` / `owner_id`; else of the first top-level
@@ -200,6 +201,7 @@ export function idempotencyKeyOf(req: unknown): string {
   if (typeof req !== 'object' || req === null) return '';
   const r = req as Record<string, unknown>;
   if (typeof r.idempotencyKey === 'string' && r.idempotencyKey) return auditText(r.idempotencyKey, MAX_KEY);
+  if (typeof r.externalReference === 'string' && r.externalReference) return auditText(r.externalReference, MAX_KEY);
   if (Array.isArray(r.transfers)) {
     const ids = (r.transfers as { id?: unknown }[]).map((t) => (typeof t?.id === 'string' ? auditText(t.id, 64) : ''));
     let out = '';

@@ -183,11 +183,12 @@ describe('audit trail (2 shards)', () => {
     expect(transfers[0]).toMatchObject({ subject: 'payment', service: 'corebank.v1.AccountService', code: Code.OK });
     expect(transfers[0]!.idempotencyKey).toMatch(/^[0-9a-f-]{36}(,[0-9a-f-]{36})*$/);
     // The customer and product services recorded the set-up commands (KYC, publishing).
-    expect(
-      (
-        await auditClient(`127.0.0.1:${t.peers.people.app.server.port}`, await auditorToken()).listAuditRecords({})
-      ).records.map((r) => r.method),
-    ).toEqual(expect.arrayContaining(['CreateCustomer', 'SubmitKyc', 'DecideKyc']));
+    const people = (
+      await auditClient(`127.0.0.1:${t.peers.people.app.server.port}`, await auditorToken()).listAuditRecords({})
+    ).records;
+    expect(people.map((r) => r.method)).toEqual(expect.arrayContaining(['CreateCustomer', 'SubmitKyc', 'DecideKyc']));
+    // CreateCustomer's key is its external reference (the channel's own id for the customer).
+    expect(people.find((r) => r.method === 'CreateCustomer')!.idempotencyKey).toMatch(/^ref-/);
     expect(
       (await auditClient(t.peers.catalog.address, await auditorToken()).listAuditRecords({})).records.map(
         (r) => r.method,

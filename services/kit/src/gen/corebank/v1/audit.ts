@@ -48,8 +48,9 @@ export interface AuditRecord {
   /** The method, e.g. CreatePayment. */
   method: string;
   /**
-   * The request's idempotency_key field; for CreateTransfers the transfer ids, comma-separated
-   * (cut at 1,024 characters, ending with "+N" for the ids left out); empty when none.
+   * The request's idempotency_key field, else its external_reference (CreateCustomer); for
+   * CreateTransfers the transfer ids, comma-separated (cut at 1,024 characters, ending with "+N"
+   * for the ids left out); empty when none.
    */
   idempotencyKey: string;
   /** SHA-256 of the serialized request bytes, hex. */
