@@ -268,7 +268,10 @@ export class AuditTrail implements AuditSink {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private firstPurge: NodeJS.Timeout | undefined;
   private retryAt = 0;
+  private stopped = false;
+  private failing = false;
 
   constructor(
     readonly router: ShardRouter,
@@ -285,17 +288,28 @@ export class AuditTrail implements AuditSink {
       const run = () => void this.purge().catch((err: unknown) => this.log.warn({ err }, 'audit purge failed'));
       this.purgeTimer = setInterval(run, 3_600_000);
       this.purgeTimer.unref();
-      setTimeout(run, 10_000).unref();
+      this.firstPurge = setTimeout(run, 10_000);
+      this.firstPurge.unref();
     }
   }
 
   /** Stops the purge and writes what the buffer holds. */
   async stop(): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    if (this.firstPurge) clearTimeout(this.firstPurge);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.retryAt = 0;
     await this.flush();
+    // One last try for what a failed write put back; after that the pools close: no more retries.
+    if (this.buffer.length) await this.flush();
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.buffer.length) {
+      auditRecordsDropped.inc(this.buffer.length);
+      this.log.error({ records: this.buffer.length }, 'audit records lost at shutdown: the database refused them');
+      this.buffer = [];
+    }
   }
 
   /** Deletes records past the retention on every shard (through audit_purge). */
@@ -311,7 +325,7 @@ export class AuditTrail implements AuditSink {
   }
 
   record(call: AuditedCall): void {
-    if (this.buffer.length >= this.opts.bufferMax) {
+    if (this.stopped || this.buffer.length >= this.opts.bufferMax) {
       auditRecordsDropped.inc();
       return;
     }
@@ -349,7 +363,7 @@ export class AuditTrail implements AuditSink {
     this.buffer = [];
     this.flushing = this.write(batch).finally(() => {
       this.flushing = undefined;
-      if (this.buffer.length) this.timer ??= setTimeout(() => void this.flush(), this.retryDelay());
+      if (this.buffer.length && !this.stopped) this.timer ??= setTimeout(() => void this.flush(), this.retryDelay());
     });
     return this.flushing;
   }
@@ -366,6 +380,8 @@ export class AuditTrail implements AuditSink {
         try {
           await this.insert(shard, list);
           auditRecordsWritten.inc(list.length);
+          if (this.failing) this.log.info({ shard }, 'audit records written again');
+          this.failing = false;
           this.written(shard);
         } catch (err) {
           if (isPermanentFailure(err)) {
@@ -383,7 +399,10 @@ export class AuditTrail implements AuditSink {
             return;
           }
           // Keep them for the next flush, as far as the buffer has room; retry in a second.
-          this.log.error({ err, shard, records: list.length }, 'audit records not written; retrying');
+          // Logged once per outage, not on every retry.
+          if (!this.failing)
+            this.log.error({ err, shard, records: list.length }, 'audit records not written; retrying');
+          this.failing = true;
           const room = Math.max(0, this.opts.bufferMax - this.buffer.length);
           this.buffer.unshift(...list.slice(0, room));
           if (list.length > room) auditRecordsDropped.inc(list.length - room);
