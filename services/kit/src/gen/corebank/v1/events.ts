@@ -83,7 +83,10 @@ export interface CustomerCreated {
   customer?: Customer | undefined;
 }
 
-/** corebank.customer.customer_updated: contact details changed. */
+/**
+ * corebank.customer.customer_updated: contact details changed (which ones: changed_fields; the
+ * new values are not in the event).
+ */
 export interface CustomerUpdated {
   meta?: EventMeta | undefined;
   customer?:
