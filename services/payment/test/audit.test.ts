@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRpcError } from '../../account/test/helpers.js';
+import { personRequest } from '../../customer/test/fixtures.js';
 import {
   depositAccount,
   NO_RISK_RULES,
@@ -317,6 +318,67 @@ describe('audit trail (2 shards)', () => {
     await expectRpcError(noScope.listAuditRecords({}), Code.PERMISSION_DENIED, undefined, 'MISSING_SCOPE');
     const customer = auditClient(t.address, await mobile(alice.id));
     await expectRpcError(customer.listAuditRecords({ customerId: alice.id }), Code.PERMISSION_DENIED);
+  });
+
+  it('keeps identity numbers, contact details and tokens out of logs, events and audit records', async () => {
+    const people = t.peers.people;
+    const token = await people.token(undefined, undefined, 'teller');
+    const client = people.clientWith(token);
+    const email = `pii-${randomUUID().slice(0, 8)}@example.org`;
+    const phone = '+4930555012345';
+    const req = personRequest({ contact: { email, phone, address: undefined } });
+    const nationalId = req.person!.nationalId;
+    const { customer } = await client.createCustomer(req);
+    // Refused calls too: a replay with another body, a bad contact, a bad token carrying the data.
+    await expectRpcError(
+      client.createCustomer({ ...req, contact: { email: 'x@example.org', phone, address: undefined } }),
+      Code.ALREADY_EXISTS,
+    );
+    await expectRpcError(
+      client.updateContact({
+        customerId: customer!.id,
+        contact: { email: `${email}\u0000`, phone, address: undefined },
+        updateMask: [],
+        expectedVersion: 0n,
+      }),
+      Code.INVALID_ARGUMENT,
+    );
+    await client.updateContact({
+      customerId: customer!.id,
+      contact: { email: `new-${email}`, phone: '+4930555067890', address: undefined },
+      updateMask: [],
+      expectedVersion: 0n,
+    });
+    const forged = `${token.split('.').slice(0, 2).join('.')}.${Buffer.from(email).toString('base64url')}`;
+    await expectRpcError(people.clientWith(forged).createCustomer(req), Code.UNAUTHENTICATED);
+    await recordsOf(() => true, 1, auditClient(`127.0.0.1:${people.app.server.port}`, await auditorToken()));
+    await new Promise((r) => setTimeout(r, 200)); // the last audit batch
+
+    // Everything the customer service logged (level trace), published and recorded.
+    const stored = await Promise.all(
+      people.app.router.shards.map(async (s) => {
+        const q = (sql: string) => s.db.raw(sql).then((r: { rows: { t: string | null }[] }) => r.rows[0]!.t ?? '');
+        return [
+          await q(`select string_agg(encode(payload, 'escape'), '') as t from outbox`),
+          await q(`select string_agg(encode(payload, 'escape'), '') as t from audit_outbox`),
+          await q(`select string_agg(row_to_json(a)::text, '') as t from audit_log a`),
+        ].join('\n');
+      }),
+    );
+    const everything = [...people.logs, ...stored].join('\n');
+    expect(people.logs.length).toBeGreaterThan(0);
+    expect(everything).toContain(customer!.id); // the scan sees what it should
+    for (const [what, secret] of [
+      ['national id', nationalId],
+      ['email', email],
+      ['new email', `new-${email}`],
+      ['phone', phone],
+      ['new phone', '+4930555067890'],
+      ['token signature', token.split('.')[2]!],
+      ['forged token', forged.split('.')[2]!],
+    ] as const) {
+      expect(everything.includes(secret), what).toBe(false);
+    }
   });
 });
 
