@@ -147,17 +147,21 @@ export function bindService<D extends grpc.ServiceDefinition>(
       } finally {
         if (admitted) gate?.leave();
         if (binding.audit && (mutating || authFailed)) {
-          binding.audit.record({
-            service: name,
-            method: rpc,
-            principal,
-            request: call.request,
-            sha256: requestHashes.get(call.request as object),
-            code,
-            reason,
-            metadata: call.metadata,
-            shard: ctx?.auditShard,
-          });
+          try {
+            binding.audit.record({
+              service: name,
+              method: rpc,
+              principal,
+              request: call.request,
+              sha256: requestHashes.get(call.request as object),
+              code,
+              reason,
+              metadata: call.metadata,
+              shard: ctx?.auditShard,
+            });
+          } catch (err) {
+            log.error({ err, rpc: `${name}/${method}` }, 'audit record not taken');
+          }
         }
         if (timer) clearTimeout(timer);
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
