@@ -351,7 +351,13 @@ describe('audit trail (2 shards)', () => {
     });
     const forged = `${token.split('.').slice(0, 2).join('.')}.${Buffer.from(email).toString('base64url')}`;
     await expectRpcError(people.clientWith(forged).createCustomer(req), Code.UNAUTHENTICATED);
-    await recordsOf(() => true, 1, auditClient(`127.0.0.1:${people.app.server.port}`, await auditorToken()));
+    // The onboarding is recorded on the new customer's home shard (the handler says so: ctx.auditShard).
+    const [created] = await recordsOf(
+      (r) => r.idempotencyKey === req.externalReference && r.code === Code.OK,
+      1,
+      auditClient(`127.0.0.1:${people.app.server.port}`, await auditorToken()),
+    );
+    expect(created!.shard).toBe(customer!.shard);
     await new Promise((r) => setTimeout(r, 200)); // the last audit batch
 
     // Everything the customer service logged (level trace), published and recorded.
