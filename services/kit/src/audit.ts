@@ -203,15 +203,17 @@ export function idempotencyKeyOf(req: unknown): string {
   if (typeof r.idempotencyKey === 'string' && r.idempotencyKey) return auditText(r.idempotencyKey, MAX_KEY);
   if (typeof r.externalReference === 'string' && r.externalReference) return auditText(r.externalReference, MAX_KEY);
   if (Array.isArray(r.transfers)) {
-    const ids = (r.transfers as { id?: unknown }[]).map((t) => (typeof t?.id === 'string' ? auditText(t.id, 64) : ''));
+    // Only the ids that fit are looked at: a batch of thousands costs no more than one of thirty.
+    const transfers = r.transfers as { id?: unknown }[];
     let out = '';
     let i = 0;
-    for (; i < ids.length; i++) {
-      const next = out ? `${out},${ids[i]}` : ids[i]!;
+    for (; i < transfers.length; i++) {
+      const id = transfers[i]?.id;
+      const next = `${out}${i ? ',' : ''}${typeof id === 'string' ? auditText(id, 64) : ''}`;
       if (next.length > MAX_KEY - 8) break;
       out = next;
     }
-    return i < ids.length ? `${out},+${ids.length - i}` : out;
+    return i < transfers.length ? `${out},+${transfers.length - i}` : out;
   }
   return '';
 }
