@@ -40,7 +40,7 @@
 // through; the serving process calls it hourly with AUDIT_RETENTION_DAYS (0: keep for ever).
 import { createHash, randomUUID } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
-import { trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { Counter } from 'prom-client';
 import type { Principal, TokenVerifier } from './auth.js';
 import { bind, isPermanentFailure } from './db.js';
@@ -351,8 +351,9 @@ export class AuditTrail implements AuditSink {
       },
       trace: traceCarrier(),
     });
-    if (this.buffer.length >= this.opts.batchSize) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
+    // Written outside the call's trace: the batch belongs to no one request.
+    if (this.buffer.length >= this.opts.batchSize) context.with(ROOT_CONTEXT, () => void this.flush());
+    else this.timer ??= context.with(ROOT_CONTEXT, () => setTimeout(() => void this.flush(), this.opts.flushMs));
   }
 
   /** Writes the buffer: one statement per shard (audit rows and their events together). */
