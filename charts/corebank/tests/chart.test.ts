@@ -499,6 +499,7 @@ describe('monitoring', () => {
     'payment_saga_oldest_unsettled_age_seconds',
     'payment_saga_unsettled_orders',
     'payment_saga_steps_total',
+    'audit_records_dropped_total',
   ];
 
   it('alerts only on metrics the services export', () => {
@@ -528,6 +529,7 @@ describe('monitoring', () => {
     'max',
     'by',
     'rate',
+    'increase',
     'histogram_quantile',
     'clamp_min',
     'min_over_time',
@@ -563,11 +565,12 @@ describe('monitoring', () => {
     }
   };
 
-  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age and pool saturation', () => {
+  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation and lost audit records', () => {
     const [rule] = ofKind(render({ values: [exampleValues] }), 'PrometheusRule');
     const alerts = rule!.spec.groups.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual(
       [
+        'CorebankAuditRecordsDropped',
         'CorebankDbPoolSaturated',
         'CorebankHighErrorRate',
         'CorebankHighLatency',
