@@ -1,7 +1,9 @@
 // `npm run call -- <Service> <Method> '<json request>'`: calls a service of the local bank with the
 // token `npm run up` wrote to .local/token, and prints the response as JSON (proto3 JSON names).
+// `AuditService@<service>` reads that service's audit trail (AuditService alone: the account service's).
 import { readFileSync } from 'node:fs';
 import * as account from '@corebank/kit/gen/corebank/v1/account';
+import * as audit from '@corebank/kit/gen/corebank/v1/audit';
 import * as customer from '@corebank/kit/gen/corebank/v1/customer';
 import * as loan from '@corebank/kit/gen/corebank/v1/loan';
 import * as payment from '@corebank/kit/gen/corebank/v1/payment';
@@ -10,7 +12,15 @@ import { promisify } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
 
 type Codec = { fromJSON(o: unknown): unknown; toJSON(o: unknown): unknown };
+const [serviceArg = '', method, json = '{}'] = process.argv.slice(2);
+const [serviceName, auditedService = 'account'] = serviceArg.split('@') as [string, string?];
 const services = {
+  AuditService: {
+    mod: audit as unknown as Record<string, Codec>,
+    Client: audit.AuditServiceClient,
+    def: audit.AuditServiceService,
+    name: auditedService,
+  },
   AccountService: {
     mod: account as unknown as Record<string, Codec>,
     Client: account.AccountServiceClient,
@@ -43,13 +53,14 @@ const services = {
   },
 };
 
-const [serviceName, method, json = '{}'] = process.argv.slice(2);
 const svc = services[serviceName as keyof typeof services];
 const defs = (svc?.def ?? {}) as Record<string, { path: string }>;
 const rpcName = (k: string) => defs[k]!.path.split('/').pop()!;
 const key = Object.keys(defs).find((k) => rpcName(k) === method || k === method);
 if (!svc || !key) {
-  console.error(`usage: npm run call -- <${Object.keys(services).join('|')}> <Method> '<json request>'`);
+  console.error(
+    `usage: npm run call -- <${Object.keys(services).join('|')}>[@service, for AuditService] <Method> '<json request>'`,
+  );
   if (svc) console.error(`methods: ${Object.keys(defs).map(rpcName).join(', ')}`);
   process.exit(2);
 }

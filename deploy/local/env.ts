@@ -77,6 +77,10 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     TLS_REQUIRED: 'false',
     TLS_RELOAD_INTERVAL_MS: '10000',
     GRPC_HEALTH_PORT: '0',
+    AUDIT_RETENTION_DAYS: '30',
+    AUDIT_FLUSH_MS: '5',
+    AUDIT_BATCH_SIZE: '500',
+    AUDIT_BUFFER_MAX: '50000',
   };
   if (GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ALL_AUDIENCES,
+  AUDIT_READ_SCOPE,
   createLogger,
   hashedUuid,
   migrateAllShards,
@@ -216,6 +217,7 @@ async function openDemo(issuerKey: string) {
       'loans:read',
       'loans:write',
       'loans:admin',
+      AUDIT_READ_SCOPE,
     ],
     audience: ALL_AUDIENCES,
     ttlSeconds: 12 * 3600,

@@ -159,7 +159,7 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 
 {{/* Variables the chart sets itself (besides SHARD_i_*). */}}
 {{- define "corebank.reservedEnv" -}}
-{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "TLS_CERT_FILE" "TLS_KEY_FILE" "TLS_CA_FILE" "TLS_REQUIRED" "TLS_RELOAD_INTERVAL_MS" "GRPC_HEALTH_PORT" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
+{{- list "SERVICE" "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "LOG_LEVEL" "SHARD_COUNT" "SHARD_MAP" "DATABASE_POOL_MAX" "GLOBAL_DATABASE_URL" "GLOBAL_DATABASE_PASSWORD" "NATS_URL" "NATS_USER" "NATS_PASSWORD" "AUTH_JWKS" "AUTH_ISSUER" "AUTH_SERVICE_KEY" "SHUTDOWN_GRACE_MS" "READINESS_DRAIN_MS" "GRPC_MAX_CONNECTION_AGE_MS" "ADMISSION_MAX_IN_FLIGHT" "ADMISSION_READ_RESERVE_PERCENT" "CHANNEL_RATE_LIMITS" "TLS_CERT_FILE" "TLS_KEY_FILE" "TLS_CA_FILE" "TLS_REQUIRED" "TLS_RELOAD_INTERVAL_MS" "GRPC_HEALTH_PORT" "AUDIT_RETENTION_DAYS" "AUDIT_FLUSH_MS" "AUDIT_BATCH_SIZE" "AUDIT_BUFFER_MAX" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" | toJson -}}
 {{- end -}}
 
 {{/* SHARD_MAP value: empty (even split) or the JSON map. */}}
@@ -340,6 +340,14 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
 {{- end }}
 - name: TLS_RELOAD_INTERVAL_MS
   value: {{ $v.tls.reloadIntervalMs | quote }}
+- name: AUDIT_RETENTION_DAYS
+  value: {{ $v.audit.retentionDays | quote }}
+- name: AUDIT_FLUSH_MS
+  value: {{ $v.audit.flushMs | quote }}
+- name: AUDIT_BATCH_SIZE
+  value: {{ $v.audit.batchSize | quote }}
+- name: AUDIT_BUFFER_MAX
+  value: {{ $v.audit.bufferMax | quote }}
 {{- range $callee := default (list) $svc.calls }}
 - name: {{ printf "%s_SERVICE_ADDRESS" (upper $callee) }}
   value: {{ printf "%s:%d" (include "corebank.componentName" (dict "root" $root "name" $callee)) (int $v.grpc.port) | quote }}

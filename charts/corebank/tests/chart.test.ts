@@ -517,6 +517,7 @@ describe('monitoring', () => {
     'payment_saga_unsettled_orders',
     'payment_saga_steps_total',
     'tls_certificate_expiry_timestamp_seconds',
+    'audit_records_dropped_total',
   ];
 
   it('alerts only on metrics the services export', () => {
@@ -546,6 +547,7 @@ describe('monitoring', () => {
     'max',
     'by',
     'rate',
+    'increase',
     'histogram_quantile',
     'clamp_min',
     'min_over_time',
@@ -582,11 +584,12 @@ describe('monitoring', () => {
     }
   };
 
-  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation and TLS expiry', () => {
+  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation, TLS expiry and lost audit records', () => {
     const [rule] = ofKind(render({ values: [exampleValues] }), 'PrometheusRule');
     const alerts = rule!.spec.groups.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual(
       [
+        'CorebankAuditRecordsDropped',
         'CorebankDbPoolSaturated',
         'CorebankHighErrorRate',
         'CorebankHighLatency',

@@ -20,6 +20,13 @@ export const SUBJECTS = {
   riskTierChanged: subjectOf(DOMAIN, 'risk_tier_changed'),
 } as const;
 
+/**
+ * The customer as events carry it: without contact details (email, phone, address). Events travel
+ * far (every consumer, the stream's retention); a consumer that needs to reach the customer asks
+ * GetCustomer. Identity numbers are never in a Customer at all (only the last four digits).
+ */
+export const published = (c: Customer): Customer => ({ ...c, contact: undefined });
+
 function meta(c: Customer, at: Date): EventMeta {
   return { eventId: newEventId(), occurredAt: toTimestamp(at), shard: c.shard };
 }
@@ -32,17 +39,25 @@ const event = (m: EventMeta, subject: string, payload: Uint8Array): OutboxEvent 
 
 export function customerCreated(customer: Customer, at: Date): OutboxEvent {
   const m = meta(customer, at);
-  return event(m, SUBJECTS.created, CustomerCreated.encode({ meta: m, customer }).finish());
+  return event(m, SUBJECTS.created, CustomerCreated.encode({ meta: m, customer: published(customer) }).finish());
 }
 
 export function customerUpdated(customer: Customer, changedFields: string[], at: Date): OutboxEvent {
   const m = meta(customer, at);
-  return event(m, SUBJECTS.updated, CustomerUpdated.encode({ meta: m, customer, changedFields }).finish());
+  return event(
+    m,
+    SUBJECTS.updated,
+    CustomerUpdated.encode({ meta: m, customer: published(customer), changedFields }).finish(),
+  );
 }
 
 export function kycChanged(customer: Customer, from: KycStatus, to: KycStatus, reason: string, at: Date): OutboxEvent {
   const m = meta(customer, at);
-  return event(m, SUBJECTS.kycChanged, CustomerKycChanged.encode({ meta: m, customer, from, to, reason }).finish());
+  return event(
+    m,
+    SUBJECTS.kycChanged,
+    CustomerKycChanged.encode({ meta: m, customer: published(customer), from, to, reason }).finish(),
+  );
 }
 
 export function statusChanged(
@@ -56,7 +71,7 @@ export function statusChanged(
   return event(
     m,
     SUBJECTS.statusChanged,
-    CustomerStatusChanged.encode({ meta: m, customer, from, to, reason }).finish(),
+    CustomerStatusChanged.encode({ meta: m, customer: published(customer), from, to, reason }).finish(),
   );
 }
 
@@ -71,6 +86,6 @@ export function riskTierChanged(
   return event(
     m,
     SUBJECTS.riskTierChanged,
-    CustomerRiskTierChanged.encode({ meta: m, customer, from, to, reason }).finish(),
+    CustomerRiskTierChanged.encode({ meta: m, customer: published(customer), from, to, reason }).finish(),
   );
 }

@@ -163,6 +163,8 @@ export async function startCustomerService(
         requireUnbound(ctx.principal, 'onboard customers');
         validateCreate(req);
         const res = await createCustomer(router, key, ctx.principal.channel, req);
+        // Audited on the new customer's home shard (the request names no customer yet).
+        ctx.auditShard = res.customer.shard;
         if (!res.replayed) ctx.log.info({ customer_id: res.customer.id }, 'customer created');
         return res;
       },

@@ -281,6 +281,31 @@ export const baseSpec = {
     parse: parsers.int(0, 65535),
     default: '0',
   },
+  auditRetentionDays: {
+    name: 'AUDIT_RETENTION_DAYS',
+    description: 'days audit records are kept before the hourly purge deletes them (0: kept for ever)',
+    parse: parsers.int(0, 36_500),
+    default: '2557',
+  },
+  auditFlushMs: {
+    name: 'AUDIT_FLUSH_MS',
+    description: 'longest an audit record waits in the in-process buffer before it is written',
+    parse: parsers.int(1, 10_000),
+    default: '5',
+  },
+  auditBatchSize: {
+    name: 'AUDIT_BATCH_SIZE',
+    description: 'audit records that trigger a write at once (one multi-row insert per shard)',
+    parse: parsers.int(1, 10_000),
+    default: '500',
+  },
+  auditBufferMax: {
+    name: 'AUDIT_BUFFER_MAX',
+    description:
+      'audit records held in memory at most while the database is slow; beyond, new ones are dropped (counted)',
+    parse: parsers.int(1, 1_000_000),
+    default: '50000',
+  },
   maxConnectionAgeMs: {
     name: 'GRPC_MAX_CONNECTION_AGE_MS',
     description: 'clients reconnect after this long, so pods added by the autoscaler get traffic',

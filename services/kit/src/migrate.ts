@@ -1,6 +1,7 @@
 // knex migrations, applied to every shard by one call. Migrations are code (not files) so the
 // same list runs from TypeScript sources in tests and from dist/ in the image.
 import type { Knex } from 'knex';
+import { auditMigration } from './audit.js';
 import type { Logger } from './log.js';
 import type { ShardRouter } from './sharding.js';
 
@@ -9,7 +10,7 @@ export interface Migration {
   up: (db: Knex) => Promise<void>;
 }
 
-/** Tables every service has on every shard: identity of the shard, outbox and inbox. */
+/** Tables every service has on every shard: identity of the shard, outbox and inbox, the audit trail. */
 export const kitMigrations: Migration[] = [
   {
     name: '000_kit_shard_outbox_inbox',
@@ -60,6 +61,7 @@ export const kitMigrations: Migration[] = [
       `);
     },
   },
+  auditMigration,
 ];
 
 class ListSource implements Knex.MigrationSource<Migration> {

@@ -38,10 +38,10 @@ export const newEventId = (): string => randomUUID();
  * The outbox insert as a statement with its bindings, for callers that fold it into a larger
  * statement (one round trip for a whole ledger batch).
  */
-export function outboxInsert(events: OutboxEvent[]): { sql: string; bindings: unknown[] } {
+export function outboxInsert(events: OutboxEvent[], table = 'outbox'): { sql: string; bindings: unknown[] } {
   let active: string | undefined;
   return {
-    sql: `insert into outbox (id, subject, payload, headers)
+    sql: `insert into ${table} (id, subject, payload, headers)
           select * from unnest(?::uuid[], ?::text[], ?::bytea[], ?::jsonb[])`,
     bindings: [
       events.map((e) => e.id),
@@ -89,6 +89,14 @@ export interface RelayOptions {
   retainInboxMs?: number;
   /** Rows one cleanup deletes at most per table (in batches), so a backlog is worked off over several runs. */
   cleanupMaxRows?: number;
+  /**
+   * The table relayed: `outbox` (the default: the service's events; its cleanup also ages the
+   * inbox and it feeds the outbox gauges) or another with the same columns, e.g. the kit's
+   * `audit_outbox` (audit.ts), relayed on its own so that no reader of `outbox` meets its rows.
+   */
+  table?: string;
+  /** Listen for the table's NOTIFY (default true); false: poll every pollMs and wakeShard. */
+  listen?: boolean;
 }
 
 /** The channel the outbox trigger (kit migration 001) notifies for a service's schema. */
@@ -110,9 +118,17 @@ export class OutboxRelay {
     private readonly opts: RelayOptions = {},
   ) {}
 
+  private get table(): string {
+    return this.opts.table ?? 'outbox';
+  }
+
   start(): void {
     this.running = true;
     for (const s of this.router.shards) this.wakers.set(s.index, new Waker());
+    if (this.opts.listen === false) {
+      this.loops = this.router.shards.map((s) => this.loop(s));
+      return;
+    }
     this.listeners = this.router.shards.map((s) => {
       const l = new ShardListener(s, outboxChannel(this.router.service), () => this.wakeShard(s.index), this.log);
       l.start();
@@ -169,12 +185,12 @@ export class OutboxRelay {
     return shard.db.transaction(async (tx) => {
       // One active relay per service and shard across replicas keeps the stream in outbox order
       // (keyed by schema: services sharing a database relay independently).
-      const lock = await tx.raw(
-        `select pg_try_advisory_xact_lock(hashtext('corebank.outbox.relay.' || current_schema())) as ok`,
-      );
+      const lock = await tx.raw(`select pg_try_advisory_xact_lock(hashtext(?::text || current_schema())) as ok`, [
+        `corebank.${this.table === 'outbox' ? 'outbox' : this.table}.relay.`,
+      ]);
       if (!(lock.rows[0] as { ok: boolean }).ok) return 0;
       const { rows } = (await tx.raw(
-        `select seq, id, subject, payload, headers from outbox where sent_at is null order by seq limit ?`,
+        `select seq, id, subject, payload, headers from ${this.table} where sent_at is null order by seq limit ?`,
         [this.opts.batchSize ?? 500],
       )) as { rows: OutboxRow[] };
       if (!rows.length) return 0;
@@ -186,7 +202,7 @@ export class OutboxRelay {
           return this.js.publish(r.subject, r.payload, { msgID: r.id, headers: h, timeout: 10_000 });
         }),
       );
-      await tx.raw(`update outbox set sent_at = now() where seq = any(?::bigint[])`, [
+      await tx.raw(`update ${this.table} set sent_at = now() where seq = any(?::bigint[])`, [
         rows.map((r) => r.seq.toString()),
       ]);
       return rows.length;
@@ -200,14 +216,16 @@ export class OutboxRelay {
    */
   async cleanup(shard: Shard): Promise<{ outbox: number; inbox: number }> {
     const max = this.opts.cleanupMaxRows ?? 100_000;
+    const table = this.table;
     const outbox = await deleteInBatches(
       shard,
-      'outbox',
-      `select seq from outbox where sent_at < now() - make_interval(secs => ?) order by sent_at limit ?`,
-      `delete from outbox o using doomed d where o.seq = d.seq`,
+      table,
+      `select seq from ${table} where sent_at < now() - make_interval(secs => ?) order by sent_at limit ?`,
+      `delete from ${table} o using doomed d where o.seq = d.seq`,
       (this.opts.retainSentMs ?? 24 * 3600 * 1000) / 1000,
       max,
     );
+    if (table !== 'outbox') return { outbox, inbox: 0 };
     const inbox = await deleteInBatches(
       shard,
       'inbox',

@@ -1,5 +1,6 @@
 // A process that only relays a service's outbox to JetStream (no gRPC): for deployments that
 // scale the relay apart from the API, and for tests that kill a relay mid-stream.
+import { AUDIT_DOMAIN, AUDIT_RELAY } from './audit.js';
 import { exitOnSignals } from './grpc/server.js';
 import { createLogger } from './log.js';
 import { connectNats, ensureStream, type NatsOptions } from './nats.js';
@@ -17,10 +18,15 @@ export async function runRelayProcess(o: {
   const log = createLogger(name, o.logLevel);
   const nats = await connectNats({ ...o.nats, name });
   await ensureStream(nats.jsm, o.domain);
+  // Audit records go to the bank-wide audit stream (see audit.ts).
+  await ensureStream(nats.jsm, AUDIT_DOMAIN);
   const relay = new OutboxRelay(o.router, nats.js, log);
   relay.start();
+  const auditRelay = new OutboxRelay(o.router, nats.js, log, AUDIT_RELAY);
+  auditRelay.start();
   exitOnSignals(async () => {
     await relay.stop();
+    await auditRelay.stop();
     await nats.nc.drain();
     await o.router.close();
   }, log);

@@ -3,6 +3,7 @@
 // metrics, the /metrics endpoint, and the gRPC server whose health follows the databases and
 // NATS. serve() also fixes the shutdown order: the service's own background work, the relay,
 // then NATS, the pools and telemetry.
+import { AUDIT_DOMAIN, AUDIT_RELAY, AuditTrail, auditServiceBinding } from './audit.js';
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
 import { tlsFromConfig, type TlsConfig } from './grpc/tls.js';
 import type { Logger } from './log.js';
@@ -28,12 +29,18 @@ export interface RuntimeConfig extends TlsConfig {
   admissionReadReservePercent: number;
   channelRateLimits: ReadonlyMap<string, number>;
   grpcHealthPort: number;
+  auditRetentionDays: number;
+  auditFlushMs: number;
+  auditBatchSize: number;
+  auditBufferMax: number;
 }
 
 export interface Runtime {
   router: ShardRouter;
   nats: Nats;
   log: Logger;
+  /** The service's audit trail (every binding served records into it). */
+  audit: AuditTrail;
   /** Starts the gRPC server; `stop` runs first on shutdown (the service's own background work). */
   serve(bindings: ServiceBinding[], stop?: (() => unknown)[]): Promise<RunningServer>;
 }
@@ -57,6 +64,7 @@ export async function startRuntime(o: {
     name: o.service,
   });
   await ensureStream(nats.jsm, o.domain);
+  await ensureStream(nats.jsm, AUDIT_DOMAIN);
   const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, o.relay) : undefined;
   relay?.start();
 
@@ -70,16 +78,37 @@ export async function startRuntime(o: {
   }, 5000);
   poolTimer.unref();
 
+  const auditRelay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, AUDIT_RELAY) : undefined;
+  auditRelay?.start();
+  const audit = new AuditTrail(
+    router,
+    o.domain,
+    log,
+    {
+      flushMs: config.auditFlushMs,
+      batchSize: config.auditBatchSize,
+      bufferMax: config.auditBufferMax,
+      retentionDays: config.auditRetentionDays,
+    },
+    (shard) => auditRelay?.wakeShard(shard),
+  );
+
   return {
     router,
     nats,
     log,
+    audit,
     async serve(bindings, stop = []) {
       const metrics = serveMetrics(config.metricsPort, config.grpcHost);
+      // Every service records into its audit trail and serves ListAuditRecords over it.
+      const served = [...bindings];
+      if (bindings[0]) served.push(auditServiceBinding(router, bindings[0].verifier, log));
+      for (const b of served) b.audit = audit;
+      audit.start();
       return startServer({
         host: config.grpcHost,
         port: config.grpcPort,
-        services: bindings,
+        services: served,
         log,
         maxConnectionAgeMs: config.maxConnectionAgeMs,
         shutdownGraceMs: config.shutdownGraceMs,
@@ -98,9 +127,12 @@ export async function startRuntime(o: {
         onShutdown: [
           async () => {
             for (const step of stop) await step();
+            // After the server drained: every call has handed over its record.
+            await audit.stop();
             clearInterval(poolTimer);
             metrics?.close();
             await relay?.stop();
+            await auditRelay?.stop();
           },
           () => nats.nc.drain(),
           () => router.close(),

@@ -1,7 +1,7 @@
 // Admission: past its capacity a service sheds at once instead of queueing work until every
 // caller times out. Two limits, both checked before any work is done for a call:
 //   - requests in flight in this process (ADMISSION_MAX_IN_FLIGHT). Reads (Get*, List*, Check*,
-//     Preview*) may use every slot; writes leave a share of them (ADMISSION_READ_RESERVE_PERCENT)
+//     Preview*, Compute*) may use every slot; writes leave a share of them (ADMISSION_READ_RESERVE_PERCENT)
 //     to reads, so a flood of payments does not stop a channel from showing balances;
 //   - a rate per calling channel (CHANNEL_RATE_LIMITS, a token bucket holding one second of its
 //     rate), so one channel cannot take the capacity of the others.
@@ -34,9 +34,6 @@ export interface AdmissionLimits {
   channelRates: ReadonlyMap<string, number>;
 }
 
-/** Whether a method only reads: reads are kept apart from writes when the service is busy. */
-export const isReadMethod = (method: string): boolean => /^(get|list|check|preview)/i.test(method);
-
 /** Channel buckets kept at most: old ones are dropped first (a dropped bucket starts full again). */
 const MAX_BUCKETS = 10_000;
 
@@ -50,13 +47,14 @@ export class AdmissionGate {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Counts a call in; throws RESOURCE_EXHAUSTED when it is over the in-flight limit. Call leave() after. */
-  enter(method: string): void {
+  /**
+   * Counts a call in; throws RESOURCE_EXHAUSTED when it is over the in-flight limit. Call leave()
+   * after. `readOnly`: a read (audit.ts isReadOnlyMethod, the one rule for what is a read).
+   */
+  enter(readOnly: boolean): void {
     const max = this.limits.maxInFlight;
     if (max > 0) {
-      const cap = isReadMethod(method)
-        ? max
-        : Math.max(1, Math.floor((max * (100 - this.limits.readReservePercent)) / 100));
+      const cap = readOnly ? max : Math.max(1, Math.floor((max * (100 - this.limits.readReservePercent)) / 100));
       if (this.inFlight >= cap) {
         shed.inc({ service: this.service, reason: 'OVERLOADED' });
         // A busy service drains a slot in about one call's time: a short, jittered wait.

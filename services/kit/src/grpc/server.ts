@@ -2,6 +2,7 @@
 // deadline, logging, metrics, error mapping); the standard health service reports the real
 // state of the service's dependencies; reflection serves the contract; SIGTERM drains.
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -9,6 +10,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ON_BEHALF_OF_HEADER, requireScope, type Principal, type TokenVerifier } from '../auth.js';
 import { AdmissionGate, type AdmissionLimits } from './admission.js';
 import { serverCredentials, startHealthListener, type TlsFiles } from './tls.js';
+import { isReadOnlyMethod, type AuditSink } from '../audit.js';
 import { StartupError } from '../command.js';
 import { DomainError, toServiceError } from '../errors.js';
 import { descriptorSetBase64 } from '../gen/descriptor.js';
@@ -21,6 +23,11 @@ export interface RpcContext {
   signal: AbortSignal;
   deadline?: Date;
   log: Logger;
+  /**
+   * The shard the command acted on, for its audit record (see audit.ts); unset: derived from the
+   * customer binding or the request's ids, else shard 0.
+   */
+  auditShard?: number;
 }
 
 export type UnaryHandler<Req, Res> = (req: Req, ctx: RpcContext) => Promise<Res>;
@@ -42,6 +49,10 @@ export interface ServiceBinding {
   implementation: grpc.UntypedServiceImplementation;
   /** The server's admission limits, set by startServer (none until then: nothing is shed). */
   gate?: AdmissionGate;
+  /** Where finished calls are recorded (runtime.serve attaches the service's AuditTrail; none: not recorded). */
+  audit?: AuditSink;
+  /** The verifier its calls are authenticated with (runtime.serve binds the AuditService with it too). */
+  verifier: TokenVerifier;
 }
 
 /**
@@ -58,11 +69,14 @@ export function bindService<D extends grpc.ServiceDefinition>(
 ): ServiceBinding {
   const implementation: grpc.UntypedServiceImplementation = {};
   const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  const binding: ServiceBinding = { name, definition: tolerant as grpc.ServiceDefinition, implementation };
+  const binding: ServiceBinding = { name, definition: tolerant as grpc.ServiceDefinition, implementation, verifier };
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
     tolerant[method] = tolerantOfMalformedBytes(definition[method] as grpc.MethodDefinition<unknown, unknown>);
     const handler = handlers[method] as UnaryHandler<unknown, unknown>;
     const scope = scopes[method];
+    // Audited: every mutating method; a read only when its authentication failed.
+    const rpc = (definition[method] as grpc.MethodDefinition<unknown, unknown>).path.split('/').pop() ?? method;
+    const mutating = !isReadOnlyMethod(rpc);
     implementation[method] = (async (
       call: grpc.ServerUnaryCall<unknown, unknown>,
       callback: grpc.sendUnaryData<unknown>,
@@ -80,8 +94,12 @@ export function bindService<D extends grpc.ServiceDefinition>(
       // Shedding comes first, so a flood costs as little as possible per refused call.
       const gate = binding.gate;
       let admitted = false;
+      let principal: Principal | undefined;
+      let authFailed = false;
+      let reason = '';
+      let ctx: RpcContext | undefined;
       try {
-        gate?.enter(method);
+        gate?.enter(!mutating);
         admitted = true;
         if (deadlineAt) {
           const left = deadlineAt.getTime() - Date.now();
@@ -94,16 +112,21 @@ export function bindService<D extends grpc.ServiceDefinition>(
         }
         const authorization = call.metadata.get('authorization')[0];
         const onBehalfOf = call.metadata.get(ON_BEHALF_OF_HEADER)[0];
-        const principal = await verifier.authenticate(
-          typeof authorization === 'string' ? authorization : undefined,
-          typeof onBehalfOf === 'string' ? onBehalfOf : undefined,
-        );
+        try {
+          principal = await verifier.authenticate(
+            typeof authorization === 'string' ? authorization : undefined,
+            typeof onBehalfOf === 'string' ? onBehalfOf : undefined,
+          );
+        } catch (err) {
+          authFailed = true;
+          throw err;
+        }
         requireScope(principal, scope);
         gate?.charge(principal.channel);
-        if (call.request === MALFORMED) {
+        if (malformed.has(call.request as object)) {
           throw new DomainError('INVALID_ARGUMENT', 'MALFORMED_REQUEST', 'the request is not a valid protobuf message');
         }
-        const result = await handler(call.request, {
+        ctx = {
           principal,
           signal: abort.signal,
           deadline: deadlineAt,
@@ -112,16 +135,35 @@ export function bindService<D extends grpc.ServiceDefinition>(
             channel: principal.channel,
             ...(principal.onBehalfOf ? { on_behalf_of: principal.onBehalfOf } : {}),
           }),
-        });
+        };
+        const result = await handler(call.request, ctx);
         callback(null, result);
       } catch (err) {
         const e = toServiceError(err);
         code = e.code;
+        reason = err instanceof DomainError ? err.reason : grpc.status[e.code];
         if (!(err instanceof DomainError)) log.error({ err, rpc: `${name}/${method}` }, 'unhandled error');
         else log.debug({ rpc: `${name}/${method}`, code: err.code, reason: err.reason }, err.message);
         callback(e);
       } finally {
         if (admitted) gate?.leave();
+        if (binding.audit && (mutating || authFailed)) {
+          try {
+            binding.audit.record({
+              service: name,
+              method: rpc,
+              principal,
+              request: call.request,
+              sha256: requestHashes.get(call.request as object),
+              code,
+              reason,
+              metadata: call.metadata,
+              shard: ctx?.auditShard,
+            });
+          } catch (err) {
+            log.error({ err, rpc: `${name}/${method}` }, 'audit record not taken');
+          }
+        }
         if (timer) clearTimeout(timer);
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         grpcRequests.inc({ service: name, method, code: grpc.status[code] });
@@ -132,8 +174,10 @@ export function bindService<D extends grpc.ServiceDefinition>(
   return binding;
 }
 
-/** Stands in for a request whose bytes did not decode. */
-const MALFORMED = Object.freeze({ malformed: true });
+/** Stand-ins for requests whose bytes did not decode (one per call, so each has its own hash). */
+const malformed = new WeakSet<object>();
+/** SHA-256 of each request's serialized bytes, for its audit record. */
+const requestHashes = new WeakMap<object, Buffer>();
 
 /**
  * The method with a deserializer that never throws: grpc-js answers a throwing deserializer with
@@ -144,11 +188,15 @@ function tolerantOfMalformedBytes(m: grpc.MethodDefinition<unknown, unknown>): g
   return {
     ...m,
     requestDeserialize: (bytes: Buffer) => {
+      let req: unknown;
       try {
-        return m.requestDeserialize(bytes);
+        req = m.requestDeserialize(bytes);
       } catch {
-        return MALFORMED;
+        req = Object.freeze({ malformed: true });
+        malformed.add(req as object);
       }
+      if (typeof req === 'object' && req !== null) requestHashes.set(req, createHash('sha256').update(bytes).digest());
+      return req;
     },
   };
 }

@@ -8,6 +8,7 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Account, Transfer } from "./account.js";
+import { AuditRecord } from "./audit.js";
 import {
   Customer,
   CustomerStatus,
@@ -83,7 +84,10 @@ export interface CustomerCreated {
   customer?: Customer | undefined;
 }
 
-/** corebank.customer.customer_updated: contact details changed. */
+/**
+ * corebank.customer.customer_updated: contact details changed (which ones: changed_fields; the
+ * new values are not in the event).
+ */
 export interface CustomerUpdated {
   meta?: EventMeta | undefined;
   customer?:
@@ -166,6 +170,16 @@ export interface LoanRepaymentChanged {
   meta?: EventMeta | undefined;
   repayment?: Repayment | undefined;
   loan?: Loan | undefined;
+}
+
+/**
+ * corebank.audit.recorded.<domain>: a service recorded an audit record (see audit.proto). Every
+ * service publishes its records to the one stream CB_AUDIT (corebank.audit.>), apart from its
+ * domain's stream, so that no consumer of domain events sees them.
+ */
+export interface AuditRecorded {
+  meta?: EventMeta | undefined;
+  record?: AuditRecord | undefined;
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -1913,6 +1927,93 @@ export const LoanRepaymentChanged: MessageFns<LoanRepaymentChanged> = {
       ? Repayment.fromPartial(object.repayment)
       : undefined;
     message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    return message;
+  },
+};
+
+function createBaseAuditRecorded(): AuditRecorded {
+  return { meta: undefined, record: undefined };
+}
+
+export const AuditRecorded: MessageFns<AuditRecorded> = {
+  encode(message: AuditRecorded, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.record !== undefined) {
+      AuditRecord.encode(message.record, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditRecorded {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditRecorded();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.record = AuditRecord.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditRecorded {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      record: isSet(object.record) ? AuditRecord.fromJSON(object.record) : undefined,
+    };
+  },
+
+  toJSON(message: AuditRecorded): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.record !== undefined) {
+      obj.record = AuditRecord.toJSON(message.record);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditRecorded>, I>>(base?: I): AuditRecorded {
+    return AuditRecorded.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditRecorded>, I>>(object: I): AuditRecorded {
+    const message = createBaseAuditRecorded();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.record = (object.record !== undefined && object.record !== null)
+      ? AuditRecord.fromPartial(object.record)
+      : undefined;
     return message;
   },
 };
