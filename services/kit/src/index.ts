@@ -20,6 +20,7 @@ export * from './nats.js';
 export * from './outbox.js';
 export * from './waker.js';
 export * from './sharding.js';
+export * from './system-accounts.js';
 export * from './time.js';
 export * from './grpc/client.js';
 export * from './relay-process.js';

@@ -2,7 +2,14 @@
 // loan's own ledger account, the shard's loan-interest-income GL account, and transfers. Every
 // transfer id is derived from the loan or repayment id and its purpose, so a retried step replays
 // the ledger's recorded result instead of moving money again.
-import { callDeadline, DomainError, fromDownstream, serviceClient, type ServiceIdentity } from '@corebank/kit';
+import {
+  callDeadline,
+  DomainError,
+  fromDownstream,
+  serviceClient,
+  SystemAccounts,
+  type ServiceIdentity,
+} from '@corebank/kit';
 import {
   AccountServiceClient,
   CreateAccountResultCode,
@@ -27,7 +34,13 @@ export const CODES = {
 export type LedgerStep = { kind: 'ok' } | { kind: 'refused'; reason: string };
 
 export class Accounts {
-  private readonly income = new Map<string, string>();
+  private readonly systemAccounts = new SystemAccounts(async (deadline) => {
+    try {
+      return await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) });
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'ListSystemAccounts');
+    }
+  });
 
   constructor(
     private readonly client: ReturnType<typeof serviceClient<AccountServiceClient>>,
@@ -108,21 +121,8 @@ export class Accounts {
 
   /** The loan-interest-income GL account of a shard in a currency. */
   async interestIncome(shard: number, currency: string, deadline?: Date): Promise<string> {
-    const key = `${shard}:${currency}`;
-    if (!this.income.has(key)) {
-      let accounts;
-      try {
-        ({ accounts } = await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) }));
-      } catch (err) {
-        throw fromDownstream(err, 'account', 'ListSystemAccounts');
-      }
-      for (const s of accounts) {
-        if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME && s.account) {
-          this.income.set(`${s.account.shard}:${s.account.currency}`, s.account.id);
-        }
-      }
-    }
-    const id = this.income.get(key);
+    const kind = SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME;
+    const id = await this.systemAccounts.find(kind, shard, currency, deadline);
     if (!id) {
       throw new DomainError(
         'FAILED_PRECONDITION',

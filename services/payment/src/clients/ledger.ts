@@ -7,6 +7,7 @@ import {
   fromDownstream,
   hashedUuid,
   serviceClient,
+  SystemAccounts,
   type Principal,
   type ServiceIdentity,
 } from '@corebank/kit';
@@ -53,7 +54,13 @@ export type AccountFacts = Pick<Account, 'id' | 'ownerId' | 'currency' | 'shard'
 const MAX_CACHED_ACCOUNTS = 100_000;
 
 export class Ledger {
-  private inTransit = new Map<string, string>();
+  private readonly systemAccounts = new SystemAccounts(async (deadline) => {
+    try {
+      return await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) });
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'ListSystemAccounts');
+    }
+  });
   private facts = new Map<string, AccountFacts>();
 
   constructor(
@@ -105,22 +112,8 @@ export class Ledger {
   }
 
   /** The in-transit GL account of a shard in a currency, or undefined when the ledger books none. */
-  async inTransitAccount(shard: number, currency: string, deadline?: Date): Promise<string | undefined> {
-    const key = `${shard}:${currency}`;
-    if (!this.inTransit.has(key)) {
-      let accounts;
-      try {
-        ({ accounts } = await this.client.listSystemAccounts({}, { deadline: this.deadline(deadline) }));
-      } catch (err) {
-        throw fromDownstream(err, 'account', 'ListSystemAccounts');
-      }
-      for (const s of accounts) {
-        if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT && s.account) {
-          this.inTransit.set(`${s.account.shard}:${s.account.currency}`, s.account.id);
-        }
-      }
-    }
-    return this.inTransit.get(key);
+  inTransitAccount(shard: number, currency: string, deadline?: Date): Promise<string | undefined> {
+    return this.systemAccounts.find(SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT, shard, currency, deadline);
   }
 
   private deadline(outer?: Date): Date {
