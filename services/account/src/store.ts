@@ -174,15 +174,14 @@ export function systemAccountId(map: ShardMap, shard: number, kind: SystemAccoun
   return bucketedId(map.firstBucketOf(shard), 'system', String(shard), String(kind), currency);
 }
 
-const SYSTEM_KINDS = [
-  SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH,
-  SystemAccountKind.SYSTEM_ACCOUNT_KIND_IN_TRANSIT,
-  SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME,
-];
+/** Every kind of the chart of accounts (SystemAccountKind but UNSPECIFIED and UNRECOGNIZED). */
+export const SYSTEM_KINDS = Object.values(SystemAccountKind).filter(
+  (k): k is SystemAccountKind => typeof k === 'number' && k > 0,
+);
 
 /**
- * Every shard has, per currency, its cash, in-transit and loan-interest-income GL accounts (no
- * balance constraints). A kind added later is created by the next start-up (insert, ignore existing).
+ * Every shard has, per currency, one GL account of each kind of the chart of accounts (no balance
+ * constraints). A kind added later is created by the next start-up (insert, ignore existing).
  */
 export async function ensureSystemAccounts(router: ShardRouter, currencies: string[]): Promise<void> {
   await Promise.all(

@@ -73,6 +73,30 @@ export enum SystemAccountKind {
   SYSTEM_ACCOUNT_KIND_IN_TRANSIT = 2,
   /** SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME - Income: the interest borrowers pay on their loans (credited by the loan service's repayments). */
   SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME = 3,
+  /**
+   * SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE - The chart of accounts of the bank's day (DESIGN.md), one of each per shard and currency.
+   * Asset: loan interest accrued day by day and not yet collected (debited by accrual, credited
+   * when a repayment collects interest).
+   */
+  SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE = 4,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME - Income: penalty interest on overdue loan amounts. */
+  SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME = 5,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE - Asset: penalty interest charged and not yet collected. */
+  SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE = 6,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME - Income: loan fees. */
+  SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME = 7,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE - Expense: loans written off. */
+  SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE = 8,
+  /** SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME - Income: amounts recovered on loans written off. */
+  SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME = 9,
+  /** SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE - Expense: interest the bank pays on deposits. */
+  SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE = 10,
+  /** SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE - Liability: deposit interest accrued and not yet posted to the customers' accounts. */
+  SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE = 11,
+  /** SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME - Income: fees charged on deposit accounts (monthly fees). */
+  SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME = 12,
+  /** SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME - Income: the servicing fee the bank earns on partner lenders' shares of co-lent loans. */
+  SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME = 13,
   UNRECOGNIZED = -1,
 }
 
@@ -90,6 +114,36 @@ export function systemAccountKindFromJSON(object: any): SystemAccountKind {
     case 3:
     case "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME":
       return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME;
+    case 4:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE;
+    case 5:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME;
+    case 6:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE;
+    case 7:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME;
+    case 8:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE;
+    case 9:
+    case "SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME;
+    case 10:
+    case "SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE;
+    case 11:
+    case "SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE;
+    case 12:
+    case "SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME;
+    case 13:
+    case "SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME":
+      return SystemAccountKind.SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -107,6 +161,26 @@ export function systemAccountKindToJSON(object: SystemAccountKind): string {
       return "SYSTEM_ACCOUNT_KIND_IN_TRANSIT";
     case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME:
       return "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_RECEIVABLE";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_INCOME";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_PENALTY_RECEIVABLE";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_FEE_INCOME";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_LOSS_EXPENSE";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_LOAN_RECOVERY_INCOME";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE:
+      return "SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_EXPENSE";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE:
+      return "SYSTEM_ACCOUNT_KIND_DEPOSIT_INTEREST_PAYABLE";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_DEPOSIT_FEE_INCOME";
+    case SystemAccountKind.SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME:
+      return "SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME";
     case SystemAccountKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
