@@ -31,7 +31,7 @@ export const LOCAL_ADDRESSES: Record<LocalService, string> = {
 
 /** Which services each service calls: it gets <NAME>_SERVICE_ADDRESS for each (as in the chart's `calls`). */
 export const LOCAL_CALLS: Record<string, LocalService[]> = {
-  account: ['customer', 'product'],
+  account: ['customer', 'product', 'loan'],
   customer: ['account'],
   product: [],
   payment: ['account', 'customer', 'product'],
@@ -45,11 +45,17 @@ export const localDatabase = (service: string, shard: number) => `corebank_${ser
 /** The one global database; each service keeps its tables in its own schema there. */
 export const localGlobalDatabase = 'corebank_global';
 
+/**
+ * Sharded services that also use the global database: the account service keeps the bank's day
+ * there (the business date, the close of business).
+ */
+export const ALSO_GLOBAL_SERVICES = new Set(['account']);
+
 /** The databases `npm run up` must create for a service. */
 export function localDatabases(service: string, shards: number): string[] {
-  return GLOBAL_SERVICES.has(service)
-    ? [localGlobalDatabase]
-    : Array.from({ length: shards }, (_, i) => localDatabase(service, i));
+  if (GLOBAL_SERVICES.has(service)) return [localGlobalDatabase];
+  const own = Array.from({ length: shards }, (_, i) => localDatabase(service, i));
+  return ALSO_GLOBAL_SERVICES.has(service) ? [...own, localGlobalDatabase] : own;
 }
 
 export function localServiceEnv(service: string, o: LocalOptions): Record<string, string> {
@@ -82,9 +88,10 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     AUDIT_BATCH_SIZE: '500',
     AUDIT_BUFFER_MAX: '50000',
   };
-  if (GLOBAL_SERVICES.has(service)) {
+  if (GLOBAL_SERVICES.has(service) || ALSO_GLOBAL_SERVICES.has(service)) {
     env.GLOBAL_DATABASE_URL = `${o.pgUrl}/${localGlobalDatabase}`;
-  } else {
+  }
+  if (!GLOBAL_SERVICES.has(service)) {
     Object.assign(env, { SHARD_COUNT: String(o.shards), SHARD_MAP: '' });
     for (let i = 0; i < o.shards; i++) env[shardUrlVar(i)] = `${o.pgUrl}/${localDatabase(service, i)}`;
   }
@@ -103,6 +110,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       EXPIRY_SWEEP_INTERVAL_MS: '5000',
       SYSTEM_CURRENCIES: 'EUR,USD,GBP',
       LEDGER_BATCHES_IN_FLIGHT: '2',
+      COB_WORKER_ENABLED: 'true',
     });
   }
   if (service === 'customer') {

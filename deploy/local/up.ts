@@ -29,6 +29,7 @@ import { ALL_SCOPES, createDatabases, freePort, promisify, startNats, startPostg
 import * as grpc from '@grpc/grpc-js';
 import { loadAccountConfig } from '../../services/account/src/config.js';
 import { accountMigrations } from '../../services/account/src/migrations.js';
+import { migrateGlobalDay } from '../../services/account/src/day/dates.js';
 import { startAccountService } from '../../services/account/src/service.js';
 import { loadCustomerConfig } from '../../services/customer/src/config.js';
 import { customerMigrations } from '../../services/customer/src/migrations.js';
@@ -166,7 +167,7 @@ async function startBank() {
   };
 
   await startup.step('creating the databases', async () => {
-    for (const s of services) await createDatabases(pgServer.adminUrl, [...new Set(localDatabases(s, shards))]);
+    await createDatabases(pgServer.adminUrl, [...new Set(services.flatMap((s) => localDatabases(s, shards)))]);
   });
   const log = quiet('launcher');
   const migrate = (service: LocalService, router: ShardRouter, migrations: Migration[]) =>
@@ -185,6 +186,9 @@ async function startBank() {
   await migrate('product', globalRouter(configs.product, 2, 'product'), productMigrations);
   await migrate('customer', sharded(configs.customer, 'customer'), customerMigrations);
   await migrate('account', sharded(configs.account, 'account'), accountMigrations);
+  await startup.step("migrating the bank's day (business date, close of business)", () =>
+    migrateGlobalDay(configs.account.globalDatabaseUrl, 'account'),
+  );
   await migrate('payment', sharded(configs.payment, 'payment'), paymentMigrations);
   await migrate('loan', sharded(configs.loan, 'loan'), loanMigrations);
 
@@ -217,6 +221,8 @@ async function openDemo(issuerKey: string) {
       'loans:read',
       'loans:write',
       'loans:admin',
+      'day:read',
+      'day:admin',
       AUDIT_READ_SCOPE,
     ],
     audience: ALL_AUDIENCES,

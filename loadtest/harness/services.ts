@@ -10,6 +10,7 @@ import { migrateAllShards, ShardRouter, type Logger, type Migration } from '@cor
 import { localDatabases, localServiceEnv, type LocalService } from '../../deploy/local/env.js';
 import { loadAccountConfig } from '../../services/account/src/config.js';
 import { accountMigrations } from '../../services/account/src/migrations.js';
+import { migrateGlobalDay } from '../../services/account/src/day/dates.js';
 import { loadCustomerConfig } from '../../services/customer/src/config.js';
 import { customerMigrations } from '../../services/customer/src/migrations.js';
 import { globalRouter, loadProductConfig } from '../../services/product/src/config.js';
@@ -79,9 +80,10 @@ export async function migrateServices(
   log: Logger,
 ): Promise<void> {
   const plans: [BankService, () => ShardRouter, Migration[]][] = [];
-  for (const s of Object.keys(envs) as BankService[]) {
+  const services = Object.keys(envs) as BankService[];
+  await createDatabases(adminUrl, [...new Set(services.flatMap((s) => localDatabases(s, shards)))]);
+  for (const s of services) {
     const env = envs[s]!;
-    await createDatabases(adminUrl, [...new Set(localDatabases(s, shards))]);
     const sharded = (c: { shards: ShardRouter['map']; shardUrls: string[] }) =>
       new ShardRouter(c.shards, c.shardUrls, 2, s);
     if (s === 'account') plans.push([s, () => sharded(loadAccountConfig(env)), accountMigrations]);
@@ -99,6 +101,7 @@ export async function migrateServices(
       }
     }),
   );
+  if (envs.account) await migrateGlobalDay(loadAccountConfig(envs.account).globalDatabaseUrl, 'account');
 }
 
 export interface ServiceProcess {

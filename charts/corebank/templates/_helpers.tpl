@@ -126,10 +126,12 @@ Checks that do not fit in values.schema.json; each fails the render with a messa
 {{- end -}}
 {{- $addresses = append $addresses (printf "%s_SERVICE_ADDRESS" (upper $callee)) -}}
 {{- end -}}
-{{- if eq (default "sharded" $svc.storage) "global" -}}
+{{- if has (default "sharded" $svc.storage) (list "global" "sharded+global") -}}
 {{- if not $v.database.global -}}
-{{- fail (printf "database.global: required by services.%s (storage: global)" $name) -}}
+{{- fail (printf "database.global: required by services.%s (storage: %s)" $name $svc.storage) -}}
 {{- end -}}
+{{- end -}}
+{{- if eq (default "sharded" $svc.storage) "global" -}}
 {{- if $svc.shards -}}
 {{- fail (printf "services.%s.shards: a service with storage: global has no shards (it uses database.global)" $name) -}}
 {{- end -}}
@@ -229,7 +231,7 @@ reads no certificate.
 The environment of one service's container (the Deployment and the migration Job use the same):
 dict "root" $ "name" "account" "svc" $svc
 A sharded service gets SHARD_COUNT, SHARD_MAP and SHARD_i_DATABASE_URL; a global one (storage:
-global) GLOBAL_DATABASE_URL instead. Each service in calls becomes <NAME>_SERVICE_ADDRESS.
+global) GLOBAL_DATABASE_URL instead; storage: sharded+global gets both. Each service in calls becomes <NAME>_SERVICE_ADDRESS.
 Every name here is one the service reads (services/kit/src/config.ts baseSpec and the service's own
 spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
 */}}
@@ -249,8 +251,9 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   value: {{ $v.metrics.port | quote }}
 - name: LOG_LEVEL
   value: {{ default $v.logLevel $svc.logLevel | default "info" | quote }}
-{{- if eq (default "sharded" $svc.storage) "global" }}
-{{- $g := required (printf "database.global: required by services.%s (storage: global)" .name) $v.database.global }}
+{{- $storage := default "sharded" $svc.storage }}
+{{- if has $storage (list "global" "sharded+global") }}
+{{- $g := required (printf "database.global: required by services.%s (storage: %s)" .name $storage) $v.database.global }}
 - name: GLOBAL_DATABASE_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -261,7 +264,8 @@ spec), or a helper listed in charts/corebank/tests/env-agreement.test.ts.
   {{- $url := printf "postgres://%s:$(GLOBAL_DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $g.user $g.host (int $g.port) $db $g.sslmode }}
   {{- if $v.database.caBundle.existingSecret }}{{ $url = printf "%s&sslrootcert=%s" $url (include "corebank.dbCaPath" $root) }}{{ end }}
   value: {{ $url | quote }}
-{{- else }}
+{{- end }}
+{{- if ne $storage "global" }}
 - name: SHARD_COUNT
   value: {{ len $shards | quote }}
 - name: SHARD_MAP

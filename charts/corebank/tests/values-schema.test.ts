@@ -159,7 +159,7 @@ const rejected: [string, object, RegExp][] = [
   [
     'a global service without database.global',
     { database: { global: null } },
-    /database\.global: required by services\.product \(storage: global\)/,
+    /database\.global: required by services\.(product|account) \(storage: (global|sharded\+global)\)/,
   ],
   [
     'GLOBAL_DATABASE_URL in a service env',

@@ -28,6 +28,24 @@ export const accountSpec = {
     parse: parsers.address,
     default: '127.0.0.1:50052',
   },
+  globalDatabaseUrl: {
+    name: 'GLOBAL_DATABASE_URL',
+    description:
+      'PostgreSQL URL of the global (unsharded) database: the business date and the close of business (schema day)',
+    parse: parsers.url('postgres', 'postgresql'),
+  },
+  loanServiceAddress: {
+    name: 'LOAN_SERVICE_ADDRESS',
+    description: "host:port of the loan service (the close of business runs each shard's loan day there)",
+    parse: parsers.address,
+    default: '127.0.0.1:50055',
+  },
+  cobWorkerEnabled: {
+    name: 'COB_WORKER_ENABLED',
+    description: 'whether this process takes close-of-business chunks from the CB_COB work queue',
+    parse: parsers.bool,
+    default: 'true',
+  },
   productServiceAddress: {
     name: 'PRODUCT_SERVICE_ADDRESS',
     description: 'host:port of the product service (account opening reads the product version there)',

@@ -1,4 +1,4 @@
-import type { Migration } from '@corebank/kit';
+import { BUSINESS_DATE_LOCK, type Migration } from '@corebank/kit';
 
 /**
  * The journal (transfers, entries) is append-only: a post, void or expiry is a new transfer row
@@ -199,6 +199,61 @@ export const accountMigrations: Migration[] = [
                 select 'p', id, debit_account_id, credit_account_id, amount::text, currency, kind,
                        linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
                        (select kind from transfers r where r.pending_id = p.id)
+                  from transfers p where p.id = any(pending_ids)) t),
+            'refusals', (select coalesce(json_agg(json_build_object(
+                'id', id, 'body_hash', body_hash, 'result', result, 'field', field)), '[]'::json)
+              from transfer_rejections where id = any(transfer_ids)))
+          into loaded;
+          return loaded;
+        end
+        $fn$;
+      `);
+    },
+  },
+  {
+    name: '006_business_date',
+    async up(db) {
+      // Every booking carries the business date it belongs to (DESIGN.md "The bank's day"). Rows
+      // written before this migration get the day it ran. The index serves a day's journal (the
+      // close of business, the trial balance) without reading older days.
+      await db.raw(`
+        alter table transfers add column business_date date not null default (now() at time zone 'utc')::date;
+        alter table transfers alter column business_date drop default;
+        create index transfers_business_date on transfers (business_date);
+
+        -- As 005, plus the shard's business date, read after taking the date's lock shared
+        -- (BUSINESS_DATE_LOCK in the kit): a move of the date (which takes it
+        -- exclusively) waits for this batch to commit, and a batch that starts after a move reads
+        -- the new date, because the read is a later statement with a fresh snapshot.
+        create or replace function ledger_load(account_ids uuid[], transfer_ids uuid[], pending_ids uuid[]) returns json
+        language plpgsql volatile as $fn$
+        declare
+          loaded json;
+        begin
+          perform pg_advisory_xact_lock_shared(${BUSINESS_DATE_LOCK});
+          perform 1 from accounts where id = any(account_ids) order by id for update;
+          select json_build_object(
+            'now', now(),
+            'business_date', (select to_char(business_date, 'YYYY-MM-DD') from business_date),
+            'accounts', (select coalesce(json_agg(json_build_object(
+                'id', id, 'owner_id', owner_id, 'currency', currency,
+                'debits_must_not_exceed_credits', debits_must_not_exceed_credits,
+                'credits_must_not_exceed_debits', credits_must_not_exceed_debits,
+                'overdraft_limit', overdraft_limit::text, 'minimum_balance', minimum_balance::text,
+                'debits_pending', debits_pending::text,
+                'debits_posted', debits_posted::text, 'credits_pending', credits_pending::text,
+                'credits_posted', credits_posted::text, 'entry_seq', entry_seq::text,
+                'debits_blocked', debits_blocked, 'closed', closed)), '[]'::json)
+              from accounts where id = any(account_ids)),
+            'transfers', (select coalesce(json_agg(t), '[]'::json) from (
+                select 't' as src, id, debit_account_id, credit_account_id, amount::text as amount, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       to_char(business_date, 'YYYY-MM-DD') as business_date, null::smallint as resolved_by
+                  from transfers where id = any(transfer_ids)
+                union all
+                select 'p', id, debit_account_id, credit_account_id, amount::text, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       to_char(business_date, 'YYYY-MM-DD'), (select kind from transfers r where r.pending_id = p.id)
                   from transfers p where p.id = any(pending_ids)) t),
             'refusals', (select coalesce(json_agg(json_build_object(
                 'id', id, 'body_hash', body_hash, 'result', result, 'field', field)), '[]'::json)

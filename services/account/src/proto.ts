@@ -67,6 +67,7 @@ export function transferToProto(t: StoredTransfer): Transfer {
     reference: t.reference,
     currency: t.currency,
     createdAt: toTimestamp(t.createdAt),
+    businessDate: t.businessDate,
     ...(t.expiresAt ? { expiresAt: toTimestamp(t.expiresAt) } : {}),
   };
 }

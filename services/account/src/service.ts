@@ -13,6 +13,8 @@ import {
   type RunningServer,
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
+import { BusinessDayServiceService } from '@corebank/kit/gen/corebank/v1/day';
+import { getBusinessDate, setBusinessDate, startBusinessDay } from './day/dates.js';
 import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
 import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './store.js';
@@ -52,6 +54,16 @@ export const SCOPES = {
   closeOwnerAccounts: 'accounts:admin',
 } as const;
 
+/** Scopes of the bank's day (BusinessDayService, served by this service). */
+export const DAY_SCOPES = {
+  getBusinessDate: 'day:read',
+  setBusinessDate: 'day:admin',
+  runCloseOfBusiness: 'day:admin',
+  getCloseOfBusiness: 'day:read',
+  getTrialBalance: 'ledger:read',
+  getAccruals: 'accounts:read',
+} as const;
+
 export interface AccountApp {
   server: RunningServer;
   router: ShardRouter;
@@ -71,6 +83,8 @@ export async function startAccountService(
   const runtime = await startRuntime({ service: SERVICE, domain: DOMAIN, router, config, log });
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
+  // Before any booking: the shards' copies of the business date follow the global one.
+  const day = await startBusinessDay(config.globalDatabaseUrl, router, log);
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
   const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
 
@@ -161,9 +175,27 @@ export async function startAccountService(
     log,
   );
 
+  const dayBinding = bindService(
+    'corebank.v1.BusinessDayService',
+    BusinessDayServiceService,
+    {
+      getBusinessDate: () => getBusinessDate(day),
+      async setBusinessDate(req) {
+        return { businessDate: await setBusinessDate(day, req.businessDate, req.force) };
+      },
+      runCloseOfBusiness: () => Promise.reject(new Error('not yet')),
+      getCloseOfBusiness: () => Promise.reject(new Error('not yet')),
+      getTrialBalance: () => Promise.reject(new Error('not yet')),
+      getAccruals: () => Promise.reject(new Error('not yet')),
+    },
+    DAY_SCOPES,
+    verifier,
+    log,
+  );
+
   const server = await runtime.serve(
-    [binding],
-    [() => sweeper?.stop(), () => peers.customers.close(), () => peers.products.close()],
+    [binding, dayBinding],
+    [() => sweeper?.stop(), () => peers.customers.close(), () => peers.products.close(), () => day.stop()],
   );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

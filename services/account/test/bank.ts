@@ -8,6 +8,7 @@ import { createDatabases, promisify, testAuth, testChannelCredentials, testToken
 
 import { loadAccountConfig } from '../src/config.js';
 import { accountMigrations } from '../src/migrations.js';
+import { migrateGlobalDay } from '../src/day/dates.js';
 import { startAccountService, type AccountApp } from '../src/service.js';
 import { infra } from '../../kit/test/context.js';
 
@@ -33,7 +34,7 @@ export interface TestBank extends Bank {
 export async function bankEnv(shards: number, overrides: Record<string, string> = {}) {
   const id = randomUUID().slice(0, 8);
   const dbs = Array.from({ length: shards }, (_, i) => `acct_${id}_s${i}`);
-  await createDatabases(infra('pgAdminUrl'), dbs);
+  await createDatabases(infra('pgAdminUrl'), [...dbs, `acct_${id}_global`]);
   const env: Record<string, string> = {
     GRPC_PORT: '0',
     GRPC_HOST: '127.0.0.1',
@@ -45,6 +46,7 @@ export async function bankEnv(shards: number, overrides: Record<string, string> 
     SHUTDOWN_GRACE_MS: '2000',
     EXPIRY_SWEEP_INTERVAL_MS: '200',
     ...Object.fromEntries(dbs.map((db, i) => [shardUrlVar(i), `${infra('pgUrl')}/${db}`])),
+    GLOBAL_DATABASE_URL: `${infra('pgUrl')}/acct_${id}_global`,
     ...overrides,
   };
   return { env };
@@ -55,6 +57,7 @@ export async function migrate(env: Record<string, string>) {
   const router = new ShardRouter(config.shards, config.shardUrls, 2, 'account');
   await migrateAllShards(router, accountMigrations, createLogger('account', 'warn'));
   await router.close();
+  await migrateGlobalDay(config.globalDatabaseUrl, 'account');
 }
 
 /** Fresh, migrated databases and the environment of an account service on them (not started). */

@@ -35,6 +35,8 @@ export interface ServiceDefinition<C extends CommandConfig> {
   migrations: Migration[];
   /** The service's databases (its shards, or the global database as one shard) for migrate and relay. */
   router(config: C, poolMax: number): ShardRouter;
+  /** Migrates what the service keeps in the global database besides its shards, if anything. */
+  migrateGlobal?(config: C, log: Logger): Promise<void>;
   /** Starts everything serve runs; resolves once the gRPC server listens. */
   start(config: C, log: Logger): Promise<{ shutdown(): Promise<void> }>;
 }
@@ -84,6 +86,7 @@ export async function runCommand<C extends CommandConfig>(
         const router = def.router(config, 2);
         try {
           await kit.migrateAllShards(router, def.migrations, log);
+          await def.migrateGlobal?.(config, log);
         } finally {
           await router.close();
         }

@@ -12,8 +12,9 @@ export type ServiceName = (typeof SERVICES)[number];
 export const SERVICE_IDENTITIES: Readonly<
   Record<ServiceName, Readonly<Partial<Record<ServiceName, readonly string[]>>>>
 > = {
-  // Opening a deposit account checks the customer (active, KYC) and the product version.
-  account: { customer: ['customers:read'], product: ['products:read'] },
+  // Opening a deposit account checks the customer (active, KYC) and the product version (and the
+  // close of business reads deposit products); the close of business runs each shard's loan day.
+  account: { customer: ['customers:read'], product: ['products:read'], loan: ['loans:admin'] },
   // Freeze, unfreeze and close block, unblock and close the customer's accounts.
   customer: { account: ['accounts:admin'] },
   product: {},

@@ -4,6 +4,7 @@ export * from './auth-setup.js';
 export * from './identities.js';
 export * from './backoff.js';
 export * from './bounds.js';
+export * from './business-date.js';
 export { StartupError } from './command.js';
 export * from './config.js';
 export * from './db.js';

@@ -2,6 +2,7 @@
 // same list runs from TypeScript sources in tests and from dist/ in the image.
 import type { Knex } from 'knex';
 import { auditMigration } from './audit.js';
+import { shardBusinessDateMigration } from './business-date.js';
 import type { Logger } from './log.js';
 import type { ShardRouter } from './sharding.js';
 
@@ -62,6 +63,7 @@ export const kitMigrations: Migration[] = [
     },
   },
   auditMigration,
+  shardBusinessDateMigration,
 ];
 
 class ListSource implements Knex.MigrationSource<Migration> {

@@ -278,7 +278,8 @@ async function deleteInBatches(
  * wakes the relay once it listens again: rows committed while it was down sent no notification
  * it could hear.
  */
-class ShardListener {
+/** A LISTEN connection on one database that reconnects by itself and calls `notify` on each NOTIFY (and on connect). */
+export class ShardListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private failures = 0;

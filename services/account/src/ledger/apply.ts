@@ -8,6 +8,7 @@ import {
   ResultCode as R,
   TransferKind as K,
   type AccountState,
+  type BatchClock,
   type Entry,
   type Rejection,
   type Resolution,
@@ -75,19 +76,20 @@ class Failure {
 /**
  * Applies groups of transfers in order. Each group is one request's transfers on this shard;
  * linked chains inside it succeed or fail as a whole. Returns one outcome per input, in order.
- * `now` is the database's clock for the batch's transaction: every time decision uses it.
+ * `clock` is the batch transaction's: the database's `now` decides every time question, and every
+ * journal row carries the shard's business date as the transaction read it.
  */
 export function applyBatch(
   groups: TransferInput[][],
   state: BatchState,
-  now: Date,
+  clock: BatchClock,
   writes: BatchWrites,
 ): TransferOutcome[][] {
   return groups.map((group) =>
     splitChains(group).flatMap((chain) =>
       chain.open
         ? chain.transfers.map((t) => fail(t, R.TRANSFER_RESULT_CODE_LINKED_EVENT_CHAIN_OPEN, `${t.path}.linked`))
-        : applyChain(chain.transfers, state, now, writes),
+        : applyChain(chain.transfers, state, clock, writes),
     ),
   );
 }
@@ -172,7 +174,12 @@ class ChainOverlay {
   }
 }
 
-function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes: BatchWrites): TransferOutcome[] {
+function applyChain(
+  chain: TransferInput[],
+  state: BatchState,
+  clock: BatchClock,
+  writes: BatchWrites,
+): TransferOutcome[] {
   const overlay = new ChainOverlay(state);
   const outcomes: TransferOutcome[] = [];
   let failure: { outcome: TransferOutcome; final: boolean } | undefined;
@@ -187,7 +194,7 @@ function applyChain(chain: TransferInput[], state: BatchState, now: Date, writes
       continue;
     }
     try {
-      const stored = applyOne(t, overlay, now);
+      const stored = applyOne(t, overlay, clock);
       outcomes.push({ id: t.id, code: R.TRANSFER_RESULT_CODE_OK, transfer: stored, replayed: false, field: '' });
     } catch (err) {
       if (!(err instanceof Failure)) throw err;
@@ -259,17 +266,17 @@ interface Movement {
 type Balances = Pick<AccountState, 'debitsPending' | 'debitsPosted' | 'creditsPending' | 'creditsPosted'>;
 
 /** Decides one transfer against the chain's view of the state and records it there; throws a Failure. */
-function applyOne(t: TransferInput, overlay: ChainOverlay, now: Date): StoredTransfer {
+function applyOne(t: TransferInput, overlay: ChainOverlay, clock: BatchClock): StoredTransfer {
   const { debit, credit } = accountsOf(t, overlay);
   checkAccountsAcceptIt(t, debit, credit);
-  const move = movementOf(t, overlay, now);
+  const move = movementOf(t, overlay, clock.now);
   const d = balancesAfter(debit, 'debits', move, t.path);
   const c = balancesAfter(credit, 'credits', move, t.path);
   checkLimits(t, debit, d, credit, c, move);
   Object.assign(debit, d);
   Object.assign(credit, c);
   overlay.touch(debit.id, credit.id);
-  return record(t, overlay, debit, credit, move, now);
+  return record(t, overlay, debit, credit, move, clock);
 }
 
 /** Both accounts exist, differ, share a currency, and a customer-bound caller owns the debit one. */
@@ -399,7 +406,7 @@ function record(
   debit: AccountState,
   credit: AccountState,
   m: Movement,
-  now: Date,
+  { now, businessDate }: BatchClock,
 ): StoredTransfer {
   const stored: StoredTransfer = {
     id: t.id,
@@ -416,6 +423,7 @@ function record(
     reference: t.reference,
     bodyHash: t.bodyHash,
     createdAt: now,
+    businessDate,
   };
   const entry = (a: AccountState, other: AccountState, sign: bigint): Entry => {
     a.entrySeq += 1n;

@@ -190,12 +190,12 @@ export class ShardBatcher {
   private commit(batch: Waiting[], trial = false): Promise<TransferOutcome[][]> {
     const inputs = batch.flatMap((w) => w.inputs);
     return transactionOpenedBy(this.shard.db, loadStatement(inputs), async (opened, query) => {
-      const { state, now } = batchStateFrom((opened.rows[0] as { loaded: Loaded }).loaded);
+      const { state, clock } = batchStateFrom((opened.rows[0] as { loaded: Loaded }).loaded);
       const writes = emptyWrites();
       const outcomes = applyBatch(
         batch.map((w) => w.inputs),
         state,
-        now,
+        clock,
         writes,
       );
       // Each event carries the trace of the request whose transfer caused it.

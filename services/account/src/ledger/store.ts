@@ -6,6 +6,7 @@ import type { BatchState, BatchWrites } from './apply.js';
 import {
   isResolution,
   type AccountState,
+  type BatchClock,
   type Entry,
   type Rejection,
   type StoredTransfer,
@@ -37,6 +38,7 @@ const TRANSFER_WRITE: Column<StoredTransfer>[] = [
   { name: 'reference', type: 'text', value: (t) => t.reference },
   { name: 'body_hash', type: 'text', value: (t) => t.bodyHash },
   { name: 'created_at', type: 'timestamptz', value: (t) => t.createdAt },
+  { name: 'business_date', type: 'date', value: (t) => t.businessDate },
 ];
 
 const ENTRY_WRITE: Column<Entry>[] = [
@@ -75,7 +77,10 @@ const REJECTION_WRITE: Column<Rejection>[] = [
   { name: 'field', type: 'text', value: (r) => r.field },
 ];
 
-export const TRANSFER_COLUMNS = TRANSFER_WRITE.map((c) => c.name).join(', ');
+/** The journal's columns as reads select them (a date as YYYY-MM-DD text, not a local-midnight Date). */
+export const TRANSFER_COLUMNS = TRANSFER_WRITE.map((c) =>
+  c.type === 'date' ? `to_char(${c.name}, 'YYYY-MM-DD') as ${c.name}` : c.name,
+).join(', ');
 
 /** `unnest(?::t1[], ?::t2[], ...)` over the rows, with one array binding per column. */
 function unnest<T>(columns: Column<T>[], rows: T[]): { sql: string; bindings: unknown[] } {
@@ -103,6 +108,7 @@ export interface TransferRow {
   reference: string;
   body_hash: string;
   created_at: Date;
+  business_date: string;
 }
 
 export function transferFromRow(r: TransferRow): StoredTransfer {
@@ -121,10 +127,11 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
     reference: r.reference,
     bodyHash: r.body_hash,
     createdAt: r.created_at,
+    businessDate: r.business_date,
   };
 }
 
-/** The batch's first statement: ledger_load (migration 005) locks, then reads, in one call. */
+/** The batch's first statement: ledger_load (migration 006) locks, then reads, in one call. */
 export function loadStatement(inputs: TransferInput[]): string {
   const ids = [...new Set(inputs.map((t) => t.id))];
   const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
@@ -136,6 +143,8 @@ export function loadStatement(inputs: TransferInput[]): string {
 export interface Loaded {
   /** The database's clock at the start of the batch's transaction: the batch's one clock. */
   now: string;
+  /** The shard's business date, read under its lock (ledger_load, migration 006). */
+  business_date: string;
   accounts: {
     id: string;
     owner_id: string;
@@ -165,7 +174,7 @@ export interface Loaded {
 }
 
 /** The batch's state and clock from ledger_load's JSON. */
-export function batchStateFrom(loaded: Loaded): { state: BatchState; now: Date } {
+export function batchStateFrom(loaded: Loaded): { state: BatchState; clock: BatchClock } {
   const state: BatchState = { accounts: new Map(), transfers: new Map(), rejections: new Map(), pendings: new Map() };
   for (const r of loaded.accounts) {
     state.accounts.set(r.id, {
@@ -201,7 +210,7 @@ export function batchStateFrom(loaded: Loaded): { state: BatchState; now: Date }
   for (const r of loaded.refusals) {
     state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field });
   }
-  return { state, now: new Date(loaded.now) };
+  return { state, clock: { now: new Date(loaded.now), businessDate: loaded.business_date } };
 }
 
 /** Writes the batch's journal rows, balances, holds, refusals and events in one statement. */

@@ -56,6 +56,14 @@ export interface StoredTransfer {
   reference: string;
   bodyHash: string;
   createdAt: Date;
+  /** The business date the booking belongs to (YYYY-MM-DD), the shard's when it was written. */
+  businessDate: string;
+}
+
+/** A batch transaction's clock: the database's time and the shard's business date. */
+export interface BatchClock {
+  now: Date;
+  businessDate: string;
 }
 
 export interface Rejection {

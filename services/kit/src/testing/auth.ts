@@ -63,6 +63,8 @@ export const ALL_SCOPES = [
   'transfers:write',
   'ledger:read',
   'ledger:admin',
+  'day:read',
+  'day:admin',
 ];
 
 /** A channel token from the test issuer, for every service unless an audience is named. */

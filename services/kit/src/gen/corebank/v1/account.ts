@@ -647,7 +647,14 @@ export interface Transfer {
   /** Output only. */
   currency: string;
   createdAt?: Timestamp | undefined;
-  expiresAt?: Timestamp | undefined;
+  expiresAt?:
+    | Timestamp
+    | undefined;
+  /**
+   * The business date the booking belongs to (YYYY-MM-DD; DESIGN.md "The bank's day"): the
+   * shard's business date when the ledger wrote it. Output only; ignored in requests.
+   */
+  businessDate?: string | undefined;
 }
 
 export interface TransferResult {
@@ -2308,6 +2315,7 @@ function createBaseTransfer(): Transfer {
     currency: "",
     createdAt: undefined,
     expiresAt: undefined,
+    businessDate: undefined,
   };
 }
 
@@ -2354,6 +2362,9 @@ export const Transfer: MessageFns<Transfer> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(message.expiresAt, writer.uint32(106).fork()).join();
+    }
+    if (message.businessDate !== undefined) {
+      writer.uint32(114).string(message.businessDate);
     }
     return writer;
   },
@@ -2475,6 +2486,14 @@ export const Transfer: MessageFns<Transfer> = {
             message.expiresAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.businessDate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2526,6 +2545,11 @@ export const Transfer: MessageFns<Transfer> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      businessDate: isSet(object.businessDate)
+        ? globalThis.String(object.businessDate)
+        : isSet(object.business_date)
+        ? globalThis.String(object.business_date)
+        : undefined,
     };
   },
 
@@ -2570,6 +2594,9 @@ export const Transfer: MessageFns<Transfer> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = fromTimestamp(message.expiresAt).toISOString();
     }
+    if (message.businessDate !== undefined) {
+      obj.businessDate = message.businessDate;
+    }
     return obj;
   },
 
@@ -2595,6 +2622,7 @@ export const Transfer: MessageFns<Transfer> = {
     message.expiresAt = (object.expiresAt !== undefined && object.expiresAt !== null)
       ? Timestamp.fromPartial(object.expiresAt)
       : undefined;
+    message.businessDate = object.businessDate ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,101 @@
+// The business date (DESIGN.md "The bank's day"): every booking carries the business date of its
+// shard, the shards follow the global date, and a move of the date is a clean cut: no booking
+// made after the move returns carries the old date, on any shard.
+import { readShardBusinessDate } from '@corebank/kit';
+import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
+import { promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBank, type TestBank } from './bank.js';
+import { cashAccount, openAccounts, R, transfer } from './helpers.js';
+
+describe('the business date', () => {
+  let bank: TestBank;
+  let day: ReturnType<typeof promisify<BusinessDayServiceClient>>;
+
+  beforeAll(async () => {
+    bank = await startBank(3);
+    day = promisify(new BusinessDayServiceClient(bank.address, testChannelCredentials(bank.env)), await testToken());
+  });
+  afterAll(async () => {
+    day?.close();
+    await bank?.stop();
+  });
+
+  it('is set through the API and every shard follows it; bookings carry it', async () => {
+    await day.setBusinessDate({ businessDate: '2030-03-01', force: true });
+    expect((await day.getBusinessDate({})).businessDate).toBe('2030-03-01');
+    for (const s of bank.router.shards) expect(await readShardBusinessDate(s.db)).toBe('2030-03-01');
+
+    const [a, b] = await openAccounts(bank, 2, { constrained: false, owner: 'cust-one-owner' });
+    const res = await bank.client.createTransfers({
+      transfers: [transfer({ debitAccountId: a!.id, creditAccountId: b!.id, amount: 5n })],
+    });
+    expect(res.results[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+    expect(res.results[0]!.transfer!.businessDate).toBe('2030-03-01');
+    const got = await bank.client.getTransfer({ transferId: res.results[0]!.id, accountId: '' });
+    expect(got.transfer!.businessDate).toBe('2030-03-01');
+  });
+
+  it('refuses to go back, or to skip days, without force; names the field on a bad date', async () => {
+    await day.setBusinessDate({ businessDate: '2030-04-01', force: true });
+    await expect(day.setBusinessDate({ businessDate: '2030-03-31', force: false })).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+    });
+    await expect(day.setBusinessDate({ businessDate: '2030-02-30', force: true })).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringContaining('business_date'),
+    });
+    // A bank that never closed a day may move its date forward (its first day).
+    await day.setBusinessDate({ businessDate: '2030-04-02', force: false });
+    expect((await day.getBusinessDate({})).businessDate).toBe('2030-04-02');
+  });
+
+  it('moves as a clean cut while transfers are in flight on every shard', async () => {
+    await day.setBusinessDate({ businessDate: '2030-05-01', force: true });
+    const accounts = await Promise.all(bank.router.shards.map((s) => cashAccount(bank, s.index)));
+    const payees = await Promise.all(
+      bank.router.shards.map(async (s) => {
+        // An account on shard s: owners hash to shards, so open until one lands there.
+        for (;;) {
+          const [acc] = await openAccounts(bank, 1, { constrained: false });
+          if (acc!.shard === s.index) return acc!;
+        }
+      }),
+    );
+    let stop = false;
+    const booked: { date: string; startedAfterMove: boolean }[] = [];
+    let moved = false;
+    const load = bank.router.shards.map(async (s) => {
+      while (!stop) {
+        const startedAfterMove = moved;
+        const res = await bank.client.createTransfers({
+          transfers: [
+            transfer({ debitAccountId: accounts[s.index]!.id, creditAccountId: payees[s.index]!.id, amount: 1n }),
+          ],
+        });
+        booked.push({ date: res.results[0]!.transfer!.businessDate!, startedAfterMove });
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await day.setBusinessDate({ businessDate: '2030-05-02', force: false });
+    moved = true;
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await Promise.all(load);
+
+    expect(booked.filter((b) => b.date === '2030-05-01').length).toBeGreaterThan(0);
+    expect(booked.filter((b) => b.date === '2030-05-02').length).toBeGreaterThan(0);
+    // Every transfer sent after the move returned carries the new date.
+    expect(booked.filter((b) => b.startedAfterMove && b.date !== '2030-05-02')).toEqual([]);
+    // And the journal agrees: on each shard, no row of the old day is newer than a row of the new.
+    for (const s of bank.router.shards) {
+      const { rows } = (await s.db.raw(
+        `select max(created_at) filter (where business_date = '2030-05-01') as last_old,
+                min(created_at) filter (where business_date = '2030-05-02') as first_new
+           from transfers`,
+      )) as { rows: { last_old: Date; first_new: Date }[] };
+      expect(rows[0]!.last_old.getTime()).toBeLessThanOrEqual(rows[0]!.first_new.getTime());
+    }
+  });
+});
