@@ -1,4 +1,13 @@
-import { baseSpec, serviceKeySpec, loadConfig, loadShardUrls, parsers, ShardMap, type Spec } from '@corebank/kit';
+import {
+  baseSpec,
+  ConfigError,
+  serviceKeySpec,
+  loadConfig,
+  loadShardUrls,
+  parsers,
+  ShardMap,
+  type Spec,
+} from '@corebank/kit';
 
 /** Variables only the account service reads (with the kit's baseSpec, the whole list). */
 export const accountSpec = {
@@ -45,6 +54,44 @@ export const accountSpec = {
     description: 'whether this process takes close-of-business chunks from the CB_COB work queue',
     parse: parsers.bool,
     default: 'true',
+  },
+  cobWorkerConcurrency: {
+    name: 'COB_WORKER_CONCURRENCY',
+    description: 'close-of-business chunks this process runs at once',
+    parse: parsers.int(1, 64),
+    default: '2',
+  },
+  cobChunksPerShard: {
+    name: 'COB_CHUNKS_PER_SHARD',
+    description:
+      'chunks per shard for the close-of-business steps over many entities (loans, deposits): more lets more workers share a shard',
+    parse: parsers.int(1, 4096),
+    default: '16',
+  },
+  cobSchedule: {
+    name: 'COB_SCHEDULE',
+    description:
+      'local time (HH:MM, in COB_TIME_ZONE) after which the close of business closes the days the calendar has finished; empty: only RunCloseOfBusiness and npm run cob start it',
+    parse: (raw: string, name: string) => {
+      const v = raw.trim();
+      if (v && !/^([01]\d|2[0-3]):[0-5]\d$/.test(v))
+        throw new ConfigError(name, `must be HH:MM or empty, got "${raw}"`);
+      return v;
+    },
+    default: '',
+  },
+  cobTimeZone: {
+    name: 'COB_TIME_ZONE',
+    description: "the bank's time zone for COB_SCHEDULE (IANA, for example Europe/Berlin)",
+    parse: (raw: string, name: string) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: raw });
+      } catch {
+        throw new ConfigError(name, `is not a time zone, got "${raw}"`);
+      }
+      return raw;
+    },
+    default: 'UTC',
   },
   productServiceAddress: {
     name: 'PRODUCT_SERVICE_ADDRESS',

@@ -15,6 +15,12 @@ import {
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { BusinessDayServiceService } from '@corebank/kit/gen/corebank/v1/day';
 import { getBusinessDate, setBusinessDate, startBusinessDay } from './day/dates.js';
+import type { CoordinatorDeps } from './day/coordinator.js';
+import { cobQueue, ensureCobQueue } from './day/queue.js';
+import { installationId } from './day/store.js';
+import { getCloseOfBusiness, runCloseOfBusiness, startCobScheduler } from './day/service.js';
+import type { StepName, StepRunner } from './day/steps.js';
+import { startCobWorker } from './day/worker.js';
 import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
 import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './store.js';
@@ -73,9 +79,15 @@ export interface AccountApp {
   shutdown: () => Promise<void>;
 }
 
+export interface AccountOptions {
+  /** Replaces close-of-business steps (tests of the coordinator and the workers). */
+  cobSteps?: Partial<Record<StepName, StepRunner>>;
+}
+
 export async function startAccountService(
   config: AccountConfig,
   log: Logger = createLogger(SERVICE, config.logLevel),
+  options: AccountOptions = {},
 ): Promise<AccountApp> {
   const verifier = await tokenVerifier(SERVICE, config, log);
   const identity = await serviceIdentity(SERVICE, config, log);
@@ -85,6 +97,39 @@ export async function startAccountService(
   await ensureSystemAccounts(router, config.systemCurrencies);
   // Before any booking: the shards' copies of the business date follow the global one.
   const day = await startBusinessDay(config.globalDatabaseUrl, router, log);
+  const cobQueueOf = cobQueue(await installationId(day.db));
+  await ensureCobQueue(nats, cobQueueOf);
+  const cobAbort = new AbortController();
+  const cob: CoordinatorDeps = {
+    db: day.db,
+    router,
+    nats,
+    queue: cobQueueOf,
+    log,
+    chunksPerShard: config.cobChunksPerShard,
+    signal: cobAbort.signal,
+  };
+  const cobSteps: Record<StepName, StepRunner> = {
+    loans: async () => ({ items: 0, totals: [] }),
+    deposits: async () => ({ items: 0, totals: [] }),
+    gl: async () => ({ items: 0, totals: [] }),
+    ...options.cobSteps,
+  };
+  const cobWorker = config.cobWorkerEnabled
+    ? startCobWorker({
+        nats,
+        queue: cobQueueOf,
+        db: day.db,
+        router,
+        steps: cobSteps,
+        log,
+        concurrency: config.cobWorkerConcurrency,
+      })
+    : undefined;
+  const cobScheduler = config.cobSchedule
+    ? startCobScheduler(cob, config.cobSchedule, config.cobTimeZone, log)
+    : undefined;
+  const cobRuns = new Set<Promise<unknown>>();
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
   const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
 
@@ -183,8 +228,8 @@ export async function startAccountService(
       async setBusinessDate(req) {
         return { businessDate: await setBusinessDate(day, req.businessDate, req.force) };
       },
-      runCloseOfBusiness: () => Promise.reject(new Error('not yet')),
-      getCloseOfBusiness: () => Promise.reject(new Error('not yet')),
+      runCloseOfBusiness: (req) => runCloseOfBusiness(cob, req.through, cobRuns),
+      getCloseOfBusiness: (req) => getCloseOfBusiness(cob, req.businessDate),
       getTrialBalance: () => Promise.reject(new Error('not yet')),
       getAccruals: () => Promise.reject(new Error('not yet')),
     },
@@ -195,7 +240,17 @@ export async function startAccountService(
 
   const server = await runtime.serve(
     [binding, dayBinding],
-    [() => sweeper?.stop(), () => peers.customers.close(), () => peers.products.close(), () => day.stop()],
+    [
+      () => sweeper?.stop(),
+      // A close of business in progress stops waiting; its run stays RUNNING and is resumed later.
+      () => cobAbort.abort(),
+      () => cobScheduler?.stop(),
+      () => cobWorker?.stop(),
+      () => Promise.all(cobRuns),
+      () => peers.customers.close(),
+      () => peers.products.close(),
+      () => day.stop(),
+    ],
   );
   return { server, router, batchers, nats, log, shutdown: server.shutdown };
 }

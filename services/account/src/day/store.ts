@@ -32,10 +32,23 @@ export const cobMigrations: Migration[] = [
           finished_at timestamptz,
           primary key (business_date, step, shard, chunk)
         );
+        -- Names this bank's work queue subject, so banks (test environments, say) that share a
+        -- NATS never take one another's chunks.
+        create table cob_installation (
+          singleton boolean primary key default true check (singleton),
+          id uuid not null default gen_random_uuid()
+        );
+        insert into cob_installation default values;
       `);
     },
   },
 ];
+
+export async function installationId(db: Knex): Promise<string> {
+  const r = (await db('cob_installation').first('id')) as { id: string } | undefined;
+  if (!r) throw new Error('the global database has no close-of-business installation (run the migrate command)');
+  return r.id;
+}
 
 export const RUN = { running: 1, completed: 2, failed: 3 } as const;
 export const CHUNK = { queued: 0, done: 1, failed: 2 } as const;
@@ -69,6 +82,15 @@ export async function lastClosedDate(db: Knex): Promise<string> {
   };
   if (!r?.d) return '';
   return typeof r.d === 'string' ? r.d.slice(0, 10) : r.d.toISOString().slice(0, 10);
+}
+
+/** The oldest day whose close started and did not complete (running or failed). */
+export async function earliestUnfinishedRun(db: Knex): Promise<string | undefined> {
+  const r = (await db('cob_runs')
+    .whereNot('state', RUN.completed)
+    .orderBy('business_date')
+    .first(db.raw(`${DATE} as d`))) as { d: string } | undefined;
+  return r?.d;
 }
 
 export async function runState(db: Knex, date: string): Promise<number | undefined> {
