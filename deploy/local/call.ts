@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import * as account from '@corebank/kit/gen/corebank/v1/account';
 import * as audit from '@corebank/kit/gen/corebank/v1/audit';
 import * as customer from '@corebank/kit/gen/corebank/v1/customer';
+import * as day from '@corebank/kit/gen/corebank/v1/day';
 import * as loan from '@corebank/kit/gen/corebank/v1/loan';
 import * as payment from '@corebank/kit/gen/corebank/v1/payment';
 import * as product from '@corebank/kit/gen/corebank/v1/product';
@@ -25,6 +26,12 @@ const services = {
     mod: account as unknown as Record<string, Codec>,
     Client: account.AccountServiceClient,
     def: account.AccountServiceService,
+    name: 'account',
+  },
+  BusinessDayService: {
+    mod: day as unknown as Record<string, Codec>,
+    Client: day.BusinessDayServiceClient,
+    def: day.BusinessDayServiceService,
     name: 'account',
   },
   CustomerService: {

@@ -26,4 +26,5 @@ export * from './time.js';
 export * from './grpc/client.js';
 export * from './relay-process.js';
 export * from './paging.js';
+export * from './progress.js';
 export * from './runtime.js';
