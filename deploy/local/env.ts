@@ -111,6 +111,11 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       SYSTEM_CURRENCIES: 'EUR,USD,GBP',
       LEDGER_BATCHES_IN_FLIGHT: '2',
       COB_WORKER_ENABLED: 'true',
+      COB_WORKER_CONCURRENCY: '2',
+      COB_CHUNKS_PER_SHARD: '4',
+      // The local bank's days close when asked (npm run cob), not by the clock.
+      COB_SCHEDULE: '',
+      COB_TIME_ZONE: 'UTC',
     });
   }
   if (service === 'customer') {

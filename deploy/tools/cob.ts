@@ -3,6 +3,7 @@
 // follows the close of that date, showing one progress bar per step (chunks done of total, items
 // per second, ETA), then each step's totals. Exit status 0 when every day closed, 1 otherwise.
 // Another bank: CB_ACCOUNT_ADDRESS=host:port and CB_TOKEN=<token> (a token with day:admin).
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProgressBoard, type ProgressLine } from '@corebank/kit';
@@ -77,7 +78,7 @@ try {
   let dates: string[];
   if (values.watch) dates = [values.date || (await day.getBusinessDate({})).businessDate];
   else {
-    const { runs } = await day.runCloseOfBusiness({ through: values.date });
+    const { runs } = await day.runCloseOfBusiness({ through: values.date, idempotencyKey: randomUUID() });
     dates = runs.map((r) => r.businessDate);
     if (dates.length === 0) process.stderr.write('nothing to close: every day through that date is closed\n');
     // The later days start when the one before is closed: follow them as they come.

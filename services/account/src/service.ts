@@ -20,6 +20,12 @@ import { cobQueue, ensureCobQueue } from './day/queue.js';
 import { installationId } from './day/store.js';
 import { getCloseOfBusiness, runCloseOfBusiness, startCobScheduler } from './day/service.js';
 import type { StepName, StepRunner } from './day/steps.js';
+import {
+  claimIdempotencyKey,
+  validateBusinessDate,
+  validateRunCloseOfBusiness,
+  validateSetBusinessDate,
+} from './day/validate.js';
 import { startCobWorker } from './day/worker.js';
 import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
@@ -226,10 +232,19 @@ export async function startAccountService(
     {
       getBusinessDate: () => getBusinessDate(day),
       async setBusinessDate(req) {
+        validateSetBusinessDate(req);
+        await claimIdempotencyKey(day.db, 'SetBusinessDate', req.idempotencyKey, [req.businessDate, req.force]);
         return { businessDate: await setBusinessDate(day, req.businessDate, req.force) };
       },
-      runCloseOfBusiness: (req) => runCloseOfBusiness(cob, req.through, cobRuns),
-      getCloseOfBusiness: (req) => getCloseOfBusiness(cob, req.businessDate),
+      async runCloseOfBusiness(req) {
+        validateRunCloseOfBusiness(req);
+        await claimIdempotencyKey(day.db, 'RunCloseOfBusiness', req.idempotencyKey, [req.through]);
+        return runCloseOfBusiness(cob, req.through, cobRuns);
+      },
+      async getCloseOfBusiness(req) {
+        validateBusinessDate(req.businessDate);
+        return getCloseOfBusiness(cob, req.businessDate);
+      },
       getTrialBalance: () => Promise.reject(new Error('not yet')),
       getAccruals: () => Promise.reject(new Error('not yet')),
     },

@@ -1,6 +1,7 @@
 // The business date (DESIGN.md "The bank's day"): every booking carries the business date of its
 // shard, the shards follow the global date, and a move of the date is a clean cut: no booking
 // made after the move returns carries the old date, on any shard.
+import { randomUUID } from 'node:crypto';
 import { readShardBusinessDate } from '@corebank/kit';
 import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
 import { promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
@@ -23,7 +24,7 @@ describe('the business date', () => {
   });
 
   it('is set through the API and every shard follows it; bookings carry it', async () => {
-    await day.setBusinessDate({ businessDate: '2030-03-01', force: true });
+    await day.setBusinessDate({ businessDate: '2030-03-01', force: true, idempotencyKey: randomUUID() });
     expect((await day.getBusinessDate({})).businessDate).toBe('2030-03-01');
     for (const s of bank.router.shards) expect(await readShardBusinessDate(s.db)).toBe('2030-03-01');
 
@@ -38,21 +39,46 @@ describe('the business date', () => {
   });
 
   it('refuses to go back, or to skip days, without force; names the field on a bad date', async () => {
-    await day.setBusinessDate({ businessDate: '2030-04-01', force: true });
-    await expect(day.setBusinessDate({ businessDate: '2030-03-31', force: false })).rejects.toMatchObject({
+    await day.setBusinessDate({ businessDate: '2030-04-01', force: true, idempotencyKey: randomUUID() });
+    await expect(
+      day.setBusinessDate({ businessDate: '2030-03-31', force: false, idempotencyKey: randomUUID() }),
+    ).rejects.toMatchObject({
       code: status.FAILED_PRECONDITION,
     });
-    await expect(day.setBusinessDate({ businessDate: '2030-02-30', force: true })).rejects.toMatchObject({
+    await expect(
+      day.setBusinessDate({ businessDate: '2030-02-30', force: true, idempotencyKey: randomUUID() }),
+    ).rejects.toMatchObject({
       code: status.INVALID_ARGUMENT,
       details: expect.stringContaining('business_date'),
     });
     // A bank that never closed a day may move its date forward (its first day).
-    await day.setBusinessDate({ businessDate: '2030-04-02', force: false });
+    await day.setBusinessDate({ businessDate: '2030-04-02', force: false, idempotencyKey: randomUUID() });
     expect((await day.getBusinessDate({})).businessDate).toBe('2030-04-02');
   });
 
+  it('takes an idempotency key: required, and refused with another request', async () => {
+    await expect(
+      day.setBusinessDate({ businessDate: '2030-04-03', force: true, idempotencyKey: '' }),
+    ).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringContaining('idempotency_key'),
+    });
+    const key = randomUUID();
+    await day.setBusinessDate({ businessDate: '2030-04-03', force: true, idempotencyKey: key });
+    // The same request again answers alike; another under the same key is refused.
+    expect(await day.setBusinessDate({ businessDate: '2030-04-03', force: true, idempotencyKey: key })).toEqual({
+      businessDate: '2030-04-03',
+    });
+    await expect(
+      day.setBusinessDate({ businessDate: '2030-04-04', force: true, idempotencyKey: key }),
+    ).rejects.toMatchObject({
+      code: status.ALREADY_EXISTS,
+    });
+    expect((await day.getBusinessDate({})).businessDate).toBe('2030-04-03');
+  });
+
   it('moves as a clean cut while transfers are in flight on every shard', async () => {
-    await day.setBusinessDate({ businessDate: '2030-05-01', force: true });
+    await day.setBusinessDate({ businessDate: '2030-05-01', force: true, idempotencyKey: randomUUID() });
     const accounts = await Promise.all(bank.router.shards.map((s) => cashAccount(bank, s.index)));
     const payees = await Promise.all(
       bank.router.shards.map(async (s) => {
@@ -78,7 +104,7 @@ describe('the business date', () => {
       }
     });
     await new Promise((r) => setTimeout(r, 300));
-    await day.setBusinessDate({ businessDate: '2030-05-02', force: false });
+    await day.setBusinessDate({ businessDate: '2030-05-02', force: false, idempotencyKey: randomUUID() });
     moved = true;
     await new Promise((r) => setTimeout(r, 300));
     stop = true;

@@ -3,6 +3,7 @@
 // first so that bookings made during the close land on the next day, a failed chunk fails the day
 // and a re-run finishes it without running the finished chunks again, missed days are caught up
 // in order, and a closed day is never closed twice.
+import { randomUUID } from 'node:crypto';
 import { BusinessDayServiceClient, CloseOfBusinessState as S } from '@corebank/kit/gen/corebank/v1/day';
 import { promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
 import { status } from '@grpc/grpc-js';
@@ -73,7 +74,7 @@ describe('close of business', () => {
 
   it('runs every chunk of every step once, in step order, moves the date, and sums the totals', async () => {
     calls.length = 0;
-    await day.setBusinessDate({ businessDate: '2031-01-10', force: true });
+    await day.setBusinessDate({ businessDate: '2031-01-10', force: true, idempotencyKey: randomUUID() });
     const [a, b] = await openAccounts({ client: ledger } as never, 2, { constrained: false, owner: 'cust-cob' });
     const booked: string[] = [];
     duringClose = async () => {
@@ -85,7 +86,7 @@ describe('close of business', () => {
       booked.push(res.results[0]!.transfer!.businessDate!);
     };
 
-    const started = await day.runCloseOfBusiness({ through: '' });
+    const started = await day.runCloseOfBusiness({ through: '', idempotencyKey: randomUUID() });
     expect(started.runs.map((r) => r.businessDate)).toEqual(['2031-01-10']);
     const run = await settled('2031-01-10');
     expect(run.state).toBe(S.CLOSE_OF_BUSINESS_STATE_COMPLETED);
@@ -131,7 +132,7 @@ describe('close of business', () => {
 
     // A closed day is not closed again: nothing to run, no step called.
     calls.length = 0;
-    expect((await day.runCloseOfBusiness({ through: '2031-01-10' })).runs).toEqual([]);
+    expect((await day.runCloseOfBusiness({ through: '2031-01-10', idempotencyKey: randomUUID() })).runs).toEqual([]);
     await new Promise((r) => setTimeout(r, 300));
     expect(calls).toEqual([]);
   });
@@ -139,7 +140,7 @@ describe('close of business', () => {
   it('catches up missed days one by one, oldest first', async () => {
     calls.length = 0;
     // The business date is 2031-01-11; the calendar has gone on two days: close 11 and 12.
-    await day.runCloseOfBusiness({ through: '2031-01-12' });
+    await day.runCloseOfBusiness({ through: '2031-01-12', idempotencyKey: randomUUID() });
     await settled('2031-01-11');
     const second = await settled('2031-01-12');
     expect(second.state).toBe(S.CLOSE_OF_BUSINESS_STATE_COMPLETED);
@@ -155,7 +156,7 @@ describe('close of business', () => {
     failing.set('deposits/1/', 2);
     // The last loans chunk of shard 2 fails on every delivery: the day fails.
     failing.set('loans/2/bfffffff-ffff-ffff-ffff-ffffffffffff', 1_000);
-    await day.runCloseOfBusiness({ through: '' });
+    await day.runCloseOfBusiness({ through: '', idempotencyKey: randomUUID() });
     const failed = await settled('2031-01-13');
     expect(failed.state).toBe(S.CLOSE_OF_BUSINESS_STATE_FAILED);
     const loans2 = failed.steps.find((s) => s.step === 'loans' && s.shard === 2)!;
@@ -169,7 +170,7 @@ describe('close of business', () => {
     failing.clear();
     failing.set('deposits/1/', 2);
     calls.length = 0;
-    const again = await day.runCloseOfBusiness({ through: '2031-01-13' });
+    const again = await day.runCloseOfBusiness({ through: '2031-01-13', idempotencyKey: randomUUID() });
     expect(again.runs[0]!.businessDate).toBe('2031-01-13');
     const done = await settled('2031-01-13');
     expect(
@@ -187,10 +188,12 @@ describe('close of business', () => {
   }, 120_000);
 
   it('refuses a bad date, naming the field, and an unknown day is NOT_FOUND', async () => {
-    await expect(day.runCloseOfBusiness({ through: '2031-13-01' })).rejects.toMatchObject({
-      code: status.INVALID_ARGUMENT,
-      details: expect.stringContaining('through'),
-    });
+    await expect(day.runCloseOfBusiness({ through: '2031-13-01', idempotencyKey: randomUUID() })).rejects.toMatchObject(
+      {
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringContaining('through'),
+      },
+    );
     await expect(day.getCloseOfBusiness({ businessDate: '1999-01-01' })).rejects.toMatchObject({
       code: status.NOT_FOUND,
     });

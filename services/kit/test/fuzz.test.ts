@@ -251,6 +251,8 @@ function validOne(f: protobuf.Field, fx: Fixture, depth: number): Value {
       if (n === 'email') return 'fuzz@example.org';
       if (n === 'phone') return '+4930123456';
       if (n === 'date_of_birth') return '1980-01-01';
+      // The bank's day: a date long before the fixture's (no close of business has anything to do).
+      if (n === 'business_date' || n === 'through' || n === 'from_date' || n === 'to_date') return '2001-01-01';
       if (n === 'national_id' || n === 'registration_number') return '123456789012';
       if (n === 'page_token') return '';
       if (/idempotency_key|session_id|external_reference/.test(n)) return `fuzz-${randomUUID()}`;
@@ -313,6 +315,7 @@ const OUTPUT_ONLY = new Set([
   '.corebank.v1.Transfer.currency',
   '.corebank.v1.Transfer.created_at',
   '.corebank.v1.Transfer.expires_at',
+  '.corebank.v1.Transfer.business_date',
 ]);
 
 interface Case {
@@ -434,6 +437,8 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       'corebank.v1.PaymentService': t.address,
       // Every server serves the kit's AuditService; the ledger's stands for all of them.
       'corebank.v1.AuditService': t.bank.address,
+      // The bank's day is served by the account service.
+      'corebank.v1.BusinessDayService': t.bank.address,
     };
     const loanConfig = loadLoanConfig(
       await loanEnv(2, {

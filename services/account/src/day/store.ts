@@ -39,6 +39,14 @@ export const cobMigrations: Migration[] = [
           id uuid not null default gen_random_uuid()
         );
         insert into cob_installation default values;
+        -- Idempotency keys of SetBusinessDate and RunCloseOfBusiness: the request each was first
+        -- used with (the operations are idempotent themselves; the key only refuses reuse).
+        create table day_requests (
+          idempotency_key text primary key,
+          rpc text not null,
+          body_hash text not null,
+          created_at timestamptz not null default now()
+        );
       `);
     },
   },
@@ -48,6 +56,20 @@ export async function installationId(db: Knex): Promise<string> {
   const r = (await db('cob_installation').first('id')) as { id: string } | undefined;
   if (!r) throw new Error('the global database has no close-of-business installation (run the migrate command)');
   return r.id;
+}
+
+/** Claims an idempotency key for a request; false when it was used with another request. */
+export async function claimKey(db: Knex, key: string, rpc: string, bodyHash: string): Promise<boolean> {
+  await db.raw(`insert into day_requests (idempotency_key, rpc, body_hash) values (?, ?, ?) on conflict do nothing`, [
+    key,
+    rpc,
+    bodyHash,
+  ]);
+  const row = (await db('day_requests').where('idempotency_key', key).first('rpc', 'body_hash')) as {
+    rpc: string;
+    body_hash: string;
+  };
+  return row.rpc === rpc && row.body_hash === bodyHash;
 }
 
 export const RUN = { running: 1, completed: 2, failed: 3 } as const;

@@ -139,6 +139,11 @@ export interface SetBusinessDateRequest {
   businessDate: string;
   /** Allows moving the date back or over days not closed: for test environments only. */
   force: boolean;
+  /**
+   * Required (1 to 128 characters): the same key with the same request answers as before; with
+   * another request, ALREADY_EXISTS.
+   */
+  idempotencyKey: string;
 }
 
 export interface SetBusinessDateResponse {
@@ -147,10 +152,15 @@ export interface SetBusinessDateResponse {
 
 export interface RunCloseOfBusinessRequest {
   /**
-   * The last day to close (YYYY-MM-DD); empty: the current business date. Must not be after the
-   * current business date.
+   * The last day to close (YYYY-MM-DD); empty: the current business date. May be after it (at
+   * most a year): the days the close of business missed are then closed one by one.
    */
   through: string;
+  /**
+   * Required (1 to 128 characters): the same key with the same request answers with the days'
+   * states now; with another request, ALREADY_EXISTS.
+   */
+  idempotencyKey: string;
 }
 
 export interface RunCloseOfBusinessResponse {
@@ -411,7 +421,7 @@ export const GetBusinessDateResponse: MessageFns<GetBusinessDateResponse> = {
 };
 
 function createBaseSetBusinessDateRequest(): SetBusinessDateRequest {
-  return { businessDate: "", force: false };
+  return { businessDate: "", force: false, idempotencyKey: "" };
 }
 
 export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
@@ -421,6 +431,9 @@ export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
     }
     if (message.force !== false) {
       writer.uint32(16).bool(message.force);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(26).string(message.idempotencyKey);
     }
     return writer;
   },
@@ -454,6 +467,14 @@ export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
             message.force = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -474,6 +495,11 @@ export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
         ? globalThis.String(object.business_date)
         : "",
       force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
     };
   },
 
@@ -485,6 +511,9 @@ export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
     if (message.force !== false) {
       obj.force = message.force;
     }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
     return obj;
   },
 
@@ -495,6 +524,7 @@ export const SetBusinessDateRequest: MessageFns<SetBusinessDateRequest> = {
     const message = createBaseSetBusinessDateRequest();
     message.businessDate = object.businessDate ?? "";
     message.force = object.force ?? false;
+    message.idempotencyKey = object.idempotencyKey ?? "";
     return message;
   },
 };
@@ -573,13 +603,16 @@ export const SetBusinessDateResponse: MessageFns<SetBusinessDateResponse> = {
 };
 
 function createBaseRunCloseOfBusinessRequest(): RunCloseOfBusinessRequest {
-  return { through: "" };
+  return { through: "", idempotencyKey: "" };
 }
 
 export const RunCloseOfBusinessRequest: MessageFns<RunCloseOfBusinessRequest> = {
   encode(message: RunCloseOfBusinessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.through !== "") {
       writer.uint32(10).string(message.through);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
     }
     return writer;
   },
@@ -605,6 +638,14 @@ export const RunCloseOfBusinessRequest: MessageFns<RunCloseOfBusinessRequest> = 
             message.through = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -618,13 +659,23 @@ export const RunCloseOfBusinessRequest: MessageFns<RunCloseOfBusinessRequest> = 
   },
 
   fromJSON(object: any): RunCloseOfBusinessRequest {
-    return { through: isSet(object.through) ? globalThis.String(object.through) : "" };
+    return {
+      through: isSet(object.through) ? globalThis.String(object.through) : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
   },
 
   toJSON(message: RunCloseOfBusinessRequest): unknown {
     const obj: any = {};
     if (message.through !== "") {
       obj.through = message.through;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
     }
     return obj;
   },
@@ -635,6 +686,7 @@ export const RunCloseOfBusinessRequest: MessageFns<RunCloseOfBusinessRequest> = 
   fromPartial<I extends Exact<DeepPartial<RunCloseOfBusinessRequest>, I>>(object: I): RunCloseOfBusinessRequest {
     const message = createBaseRunCloseOfBusinessRequest();
     message.through = object.through ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
     return message;
   },
 };
