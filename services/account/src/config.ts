@@ -68,6 +68,23 @@ export const accountSpec = {
     parse: parsers.int(1, 4096),
     default: '16',
   },
+  cobSteps: {
+    name: 'COB_STEPS',
+    description:
+      'the close-of-business steps this bank runs, in their fixed order (loans, deposits, gl); a bank without the loan service leaves out loans',
+    parse: (raw: string, name: string) => {
+      const steps = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const known = ['loans', 'deposits', 'gl'];
+      const bad = steps.find((s) => !known.includes(s));
+      if (bad !== undefined) throw new ConfigError(name, `knows only ${known.join(', ')}, got "${bad}"`);
+      if (!steps.includes('gl')) throw new ConfigError(name, 'must include gl (the trial balance closes the day)');
+      return known.filter((s) => steps.includes(s)) as ('loans' | 'deposits' | 'gl')[];
+    },
+    default: 'loans,deposits,gl',
+  },
   cobSchedule: {
     name: 'COB_SCHEDULE',
     description:

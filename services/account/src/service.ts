@@ -113,6 +113,7 @@ export async function startAccountService(
     queue: cobQueueOf,
     log,
     chunksPerShard: config.cobChunksPerShard,
+    steps: config.cobSteps,
     signal: cobAbort.signal,
   };
   const cobSteps: Record<StepName, StepRunner> = {

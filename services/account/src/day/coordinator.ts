@@ -42,6 +42,8 @@ export interface CoordinatorDeps {
   nats: Nats;
   queue: CobQueue;
   log: Logger;
+  /** The steps this bank runs (COB_STEPS), in STEPS order. */
+  steps: readonly StepName[];
   /** Chunks per shard for the steps that go over many entities (loans, deposits). */
   chunksPerShard: number;
   /** How often the coordinator looks at a step's chunks while it waits. */
@@ -133,7 +135,7 @@ async function closeLocked(d: CoordinatorDeps, date: string): Promise<number> {
   await moveShards(d.router, next);
   d.log.info({ business_date: date, resumed: before !== undefined }, 'close of business: started');
 
-  for (const step of STEPS) {
+  for (const step of STEPS.filter((s) => d.steps.includes(s))) {
     for (const s of d.router.shards) {
       await ensureChunks(d.db, { date, step, shard: s.index }, rangesOf(step, d.chunksPerShard));
     }
