@@ -14,12 +14,15 @@ import { join } from 'node:path';
 import {
   ALL_AUDIENCES,
   AUDIT_READ_SCOPE,
+  createDayPool,
   createLogger,
   hashedUuid,
+  isIsoDate,
   migrateAllShards,
   mintToken,
   serviceKid,
   ShardRouter,
+  writeBusinessDate,
   type Migration,
 } from '@corebank/kit';
 import { AccountServiceClient, SystemAccountKind, TransferKind } from '@corebank/kit/gen/corebank/v1/account';
@@ -64,6 +67,10 @@ const intFromEnv = (name: string, fallback: number, min: number, max: number): n
 };
 
 const shards = intFromEnv('SHARDS', 3, 1, 64);
+// The bank's first business date (default: the database's UTC date when the bank is created).
+const firstBusinessDate = process.env.BUSINESS_DATE ?? '';
+if (firstBusinessDate && !isIsoDate(firstBusinessDate))
+  refuse(`BUSINESS_DATE must be a date YYYY-MM-DD, got "${firstBusinessDate}"`);
 const basePort = intFromEnv('GRPC_PORT', 50051, 1, 65_531);
 const services = ['product', 'customer', 'account', 'payment', 'loan'] as const;
 const ports: Record<LocalService, number> = {
@@ -186,9 +193,13 @@ async function startBank() {
   await migrate('product', globalRouter(configs.product, 2, 'product'), productMigrations);
   await migrate('customer', sharded(configs.customer, 'customer'), customerMigrations);
   await migrate('account', sharded(configs.account, 'account'), accountMigrations);
-  await startup.step("migrating the bank's day (business date, close of business)", () =>
-    migrateGlobalDay(configs.account.globalDatabaseUrl, 'account'),
-  );
+  await startup.step("migrating the bank's day (business date, close of business)", async () => {
+    await migrateGlobalDay(configs.account.globalDatabaseUrl, 'account');
+    if (firstBusinessDate) {
+      const db = createDayPool(configs.account.globalDatabaseUrl, 'launcher', 1);
+      await writeBusinessDate(db, firstBusinessDate).finally(() => db.destroy());
+    }
+  });
   await migrate('payment', sharded(configs.payment, 'payment'), paymentMigrations);
   await migrate('loan', sharded(configs.loan, 'loan'), loanMigrations);
 
