@@ -112,6 +112,13 @@ export const paymentSpec = {
     description: "host:port of the product service (the payer account's per-transaction and daily limits)",
     parse: parsers.address,
   },
+  riskTierCacheMs: {
+    name: 'RISK_TIER_CACHE_MS',
+    description:
+      "how long a payer customer's risk tier is kept in process (dropped at once by the customer's events on CB_CUSTOMER; this bounds staleness should one be lost); 0: asked for every order",
+    parse: parsers.int(0, 3_600_000),
+    default: '60000',
+  },
   limitTimeZone: {
     name: 'LIMIT_TIME_ZONE',
     description: 'IANA time zone whose calendar day the daily debit limit counts in',

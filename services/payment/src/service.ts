@@ -82,7 +82,9 @@ export async function startPaymentService(
     config.productServiceAddress,
     identity,
     config.ledgerCallTimeoutMs,
+    config.riskTierCacheMs,
   );
+  peers.watchCustomers(nats.nc);
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
     callTimeoutMs: config.ledgerCallTimeoutMs,

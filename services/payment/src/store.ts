@@ -5,9 +5,11 @@
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
+  bind,
   bucketOf,
   DomainError,
   encodePageToken,
+  outboxInsert,
   writeEvents,
   type Row,
   type Shard,
@@ -25,6 +27,7 @@ import {
 import { paymentChanged, type PaymentEventName } from './events.js';
 import { listPaymentsQuery, pendingQuery } from './validate.js';
 import { releaseLimit } from './limits.js';
+import { COUNTED_KINDS, countOrderCte, uncountOrder } from './risk.js';
 import { paymentToProto, type PaymentRow } from './proto.js';
 import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
 
@@ -85,6 +88,11 @@ export interface NewOrder {
   limitDay?: string | null;
   payerShard: number;
   payeeShard: number;
+  /**
+   * The velocity bucket a payment counts in (risk.ts): a transfer or escrow not rejected counts
+   * in its customer's counters. Absent: it counts in none (refunds and reversals).
+   */
+  velocityBucket?: Date;
 }
 
 /** When a step is next due: a waiting step waits for its timer or for a person. */
@@ -138,9 +146,20 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
     .returning('*')) as PaymentRow[];
   const row = inserted[0];
   if (!row) return undefined;
-  await writeEvents(tx, [
+  const event = outboxInsert([
     paymentChanged(EVENT_OF_NEW[p.status]!, paymentToProto(row), S.PAYMENT_STATUS_UNSPECIFIED, now),
   ]);
+  // The order's share of its customer's risk counters travels with its event: one round trip.
+  const count =
+    p.velocityBucket && COUNTED_KINDS.includes(p.kind) && !NOTHING_MOVED.includes(p.status)
+      ? countOrderCte({
+          customerId: p.payerCustomerId,
+          payeeAccountId: p.payeeAccountId,
+          amount: p.amount,
+          bucket: p.velocityBucket,
+        })
+      : { sql: '', bindings: [] };
+  await tx.raw(count.sql + event.sql, bind([...count.bindings, ...event.bindings]));
   return row;
 }
 
@@ -150,12 +169,65 @@ class OrderExists extends Error {}
 /** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
 const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
 
+/** A channel's claim on an idempotency key for one order. */
+export interface KeyClaim {
+  channel: string;
+  key: string;
+  paymentId: string;
+  bodyHash: string;
+}
+
+/** The database that holds a key's claim: the key's own shard (a hash of channel and key). */
+const keysDb = (router: ShardRouter, c: KeyClaim) => router.byBucket(bucketOf(`${c.channel}\u0000${c.key}`)).db;
+
+/**
+ * Claims the channel's key for the order, and returns the claim recorded: ours when the key was
+ * free (`fresh`: this call made it, so no order with this key can exist yet), else the one made
+ * before (by an earlier attempt of this request, or for another order or body). One statement
+ * that always returns the key's claim (DO UPDATE, unlike DO NOTHING, locks and returns the row
+ * that conflicts, even one committed after the statement began; xmax is 0 only in a row this
+ * statement inserted). A second statement to read the claim could find none: a request that
+ * fails with a verdict gives its claim back, and may do so in between.
+ */
+export async function claimKey(
+  router: ShardRouter,
+  c: KeyClaim,
+): Promise<{ paymentId: string; bodyHash: string; fresh: boolean }> {
+  const { rows } = await keysDb(router, c).raw(
+    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
+       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
+     returning payment_id, body_hash, xmax = 0 as fresh`,
+    [c.channel, c.key, c.paymentId, c.bodyHash],
+  );
+  const r = (rows as { payment_id: string; body_hash: string; fresh: boolean }[])[0]!;
+  return { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh };
+}
+
+/** Throws ALREADY_EXISTS unless the claim recorded is this order's, with this body. */
+export function requireOwnClaim(c: KeyClaim, claimed: { paymentId: string; bodyHash: string }): void {
+  if (claimed.paymentId !== c.paymentId || claimed.bodyHash !== c.bodyHash) throw keyReused(claimed.paymentId);
+}
+
+/**
+ * After a request failed: when it failed with a verdict on the request and no order exists,
+ * nothing was written, and the claim is given back, so a corrected request may use the key.
+ */
+export async function giveBackClaim(router: ShardRouter, shard: Shard, c: KeyClaim, err: unknown): Promise<void> {
+  if (!(err instanceof DomainError && REQUEST_VERDICTS.has(err.code))) return;
+  if (await orderOfKey(shard.db, c.paymentId, c.channel, c.key)) return;
+  await keysDb(router, c).raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
+    c.channel,
+    c.key,
+    c.paymentId,
+  ]);
+}
+
 /**
  * Creates an order once.
  *
- * First the channel's claim on its key, on the key's own shard (a hash of channel and key): a key
- * first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the same
- * order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
+ * First the channel's claim on its key (claimKey; skipped when the caller `claimed` it already):
+ * a key first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the
+ * same order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
  * finish. Then one transaction on `shard`: `decide` makes its checks and writes (limits, risk
  * state) and returns the order to insert.
  *
@@ -167,24 +239,13 @@ const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECO
 export async function createOnce(
   router: ShardRouter,
   shard: Shard,
-  claim: { channel: string; key: string; paymentId: string; bodyHash: string },
+  claim: KeyClaim,
   decide: (tx: Tx) => Promise<NewOrder>,
   now: Date,
+  opts: { claimed?: boolean } = {},
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
-  const keys = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
-  // One statement that always returns the key's claim: ours when the key was free, else the one
-  // recorded (DO UPDATE, unlike DO NOTHING, locks and returns the row that conflicts, even one
-  // committed after the statement began). A second statement to read the claim could find none:
-  // a request that fails with a verdict gives its claim back, and may do so in between.
-  const { rows } = await keys.raw(
-    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
-       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
-     returning payment_id, body_hash`,
-    [channel, key, paymentId, bodyHash],
-  );
-  const claimed = (rows as { payment_id: string; body_hash: string }[])[0]!;
-  if (claimed.payment_id !== paymentId || claimed.body_hash !== bodyHash) throw keyReused(claimed.payment_id);
+  if (!opts.claimed) requireOwnClaim(claim, await claimKey(router, claim));
   try {
     const row = await shard.db.transaction(async (tx) => {
       const inserted = await insertOrder(tx, await decide(tx), now);
@@ -195,13 +256,8 @@ export async function createOnce(
   } catch (err) {
     const existing = await orderOfKey(shard.db, paymentId, channel, key);
     if (existing) return replayOf(existing, bodyHash);
-    if (err instanceof DomainError && REQUEST_VERDICTS.has(err.code)) {
-      await keys.raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
-        channel,
-        key,
-        paymentId,
-      ]);
-    }
+    // A caller that claimed the key gives it back itself (it may fail before it gets here).
+    if (!opts.claimed) await giveBackClaim(router, shard, claim, err);
     throw err;
   }
 }
@@ -355,6 +411,14 @@ export async function changeOrder(tx: Tx, row: PaymentRow, c: Change): Promise<P
   await writeEvents(tx, [paymentChanged(c.event, paymentToProto(after), row.status, now)]);
   if (NOTHING_MOVED.includes(c.status) && row.limit_day) {
     await releaseLimit(tx, row.payer_account_id, row.limit_day, row.amount);
+  }
+  if (NOTHING_MOVED.includes(c.status) && !NOTHING_MOVED.includes(row.status) && COUNTED_KINDS.includes(row.kind)) {
+    await uncountOrder(tx, {
+      customerId: row.payer_customer_id,
+      payeeAccountId: row.payee_account_id,
+      amount: row.amount,
+      createdAt: row.created_at,
+    });
   }
   if (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id) await addRefund(tx, after, now);
   return after;
