@@ -26,3 +26,4 @@ export * from './grpc/client.js';
 export * from './relay-process.js';
 export * from './paging.js';
 export * from './runtime.js';
+export * from './group-commit.js';

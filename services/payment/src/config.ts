@@ -112,6 +112,19 @@ export const paymentSpec = {
     description: "host:port of the product service (the payer account's per-transaction and daily limits)",
     parse: parsers.address,
   },
+  orderBatchesInFlight: {
+    name: 'ORDER_BATCHES_IN_FLIGHT',
+    description:
+      'group commit of new payment orders: transactions in flight per shard, each creating many orders at once; 0: one transaction per order',
+    parse: parsers.int(0, 64),
+    default: '2',
+  },
+  orderBatchMax: {
+    name: 'ORDER_BATCH_MAX',
+    description: 'group commit of new payment orders: orders in one transaction at most',
+    parse: parsers.int(1, 10_000),
+    default: '256',
+  },
   riskTierCacheMs: {
     name: 'RISK_TIER_CACHE_MS',
     description:

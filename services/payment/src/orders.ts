@@ -38,6 +38,7 @@ import {
   requireOwnClaim,
   type KeyClaim,
   type NewOrder,
+  type OrderBatches,
 } from './store.js';
 import { paymentToProto, type PaymentRow } from './proto.js';
 
@@ -46,6 +47,8 @@ const MAX_ESCROW_DAYS = 366;
 
 export interface PaymentDeps {
   router: ShardRouter;
+  /** Group commit of new payment orders, per shard (absent: one transaction per order). */
+  orderBatches?: OrderBatches;
   ledger: Ledger;
   peers: Peers;
   saga: Saga;
@@ -64,10 +67,16 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
  * account (the payer's, or the refunding payee's): a customer-bound caller's binding goes along
  * to the ledger, which checks it again.
  */
-export async function firstStepInline(deps: PaymentDeps, row: PaymentRow, ctx: RpcContext): Promise<PaymentRow> {
+export async function firstStepInline(
+  deps: PaymentDeps,
+  row: PaymentRow,
+  ctx: RpcContext,
+  claimed = false,
+): Promise<PaymentRow> {
   const shard = deps.router.byId(row.id)!;
   deps.saga.expect(row.id, row.step);
-  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline, ctx.principal).catch((err: unknown) => {
+  const step = deps.saga.step(shard, row.id, ctx.deadline, ctx.principal, claimed ? row : undefined);
+  const { row: after } = await step.catch((err: unknown) => {
     ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
     deps.saga.wakeAt(shard, Date.now());
     return { row: undefined };
@@ -223,7 +232,7 @@ async function createClaimed(
         now,
       );
       const verdict = verdictOf(findings);
-      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
+      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay' | 'claimForMs'>;
       if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
         decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
       } else {
@@ -236,13 +245,17 @@ async function createClaimed(
             reason: verdict.reason,
             limitDay: limit.day,
           };
-        } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
+        } else
+          decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day, claimForMs: deps.saga.leaseMs };
       }
       if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
       return { ...base, ...decided, riskFindings: findings };
     },
     now,
-    { claimed: true },
+    {
+      claimed: true,
+      ...(deps.orderBatches ? { batch: { batches: deps.orderBatches, lockKey: payer.ownerId } } : {}),
+    },
   );
   if (created.replayed) return created;
   let row = created.row;
@@ -250,6 +263,7 @@ async function createClaimed(
     { payment_id: id, route, kind, status: S[row.status], reason: row.reason || undefined },
     'payment order created',
   );
-  if (row.status === S.PAYMENT_STATUS_ACCEPTED) row = await firstStepInline(deps, row, ctx);
+  // Written with its first step claimed (claimForMs): made here at once.
+  if (row.status === S.PAYMENT_STATUS_ACCEPTED) row = await firstStepInline(deps, row, ctx, true);
   return { payment: paymentToProto(row), replayed: false };
 }

@@ -175,21 +175,22 @@ export async function riskFacts(
 }
 
 /**
- * A counted order's share of its customer's counters, as a statement prefix (CTEs) with its
- * bindings, folded into the statement that writes the order's event (one round trip).
+ * A counted order's share of its customer's counters, as CTEs (each led by a comma) with their
+ * bindings, for insertOrder's statement: they write only when its CTE `ins` inserted the order.
  */
-export function countOrderCte(o: { customerId: string; payeeAccountId: string; amount: bigint; bucket: Date }): {
+export function countOrderCtes(o: { customerId: string; payeeAccountId: string; amount: bigint; bucket: Date }): {
   sql: string;
   bindings: unknown[];
 } {
   return {
-    sql: `with counted_velocity as (
-            insert into customer_velocity as v (customer_id, bucket_start, n, amount) values (?, ?, 1, ?)
-              on conflict (customer_id, bucket_start) do update set n = v.n + 1, amount = v.amount + excluded.amount),
-          counted_payee as (
-            insert into customer_payees as c (customer_id, payee_account_id, n) values (?, ?, 1)
-              on conflict (customer_id, payee_account_id) do update set n = c.n + 1)
-          `,
+    sql: `, counted_velocity as (
+            insert into customer_velocity as v (customer_id, bucket_start, n, amount)
+              select ?::text, ?::timestamptz, 1, ?::int8 where exists (select 1 from ins)
+              on conflict (customer_id, bucket_start) do update set n = v.n + 1, amount = v.amount + excluded.amount)
+          , counted_payee as (
+            insert into customer_payees as c (customer_id, payee_account_id, n)
+              select ?::text, ?::uuid, 1 where exists (select 1 from ins)
+              on conflict (customer_id, payee_account_id) do update set n = c.n + 1)`,
     bindings: [o.customerId, o.bucket, o.amount.toString(), o.customerId, o.payeeAccountId],
   };
 }

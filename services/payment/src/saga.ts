@@ -72,18 +72,22 @@ export class Saga {
   ) {}
 
   /** The lease a claimed step holds: the ledger call's deadline and a margin. */
-  private get leaseMs(): number {
+  get leaseMs(): number {
     return this.o.callTimeoutMs + 2000;
   }
 
-  /** One step of one order, if it is due and nobody else holds it. */
+  /**
+   * One step of one order, if it is due and nobody else holds it. `claimed`: the order as its
+   * creator wrote it, with its first step claimed already (insertOrder's claimForMs).
+   */
   async step(
     shard: Shard,
     id: string,
     deadline?: Date,
     onBehalfOf?: Principal,
+    claimed?: PaymentRow,
   ): Promise<{ result: DriveResult; row?: PaymentRow }> {
-    const row = await claimStep(shard, id, this.leaseMs);
+    const row = claimed ?? (await claimStep(shard, id, this.leaseMs));
     if (!row) return { result: 'busy' };
     if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
       // An escrow whose auto-release time passed (the step is only due then): the seller is paid.

@@ -9,6 +9,7 @@ import {
   bucketOf,
   DomainError,
   encodePageToken,
+  GroupCommit,
   outboxInsert,
   writeEvents,
   type Row,
@@ -27,7 +28,7 @@ import {
 import { paymentChanged, type PaymentEventName } from './events.js';
 import { listPaymentsQuery, pendingQuery } from './validate.js';
 import { releaseLimit } from './limits.js';
-import { COUNTED_KINDS, countOrderCte, uncountOrder } from './risk.js';
+import { COUNTED_KINDS, countOrderCtes, uncountOrder } from './risk.js';
 import { paymentToProto, type PaymentRow } from './proto.js';
 import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
 
@@ -93,6 +94,11 @@ export interface NewOrder {
    * in its customer's counters. Absent: it counts in none (refunds and reversals).
    */
   velocityBucket?: Date;
+  /**
+   * The creator makes the first step itself at once: the order is written with that step claimed
+   * for this long (as claimStep would claim it), which saves the claim's round trip.
+   */
+  claimForMs?: number;
 }
 
 /** When a step is next due: a waiting step waits for its timer or for a person. */
@@ -113,58 +119,140 @@ const EVENT_OF_NEW: Partial<Record<S, PaymentEventName>> = {
  * and key exists already (the caller's transaction must then roll back and replay it).
  */
 export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<PaymentRow | undefined> {
-  const inserted = (await tx('payments')
-    .insert({
-      id: p.id,
-      channel: p.channel,
-      idempotency_key: p.idempotencyKey,
-      body_hash: p.bodyHash,
-      kind: p.kind,
-      original_payment_id: p.originalPaymentId ?? null,
-      payer_account_id: p.payerAccountId,
-      payee_account_id: p.payeeAccountId,
-      payer_customer_id: p.payerCustomerId,
-      amount: p.amount.toString(),
-      currency: p.currency,
-      reference: p.reference,
-      status: p.status,
-      route: p.route,
-      step: p.step,
-      reason: p.reason ?? '',
-      auto_release_at: p.autoReleaseAt ?? null,
-      risk_findings: JSON.stringify(p.riskFindings ?? []),
-      limit_day: p.limitDay ?? null,
-      payer_shard: p.payerShard,
-      payee_shard: p.payeeShard,
-      next_attempt_at: nextAttemptFor(p.step, p.autoReleaseAt, now),
-      created_at: now,
-      updated_at: now,
-      settled_at: p.status === S.PAYMENT_STATUS_REJECTED ? now : null,
-    })
-    .onConflict()
-    .ignore()
-    .returning('*')) as PaymentRow[];
-  const row = inserted[0];
-  if (!row) return undefined;
+  // The row as it will be (every column is set here or has a constant default; seq is read back),
+  // so the order, its event and its risk counts are one statement: one round trip.
+  const row: PaymentRow = {
+    seq: 0n,
+    id: p.id,
+    channel: p.channel,
+    idempotency_key: p.idempotencyKey,
+    body_hash: p.bodyHash,
+    kind: p.kind,
+    original_payment_id: p.originalPaymentId ?? null,
+    payer_account_id: p.payerAccountId,
+    payee_account_id: p.payeeAccountId,
+    payer_customer_id: p.payerCustomerId,
+    amount: p.amount,
+    refunded_amount: 0n,
+    currency: p.currency,
+    reference: p.reference,
+    status: p.status,
+    route: p.route,
+    step: p.step,
+    reason: p.reason ?? '',
+    note: '',
+    attempts: p.claimForMs ? 1 : 0,
+    next_attempt_at: p.claimForMs
+      ? new Date(now.getTime() + p.claimForMs)
+      : (nextAttemptFor(p.step, p.autoReleaseAt, now) as Date),
+    auto_release_at: p.autoReleaseAt ?? null,
+    risk_findings: p.riskFindings ?? [],
+    limit_day: p.limitDay ?? null,
+    review_decision: '',
+    escrow_outcome: '',
+    payer_shard: p.payerShard,
+    payee_shard: p.payeeShard,
+    created_at: now,
+    updated_at: now,
+    settled_at: p.status === S.PAYMENT_STATUS_REJECTED ? now : null,
+  };
   const event = outboxInsert([
     paymentChanged(EVENT_OF_NEW[p.status]!, paymentToProto(row), S.PAYMENT_STATUS_UNSPECIFIED, now),
   ]);
-  // The order's share of its customer's risk counters travels with its event: one round trip.
+  // A transfer or escrow not rejected counts in its customer's risk counters.
   const count =
     p.velocityBucket && COUNTED_KINDS.includes(p.kind) && !NOTHING_MOVED.includes(p.status)
-      ? countOrderCte({
+      ? countOrderCtes({
           customerId: p.payerCustomerId,
           payeeAccountId: p.payeeAccountId,
           amount: p.amount,
           bucket: p.velocityBucket,
         })
       : { sql: '', bindings: [] };
-  await tx.raw(count.sql + event.sql, bind([...count.bindings, ...event.bindings]));
-  return row;
+  // Nothing but the insert happens when the order exists already (on conflict: no row in ins).
+  const { rows } = (await tx.raw(
+    `with ins as (
+       insert into payments (id, channel, idempotency_key, body_hash, kind, original_payment_id, payer_account_id,
+                             payee_account_id, payer_customer_id, amount, currency, reference, status, route, step,
+                             reason, auto_release_at, risk_findings, limit_day, payer_shard, payee_shard,
+                             attempts, next_attempt_at, created_at, updated_at, settled_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict do nothing
+       returning seq)
+     ${count.sql}
+     , announced as (${event.sql} where exists (select 1 from ins))
+     select seq from ins`,
+    bind([
+      row.id,
+      row.channel,
+      row.idempotency_key,
+      row.body_hash,
+      row.kind,
+      row.original_payment_id,
+      row.payer_account_id,
+      row.payee_account_id,
+      row.payer_customer_id,
+      row.amount.toString(),
+      row.currency,
+      row.reference,
+      row.status,
+      row.route,
+      row.step,
+      row.reason,
+      row.auto_release_at,
+      JSON.stringify(row.risk_findings),
+      row.limit_day,
+      row.payer_shard,
+      row.payee_shard,
+      row.attempts,
+      row.next_attempt_at,
+      now,
+      now,
+      row.settled_at,
+      ...count.bindings,
+      ...event.bindings,
+    ]),
+  )) as { rows: { seq: bigint }[] };
+  const inserted = rows[0];
+  return inserted ? { ...row, seq: inserted.seq } : undefined;
 }
 
 /** Thrown inside an order's transaction when the order exists already: roll back and replay it. */
 class OrderExists extends Error {}
+
+/**
+ * A new order for a shard's group commit (orderBatches): its decision and insert run in a
+ * transaction with other orders of the shard, in the order of their payer customers (whose rows
+ * they lock); undefined when the order exists already.
+ */
+export interface OrderJob {
+  decide: (tx: Tx) => Promise<NewOrder>;
+  now: Date;
+  /** The payer customer: the rows the decision locks. */
+  lockKey: string;
+}
+
+export type OrderBatches = ReadonlyMap<number, GroupCommit<OrderJob, PaymentRow | undefined>>;
+
+/** One group-commit queue per shard for new payment orders. */
+export function orderBatches(router: ShardRouter, maxInFlight: number, maxBatch: number): OrderBatches {
+  return new Map(
+    router.shards.map((s) => [
+      s.index,
+      new GroupCommit<OrderJob, PaymentRow | undefined>(
+        s.db,
+        async (tx, jobs) => {
+          const rows: (PaymentRow | undefined)[] = [];
+          for (const job of jobs) rows.push(await insertOrder(tx, await job.decide(tx), job.now));
+          return rows;
+        },
+        (job) => job.lockKey,
+        { name: 'payment_orders', shard: s.index },
+        { maxInFlight, maxBatch },
+      ),
+    ]),
+  );
+}
 
 /** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
 const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
@@ -229,7 +317,8 @@ export async function giveBackClaim(router: ShardRouter, shard: Shard, c: KeyCla
  * a key first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the
  * same order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
  * finish. Then one transaction on `shard`: `decide` makes its checks and writes (limits, risk
- * state) and returns the order to insert.
+ * state) and returns the order to insert. With `batch`, that transaction is the shard's group
+ * commit, shared with other orders (GroupCommit: one that fails for its own data fails alone).
  *
  * When the transaction fails and the order exists by then (a concurrent request with the same key
  * wrote it first), the recorded order is replayed (refused if its body differs). When it fails
@@ -242,16 +331,16 @@ export async function createOnce(
   claim: KeyClaim,
   decide: (tx: Tx) => Promise<NewOrder>,
   now: Date,
-  opts: { claimed?: boolean } = {},
+  opts: { claimed?: boolean; batch?: { batches: OrderBatches; lockKey: string } } = {},
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
   if (!opts.claimed) requireOwnClaim(claim, await claimKey(router, claim));
   try {
-    const row = await shard.db.transaction(async (tx) => {
-      const inserted = await insertOrder(tx, await decide(tx), now);
-      if (!inserted) throw new OrderExists();
-      return inserted;
-    });
+    const batches = opts.batch?.batches.get(shard.index);
+    const row = batches
+      ? await batches.submit({ decide, now, lockKey: opts.batch!.lockKey })
+      : await shard.db.transaction(async (tx) => insertOrder(tx, await decide(tx), now));
+    if (!row) throw new OrderExists();
     return { row, replayed: false };
   } catch (err) {
     const existing = await orderOfKey(shard.db, paymentId, channel, key);
@@ -446,7 +535,62 @@ async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
 
 /** A saga step's outcome, recorded with its event (see changeOrder). */
 export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise<PaymentRow | undefined> {
-  return shard.db.transaction((tx) => changeOrder(tx, row, c));
+  // A change with side effects (a limit or risk counts given back, a refund added to its
+  // original) takes changeOrder's transaction.
+  if (NOTHING_MOVED.includes(c.status) || (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id)) {
+    return shard.db.transaction((tx) => changeOrder(tx, row, c));
+  }
+  if (c.status !== row.status) transition(row.status, c.status);
+  // Otherwise one statement, atomic by itself (no BEGIN, no COMMIT): the update and its event.
+  // The event is built from the row as it will be, which is exact because the update applies
+  // only to the row as the caller read it (every column it does not set and the event carries is
+  // either immutable or guarded here: status, step, attempts, refunded_amount, and updated_at,
+  // which every other change moves).
+  const now = new Date();
+  const settles = FINAL_FOR_MONEY.includes(c.status) && !FINAL_FOR_MONEY.includes(row.status);
+  const after: PaymentRow = {
+    ...row,
+    status: c.status,
+    step: c.step,
+    reason: c.reason ?? row.reason,
+    note: c.note ?? row.note,
+    review_decision: c.reviewDecision ?? row.review_decision,
+    escrow_outcome: c.escrowOutcome ?? row.escrow_outcome,
+    attempts: c.step === row.step ? row.attempts : 0,
+    next_attempt_at: nextAttemptFor(c.step, row.auto_release_at, now) as Date,
+    updated_at: now,
+    settled_at: settles ? now : row.settled_at,
+  };
+  const event = outboxInsert([paymentChanged(c.event, paymentToProto(after), row.status, now)]);
+  const { rows } = (await shard.db.raw(
+    `with moved as (
+       update payments set status = ?, step = ?, reason = ?, note = ?, review_decision = ?, escrow_outcome = ?,
+              attempts = ?, next_attempt_at = ?, updated_at = ?, settled_at = ?
+        where id = ? and step = ? and status = ? and attempts = ? and refunded_amount = ? and updated_at = ?
+        returning 1),
+     announced as (${event.sql} where exists (select 1 from moved))
+     select count(*)::int as n from moved`,
+    bind([
+      after.status,
+      after.step,
+      after.reason,
+      after.note,
+      after.review_decision,
+      after.escrow_outcome,
+      after.attempts,
+      after.next_attempt_at,
+      now,
+      after.settled_at,
+      row.id,
+      row.step,
+      row.status,
+      row.attempts,
+      row.refunded_amount.toString(),
+      row.updated_at,
+      ...event.bindings,
+    ]),
+  )) as { rows: { n: number }[] };
+  return rows[0]!.n === 1 ? after : undefined;
 }
 
 /** Orders with saga work left whose next attempt is due (retries, dead drivers, escrow timers), oldest due first. */
