@@ -82,6 +82,8 @@ export const DEMO_PRODUCTS: Record<keyof Demo['products'], CreateProductRequest>
       graceDays: 10,
       penaltyRateBps: 500,
       dayCount: DayCount.DAY_COUNT_THIRTY_360,
+      delinquencyBuckets: [1, 31, 61, 91],
+      penaltyRate: '',
     },
   },
 };

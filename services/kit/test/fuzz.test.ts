@@ -282,6 +282,7 @@ function validOne(f: protobuf.Field, fx: Fixture, depth: number): Value {
 const EXCLUSIVE: [string, string][] = [
   ['person', 'business'],
   ['deposit', 'loan'],
+  ['after_id', 'loan_ids'], // RunLoanDay: a range or named loans
 ];
 const LEFT_OUT = new Set([
   '.corebank.v1.Person.national_id_last4',

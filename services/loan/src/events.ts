@@ -15,6 +15,10 @@ export const SUBJECTS = {
   paidOff: subjectOf(DOMAIN, 'loan_paid_off'),
   repaymentApplied: subjectOf(DOMAIN, 'repayment_applied'),
   repaymentRefused: subjectOf(DOMAIN, 'repayment_refused'),
+  delinquencyChanged: subjectOf(DOMAIN, 'loan_delinquency_changed'),
+  instalmentOverdue: subjectOf(DOMAIN, 'loan_instalment_overdue'),
+  writtenOff: subjectOf(DOMAIN, 'loan_written_off'),
+  recoveryReceived: subjectOf(DOMAIN, 'recovery_received'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

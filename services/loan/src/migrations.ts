@@ -106,4 +106,81 @@ export const loanMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // The loan's day (RunLoanDay) and write-offs. loan_accruals is the per-loan sub-ledger of
+    // interest (kind 1) and penalty (kind 2) accruals, one row per (loan, business date, kind):
+    // amount is the day's accrual, booked the part posted to the GL (interest collected ahead of
+    // its accrual was income when paid, so its accrual books nothing again). loan_postings are the
+    // GL transfers of a batch (one per step and currency), pending until the ledger confirms them.
+    // loan_delinquency_changes records every bucket change by date.
+    name: '010_loan_day',
+    async up(db) {
+      await db.raw(`
+        alter table loans
+          add column days_past_due integer not null default 0,
+          add column delinquency_bucket integer not null default 0,
+          add column non_performing boolean not null default false,
+          add column delinquency_as_of date,
+          add column interest_accrued bigint not null default 0,
+          add column interest_receivable bigint not null default 0,
+          add column interest_prepaid bigint not null default 0,
+          add column accrued_through date,
+          add column penalty_exact numeric not null default 0,
+          add column penalty_accrued bigint not null default 0,
+          add column penalised_through date,
+          add column written_off_on date,
+          add column written_off_principal bigint not null default 0,
+          add column written_off_interest bigint not null default 0,
+          add column written_off_penalties bigint not null default 0,
+          add column write_off_key text,
+          add column write_off_hash text,
+          add column write_off_posted boolean not null default true,
+          add column recovered bigint not null default 0;
+        create index loans_active on loans (id) where status = 2;
+        create index loans_write_off_unposted on loans (updated_at) where not write_off_posted;
+        alter table loan_instalments add column overdue_on date;
+        alter table loan_repayments
+          add column interest_receivable bigint not null default 0,
+          add column receivable_account_id uuid,
+          add column penalty_account_id uuid,
+          add column business_date date;
+        create index loan_repayments_collections on loan_repayments (business_date, loan_id) where kind = 20;
+        create table loan_postings (
+          id uuid primary key,
+          business_date date not null,
+          step smallint not null,
+          range_key text not null,
+          currency char(3) not null,
+          amount bigint not null,
+          debit_account_id uuid not null,
+          credit_account_id uuid not null,
+          posted boolean not null default false,
+          created_at timestamptz not null default now(),
+          updated_at timestamptz not null default now()
+        );
+        create index loan_postings_pending on loan_postings (updated_at) where not posted;
+        create index loan_postings_date on loan_postings (business_date, range_key);
+        create table loan_accruals (
+          loan_id uuid not null references loans (id),
+          business_date date not null,
+          kind smallint not null,
+          currency char(3) not null,
+          amount bigint not null,
+          booked bigint not null,
+          posting_id uuid references loan_postings (id),
+          primary key (loan_id, business_date, kind)
+        );
+        create index loan_accruals_date on loan_accruals (business_date, loan_id);
+        create table loan_delinquency_changes (
+          loan_id uuid not null references loans (id),
+          business_date date not null,
+          previous_bucket integer not null,
+          bucket integer not null,
+          days_past_due integer not null,
+          primary key (loan_id, business_date)
+        );
+        create index loan_delinquency_changes_date on loan_delinquency_changes (business_date, loan_id);
+      `);
+    },
+  },
 ];

@@ -116,6 +116,15 @@ export interface LoanRow {
   version: bigint;
   created_at: Date;
   updated_at: Date;
+  /** Delinquency and the day's accounting (migration 010; see day.ts, writeoff.ts). */
+  days_past_due?: number;
+  delinquency_bucket?: number;
+  non_performing?: boolean;
+  delinquency_as_of?: string | null;
+  interest_receivable?: bigint;
+  written_off_on?: string | null;
+  written_off_principal?: bigint;
+  recovered?: bigint;
 }
 
 /** A loan row with its totals over its instalments (see LOAN_SELECT). */
@@ -174,6 +183,14 @@ export function loanToProto(r: LoanWithTotals, shard: number): Loan {
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     shard,
+    daysPastDue: r.days_past_due ?? 0,
+    delinquencyBucket: r.delinquency_bucket ?? 0,
+    nonPerforming: r.non_performing ?? false,
+    delinquencyAsOf: r.delinquency_as_of ?? '',
+    interestReceivable: r.interest_receivable ?? 0n,
+    writtenOffOn: r.written_off_on ?? '',
+    writtenOffPrincipal: r.written_off_principal ?? 0n,
+    recovered: r.recovered ?? 0n,
   };
 }
 
@@ -228,12 +245,34 @@ export interface RepaymentRow {
   waivers: [number, string][];
   created_at: Date;
   updated_at: Date;
+  /** Of interest, the part already accrued: credited to receivable_account_id (migration 010). */
+  interest_receivable: bigint;
+  /** LOAN_INTEREST_RECEIVABLE and LOAN_PENALTY_RECEIVABLE; null on repayments made before 010. */
+  receivable_account_id: string | null;
+  penalty_account_id: string | null;
+  /** COLLECTION: the business date it was taken for. */
+  business_date: string | null;
 }
 
 export const repaymentTransferIds = (repaymentId: string) => ({
   principal: hashedUuid(repaymentId, 'principal'),
   income: hashedUuid(repaymentId, 'income'),
+  receivable: hashedUuid(repaymentId, 'receivable'),
+  penalty: hashedUuid(repaymentId, 'penalty'),
 });
+
+/**
+ * What a repayment credits where. Interest: the already accrued part (interest_receivable) to
+ * LOAN_INTEREST_RECEIVABLE, the rest with fees to the income account; penalties (always accrued
+ * first, by RunLoanDay) to LOAN_PENALTY_RECEIVABLE. A repayment recorded before migration 010 (no
+ * receivable accounts) credits all of interest, fees and penalties to income, as it did then.
+ */
+export function repaymentParts(r: RepaymentRow) {
+  const split = r.receivable_account_id !== null && r.penalty_account_id !== null;
+  const receivable = split ? r.interest_receivable : 0n;
+  const penalty = split ? r.penalties : 0n;
+  return { receivable, penalty, income: r.interest + r.fees + r.penalties - receivable - penalty };
+}
 
 const COMPONENTS: Record<Component, RepaymentComponent> = {
   penalty: RepaymentComponent.REPAYMENT_COMPONENT_PENALTY,
@@ -261,10 +300,11 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
       amount: BigInt(amount),
     })),
     principalTransferId: r.principal > 0n ? ids.principal : '',
-    incomeTransferId: r.interest + r.fees + r.penalties > 0n ? ids.income : '',
+    incomeTransferId: repaymentParts(r).income > 0n ? ids.income : '',
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     kind: r.kind,
     interestWaived: r.waivers.reduce((s, [, amount]) => s + BigInt(amount), 0n),
+    interestFromReceivable: repaymentParts(r).receivable,
   };
 }

@@ -5,6 +5,7 @@
 // outage between the steps leaves it PENDING: a retry with the same key, or the sweeper, makes the
 // same transfers again, which the ledger replays.
 import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
 import {
   bucketedId,
   bucketOfId,
@@ -16,7 +17,6 @@ import {
   type RpcContext,
   type ShardRouter,
 } from '@corebank/kit';
-import { TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanRepaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import {
   LoanStatus as L,
@@ -24,17 +24,11 @@ import {
   RepaymentStatus as S,
   type RepayLoanResponse,
 } from '@corebank/kit/gen/corebank/v1/loan';
-import { CODES, type Accounts, type LedgerStep } from './clients/accounts.js';
+import type { Accounts, LedgerStep } from './clients/accounts.js';
 import { payoffQuote, payoffWaivers } from './payoff.js';
 import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
-import {
-  loanToProto,
-  repaymentToProto,
-  repaymentTransferIds,
-  type LoanWithTotals,
-  type RepaymentRow,
-} from './proto.js';
+import { loanToProto, repaymentToProto, type LoanWithTotals, type RepaymentRow } from './proto.js';
 import {
   applyAllocations,
   applyWaivers,
@@ -46,6 +40,7 @@ import {
   REPAYMENT_COLUMNS,
 } from './store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
+import { giveBack, glAccounts, recordRecovery, repaymentTransfers, takeInterest } from './receivables.js';
 
 export interface RepaymentDeps {
   router: ShardRouter;
@@ -106,7 +101,8 @@ export async function repayLoan(
   const seen = await findRepayment(shard.db, id);
   if (seen) return replay(seen);
 
-  if (loan.status !== L.LOAN_STATUS_ACTIVE) {
+  const recovery = loan.status === L.LOAN_STATUS_WRITTEN_OFF && payment.kind === 'repay';
+  if (loan.status !== L.LOAN_STATUS_ACTIVE && !recovery) {
     throw precondition('LOAN_NOT_ACTIVE', 'loan_id', `the loan is ${L[loan.status]}`, { status: L[loan.status] });
   }
   const field = fromAccountId ? 'from_account_id' : 'loan_id';
@@ -117,15 +113,27 @@ export async function repayLoan(
   }
   if (!account.productId) throw precondition('NOT_A_DEPOSIT_ACCOUNT', field, 'is not a deposit account');
   if (account.currency !== loan.currency) throw precondition('CURRENCY_MISMATCH', field, `is not in ${loan.currency}`);
-  const income = await d.accounts.interestIncome(account.shard, loan.currency, ctx.deadline);
+  const gl = await glAccounts(d.accounts, account.shard, loan.currency, recovery, ctx.deadline);
+  const income = gl.income;
 
   const recorded = await shard.db.transaction(async (tx) => {
     const locked = await lockLoan(tx, loan.id);
-    if (locked?.status !== L.LOAN_STATUS_ACTIVE) {
+    if (locked?.status !== (recovery ? L.LOAN_STATUS_WRITTEN_OFF : L.LOAN_STATUS_ACTIVE)) {
       throw precondition('LOAN_NOT_ACTIVE', 'loan_id', 'the loan is not active');
     }
     const again = await findRepayment(tx, id);
     if (again) return { row: again, fresh: false }; // a concurrent request with this key got here first
+    if (recovery && payment.kind === 'repay') {
+      const row = await recordRecovery(tx, locked, {
+        id,
+        key: req.idempotencyKey,
+        hash,
+        from,
+        income,
+        amount: payment.amount,
+      });
+      return { row, fresh: true };
+    }
     let rows = await instalmentsOf(tx, loan.id);
     let waivers: [number, string][] = [];
     if (payment.kind === 'payoff') {
@@ -177,6 +185,9 @@ export async function repayLoan(
       waivers,
       created_at: now,
       updated_at: now,
+      interest_receivable: await takeInterest(tx, loan.id, totals.interest),
+      receivable_account_id: gl.receivable,
+      penalty_account_id: gl.penalty,
     };
     await applyAllocations(tx, loan.id, row.allocations, 1n);
     const [inserted] = (await tx('loan_repayments')
@@ -198,70 +209,9 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
   const r = (await findRepayment(shard.db, id))!;
   if (r.status === S.REPAYMENT_STATUS_PENDING) {
     const loan = (await findLoan(shard.db, r.loan_id))!;
-    const ids = repaymentTransferIds(r.id);
-    const transfer = (tid: string, credit: string, amount: bigint, code: number): Transfer => ({
-      id: tid,
-      debitAccountId: r.from_account_id,
-      creditAccountId: credit,
-      amount,
-      kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-      linked: false,
-      pendingId: '',
-      timeoutSeconds: 0,
-      code,
-      reference: `loan ${r.loan_id} repayment ${r.id}`,
-      currency: '',
-    });
-    const incomeAmount = r.interest + r.fees + r.penalties;
-    const transfers = [
-      ...(r.principal > 0n
-        ? [transfer(ids.principal, loan.ledger_account_id!, r.principal, CODES.repaymentPrincipal)]
-        : []),
-      ...(incomeAmount > 0n ? [transfer(ids.income, r.income_account_id, incomeAmount, CODES.repaymentInterest)] : []),
-    ];
+    const transfers = repaymentTransfers(r, loan.ledger_account_id!);
     const step: LedgerStep = transfers.length ? await d.accounts.transfer(transfers, deadline) : { kind: 'ok' };
-    await shard.db.transaction(async (tx) => {
-      await lockLoan(tx, r.loan_id);
-      const current = (await findRepayment(tx, id, true))!;
-      if (current.status !== S.REPAYMENT_STATUS_PENDING) return; // another caller recorded it
-      const now = new Date();
-      if (step.kind === 'refused') {
-        await applyAllocations(tx, r.loan_id, r.allocations, -1n);
-        await applyWaivers(tx, r.loan_id, r.waivers, -1n);
-        await tx('loan_repayments')
-          .where('id', id)
-          .update({ status: S.REPAYMENT_STATUS_REFUSED, refusal: step.reason, updated_at: now });
-      } else {
-        await tx('loan_repayments').where('id', id).update({ status: S.REPAYMENT_STATUS_APPLIED, updated_at: now });
-      }
-      let after = (await findLoan(tx, r.loan_id))!;
-      const events = [];
-      if (step.kind === 'ok' && after.status === L.LOAN_STATUS_ACTIVE) {
-        const owed =
-          after.principal_outstanding +
-          after.interest_outstanding +
-          after.fees_outstanding +
-          after.penalties_outstanding;
-        if (owed === 0n) {
-          await tx('loans')
-            .where('id', r.loan_id)
-            .update({ status: L.LOAN_STATUS_PAID_OFF, version: tx.raw('version + 1'), updated_at: now });
-          after = (await findLoan(tx, r.loan_id))!;
-          events.push(loanEvent(SUBJECTS.paidOff, loanToProto(after, shard.index), now));
-        }
-      }
-      const updated = (await findRepayment(tx, id))!;
-      events.unshift(
-        repaymentEvent(
-          step.kind === 'ok' ? SUBJECTS.repaymentApplied : SUBJECTS.repaymentRefused,
-          updated,
-          after,
-          shard.index,
-          now,
-        ),
-      );
-      await writeEvents(tx, events);
-    });
+    await shard.db.transaction((tx) => recordSettlement(tx, shard.index, id, step));
     const done = (await findRepayment(shard.db, id))!;
     d.log.info(
       { repayment_id: id, loan_id: r.loan_id, status: S[done.status], refusal: done.refusal || undefined },
@@ -271,4 +221,54 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
   const repayment = (await findRepayment(shard.db, id))!;
   const loan = (await findLoan(shard.db, repayment.loan_id))!;
   return { repayment: repaymentToProto(repayment), loan: loanToProto(loan, shard.index) };
+}
+
+/**
+ * Records a PENDING repayment's ledger outcome, under its loan's lock, with its events (nothing
+ * when another caller recorded it). Used by settle and by RunLoanDay's collections.
+ */
+export async function recordSettlement(tx: Knex.Transaction, shardIndex: number, id: string, step: LedgerStep) {
+  await lockLoan(tx, (await findRepayment(tx, id))!.loan_id);
+  const current = (await findRepayment(tx, id, true))!;
+  const r = current;
+  if (current.status !== S.REPAYMENT_STATUS_PENDING) return; // another caller recorded it
+  const now = new Date();
+  if (step.kind === 'refused') {
+    await giveBack(tx, current);
+    await applyAllocations(tx, r.loan_id, r.allocations, -1n);
+    await applyWaivers(tx, r.loan_id, r.waivers, -1n);
+    await tx('loan_repayments')
+      .where('id', id)
+      .update({ status: S.REPAYMENT_STATUS_REFUSED, refusal: step.reason, updated_at: now });
+  } else {
+    await tx('loan_repayments').where('id', id).update({ status: S.REPAYMENT_STATUS_APPLIED, updated_at: now });
+  }
+  let after = (await findLoan(tx, r.loan_id))!;
+  const events = [];
+  if (step.kind === 'ok' && after.status === L.LOAN_STATUS_ACTIVE) {
+    const owed =
+      after.principal_outstanding + after.interest_outstanding + after.fees_outstanding + after.penalties_outstanding;
+    if (owed === 0n) {
+      await tx('loans')
+        .where('id', r.loan_id)
+        .update({ status: L.LOAN_STATUS_PAID_OFF, version: tx.raw('version + 1'), updated_at: now });
+      after = (await findLoan(tx, r.loan_id))!;
+      events.push(loanEvent(SUBJECTS.paidOff, loanToProto(after, shardIndex), now));
+    }
+  }
+  const updated = (await findRepayment(tx, id))!;
+  events.unshift(
+    repaymentEvent(
+      step.kind !== 'ok'
+        ? SUBJECTS.repaymentRefused
+        : r.kind === K.REPAYMENT_KIND_RECOVERY
+          ? SUBJECTS.recoveryReceived
+          : SUBJECTS.repaymentApplied,
+      updated,
+      after,
+      shardIndex,
+      now,
+    ),
+  );
+  await writeEvents(tx, events);
 }

@@ -47,6 +47,8 @@ import {
 import { applicationToProto, instalmentsToProto, loanToProto } from './proto.js';
 import { disburse, Sweeper } from './loans.js';
 import { repayLoan, settle } from './repayments.js';
+import { checkIdsOnShard, postPostings, runLoanDay, stalePostings } from './day.js';
+import { postWriteOff, staleWriteOffs, writeOffLoan } from './writeoff.js';
 import {
   amountField,
   bucketedIdField,
@@ -57,6 +59,8 @@ import {
   validateApply,
   validateDecide,
   validatePreview,
+  validateRunLoanDay,
+  validateWriteOff,
 } from './validate.js';
 
 export const SERVICE = 'loan';
@@ -75,6 +79,8 @@ export const SCOPES = {
   repayLoan: 'loans:write',
   getPayoffQuote: 'loans:read',
   payOff: 'loans:write',
+  runLoanDay: 'loans:admin',
+  writeOffLoan: 'loans:admin',
 } as const;
 
 /** A (created_at in ms, id) page cursor. */
@@ -133,6 +139,21 @@ export async function startLoanService(
     [
       { name: 'disbursement', stale: staleDisbursements, drive: (id) => disburse(deps, id) },
       { name: 'repayment', stale: staleRepayments, drive: (id) => settle(deps, id) },
+      { name: 'write-off', stale: staleWriteOffs, drive: (id) => postWriteOff(deps, id) },
+      {
+        // A day's GL posting the run did not confirm: "<shard>:<posting id>".
+        name: 'loan-day posting',
+        stale: async (db, ageMs, limit) => {
+          const shard = router.shards.findIndex((s) => s.db === db);
+          return (await stalePostings(db, ageMs, limit)).map((p) => `${shard}:${p.id}`);
+        },
+        drive: async (key) => {
+          const [index, id] = key.split(':') as [string, string];
+          const shard = router.shards[Number(index)]!;
+          const list = (await stalePostings(shard.db, 0, 1000)).filter((p) => p.id === id);
+          return postPostings(deps, shard, list);
+        },
+      },
     ],
     config.disbursementSweepIntervalMs,
     config.disbursementSweepAgeMs,
@@ -272,6 +293,20 @@ export async function startLoanService(
         }
         const quote = payoffQuote(await instalmentsOf(shard.db, row.id), asOf);
         return { loan: loanToProto(row, shard.index), asOf, ...quote };
+      },
+
+      async runLoanDay(req, ctx) {
+        const scope = validateRunLoanDay(req, router.shards.length);
+        requireUnbound(ctx.principal, 'run a business day');
+        if (scope.ids) checkIdsOnShard(router, req.shard, scope.ids);
+        const shard = router.shards[req.shard]!;
+        return runLoanDay(deps, { date: req.businessDate, shard, ...scope }, ctx.deadline);
+      },
+
+      async writeOffLoan(req, ctx) {
+        const id = validateWriteOff(req);
+        requireUnbound(ctx.principal, 'write off loans');
+        return writeOffLoan(deps, id, req.idempotencyKey, req.reason, ctx.deadline);
       },
 
       async decideLoanApplication(req, ctx) {

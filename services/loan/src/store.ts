@@ -143,7 +143,9 @@ export async function listApplications(
 
 const LOAN_COLUMNS = `l.id, l.application_id, l.customer_id, l.product_id, l.product_version, l.currency, l.principal,
   l.annual_rate, l.term_months, l.status, l.disbursement_account_id, l.repayment_account_id, l.ledger_account_id,
-  l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at`;
+  l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at,
+  l.days_past_due, l.delinquency_bucket, l.non_performing, l.delinquency_as_of::text as delinquency_as_of,
+  l.interest_receivable, l.written_off_on::text as written_off_on, l.written_off_principal, l.recovered`;
 
 /** A loan with its totals over its instalments. */
 const LOAN_SELECT = `select ${LOAN_COLUMNS},
@@ -242,7 +244,8 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
 // Repayments.
 
 export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
-  principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at`;
+  principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at,
+  interest_receivable, receivable_account_id, penalty_account_id, business_date::text as business_date`;
 
 export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);

@@ -5,6 +5,8 @@ import {
   type ApplyForLoanRequest,
   type DecideLoanApplicationRequest,
   type PreviewScheduleRequest,
+  type RunLoanDayRequest,
+  type WriteOffLoanRequest,
 } from '@corebank/kit/gen/corebank/v1/loan';
 
 const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
@@ -100,6 +102,36 @@ export function validateDecide(req: DecideLoanApplicationRequest): string {
   if (req.approvedAmount > 0n && req.decision !== ApplicationState.APPLICATION_STATE_APPROVED) {
     v.add('approved_amount', 'is only for an approval');
   }
+  v.throwIfAny();
+  return id!;
+}
+
+/** Most loans one RunLoanDay may name. */
+export const MAX_DAY_LOAN_IDS = 1000;
+
+/** Checks a RunLoanDay request; returns the lower-case ids (undefined: the range). */
+export function validateRunLoanDay(req: RunLoanDayRequest, shardCount: number) {
+  const v = new Violations();
+  dateField(v, 'business_date', req.businessDate, true);
+  uint32(v, 'shard', req.shard, { max: shardCount - 1 });
+  const after = req.afterId ? uuid(v, 'after_id', req.afterId, { what: 'a loan id' }) : '';
+  const upTo = req.upToId ? uuid(v, 'up_to_id', req.upToId, { what: 'a loan id' }) : '';
+  let ids: string[] | undefined;
+  if (req.loanIds.length > MAX_DAY_LOAN_IDS) {
+    v.add('loan_ids', `must name at most ${MAX_DAY_LOAN_IDS} loans`);
+  } else if (req.loanIds.length) {
+    if (req.afterId || req.upToId) v.add('loan_ids', 'is not with after_id or up_to_id');
+    ids = req.loanIds.map((id, i) => bucketedIdField(v, `loan_ids[${i}]`, id, 'a loan id') ?? '');
+  }
+  v.throwIfAny();
+  return { after: after ?? '', upTo: upTo ?? '', ids: ids && [...new Set(ids)] };
+}
+
+export function validateWriteOff(req: WriteOffLoanRequest): string {
+  const v = new Violations();
+  const id = bucketedIdField(v, 'loan_id', req.loanId, 'a loan id');
+  idempotencyKeyField(v, req.idempotencyKey);
+  text(v, 'reason', req.reason, { max: 500, multiline: true, required: true });
   v.throwIfAny();
   return id!;
 }

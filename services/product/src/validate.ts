@@ -18,6 +18,8 @@ export const MAX_DEPOSIT_RATE_BPS = 10_000;
 export const MAX_LOAN_RATE_BPS = 50_000;
 export const MAX_TERM_MONTHS = 600;
 export const MAX_GRACE_DAYS = 365;
+export const MAX_DELINQUENCY_BUCKETS = 10;
+export const MAX_DAYS_PAST_DUE = 3650;
 /** An exact annual rate: percent per annum with up to 10 decimals ("9.4822"). */
 const EXACT_RATE = /^(\d{1,3})(?:\.(\d{1,10}))?$/;
 const RATE_UNITS_PER_BPS = 10n ** 8n; // a rate in units of 1e-10 percent; one basis point is 0.01 %
@@ -101,6 +103,23 @@ function validateLoan(v: Violations, l: LoanTerms) {
     }
   }
   if (l.penaltyRateBps > MAX_LOAN_RATE_BPS) v.add(`${p}.penalty_rate_bps`, `must be at most ${MAX_LOAN_RATE_BPS}`);
+  if (l.penaltyRate) {
+    const units = l.penaltyRate.length <= 16 ? exactRateUnits(l.penaltyRate) : undefined;
+    if (units === undefined) {
+      v.add(`${p}.penalty_rate`, 'must be a percent with at most 10 decimals, for example 2.5');
+    } else if (units > BigInt(MAX_LOAN_RATE_BPS) * RATE_UNITS_PER_BPS) {
+      v.add(`${p}.penalty_rate`, `must be at most ${MAX_LOAN_RATE_BPS / 100}`);
+    } else if (l.penaltyRateBps !== 0 && BigInt(l.penaltyRateBps) * RATE_UNITS_PER_BPS !== units) {
+      v.add(`${p}.penalty_rate_bps`, 'must be 0 or the same rate as penalty_rate');
+    }
+  }
+  if (l.delinquencyBuckets.length > MAX_DELINQUENCY_BUCKETS) {
+    v.add(`${p}.delinquency_buckets`, `must have at most ${MAX_DELINQUENCY_BUCKETS} buckets`);
+  } else if (
+    l.delinquencyBuckets.some((b, i) => b < 1 || b > MAX_DAYS_PAST_DUE || (i > 0 && b <= l.delinquencyBuckets[i - 1]!))
+  ) {
+    v.add(`${p}.delinquency_buckets`, `must be strictly increasing days past due, 1 to ${MAX_DAYS_PAST_DUE}`);
+  }
   if (!known(ScheduleType, l.scheduleType)) {
     v.add(`${p}.schedule_type`, 'must be EQUAL_INSTALLMENTS, EQUAL_PRINCIPAL, BULLET or FLAT');
   }

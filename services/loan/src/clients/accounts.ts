@@ -29,7 +29,23 @@ export const CODES = {
   disbursement: 7001,
   repaymentPrincipal: 7002,
   repaymentInterest: 7003,
+  /** A repayment's interest already accrued, to LOAN_INTEREST_RECEIVABLE. */
+  repaymentReceivable: 7004,
+  /** A repayment's penalties, to LOAN_PENALTY_RECEIVABLE. */
+  repaymentPenalty: 7005,
+  /** RunLoanDay's GL postings of a batch's accruals (interest, penalty). */
+  interestAccrual: 7010,
+  penaltyAccrual: 7011,
+  /** WriteOffLoan: principal to LOAN_LOSS_EXPENSE, accrued interest and penalties reversed. */
+  writeOffPrincipal: 7020,
+  writeOffInterest: 7021,
+  writeOffPenalty: 7022,
+  /** A repayment on a written-off loan, to LOAN_RECOVERY_INCOME. */
+  recovery: 7023,
 } as const;
+
+/** Codes of the ledger's results a caller sees per transfer of a batch. */
+export type TransferOutcome = 'ok' | string;
 
 export type LedgerStep = { kind: 'ok' } | { kind: 'refused'; reason: string };
 
@@ -121,16 +137,48 @@ export class Accounts {
 
   /** The loan-interest-income GL account of a shard in a currency. */
   async interestIncome(shard: number, currency: string, deadline?: Date): Promise<string> {
-    const kind = SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME;
+    return this.system(SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME, shard, currency, deadline);
+  }
+
+  /** A GL account of the bank (SystemAccountKind) on a shard in a currency. */
+  async system(kind: SystemAccountKind, shard: number, currency: string, deadline?: Date): Promise<string> {
     const id = await this.systemAccounts.find(kind, shard, currency, deadline);
     if (!id) {
       throw new DomainError(
         'FAILED_PRECONDITION',
-        'NO_INTEREST_INCOME_ACCOUNT',
+        kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_LOAN_INTEREST_INCOME
+          ? 'NO_INTEREST_INCOME_ACCOUNT'
+          : 'NO_SYSTEM_ACCOUNT',
         `the ledger books no ${currency} on shard ${shard} (SYSTEM_CURRENCIES)`,
       );
     }
     return id;
+  }
+
+  /**
+   * Applies many transfers in ONE ledger call: `chains` are independent linked chains (each all or
+   * nothing; a chain of one is a single transfer). Returns per chain 'ok' (OK or replayed OK for
+   * every member) or the ledger's refusal code. Transport failures throw.
+   */
+  async transferChains(chains: Transfer[][], deadline?: Date): Promise<TransferOutcome[]> {
+    const flat = chains.flatMap((c) => c.map((t, i) => ({ ...t, linked: i < c.length - 1 })));
+    if (!flat.length) return [];
+    let results;
+    try {
+      ({ results } = await this.client.createTransfers({ transfers: flat }, { deadline: this.deadline(deadline) }));
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'CreateTransfers');
+    }
+    let at = 0;
+    return chains.map((c) => {
+      const mine = results.slice(at, at + c.length);
+      at += c.length;
+      if (mine.every((r) => r.code === R.TRANSFER_RESULT_CODE_OK)) return 'ok';
+      const failed = mine.find(
+        (r) => r.code !== R.TRANSFER_RESULT_CODE_OK && r.code !== R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED,
+      );
+      return R[failed?.code ?? R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED].replace('TRANSFER_RESULT_CODE_', '');
+    });
   }
 
   /**

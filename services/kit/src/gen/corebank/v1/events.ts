@@ -182,6 +182,34 @@ export interface AuditRecorded {
   record?: AuditRecord | undefined;
 }
 
+/**
+ * corebank.loan.loan_delinquency_changed: RunLoanDay moved a loan to another delinquency bucket
+ * (the loan after it carries days_past_due, delinquency_bucket, non_performing, as of the date).
+ */
+export interface LoanDelinquencyChanged {
+  meta?: EventMeta | undefined;
+  loan?: Loan | undefined;
+  businessDate: string;
+  /** Lower bounds of the buckets (0: current). */
+  previousBucket: number;
+  bucket: number;
+  daysPastDue: number;
+}
+
+/**
+ * corebank.loan.loan_instalment_overdue: an instalment was still unpaid at the close of its due
+ * date, after that day's collection.
+ */
+export interface LoanInstalmentOverdue {
+  meta?: EventMeta | undefined;
+  loan?: Loan | undefined;
+  businessDate: string;
+  instalment: number;
+  dueDate: string;
+  /** What it still owes (principal, interest, fees and penalties). */
+  amountOverdue: bigint;
+}
+
 function createBaseEventMeta(): EventMeta {
   return { eventId: "", occurredAt: undefined, shard: 0 };
 }
@@ -2014,6 +2042,333 @@ export const AuditRecorded: MessageFns<AuditRecorded> = {
     message.record = (object.record !== undefined && object.record !== null)
       ? AuditRecord.fromPartial(object.record)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseLoanDelinquencyChanged(): LoanDelinquencyChanged {
+  return { meta: undefined, loan: undefined, businessDate: "", previousBucket: 0, bucket: 0, daysPastDue: 0 };
+}
+
+export const LoanDelinquencyChanged: MessageFns<LoanDelinquencyChanged> = {
+  encode(message: LoanDelinquencyChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(18).fork()).join();
+    }
+    if (message.businessDate !== "") {
+      writer.uint32(26).string(message.businessDate);
+    }
+    if (message.previousBucket !== 0) {
+      writer.uint32(32).uint32(message.previousBucket);
+    }
+    if (message.bucket !== 0) {
+      writer.uint32(40).uint32(message.bucket);
+    }
+    if (message.daysPastDue !== 0) {
+      writer.uint32(48).uint32(message.daysPastDue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanDelinquencyChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanDelinquencyChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.businessDate = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousBucket = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bucket = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.daysPastDue = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanDelinquencyChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      businessDate: isSet(object.businessDate)
+        ? globalThis.String(object.businessDate)
+        : isSet(object.business_date)
+        ? globalThis.String(object.business_date)
+        : "",
+      previousBucket: isSet(object.previousBucket)
+        ? globalThis.Number(object.previousBucket)
+        : isSet(object.previous_bucket)
+        ? globalThis.Number(object.previous_bucket)
+        : 0,
+      bucket: isSet(object.bucket) ? globalThis.Number(object.bucket) : 0,
+      daysPastDue: isSet(object.daysPastDue)
+        ? globalThis.Number(object.daysPastDue)
+        : isSet(object.days_past_due)
+        ? globalThis.Number(object.days_past_due)
+        : 0,
+    };
+  },
+
+  toJSON(message: LoanDelinquencyChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.businessDate !== "") {
+      obj.businessDate = message.businessDate;
+    }
+    if (message.previousBucket !== 0) {
+      obj.previousBucket = Math.round(message.previousBucket);
+    }
+    if (message.bucket !== 0) {
+      obj.bucket = Math.round(message.bucket);
+    }
+    if (message.daysPastDue !== 0) {
+      obj.daysPastDue = Math.round(message.daysPastDue);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanDelinquencyChanged>, I>>(base?: I): LoanDelinquencyChanged {
+    return LoanDelinquencyChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanDelinquencyChanged>, I>>(object: I): LoanDelinquencyChanged {
+    const message = createBaseLoanDelinquencyChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.businessDate = object.businessDate ?? "";
+    message.previousBucket = object.previousBucket ?? 0;
+    message.bucket = object.bucket ?? 0;
+    message.daysPastDue = object.daysPastDue ?? 0;
+    return message;
+  },
+};
+
+function createBaseLoanInstalmentOverdue(): LoanInstalmentOverdue {
+  return { meta: undefined, loan: undefined, businessDate: "", instalment: 0, dueDate: "", amountOverdue: 0n };
+}
+
+export const LoanInstalmentOverdue: MessageFns<LoanInstalmentOverdue> = {
+  encode(message: LoanInstalmentOverdue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(18).fork()).join();
+    }
+    if (message.businessDate !== "") {
+      writer.uint32(26).string(message.businessDate);
+    }
+    if (message.instalment !== 0) {
+      writer.uint32(32).uint32(message.instalment);
+    }
+    if (message.dueDate !== "") {
+      writer.uint32(42).string(message.dueDate);
+    }
+    if (message.amountOverdue !== 0n) {
+      if (BigInt.asIntN(64, message.amountOverdue) !== message.amountOverdue) {
+        throw new globalThis.Error("value provided for field message.amountOverdue of type int64 too large");
+      }
+      writer.uint32(48).int64(message.amountOverdue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanInstalmentOverdue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanInstalmentOverdue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.businessDate = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.instalment = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dueDate = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.amountOverdue = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanInstalmentOverdue {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      businessDate: isSet(object.businessDate)
+        ? globalThis.String(object.businessDate)
+        : isSet(object.business_date)
+        ? globalThis.String(object.business_date)
+        : "",
+      instalment: isSet(object.instalment) ? globalThis.Number(object.instalment) : 0,
+      dueDate: isSet(object.dueDate)
+        ? globalThis.String(object.dueDate)
+        : isSet(object.due_date)
+        ? globalThis.String(object.due_date)
+        : "",
+      amountOverdue: isSet(object.amountOverdue)
+        ? BigInt(object.amountOverdue)
+        : isSet(object.amount_overdue)
+        ? BigInt(object.amount_overdue)
+        : 0n,
+    };
+  },
+
+  toJSON(message: LoanInstalmentOverdue): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.businessDate !== "") {
+      obj.businessDate = message.businessDate;
+    }
+    if (message.instalment !== 0) {
+      obj.instalment = Math.round(message.instalment);
+    }
+    if (message.dueDate !== "") {
+      obj.dueDate = message.dueDate;
+    }
+    if (message.amountOverdue !== 0n) {
+      obj.amountOverdue = message.amountOverdue.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanInstalmentOverdue>, I>>(base?: I): LoanInstalmentOverdue {
+    return LoanInstalmentOverdue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanInstalmentOverdue>, I>>(object: I): LoanInstalmentOverdue {
+    const message = createBaseLoanInstalmentOverdue();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.businessDate = object.businessDate ?? "";
+    message.instalment = object.instalment ?? 0;
+    message.dueDate = object.dueDate ?? "";
+    message.amountOverdue = (object.amountOverdue !== undefined && object.amountOverdue !== null)
+      ? BigInt(object.amountOverdue)
+      : 0n;
     return message;
   },
 };

@@ -90,6 +90,8 @@ export enum LoanStatus {
    * nothing was paid out. Final.
    */
   LOAN_STATUS_DISBURSEMENT_REFUSED = 4,
+  /** LOAN_STATUS_WRITTEN_OFF - Written off (WriteOffLoan): the loss is booked; repayments are recoveries. Final. */
+  LOAN_STATUS_WRITTEN_OFF = 20,
   UNRECOGNIZED = -1,
 }
 
@@ -110,6 +112,9 @@ export function loanStatusFromJSON(object: any): LoanStatus {
     case 4:
     case "LOAN_STATUS_DISBURSEMENT_REFUSED":
       return LoanStatus.LOAN_STATUS_DISBURSEMENT_REFUSED;
+    case 20:
+    case "LOAN_STATUS_WRITTEN_OFF":
+      return LoanStatus.LOAN_STATUS_WRITTEN_OFF;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -129,6 +134,8 @@ export function loanStatusToJSON(object: LoanStatus): string {
       return "LOAN_STATUS_PAID_OFF";
     case LoanStatus.LOAN_STATUS_DISBURSEMENT_REFUSED:
       return "LOAN_STATUS_DISBURSEMENT_REFUSED";
+    case LoanStatus.LOAN_STATUS_WRITTEN_OFF:
+      return "LOAN_STATUS_WRITTEN_OFF";
     case LoanStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -238,6 +245,13 @@ export enum RepaymentKind {
   REPAYMENT_KIND_UNSPECIFIED = 0,
   REPAYMENT_KIND_REPAYMENT = 1,
   REPAYMENT_KIND_PAYOFF = 2,
+  /**
+   * REPAYMENT_KIND_COLLECTION - Taken by RunLoanDay from the repayment account for the instalments due (idempotency key
+   * "collection:<business date>").
+   */
+  REPAYMENT_KIND_COLLECTION = 20,
+  /** REPAYMENT_KIND_RECOVERY - On a WRITTEN_OFF loan: the whole amount is LOAN_RECOVERY_INCOME; nothing is allocated. */
+  REPAYMENT_KIND_RECOVERY = 21,
   UNRECOGNIZED = -1,
 }
 
@@ -252,6 +266,12 @@ export function repaymentKindFromJSON(object: any): RepaymentKind {
     case 2:
     case "REPAYMENT_KIND_PAYOFF":
       return RepaymentKind.REPAYMENT_KIND_PAYOFF;
+    case 20:
+    case "REPAYMENT_KIND_COLLECTION":
+      return RepaymentKind.REPAYMENT_KIND_COLLECTION;
+    case 21:
+    case "REPAYMENT_KIND_RECOVERY":
+      return RepaymentKind.REPAYMENT_KIND_RECOVERY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -267,6 +287,10 @@ export function repaymentKindToJSON(object: RepaymentKind): string {
       return "REPAYMENT_KIND_REPAYMENT";
     case RepaymentKind.REPAYMENT_KIND_PAYOFF:
       return "REPAYMENT_KIND_PAYOFF";
+    case RepaymentKind.REPAYMENT_KIND_COLLECTION:
+      return "REPAYMENT_KIND_COLLECTION";
+    case RepaymentKind.REPAYMENT_KIND_RECOVERY:
+      return "REPAYMENT_KIND_RECOVERY";
     case RepaymentKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -484,6 +508,30 @@ export interface Loan {
   createdAt?: Timestamp | undefined;
   updatedAt?: Timestamp | undefined;
   shard: number;
+  /**
+   * Delinquency as of delinquency_as_of (the last business date RunLoanDay classified it on):
+   * business date minus the due date of the oldest unpaid instalment, 0 while that is within the
+   * product's grace_days (or none is unpaid).
+   */
+  daysPastDue: number;
+  /**
+   * The lower bound of the product's delinquency bucket it falls in (for example 31 for 31-60);
+   * 0: current.
+   */
+  delinquencyBucket: number;
+  /** More than 90 days past due. */
+  nonPerforming: boolean;
+  delinquencyAsOf: string;
+  /**
+   * Interest accrued day by day (RunLoanDay) and not yet collected: the loan's share of the
+   * shard's LOAN_INTEREST_RECEIVABLE.
+   */
+  interestReceivable: bigint;
+  /** WRITTEN_OFF: the business date (the database's date) and what was written off. */
+  writtenOffOn: string;
+  writtenOffPrincipal: bigint;
+  /** Recovered since the write-off (LOAN_RECOVERY_INCOME). */
+  recovered: bigint;
 }
 
 export interface GetLoanRequest {
@@ -548,6 +596,11 @@ export interface Repayment {
   kind: RepaymentKind;
   /** PAYOFF: the scheduled interest not owed because the loan closed early. */
   interestWaived: bigint;
+  /**
+   * Of interest: the part credited to LOAN_INTEREST_RECEIVABLE (already accrued); the rest went to
+   * LOAN_INTEREST_INCOME. Penalties are credited to LOAN_PENALTY_RECEIVABLE.
+   */
+  interestFromReceivable: bigint;
 }
 
 export interface PayOffRequest {
@@ -592,6 +645,81 @@ export interface GetPayoffQuoteResponse {
   fees: bigint;
   penalties: bigint;
   total: bigint;
+}
+
+export interface RunLoanDayRequest {
+  /** YYYY-MM-DD: the business date being closed. */
+  businessDate: string;
+  /** The loan database shard (0 to SHARD_COUNT - 1). */
+  shard: number;
+  /**
+   * Loans whose id is > after_id and <= up_to_id (compared as uuids); empty: an open end. Not
+   * with loan_ids.
+   */
+  afterId: string;
+  upToId: string;
+  /** Or: these loans (at most 1000, all on this shard). */
+  loanIds: string[];
+}
+
+/** Sums in one currency, read back from what is recorded for the date and the loans. */
+export interface LoanDayTotals {
+  currency: string;
+  /**
+   * The day's interest accrual by the sub-ledger (loan_accruals); interest_booked is its part the
+   * GL carries (LOAN_INTEREST_RECEIVABLE / LOAN_INTEREST_INCOME): less interest collected ahead of
+   * its accrual, which was income when paid.
+   */
+  interestAccrued: bigint;
+  /** Penalty accrued (LOAN_PENALTY_RECEIVABLE / LOAN_PENALTY_INCOME), all booked. */
+  penaltyAccrued: bigint;
+  /** Collected from repayment accounts for instalments due (REPAYMENT_KIND_COLLECTION, APPLIED). */
+  principalCollected: bigint;
+  interestCollected: bigint;
+  penaltyCollected: bigint;
+  feesCollected: bigint;
+  /** What the GL carries of interest_accrued (the day's journal: LOAN_INTEREST_RECEIVABLE debit). */
+  interestBooked: bigint;
+}
+
+export interface RunLoanDayResponse {
+  businessDate: string;
+  shard: number;
+  /** ACTIVE loans in the range, disbursed on or before the date. */
+  loansProcessed: number;
+  /** Loans with an interest accrual row for the date. */
+  loansAccrued: number;
+  /** Loans a collection was taken from (APPLIED) and loans whose collection the ledger refused. */
+  loansCollected: number;
+  collectionsRefused: number;
+  loansPenalised: number;
+  /** Loans whose delinquency bucket changed on the date (loan_delinquency_changed events). */
+  loansReclassified: number;
+  totals: LoanDayTotals[];
+  /** Instalments that became overdue on the date (loan_instalment_overdue events). */
+  instalmentsOverdue: number;
+  /**
+   * GL postings of this date and range not yet confirmed by the ledger (a retry or the sweeper
+   * posts them); 0 when the journal carries all of them.
+   */
+  postingsPending: number;
+}
+
+export interface WriteOffLoanRequest {
+  loanId: string;
+  /** Required, at most 128 characters. */
+  idempotencyKey: string;
+  /** Required, at most 500 characters. */
+  reason: string;
+}
+
+export interface WriteOffLoanResponse {
+  loan?: Loan | undefined;
+  replayed: boolean;
+  principalWrittenOff: bigint;
+  /** Accrued interest and penalties reversed out of income. */
+  interestReversed: bigint;
+  penaltiesReversed: bigint;
 }
 
 function createBaseInstalment(): Instalment {
@@ -3005,6 +3133,14 @@ function createBaseLoan(): Loan {
     createdAt: undefined,
     updatedAt: undefined,
     shard: 0,
+    daysPastDue: 0,
+    delinquencyBucket: 0,
+    nonPerforming: false,
+    delinquencyAsOf: "",
+    interestReceivable: 0n,
+    writtenOffOn: "",
+    writtenOffPrincipal: 0n,
+    recovered: 0n,
   };
 }
 
@@ -3105,6 +3241,39 @@ export const Loan: MessageFns<Loan> = {
     }
     if (message.shard !== 0) {
       writer.uint32(200).uint32(message.shard);
+    }
+    if (message.daysPastDue !== 0) {
+      writer.uint32(240).uint32(message.daysPastDue);
+    }
+    if (message.delinquencyBucket !== 0) {
+      writer.uint32(248).uint32(message.delinquencyBucket);
+    }
+    if (message.nonPerforming !== false) {
+      writer.uint32(256).bool(message.nonPerforming);
+    }
+    if (message.delinquencyAsOf !== "") {
+      writer.uint32(266).string(message.delinquencyAsOf);
+    }
+    if (message.interestReceivable !== 0n) {
+      if (BigInt.asIntN(64, message.interestReceivable) !== message.interestReceivable) {
+        throw new globalThis.Error("value provided for field message.interestReceivable of type int64 too large");
+      }
+      writer.uint32(272).int64(message.interestReceivable);
+    }
+    if (message.writtenOffOn !== "") {
+      writer.uint32(282).string(message.writtenOffOn);
+    }
+    if (message.writtenOffPrincipal !== 0n) {
+      if (BigInt.asIntN(64, message.writtenOffPrincipal) !== message.writtenOffPrincipal) {
+        throw new globalThis.Error("value provided for field message.writtenOffPrincipal of type int64 too large");
+      }
+      writer.uint32(288).int64(message.writtenOffPrincipal);
+    }
+    if (message.recovered !== 0n) {
+      if (BigInt.asIntN(64, message.recovered) !== message.recovered) {
+        throw new globalThis.Error("value provided for field message.recovered of type int64 too large");
+      }
+      writer.uint32(296).int64(message.recovered);
     }
     return writer;
   },
@@ -3322,6 +3491,70 @@ export const Loan: MessageFns<Loan> = {
             message.shard = reader.uint32();
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.daysPastDue = reader.uint32();
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.delinquencyBucket = reader.uint32();
+            continue;
+          }
+          case 32: {
+            if (tag !== 256) {
+              break;
+            }
+
+            message.nonPerforming = reader.bool();
+            continue;
+          }
+          case 33: {
+            if (tag !== 266) {
+              break;
+            }
+
+            message.delinquencyAsOf = reader.string();
+            continue;
+          }
+          case 34: {
+            if (tag !== 272) {
+              break;
+            }
+
+            message.interestReceivable = reader.int64() as bigint;
+            continue;
+          }
+          case 35: {
+            if (tag !== 282) {
+              break;
+            }
+
+            message.writtenOffOn = reader.string();
+            continue;
+          }
+          case 36: {
+            if (tag !== 288) {
+              break;
+            }
+
+            message.writtenOffPrincipal = reader.int64() as bigint;
+            continue;
+          }
+          case 37: {
+            if (tag !== 296) {
+              break;
+            }
+
+            message.recovered = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3437,6 +3670,42 @@ export const Loan: MessageFns<Loan> = {
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      daysPastDue: isSet(object.daysPastDue)
+        ? globalThis.Number(object.daysPastDue)
+        : isSet(object.days_past_due)
+        ? globalThis.Number(object.days_past_due)
+        : 0,
+      delinquencyBucket: isSet(object.delinquencyBucket)
+        ? globalThis.Number(object.delinquencyBucket)
+        : isSet(object.delinquency_bucket)
+        ? globalThis.Number(object.delinquency_bucket)
+        : 0,
+      nonPerforming: isSet(object.nonPerforming)
+        ? globalThis.Boolean(object.nonPerforming)
+        : isSet(object.non_performing)
+        ? globalThis.Boolean(object.non_performing)
+        : false,
+      delinquencyAsOf: isSet(object.delinquencyAsOf)
+        ? globalThis.String(object.delinquencyAsOf)
+        : isSet(object.delinquency_as_of)
+        ? globalThis.String(object.delinquency_as_of)
+        : "",
+      interestReceivable: isSet(object.interestReceivable)
+        ? BigInt(object.interestReceivable)
+        : isSet(object.interest_receivable)
+        ? BigInt(object.interest_receivable)
+        : 0n,
+      writtenOffOn: isSet(object.writtenOffOn)
+        ? globalThis.String(object.writtenOffOn)
+        : isSet(object.written_off_on)
+        ? globalThis.String(object.written_off_on)
+        : "",
+      writtenOffPrincipal: isSet(object.writtenOffPrincipal)
+        ? BigInt(object.writtenOffPrincipal)
+        : isSet(object.written_off_principal)
+        ? BigInt(object.written_off_principal)
+        : 0n,
+      recovered: isSet(object.recovered) ? BigInt(object.recovered) : 0n,
     };
   },
 
@@ -3517,6 +3786,30 @@ export const Loan: MessageFns<Loan> = {
     if (message.shard !== 0) {
       obj.shard = Math.round(message.shard);
     }
+    if (message.daysPastDue !== 0) {
+      obj.daysPastDue = Math.round(message.daysPastDue);
+    }
+    if (message.delinquencyBucket !== 0) {
+      obj.delinquencyBucket = Math.round(message.delinquencyBucket);
+    }
+    if (message.nonPerforming !== false) {
+      obj.nonPerforming = message.nonPerforming;
+    }
+    if (message.delinquencyAsOf !== "") {
+      obj.delinquencyAsOf = message.delinquencyAsOf;
+    }
+    if (message.interestReceivable !== 0n) {
+      obj.interestReceivable = message.interestReceivable.toString();
+    }
+    if (message.writtenOffOn !== "") {
+      obj.writtenOffOn = message.writtenOffOn;
+    }
+    if (message.writtenOffPrincipal !== 0n) {
+      obj.writtenOffPrincipal = message.writtenOffPrincipal.toString();
+    }
+    if (message.recovered !== 0n) {
+      obj.recovered = message.recovered.toString();
+    }
     return obj;
   },
 
@@ -3564,6 +3857,18 @@ export const Loan: MessageFns<Loan> = {
       ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
     message.shard = object.shard ?? 0;
+    message.daysPastDue = object.daysPastDue ?? 0;
+    message.delinquencyBucket = object.delinquencyBucket ?? 0;
+    message.nonPerforming = object.nonPerforming ?? false;
+    message.delinquencyAsOf = object.delinquencyAsOf ?? "";
+    message.interestReceivable = (object.interestReceivable !== undefined && object.interestReceivable !== null)
+      ? BigInt(object.interestReceivable)
+      : 0n;
+    message.writtenOffOn = object.writtenOffOn ?? "";
+    message.writtenOffPrincipal = (object.writtenOffPrincipal !== undefined && object.writtenOffPrincipal !== null)
+      ? BigInt(object.writtenOffPrincipal)
+      : 0n;
+    message.recovered = (object.recovered !== undefined && object.recovered !== null) ? BigInt(object.recovered) : 0n;
     return message;
   },
 };
@@ -4169,6 +4474,7 @@ function createBaseRepayment(): Repayment {
     updatedAt: undefined,
     kind: 0,
     interestWaived: 0n,
+    interestFromReceivable: 0n,
   };
 }
 
@@ -4242,6 +4548,12 @@ export const Repayment: MessageFns<Repayment> = {
         throw new globalThis.Error("value provided for field message.interestWaived of type int64 too large");
       }
       writer.uint32(136).int64(message.interestWaived);
+    }
+    if (message.interestFromReceivable !== 0n) {
+      if (BigInt.asIntN(64, message.interestFromReceivable) !== message.interestFromReceivable) {
+        throw new globalThis.Error("value provided for field message.interestFromReceivable of type int64 too large");
+      }
+      writer.uint32(240).int64(message.interestFromReceivable);
     }
     return writer;
   },
@@ -4395,6 +4707,14 @@ export const Repayment: MessageFns<Repayment> = {
             message.interestWaived = reader.int64() as bigint;
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.interestFromReceivable = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4456,6 +4776,11 @@ export const Repayment: MessageFns<Repayment> = {
         : isSet(object.interest_waived)
         ? BigInt(object.interest_waived)
         : 0n,
+      interestFromReceivable: isSet(object.interestFromReceivable)
+        ? BigInt(object.interestFromReceivable)
+        : isSet(object.interest_from_receivable)
+        ? BigInt(object.interest_from_receivable)
+        : 0n,
     };
   },
 
@@ -4512,6 +4837,9 @@ export const Repayment: MessageFns<Repayment> = {
     if (message.interestWaived !== 0n) {
       obj.interestWaived = message.interestWaived.toString();
     }
+    if (message.interestFromReceivable !== 0n) {
+      obj.interestFromReceivable = message.interestFromReceivable.toString();
+    }
     return obj;
   },
 
@@ -4543,6 +4871,10 @@ export const Repayment: MessageFns<Repayment> = {
     message.interestWaived = (object.interestWaived !== undefined && object.interestWaived !== null)
       ? BigInt(object.interestWaived)
       : 0n;
+    message.interestFromReceivable =
+      (object.interestFromReceivable !== undefined && object.interestFromReceivable !== null)
+        ? BigInt(object.interestFromReceivable)
+        : 0n;
     return message;
   },
 };
@@ -5197,6 +5529,956 @@ export const GetPayoffQuoteResponse: MessageFns<GetPayoffQuoteResponse> = {
   },
 };
 
+function createBaseRunLoanDayRequest(): RunLoanDayRequest {
+  return { businessDate: "", shard: 0, afterId: "", upToId: "", loanIds: [] };
+}
+
+export const RunLoanDayRequest: MessageFns<RunLoanDayRequest> = {
+  encode(message: RunLoanDayRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.businessDate !== "") {
+      writer.uint32(10).string(message.businessDate);
+    }
+    if (message.shard !== 0) {
+      writer.uint32(16).uint32(message.shard);
+    }
+    if (message.afterId !== "") {
+      writer.uint32(26).string(message.afterId);
+    }
+    if (message.upToId !== "") {
+      writer.uint32(34).string(message.upToId);
+    }
+    for (const v of message.loanIds) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunLoanDayRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunLoanDayRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.businessDate = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.afterId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.upToId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.loanIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunLoanDayRequest {
+    return {
+      businessDate: isSet(object.businessDate)
+        ? globalThis.String(object.businessDate)
+        : isSet(object.business_date)
+        ? globalThis.String(object.business_date)
+        : "",
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      afterId: isSet(object.afterId)
+        ? globalThis.String(object.afterId)
+        : isSet(object.after_id)
+        ? globalThis.String(object.after_id)
+        : "",
+      upToId: isSet(object.upToId)
+        ? globalThis.String(object.upToId)
+        : isSet(object.up_to_id)
+        ? globalThis.String(object.up_to_id)
+        : "",
+      loanIds: globalThis.Array.isArray(object?.loanIds)
+        ? object.loanIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.loan_ids)
+        ? object.loan_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RunLoanDayRequest): unknown {
+    const obj: any = {};
+    if (message.businessDate !== "") {
+      obj.businessDate = message.businessDate;
+    }
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    if (message.afterId !== "") {
+      obj.afterId = message.afterId;
+    }
+    if (message.upToId !== "") {
+      obj.upToId = message.upToId;
+    }
+    if (message.loanIds?.length) {
+      obj.loanIds = message.loanIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunLoanDayRequest>, I>>(base?: I): RunLoanDayRequest {
+    return RunLoanDayRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunLoanDayRequest>, I>>(object: I): RunLoanDayRequest {
+    const message = createBaseRunLoanDayRequest();
+    message.businessDate = object.businessDate ?? "";
+    message.shard = object.shard ?? 0;
+    message.afterId = object.afterId ?? "";
+    message.upToId = object.upToId ?? "";
+    message.loanIds = object.loanIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseLoanDayTotals(): LoanDayTotals {
+  return {
+    currency: "",
+    interestAccrued: 0n,
+    penaltyAccrued: 0n,
+    principalCollected: 0n,
+    interestCollected: 0n,
+    penaltyCollected: 0n,
+    feesCollected: 0n,
+    interestBooked: 0n,
+  };
+}
+
+export const LoanDayTotals: MessageFns<LoanDayTotals> = {
+  encode(message: LoanDayTotals, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.currency !== "") {
+      writer.uint32(10).string(message.currency);
+    }
+    if (message.interestAccrued !== 0n) {
+      if (BigInt.asIntN(64, message.interestAccrued) !== message.interestAccrued) {
+        throw new globalThis.Error("value provided for field message.interestAccrued of type int64 too large");
+      }
+      writer.uint32(16).int64(message.interestAccrued);
+    }
+    if (message.penaltyAccrued !== 0n) {
+      if (BigInt.asIntN(64, message.penaltyAccrued) !== message.penaltyAccrued) {
+        throw new globalThis.Error("value provided for field message.penaltyAccrued of type int64 too large");
+      }
+      writer.uint32(24).int64(message.penaltyAccrued);
+    }
+    if (message.principalCollected !== 0n) {
+      if (BigInt.asIntN(64, message.principalCollected) !== message.principalCollected) {
+        throw new globalThis.Error("value provided for field message.principalCollected of type int64 too large");
+      }
+      writer.uint32(32).int64(message.principalCollected);
+    }
+    if (message.interestCollected !== 0n) {
+      if (BigInt.asIntN(64, message.interestCollected) !== message.interestCollected) {
+        throw new globalThis.Error("value provided for field message.interestCollected of type int64 too large");
+      }
+      writer.uint32(40).int64(message.interestCollected);
+    }
+    if (message.penaltyCollected !== 0n) {
+      if (BigInt.asIntN(64, message.penaltyCollected) !== message.penaltyCollected) {
+        throw new globalThis.Error("value provided for field message.penaltyCollected of type int64 too large");
+      }
+      writer.uint32(48).int64(message.penaltyCollected);
+    }
+    if (message.feesCollected !== 0n) {
+      if (BigInt.asIntN(64, message.feesCollected) !== message.feesCollected) {
+        throw new globalThis.Error("value provided for field message.feesCollected of type int64 too large");
+      }
+      writer.uint32(56).int64(message.feesCollected);
+    }
+    if (message.interestBooked !== 0n) {
+      if (BigInt.asIntN(64, message.interestBooked) !== message.interestBooked) {
+        throw new globalThis.Error("value provided for field message.interestBooked of type int64 too large");
+      }
+      writer.uint32(64).int64(message.interestBooked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanDayTotals {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanDayTotals();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.interestAccrued = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.penaltyAccrued = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.principalCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.interestCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.penaltyCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.feesCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.interestBooked = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanDayTotals {
+    return {
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      interestAccrued: isSet(object.interestAccrued)
+        ? BigInt(object.interestAccrued)
+        : isSet(object.interest_accrued)
+        ? BigInt(object.interest_accrued)
+        : 0n,
+      penaltyAccrued: isSet(object.penaltyAccrued)
+        ? BigInt(object.penaltyAccrued)
+        : isSet(object.penalty_accrued)
+        ? BigInt(object.penalty_accrued)
+        : 0n,
+      principalCollected: isSet(object.principalCollected)
+        ? BigInt(object.principalCollected)
+        : isSet(object.principal_collected)
+        ? BigInt(object.principal_collected)
+        : 0n,
+      interestCollected: isSet(object.interestCollected)
+        ? BigInt(object.interestCollected)
+        : isSet(object.interest_collected)
+        ? BigInt(object.interest_collected)
+        : 0n,
+      penaltyCollected: isSet(object.penaltyCollected)
+        ? BigInt(object.penaltyCollected)
+        : isSet(object.penalty_collected)
+        ? BigInt(object.penalty_collected)
+        : 0n,
+      feesCollected: isSet(object.feesCollected)
+        ? BigInt(object.feesCollected)
+        : isSet(object.fees_collected)
+        ? BigInt(object.fees_collected)
+        : 0n,
+      interestBooked: isSet(object.interestBooked)
+        ? BigInt(object.interestBooked)
+        : isSet(object.interest_booked)
+        ? BigInt(object.interest_booked)
+        : 0n,
+    };
+  },
+
+  toJSON(message: LoanDayTotals): unknown {
+    const obj: any = {};
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.interestAccrued !== 0n) {
+      obj.interestAccrued = message.interestAccrued.toString();
+    }
+    if (message.penaltyAccrued !== 0n) {
+      obj.penaltyAccrued = message.penaltyAccrued.toString();
+    }
+    if (message.principalCollected !== 0n) {
+      obj.principalCollected = message.principalCollected.toString();
+    }
+    if (message.interestCollected !== 0n) {
+      obj.interestCollected = message.interestCollected.toString();
+    }
+    if (message.penaltyCollected !== 0n) {
+      obj.penaltyCollected = message.penaltyCollected.toString();
+    }
+    if (message.feesCollected !== 0n) {
+      obj.feesCollected = message.feesCollected.toString();
+    }
+    if (message.interestBooked !== 0n) {
+      obj.interestBooked = message.interestBooked.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanDayTotals>, I>>(base?: I): LoanDayTotals {
+    return LoanDayTotals.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanDayTotals>, I>>(object: I): LoanDayTotals {
+    const message = createBaseLoanDayTotals();
+    message.currency = object.currency ?? "";
+    message.interestAccrued = (object.interestAccrued !== undefined && object.interestAccrued !== null)
+      ? BigInt(object.interestAccrued)
+      : 0n;
+    message.penaltyAccrued = (object.penaltyAccrued !== undefined && object.penaltyAccrued !== null)
+      ? BigInt(object.penaltyAccrued)
+      : 0n;
+    message.principalCollected = (object.principalCollected !== undefined && object.principalCollected !== null)
+      ? BigInt(object.principalCollected)
+      : 0n;
+    message.interestCollected = (object.interestCollected !== undefined && object.interestCollected !== null)
+      ? BigInt(object.interestCollected)
+      : 0n;
+    message.penaltyCollected = (object.penaltyCollected !== undefined && object.penaltyCollected !== null)
+      ? BigInt(object.penaltyCollected)
+      : 0n;
+    message.feesCollected = (object.feesCollected !== undefined && object.feesCollected !== null)
+      ? BigInt(object.feesCollected)
+      : 0n;
+    message.interestBooked = (object.interestBooked !== undefined && object.interestBooked !== null)
+      ? BigInt(object.interestBooked)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseRunLoanDayResponse(): RunLoanDayResponse {
+  return {
+    businessDate: "",
+    shard: 0,
+    loansProcessed: 0,
+    loansAccrued: 0,
+    loansCollected: 0,
+    collectionsRefused: 0,
+    loansPenalised: 0,
+    loansReclassified: 0,
+    totals: [],
+    instalmentsOverdue: 0,
+    postingsPending: 0,
+  };
+}
+
+export const RunLoanDayResponse: MessageFns<RunLoanDayResponse> = {
+  encode(message: RunLoanDayResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.businessDate !== "") {
+      writer.uint32(10).string(message.businessDate);
+    }
+    if (message.shard !== 0) {
+      writer.uint32(16).uint32(message.shard);
+    }
+    if (message.loansProcessed !== 0) {
+      writer.uint32(24).uint32(message.loansProcessed);
+    }
+    if (message.loansAccrued !== 0) {
+      writer.uint32(32).uint32(message.loansAccrued);
+    }
+    if (message.loansCollected !== 0) {
+      writer.uint32(40).uint32(message.loansCollected);
+    }
+    if (message.collectionsRefused !== 0) {
+      writer.uint32(48).uint32(message.collectionsRefused);
+    }
+    if (message.loansPenalised !== 0) {
+      writer.uint32(56).uint32(message.loansPenalised);
+    }
+    if (message.loansReclassified !== 0) {
+      writer.uint32(64).uint32(message.loansReclassified);
+    }
+    for (const v of message.totals) {
+      LoanDayTotals.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.instalmentsOverdue !== 0) {
+      writer.uint32(104).uint32(message.instalmentsOverdue);
+    }
+    if (message.postingsPending !== 0) {
+      writer.uint32(96).uint32(message.postingsPending);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunLoanDayResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunLoanDayResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.businessDate = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.loansProcessed = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.loansAccrued = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.loansCollected = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.collectionsRefused = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.loansPenalised = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.loansReclassified = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.totals.push(LoanDayTotals.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.instalmentsOverdue = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.postingsPending = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunLoanDayResponse {
+    return {
+      businessDate: isSet(object.businessDate)
+        ? globalThis.String(object.businessDate)
+        : isSet(object.business_date)
+        ? globalThis.String(object.business_date)
+        : "",
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      loansProcessed: isSet(object.loansProcessed)
+        ? globalThis.Number(object.loansProcessed)
+        : isSet(object.loans_processed)
+        ? globalThis.Number(object.loans_processed)
+        : 0,
+      loansAccrued: isSet(object.loansAccrued)
+        ? globalThis.Number(object.loansAccrued)
+        : isSet(object.loans_accrued)
+        ? globalThis.Number(object.loans_accrued)
+        : 0,
+      loansCollected: isSet(object.loansCollected)
+        ? globalThis.Number(object.loansCollected)
+        : isSet(object.loans_collected)
+        ? globalThis.Number(object.loans_collected)
+        : 0,
+      collectionsRefused: isSet(object.collectionsRefused)
+        ? globalThis.Number(object.collectionsRefused)
+        : isSet(object.collections_refused)
+        ? globalThis.Number(object.collections_refused)
+        : 0,
+      loansPenalised: isSet(object.loansPenalised)
+        ? globalThis.Number(object.loansPenalised)
+        : isSet(object.loans_penalised)
+        ? globalThis.Number(object.loans_penalised)
+        : 0,
+      loansReclassified: isSet(object.loansReclassified)
+        ? globalThis.Number(object.loansReclassified)
+        : isSet(object.loans_reclassified)
+        ? globalThis.Number(object.loans_reclassified)
+        : 0,
+      totals: globalThis.Array.isArray(object?.totals)
+        ? object.totals.map((e: any) => LoanDayTotals.fromJSON(e))
+        : [],
+      instalmentsOverdue: isSet(object.instalmentsOverdue)
+        ? globalThis.Number(object.instalmentsOverdue)
+        : isSet(object.instalments_overdue)
+        ? globalThis.Number(object.instalments_overdue)
+        : 0,
+      postingsPending: isSet(object.postingsPending)
+        ? globalThis.Number(object.postingsPending)
+        : isSet(object.postings_pending)
+        ? globalThis.Number(object.postings_pending)
+        : 0,
+    };
+  },
+
+  toJSON(message: RunLoanDayResponse): unknown {
+    const obj: any = {};
+    if (message.businessDate !== "") {
+      obj.businessDate = message.businessDate;
+    }
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    if (message.loansProcessed !== 0) {
+      obj.loansProcessed = Math.round(message.loansProcessed);
+    }
+    if (message.loansAccrued !== 0) {
+      obj.loansAccrued = Math.round(message.loansAccrued);
+    }
+    if (message.loansCollected !== 0) {
+      obj.loansCollected = Math.round(message.loansCollected);
+    }
+    if (message.collectionsRefused !== 0) {
+      obj.collectionsRefused = Math.round(message.collectionsRefused);
+    }
+    if (message.loansPenalised !== 0) {
+      obj.loansPenalised = Math.round(message.loansPenalised);
+    }
+    if (message.loansReclassified !== 0) {
+      obj.loansReclassified = Math.round(message.loansReclassified);
+    }
+    if (message.totals?.length) {
+      obj.totals = message.totals.map((e) => LoanDayTotals.toJSON(e));
+    }
+    if (message.instalmentsOverdue !== 0) {
+      obj.instalmentsOverdue = Math.round(message.instalmentsOverdue);
+    }
+    if (message.postingsPending !== 0) {
+      obj.postingsPending = Math.round(message.postingsPending);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunLoanDayResponse>, I>>(base?: I): RunLoanDayResponse {
+    return RunLoanDayResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunLoanDayResponse>, I>>(object: I): RunLoanDayResponse {
+    const message = createBaseRunLoanDayResponse();
+    message.businessDate = object.businessDate ?? "";
+    message.shard = object.shard ?? 0;
+    message.loansProcessed = object.loansProcessed ?? 0;
+    message.loansAccrued = object.loansAccrued ?? 0;
+    message.loansCollected = object.loansCollected ?? 0;
+    message.collectionsRefused = object.collectionsRefused ?? 0;
+    message.loansPenalised = object.loansPenalised ?? 0;
+    message.loansReclassified = object.loansReclassified ?? 0;
+    message.totals = object.totals?.map((e) => LoanDayTotals.fromPartial(e)) || [];
+    message.instalmentsOverdue = object.instalmentsOverdue ?? 0;
+    message.postingsPending = object.postingsPending ?? 0;
+    return message;
+  },
+};
+
+function createBaseWriteOffLoanRequest(): WriteOffLoanRequest {
+  return { loanId: "", idempotencyKey: "", reason: "" };
+}
+
+export const WriteOffLoanRequest: MessageFns<WriteOffLoanRequest> = {
+  encode(message: WriteOffLoanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteOffLoanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWriteOffLoanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WriteOffLoanRequest {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: WriteOffLoanRequest): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WriteOffLoanRequest>, I>>(base?: I): WriteOffLoanRequest {
+    return WriteOffLoanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WriteOffLoanRequest>, I>>(object: I): WriteOffLoanRequest {
+    const message = createBaseWriteOffLoanRequest();
+    message.loanId = object.loanId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseWriteOffLoanResponse(): WriteOffLoanResponse {
+  return { loan: undefined, replayed: false, principalWrittenOff: 0n, interestReversed: 0n, penaltiesReversed: 0n };
+}
+
+export const WriteOffLoanResponse: MessageFns<WriteOffLoanResponse> = {
+  encode(message: WriteOffLoanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    if (message.principalWrittenOff !== 0n) {
+      if (BigInt.asIntN(64, message.principalWrittenOff) !== message.principalWrittenOff) {
+        throw new globalThis.Error("value provided for field message.principalWrittenOff of type int64 too large");
+      }
+      writer.uint32(24).int64(message.principalWrittenOff);
+    }
+    if (message.interestReversed !== 0n) {
+      if (BigInt.asIntN(64, message.interestReversed) !== message.interestReversed) {
+        throw new globalThis.Error("value provided for field message.interestReversed of type int64 too large");
+      }
+      writer.uint32(32).int64(message.interestReversed);
+    }
+    if (message.penaltiesReversed !== 0n) {
+      if (BigInt.asIntN(64, message.penaltiesReversed) !== message.penaltiesReversed) {
+        throw new globalThis.Error("value provided for field message.penaltiesReversed of type int64 too large");
+      }
+      writer.uint32(40).int64(message.penaltiesReversed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteOffLoanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWriteOffLoanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.principalWrittenOff = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.interestReversed = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.penaltiesReversed = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WriteOffLoanResponse {
+    return {
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+      principalWrittenOff: isSet(object.principalWrittenOff)
+        ? BigInt(object.principalWrittenOff)
+        : isSet(object.principal_written_off)
+        ? BigInt(object.principal_written_off)
+        : 0n,
+      interestReversed: isSet(object.interestReversed)
+        ? BigInt(object.interestReversed)
+        : isSet(object.interest_reversed)
+        ? BigInt(object.interest_reversed)
+        : 0n,
+      penaltiesReversed: isSet(object.penaltiesReversed)
+        ? BigInt(object.penaltiesReversed)
+        : isSet(object.penalties_reversed)
+        ? BigInt(object.penalties_reversed)
+        : 0n,
+    };
+  },
+
+  toJSON(message: WriteOffLoanResponse): unknown {
+    const obj: any = {};
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    if (message.principalWrittenOff !== 0n) {
+      obj.principalWrittenOff = message.principalWrittenOff.toString();
+    }
+    if (message.interestReversed !== 0n) {
+      obj.interestReversed = message.interestReversed.toString();
+    }
+    if (message.penaltiesReversed !== 0n) {
+      obj.penaltiesReversed = message.penaltiesReversed.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WriteOffLoanResponse>, I>>(base?: I): WriteOffLoanResponse {
+    return WriteOffLoanResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WriteOffLoanResponse>, I>>(object: I): WriteOffLoanResponse {
+    const message = createBaseWriteOffLoanResponse();
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.replayed = object.replayed ?? false;
+    message.principalWrittenOff = (object.principalWrittenOff !== undefined && object.principalWrittenOff !== null)
+      ? BigInt(object.principalWrittenOff)
+      : 0n;
+    message.interestReversed = (object.interestReversed !== undefined && object.interestReversed !== null)
+      ? BigInt(object.interestReversed)
+      : 0n;
+    message.penaltiesReversed = (object.penaltiesReversed !== undefined && object.penaltiesReversed !== null)
+      ? BigInt(object.penaltiesReversed)
+      : 0n;
+    return message;
+  },
+};
+
 /**
  * Lending: quotes, applications decided within the call by a scorecard that states its reasons,
  * disbursement through the ledger, schedules fixed at disbursement, repayments by the default
@@ -5374,6 +6656,46 @@ export const LoanServiceService = {
     responseSerialize: (value: RepayLoanResponse): Buffer => Buffer.from(RepayLoanResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RepayLoanResponse => RepayLoanResponse.decode(value),
   },
+  /**
+   * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the
+   * close of business (loans:admin). Steps, in this order, each idempotent per (loan, business
+   * date, step): accrue one day of interest; collect the instalments due on or before the date
+   * from the repayment account (in part when it holds less; never overdrawn); accrue penalty
+   * interest on overdue principal; reclassify delinquency (days past due, bucket, non-performing)
+   * with its events. Work is set-based and the ledger is called once per batch: one GL transfer
+   * per (step, currency) for the accruals, one CreateTransfers call for the collections. A re-run
+   * or a concurrent duplicate books nothing twice and returns the same totals, which are read
+   * back from what is recorded for that date and those loans.
+   */
+  runLoanDay: {
+    path: "/corebank.v1.LoanService/RunLoanDay" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RunLoanDayRequest): Buffer => Buffer.from(RunLoanDayRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunLoanDayRequest => RunLoanDayRequest.decode(value),
+    responseSerialize: (value: RunLoanDayResponse): Buffer => Buffer.from(RunLoanDayResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunLoanDayResponse => RunLoanDayResponse.decode(value),
+  },
+  /**
+   * Writes off an ACTIVE loan (loans:admin): its principal outstanding is booked to the shard's
+   * LOAN_LOSS_EXPENSE (debit) from the loan's ledger account (credit); the interest accrued and
+   * not collected is reversed out of LOAN_INTEREST_INCOME (debit) from LOAN_INTEREST_RECEIVABLE
+   * (credit), and the unpaid penalties out of LOAN_PENALTY_INCOME from LOAN_PENALTY_RECEIVABLE.
+   * The loan is WRITTEN_OFF (event loan_written_off). Idempotent by (loan_id, idempotency_key):
+   * the same key and reason replay; another key or reason on a written-off loan is
+   * ALREADY_EXISTS. Later RepayLoan calls on it are recoveries (kind RECOVERY), credited to
+   * LOAN_RECOVERY_INCOME, up to what was written off (event recovery_received).
+   */
+  writeOffLoan: {
+    path: "/corebank.v1.LoanService/WriteOffLoan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WriteOffLoanRequest): Buffer => Buffer.from(WriteOffLoanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WriteOffLoanRequest => WriteOffLoanRequest.decode(value),
+    responseSerialize: (value: WriteOffLoanResponse): Buffer =>
+      Buffer.from(WriteOffLoanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WriteOffLoanResponse => WriteOffLoanResponse.decode(value),
+  },
 } as const;
 
 export interface LoanServiceServer extends UntypedServiceImplementation {
@@ -5435,6 +6757,29 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * total in the metadata). Idempotent by (loan_id, idempotency_key) as RepayLoan.
    */
   payOff: handleUnaryCall<PayOffRequest, RepayLoanResponse>;
+  /**
+   * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the
+   * close of business (loans:admin). Steps, in this order, each idempotent per (loan, business
+   * date, step): accrue one day of interest; collect the instalments due on or before the date
+   * from the repayment account (in part when it holds less; never overdrawn); accrue penalty
+   * interest on overdue principal; reclassify delinquency (days past due, bucket, non-performing)
+   * with its events. Work is set-based and the ledger is called once per batch: one GL transfer
+   * per (step, currency) for the accruals, one CreateTransfers call for the collections. A re-run
+   * or a concurrent duplicate books nothing twice and returns the same totals, which are read
+   * back from what is recorded for that date and those loans.
+   */
+  runLoanDay: handleUnaryCall<RunLoanDayRequest, RunLoanDayResponse>;
+  /**
+   * Writes off an ACTIVE loan (loans:admin): its principal outstanding is booked to the shard's
+   * LOAN_LOSS_EXPENSE (debit) from the loan's ledger account (credit); the interest accrued and
+   * not collected is reversed out of LOAN_INTEREST_INCOME (debit) from LOAN_INTEREST_RECEIVABLE
+   * (credit), and the unpaid penalties out of LOAN_PENALTY_INCOME from LOAN_PENALTY_RECEIVABLE.
+   * The loan is WRITTEN_OFF (event loan_written_off). Idempotent by (loan_id, idempotency_key):
+   * the same key and reason replay; another key or reason on a written-off loan is
+   * ALREADY_EXISTS. Later RepayLoan calls on it are recoveries (kind RECOVERY), credited to
+   * LOAN_RECOVERY_INCOME, up to what was written off (event recovery_received).
+   */
+  writeOffLoan: handleUnaryCall<WriteOffLoanRequest, WriteOffLoanResponse>;
 }
 
 export interface LoanServiceClient extends Client {
@@ -5649,6 +6994,57 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the
+   * close of business (loans:admin). Steps, in this order, each idempotent per (loan, business
+   * date, step): accrue one day of interest; collect the instalments due on or before the date
+   * from the repayment account (in part when it holds less; never overdrawn); accrue penalty
+   * interest on overdue principal; reclassify delinquency (days past due, bucket, non-performing)
+   * with its events. Work is set-based and the ledger is called once per batch: one GL transfer
+   * per (step, currency) for the accruals, one CreateTransfers call for the collections. A re-run
+   * or a concurrent duplicate books nothing twice and returns the same totals, which are read
+   * back from what is recorded for that date and those loans.
+   */
+  runLoanDay(
+    request: RunLoanDayRequest,
+    callback: (error: ServiceError | null, response: RunLoanDayResponse) => void,
+  ): ClientUnaryCall;
+  runLoanDay(
+    request: RunLoanDayRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RunLoanDayResponse) => void,
+  ): ClientUnaryCall;
+  runLoanDay(
+    request: RunLoanDayRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RunLoanDayResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Writes off an ACTIVE loan (loans:admin): its principal outstanding is booked to the shard's
+   * LOAN_LOSS_EXPENSE (debit) from the loan's ledger account (credit); the interest accrued and
+   * not collected is reversed out of LOAN_INTEREST_INCOME (debit) from LOAN_INTEREST_RECEIVABLE
+   * (credit), and the unpaid penalties out of LOAN_PENALTY_INCOME from LOAN_PENALTY_RECEIVABLE.
+   * The loan is WRITTEN_OFF (event loan_written_off). Idempotent by (loan_id, idempotency_key):
+   * the same key and reason replay; another key or reason on a written-off loan is
+   * ALREADY_EXISTS. Later RepayLoan calls on it are recoveries (kind RECOVERY), credited to
+   * LOAN_RECOVERY_INCOME, up to what was written off (event recovery_received).
+   */
+  writeOffLoan(
+    request: WriteOffLoanRequest,
+    callback: (error: ServiceError | null, response: WriteOffLoanResponse) => void,
+  ): ClientUnaryCall;
+  writeOffLoan(
+    request: WriteOffLoanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WriteOffLoanResponse) => void,
+  ): ClientUnaryCall;
+  writeOffLoan(
+    request: WriteOffLoanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WriteOffLoanResponse) => void,
   ): ClientUnaryCall;
 }
 

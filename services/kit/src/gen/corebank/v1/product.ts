@@ -372,6 +372,16 @@ export interface LoanTerms {
    * FLAT; 0: to the minor unit.
    */
   instalmentMultiple: bigint;
+  /**
+   * Lower bounds (days past due) of the delinquency buckets, strictly increasing, 1 to 3650, at
+   * most 10; empty: 1, 31, 61, 91 (1-30, 31-60, 61-90, 91+).
+   */
+  delinquencyBuckets: number[];
+  /**
+   * The exact penalty rate in percent per annum on overdue principal (as annual_rate: up to 10
+   * decimals, 0 to 500); when set it replaces penalty_rate_bps, which must be 0 or the same rate.
+   */
+  penaltyRate: string;
 }
 
 /**
@@ -826,6 +836,8 @@ function createBaseLoanTerms(): LoanTerms {
     graceOnInterestPeriods: 0,
     graceOnInterestKind: 0,
     instalmentMultiple: 0n,
+    delinquencyBuckets: [],
+    penaltyRate: "",
   };
 }
 
@@ -884,6 +896,16 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         throw new globalThis.Error("value provided for field message.instalmentMultiple of type int64 too large");
       }
       writer.uint32(120).int64(message.instalmentMultiple);
+    }
+    if (message.delinquencyBuckets.length !== 0) {
+      writer.uint32(130).fork();
+      for (const v of message.delinquencyBuckets) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.penaltyRate !== "") {
+      writer.uint32(138).string(message.penaltyRate);
     }
     return writer;
   },
@@ -1021,6 +1043,32 @@ export const LoanTerms: MessageFns<LoanTerms> = {
             message.instalmentMultiple = reader.int64() as bigint;
             continue;
           }
+          case 16: {
+            if (tag === 128) {
+              message.delinquencyBuckets.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 130) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.delinquencyBuckets.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.penaltyRate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1106,6 +1154,16 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         : isSet(object.instalment_multiple)
         ? BigInt(object.instalment_multiple)
         : 0n,
+      delinquencyBuckets: globalThis.Array.isArray(object?.delinquencyBuckets)
+        ? object.delinquencyBuckets.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.delinquency_buckets)
+        ? object.delinquency_buckets.map((e: any) => globalThis.Number(e))
+        : [],
+      penaltyRate: isSet(object.penaltyRate)
+        ? globalThis.String(object.penaltyRate)
+        : isSet(object.penalty_rate)
+        ? globalThis.String(object.penalty_rate)
+        : "",
     };
   },
 
@@ -1156,6 +1214,12 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     if (message.instalmentMultiple !== 0n) {
       obj.instalmentMultiple = message.instalmentMultiple.toString();
     }
+    if (message.delinquencyBuckets?.length) {
+      obj.delinquencyBuckets = message.delinquencyBuckets.map((e) => Math.round(e));
+    }
+    if (message.penaltyRate !== "") {
+      obj.penaltyRate = message.penaltyRate;
+    }
     return obj;
   },
 
@@ -1181,6 +1245,8 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     message.instalmentMultiple = (object.instalmentMultiple !== undefined && object.instalmentMultiple !== null)
       ? BigInt(object.instalmentMultiple)
       : 0n;
+    message.delinquencyBuckets = object.delinquencyBuckets?.map((e) => e) || [];
+    message.penaltyRate = object.penaltyRate ?? "";
     return message;
   },
 };
