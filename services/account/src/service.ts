@@ -27,6 +27,7 @@ import {
   validateSetBusinessDate,
 } from './day/validate.js';
 import { startCobWorker } from './day/worker.js';
+import { connectLoans, loanDayStep } from './clients/loans.js';
 import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
 import { createAccounts, ensureSystemAccounts, getAccount, listAccounts, listSystemAccounts } from './store.js';
@@ -116,8 +117,9 @@ export async function startAccountService(
     steps: config.cobSteps,
     signal: cobAbort.signal,
   };
+  const loans = connectLoans(config.loanServiceAddress, identity);
   const cobSteps: Record<StepName, StepRunner> = {
-    loans: async () => ({ items: 0, totals: [] }),
+    loans: loanDayStep(loans),
     deposits: async () => ({ items: 0, totals: [] }),
     gl: async () => ({ items: 0, totals: [] }),
     ...options.cobSteps,
@@ -265,6 +267,7 @@ export async function startAccountService(
       () => Promise.all(cobRuns),
       () => peers.customers.close(),
       () => peers.products.close(),
+      () => loans.close(),
       () => day.stop(),
     ],
   );
