@@ -15,6 +15,7 @@ export const SUBJECTS = {
   paidOff: subjectOf(DOMAIN, 'loan_paid_off'),
   repaymentApplied: subjectOf(DOMAIN, 'repayment_applied'),
   repaymentRefused: subjectOf(DOMAIN, 'repayment_refused'),
+  rescheduled: subjectOf(DOMAIN, 'loan_rescheduled'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

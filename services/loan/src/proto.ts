@@ -41,6 +41,7 @@ export function scheduleToProto(s: Schedule, currency: string, annualRate: strin
     totalInterest: s.totals.interest,
     totalDue: s.totals.total,
     instalmentAmount: s.instalment ?? 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -116,6 +117,8 @@ export interface LoanRow {
   version: bigint;
   created_at: Date;
   updated_at: Date;
+  /** 1 at disbursement, +1 on every reschedule (see prepayment.ts). */
+  schedule_version: number;
 }
 
 /** A loan row with its totals over its instalments (see LOAN_SELECT). */
@@ -174,6 +177,7 @@ export function loanToProto(r: LoanWithTotals, shard: number): Loan {
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     shard,
+    scheduleVersion: r.schedule_version,
   };
 }
 
@@ -204,6 +208,7 @@ export function instalmentsToProto(loan: LoanRow, rows: InstalmentRow[]): LoanSc
     totalInterest: sum((i) => i.interestDue),
     totalDue: sum((i) => i.totalDue),
     instalmentAmount: loan.instalment_amount,
+    scheduleVersion: loan.schedule_version,
   };
 }
 
@@ -228,6 +233,10 @@ export interface RepaymentRow {
   waivers: [number, string][];
   created_at: Date;
   updated_at: Date;
+  /** Principal prepaid beyond the running instalment (see prepayment.ts); 0: none. */
+  prepaid_principal: bigint;
+  /** The schedule version the prepayment made; 0: none. */
+  schedule_version: number;
 }
 
 export const repaymentTransferIds = (repaymentId: string) => ({
@@ -266,5 +275,7 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
     updatedAt: toTimestamp(r.updated_at),
     kind: r.kind,
     interestWaived: r.waivers.reduce((s, [, amount]) => s + BigInt(amount), 0n),
+    prepaidPrincipal: r.prepaid_principal,
+    scheduleVersion: r.schedule_version,
   };
 }

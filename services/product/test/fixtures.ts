@@ -41,6 +41,9 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   graceOnInterestPeriods: 0,
   graceOnInterestKind: 0,
   instalmentMultiple: 0n,
+  repaymentOrder: [],
+  prepaymentStrategy: 0,
+  repaymentPeriod: 0,
   ...o,
 });
 

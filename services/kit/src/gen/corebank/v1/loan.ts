@@ -304,6 +304,8 @@ export interface LoanSchedule {
   totalDue: bigint;
   /** The fixed instalment of an annuity (before the last one absorbs the residue); 0 otherwise. */
   instalmentAmount: bigint;
+  /** The loan's schedule version (Loan.schedule_version); 0 in a preview. */
+  scheduleVersion: number;
 }
 
 export interface PreviewScheduleRequest {
@@ -484,6 +486,11 @@ export interface Loan {
   createdAt?: Timestamp | undefined;
   updatedAt?: Timestamp | undefined;
   shard: number;
+  /**
+   * 1 at disbursement; every change of the schedule (a prepayment's reschedule, or its reversal
+   * when the ledger refused the prepayment) adds 1 and is recorded with a loan_rescheduled event.
+   */
+  scheduleVersion: number;
 }
 
 export interface GetLoanRequest {
@@ -548,6 +555,14 @@ export interface Repayment {
   kind: RepaymentKind;
   /** PAYOFF: the scheduled interest not owed because the loan closed early. */
   interestWaived: bigint;
+  /**
+   * The part of amount that was a prepayment: principal beyond the instalments due and the running
+   * instalment, booked on the running instalment, which rescheduled the instalments after it
+   * (the product's prepayment_strategy). 0: none.
+   */
+  prepaidPrincipal: bigint;
+  /** The schedule version the prepayment made; 0: none. */
+  scheduleVersion: number;
 }
 
 export interface PayOffRequest {
@@ -979,6 +994,7 @@ function createBaseLoanSchedule(): LoanSchedule {
     totalInterest: 0n,
     totalDue: 0n,
     instalmentAmount: 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -1016,6 +1032,9 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
         throw new globalThis.Error("value provided for field message.instalmentAmount of type int64 too large");
       }
       writer.uint32(56).int64(message.instalmentAmount);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(320).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -1089,6 +1108,14 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
             message.instalmentAmount = reader.int64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1132,6 +1159,11 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
         : isSet(object.instalment_amount)
         ? BigInt(object.instalment_amount)
         : 0n,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -1158,6 +1190,9 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
     if (message.instalmentAmount !== 0n) {
       obj.instalmentAmount = message.instalmentAmount.toString();
     }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -1179,6 +1214,7 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
     message.instalmentAmount = (object.instalmentAmount !== undefined && object.instalmentAmount !== null)
       ? BigInt(object.instalmentAmount)
       : 0n;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -3005,6 +3041,7 @@ function createBaseLoan(): Loan {
     createdAt: undefined,
     updatedAt: undefined,
     shard: 0,
+    scheduleVersion: 0,
   };
 }
 
@@ -3105,6 +3142,9 @@ export const Loan: MessageFns<Loan> = {
     }
     if (message.shard !== 0) {
       writer.uint32(200).uint32(message.shard);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(320).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -3322,6 +3362,14 @@ export const Loan: MessageFns<Loan> = {
             message.shard = reader.uint32();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3437,6 +3485,11 @@ export const Loan: MessageFns<Loan> = {
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -3517,6 +3570,9 @@ export const Loan: MessageFns<Loan> = {
     if (message.shard !== 0) {
       obj.shard = Math.round(message.shard);
     }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -3564,6 +3620,7 @@ export const Loan: MessageFns<Loan> = {
       ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
     message.shard = object.shard ?? 0;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -4169,6 +4226,8 @@ function createBaseRepayment(): Repayment {
     updatedAt: undefined,
     kind: 0,
     interestWaived: 0n,
+    prepaidPrincipal: 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -4242,6 +4301,15 @@ export const Repayment: MessageFns<Repayment> = {
         throw new globalThis.Error("value provided for field message.interestWaived of type int64 too large");
       }
       writer.uint32(136).int64(message.interestWaived);
+    }
+    if (message.prepaidPrincipal !== 0n) {
+      if (BigInt.asIntN(64, message.prepaidPrincipal) !== message.prepaidPrincipal) {
+        throw new globalThis.Error("value provided for field message.prepaidPrincipal of type int64 too large");
+      }
+      writer.uint32(320).int64(message.prepaidPrincipal);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(328).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -4395,6 +4463,22 @@ export const Repayment: MessageFns<Repayment> = {
             message.interestWaived = reader.int64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.prepaidPrincipal = reader.int64() as bigint;
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4456,6 +4540,16 @@ export const Repayment: MessageFns<Repayment> = {
         : isSet(object.interest_waived)
         ? BigInt(object.interest_waived)
         : 0n,
+      prepaidPrincipal: isSet(object.prepaidPrincipal)
+        ? BigInt(object.prepaidPrincipal)
+        : isSet(object.prepaid_principal)
+        ? BigInt(object.prepaid_principal)
+        : 0n,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -4512,6 +4606,12 @@ export const Repayment: MessageFns<Repayment> = {
     if (message.interestWaived !== 0n) {
       obj.interestWaived = message.interestWaived.toString();
     }
+    if (message.prepaidPrincipal !== 0n) {
+      obj.prepaidPrincipal = message.prepaidPrincipal.toString();
+    }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -4543,6 +4643,10 @@ export const Repayment: MessageFns<Repayment> = {
     message.interestWaived = (object.interestWaived !== undefined && object.interestWaived !== null)
       ? BigInt(object.interestWaived)
       : 0n;
+    message.prepaidPrincipal = (object.prepaidPrincipal !== undefined && object.prepaidPrincipal !== null)
+      ? BigInt(object.prepaidPrincipal)
+      : 0n;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -5206,8 +5310,9 @@ export const GetPayoffQuoteResponse: MessageFns<GetPayoffQuoteResponse> = {
  *
  * Schedules follow Apache Fineract's conventions (services/loan/README.md): a period's interest is
  * the outstanding principal times the periodic rate, rounded half-even to the minor unit (the one
- * rounding point); the last instalment absorbs every residue. Terms are in months: one instalment
- * a month, the first one month after the start date.
+ * rounding point); the last instalment absorbs every residue. Terms count the product's repayment
+ * periods: months (one instalment a month, the first one month after the start date), or weeks for
+ * a WEEKLY product (term_months is then a number of weeks).
  *
  * Scopes: loans:read (reads and quotes), loans:write (apply, repay), loans:admin (the review
  * queue's decisions). A token bound to a customer sees and acts only on that customer's
@@ -5323,10 +5428,18 @@ export const LoanServiceService = {
   },
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
    * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
@@ -5410,10 +5523,18 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
   getLoanSchedule: handleUnaryCall<GetLoanScheduleRequest, GetLoanScheduleResponse>;
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
    * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
@@ -5583,10 +5704,18 @@ export interface LoanServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
    * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
