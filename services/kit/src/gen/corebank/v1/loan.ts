@@ -5439,8 +5439,8 @@ export const LoanServiceService = {
    * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
    * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
    * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
-   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */
@@ -5534,8 +5534,8 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
    * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
    * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
-   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */
@@ -5715,8 +5715,8 @@ export interface LoanServiceClient extends Client {
    * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
    * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
    * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
-   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry). Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */
