@@ -20,6 +20,8 @@ import {
   type RepayLoanRequest,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import {
+  DayCount,
+  RepaymentPeriod,
   PrepaymentStrategy as P,
   RepaymentOrderComponent as O,
   type LoanTerms,
@@ -39,7 +41,7 @@ import {
   type TestLoans,
 } from './harness.js';
 
-describe('waterfall order and prepayment', () => {
+describe('loan product settings: waterfall order, prepayment, weekly periods', () => {
   let t: TestLoans;
   let depositProductId: string;
   beforeAll(async () => {
@@ -52,7 +54,7 @@ describe('waterfall order and prepayment', () => {
     (await publishedLoan(t, { annualRate: '6.9', annualRateBps: 0, ...terms })).productId;
 
   /** A LOW-tier borrower with 3,000.00 and their disbursed loan on `productId` (approved: 50 points). */
-  async function borrower(productId: string) {
+  async function borrower(productId: string, amount = 500_000n, term = 12) {
     const c = await customer(t, { tier: RiskTier.RISK_TIER_LOW });
     const account = await depositAccount(t, c.id, depositProductId, 300_000n);
     const res = await t.client.applyForLoan({
@@ -60,8 +62,8 @@ describe('waterfall order and prepayment', () => {
       customerId: c.id,
       productId,
       productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
+      amount,
+      termMonths: term,
       disbursementAccountId: account.id,
       repaymentAccountId: account.id,
       declaredMonthlyIncome: 0n,
@@ -271,5 +273,79 @@ describe('waterfall order and prepayment', () => {
     expect(again.repayment).toEqual(ok.repayment);
     expect((await balances(t.bank, b.account.id)).debitsPosted).toBe(143_240n);
     expect((await agrees(b.loan.id)).principalOutstanding).toBe(359_635n);
+  });
+
+  it('WEEKLY: the term in weeks, a 364-day year, as Fineract schedules it', async () => {
+    const id = await product({
+      annualRate: '10',
+      repaymentPeriod: RepaymentPeriod.REPAYMENT_PERIOD_WEEKLY,
+      dayCount: DayCount.DAY_COUNT_ACT_364,
+      minTermMonths: 4,
+      maxTermMonths: 52,
+    });
+    // 1,000.00 at 10 % over 10 weeks, ACT/364. Fineract's weekly rate: (10 / 364) / 100 =
+    // 0.000274725274725 a day (12 significant digits), x 7 = 0.00192307692308 (= 10 % x 7 / 364).
+    // Instalment 100,000 x i / (1 - (1+i)^-10) = 10,105.8 -> 10,106. Every period is 7 days, so:
+    //   1: 100,000 x i = 192.3 -> 192, principal 9,914, left 90,086
+    //   2:  90,086 x i = 173.2 -> 173, 9,933, 80,153    3: 154.1 -> 154, 9,952, 70,201
+    //   4: 135.0 -> 135, 9,971, 60,230                   5: 115.8 -> 116, 9,990, 50,240
+    //   6:  96.6 ->  97, 10,009, 40,231                  7:  77.4 ->  77, 10,029, 30,202
+    //   8:  58.1 ->  58, 10,048, 20,154                  9:  38.8 ->  39, 10,067, 10,087
+    //  10:  19.4 ->  19, and the last takes the 10,087 left: 10,106. Interest in all 1,060.
+    const expected = [
+      [9_914n, 192n, 90_086n],
+      [9_933n, 173n, 80_153n],
+      [9_952n, 154n, 70_201n],
+      [9_971n, 135n, 60_230n],
+      [9_990n, 116n, 50_240n],
+      [10_009n, 97n, 40_231n],
+      [10_029n, 77n, 30_202n],
+      [10_048n, 58n, 20_154n],
+      [10_067n, 39n, 10_087n],
+      [10_087n, 19n, 0n],
+    ];
+    const amounts = (s: { instalments: { principalDue: bigint; interestDue: bigint; outstandingAfter: bigint }[] }) =>
+      s.instalments.map((i) => [i.principalDue, i.interestDue, i.outstandingAfter]);
+    const preview = await t.client.previewSchedule({
+      productId: id,
+      productVersion: 0,
+      amount: 100_000n,
+      termMonths: 10,
+      startDate: '2024-01-01',
+    });
+    expect(amounts(preview.schedule!)).toEqual(expected);
+    expect(preview.schedule).toMatchObject({ instalmentAmount: 10_106n, totalInterest: 1_060n });
+    expect(preview.schedule!.instalments.map((i) => i.dueDate)).toEqual([
+      '2024-01-08',
+      '2024-01-15',
+      '2024-01-22',
+      '2024-01-29',
+      '2024-02-05',
+      '2024-02-12',
+      '2024-02-19',
+      '2024-02-26',
+      '2024-03-04',
+      '2024-03-11',
+    ]);
+
+    // A loan on it: the same amounts, due every 7 days from today.
+    const b = await borrower(id, 100_000n, 10);
+    const { schedule } = await t.client.getLoanSchedule({ loanId: b.loan.id });
+    expect(amounts(schedule!)).toEqual(expected);
+    expect(schedule!.instalments.every((i) => i.days === 7)).toBe(true);
+    expect(schedule!.instalments[0]!.fromDate).toBe(b.loan.disbursedOn);
+
+    // A term outside the product's weeks is refused naming term_months; ACT_364 is for weekly products only.
+    await expectRpcError(
+      t.client.previewSchedule({ productId: id, productVersion: 0, amount: 100_000n, termMonths: 53, startDate: '' }),
+      status.FAILED_PRECONDITION,
+      'term_months',
+      'OUTSIDE_PRODUCT_RANGE',
+    );
+    await expectRpcError(
+      t.peers.catalog.client.createProduct(loanProduct({ loan: loanTerms({ dayCount: DayCount.DAY_COUNT_ACT_364 }) })),
+      status.INVALID_ARGUMENT,
+      'loan.day_count',
+    );
   });
 });
