@@ -41,11 +41,11 @@ import {
   type TestLoans,
 } from './harness.js';
 
-describe('loan product settings: waterfall order, prepayment, weekly periods', () => {
+describe.each([1, 3])('loan product settings: waterfall order, prepayment, weekly periods on %i shard(s)', (shards) => {
   let t: TestLoans;
   let depositProductId: string;
   beforeAll(async () => {
-    t = await startLoans(1, { LOAN_SCORECARD: JSON.stringify(TEST_SCORECARD) });
+    t = await startLoans(shards, { LOAN_SCORECARD: JSON.stringify(TEST_SCORECARD) });
     depositProductId = (await publishedDeposit(t)).productId;
   });
   afterAll(async () => t?.stop());
@@ -54,7 +54,7 @@ describe('loan product settings: waterfall order, prepayment, weekly periods', (
     (await publishedLoan(t, { annualRate: '6.9', annualRateBps: 0, ...terms })).productId;
 
   /** A LOW-tier borrower with 3,000.00 and their disbursed loan on `productId` (approved: 50 points). */
-  async function borrower(productId: string, amount = 500_000n, term = 12) {
+  async function borrower(productId: string, amount = 500_000n, term = 12, income = 0n) {
     const c = await customer(t, { tier: RiskTier.RISK_TIER_LOW });
     const account = await depositAccount(t, c.id, depositProductId, 300_000n);
     const res = await t.client.applyForLoan({
@@ -66,12 +66,12 @@ describe('loan product settings: waterfall order, prepayment, weekly periods', (
       termMonths: term,
       disbursementAccountId: account.id,
       repaymentAccountId: account.id,
-      declaredMonthlyIncome: 0n,
+      declaredMonthlyIncome: income,
     });
     expect(res.loan!.status).toBe(L.LOAN_STATUS_ACTIVE);
     const repay = (amount: bigint, o: Partial<RepayLoanRequest> = {}) =>
       t.client.repayLoan({ loanId: res.loan!.id, idempotencyKey: randomUUID(), amount, fromAccountId: '', ...o });
-    return { customer: c, account, loan: res.loan!, repay };
+    return { customer: c, account, loan: res.loan!, application: res.application!, repay };
   }
 
   /** The loan agrees with the ledger: its account's balance (debits - credits) is the principal outstanding. */
@@ -275,6 +275,34 @@ describe('loan product settings: waterfall order, prepayment, weekly periods', (
     expect((await agrees(b.loan.id)).principalOutstanding).toBe(359_635n);
   });
 
+  it('books concurrent prepayments of one loan one after the other, never allocating twice', async () => {
+    const b = await borrower(await product({ prepaymentStrategy: P.PREPAYMENT_STRATEGY_REDUCE_TERM }));
+    // Five of 50,000 at once; one that finds another's prepayment still being booked is ABORTED
+    // (PREPAYMENT_IN_FLIGHT) and retried with its key, as a channel does.
+    const once = async (key: string): Promise<void> => {
+      try {
+        await b.repay(50_000n, { idempotencyKey: key });
+      } catch (err) {
+        if ((err as ServiceError).code !== status.ABORTED) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+        return once(key);
+      }
+    };
+    await Promise.all(Array.from({ length: 5 }, () => once(randomUUID())));
+    // 250,000 in all: instalment 1's 43,240 (the first one to be booked), then 206,760 prepaid.
+    const { schedule, loan } = await t.client.getLoanSchedule({ loanId: b.loan.id });
+    expect(loan).toMatchObject({ totalPaid: 250_000n, scheduleVersion: 6 });
+    expect(schedule!.instalments[0]).toMatchObject({
+      interestPaid: 2_875n,
+      principalPaid: 40_365n + 206_760n,
+      principalDue: 40_365n + 206_760n,
+      outstandingAfter: 500_000n - 40_365n - 206_760n,
+    });
+    expect(schedule!.totalPrincipal).toBe(500_000n);
+    expect((await agrees(b.loan.id)).principalOutstanding).toBe(500_000n - 247_125n);
+    expect((await balances(t.bank, b.account.id)).debitsPosted).toBe(250_000n);
+  });
+
   it('WEEKLY: the term in weeks, a 364-day year, as Fineract schedules it', async () => {
     const id = await product({
       annualRate: '10',
@@ -328,8 +356,10 @@ describe('loan product settings: waterfall order, prepayment, weekly periods', (
       '2024-03-11',
     ]);
 
-    // A loan on it: the same amounts, due every 7 days from today.
-    const b = await borrower(id, 100_000n, 10);
+    // A loan on it: the same amounts, due every 7 days from today. The scorecard weighs a month of
+    // instalments against the monthly income: 10,106 x 52 / 12 = 43,792.7 -> 43,793.
+    const b = await borrower(id, 100_000n, 10, 200_000n);
+    expect(b.application.reasons.find((r) => r.code === 'INSTALMENT_TO_INCOME')!.detail).toMatch(/^instalment 43793 /);
     const { schedule } = await t.client.getLoanSchedule({ loanId: b.loan.id });
     expect(amounts(schedule!)).toEqual(expected);
     expect(schedule!.instalments.every((i) => i.days === 7)).toBe(true);
