@@ -12,7 +12,7 @@ import {
   type Loan,
   type LoanApplication,
 } from '@corebank/kit/gen/corebank/v1/loan';
-import type { ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
+import type { LoanTerms, ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import type { Accounts } from './clients/accounts.js';
 import type { Customers } from './clients/customers.js';
 import type { Products } from './clients/products.js';
@@ -28,7 +28,13 @@ import {
   insertLoan,
   updateApplication,
 } from './store.js';
-import { annualRateOf, checkRanges, formatRate, loanTermsOf, scheduleFor } from './terms.js';
+import { annualRateOf, checkRanges, formatRate, loanTermsOf, periodOf, scheduleFor } from './terms.js';
+import { divRoundHalfEven } from './schedule/rounding.js';
+
+/** What an instalment costs a month: a weekly one times 52 / 12, rounded half-even (the scorecard compares it with monthly income). */
+function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {
+  return periodOf(terms) === 'weekly' ? divRoundHalfEven(instalment * 52n, 12n) : instalment;
+}
 import { todayUtc } from './validate.js';
 
 export interface Deps extends LoanDeps {
@@ -170,7 +176,10 @@ export async function applyForLoan(
     accountAgeDays: Math.max(0, Math.floor((Date.now() - opened) / 86_400_000)),
     turnover: owned.filter((a) => a.productId).reduce((s, a) => s + a.creditsPosted, 0n),
     amount: req.amount,
-    instalment: schedule.periods.reduce((m, p) => (p.totalDue > m ? p.totalDue : m), 0n),
+    instalment: monthlyEquivalent(
+      terms,
+      schedule.periods.reduce((m, p) => (p.totalDue > m ? p.totalDue : m), 0n),
+    ),
     monthlyIncome: req.declaredMonthlyIncome,
   });
 

@@ -19,6 +19,7 @@ export const SUBJECTS = {
   instalmentOverdue: subjectOf(DOMAIN, 'loan_instalment_overdue'),
   writtenOff: subjectOf(DOMAIN, 'loan_written_off'),
   recoveryReceived: subjectOf(DOMAIN, 'recovery_received'),
+  rescheduled: subjectOf(DOMAIN, 'loan_rescheduled'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

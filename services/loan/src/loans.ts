@@ -52,6 +52,7 @@ export function newLoan(a: ApplicationRow, now: Date): LoanRow {
     version: 1n,
     created_at: now,
     updated_at: now,
+    schedule_version: 1,
   };
 }
 

@@ -183,4 +183,31 @@ export const loanMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Prepayment (its reschedule recorded as a schedule version) and the loan's schedule version.
+    name: '020_loan_prepayment',
+    async up(db) {
+      await db.raw(`
+        alter table loans add column schedule_version integer not null default 1;
+        alter table loan_repayments
+          add column prepaid_principal bigint not null default 0,
+          add column schedule_version integer not null default 0;
+        -- Every change of a loan's schedule after disbursement (version 1): a prepayment's
+        -- reschedule (kind 1) and, if the ledger refuses that prepayment, its reversal (kind 2).
+        -- before: the instalments from the running one on, and the instalment amount, as they were.
+        create table loan_schedule_versions (
+          loan_id uuid not null references loans (id),
+          version integer not null,
+          kind smallint not null,
+          repayment_id uuid not null,
+          strategy smallint not null,
+          prepaid_principal bigint not null,
+          from_instalment integer not null,
+          before jsonb not null,
+          created_at timestamptz not null,
+          primary key (loan_id, version)
+        );
+      `);
+    },
+  },
 ];

@@ -41,6 +41,7 @@ export function scheduleToProto(s: Schedule, currency: string, annualRate: strin
     totalInterest: s.totals.interest,
     totalDue: s.totals.total,
     instalmentAmount: s.instalment ?? 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -125,6 +126,8 @@ export interface LoanRow {
   written_off_on?: string | null;
   written_off_principal?: bigint;
   recovered?: bigint;
+  /** 1 at disbursement, +1 on every reschedule (see prepayment.ts). */
+  schedule_version: number;
 }
 
 /** A loan row with its totals over its instalments (see LOAN_SELECT). */
@@ -191,6 +194,7 @@ export function loanToProto(r: LoanWithTotals, shard: number): Loan {
     writtenOffOn: r.written_off_on ?? '',
     writtenOffPrincipal: r.written_off_principal ?? 0n,
     recovered: r.recovered ?? 0n,
+    scheduleVersion: r.schedule_version,
   };
 }
 
@@ -221,6 +225,7 @@ export function instalmentsToProto(loan: LoanRow, rows: InstalmentRow[]): LoanSc
     totalInterest: sum((i) => i.interestDue),
     totalDue: sum((i) => i.totalDue),
     instalmentAmount: loan.instalment_amount,
+    scheduleVersion: loan.schedule_version,
   };
 }
 
@@ -252,6 +257,10 @@ export interface RepaymentRow {
   penalty_account_id: string | null;
   /** COLLECTION: the business date it was taken for. */
   business_date: string | null;
+  /** Principal prepaid beyond the running instalment (see prepayment.ts); 0: none. */
+  prepaid_principal: bigint;
+  /** The schedule version the prepayment made; 0: none. */
+  schedule_version: number;
 }
 
 export const repaymentTransferIds = (repaymentId: string) => ({
@@ -306,5 +315,7 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
     kind: r.kind,
     interestWaived: r.waivers.reduce((s, [, amount]) => s + BigInt(amount), 0n),
     interestFromReceivable: repaymentParts(r).receivable,
+    prepaidPrincipal: r.prepaid_principal,
+    scheduleVersion: r.schedule_version,
   };
 }

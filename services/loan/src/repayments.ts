@@ -41,10 +41,18 @@ import {
 } from './store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
 import { giveBack, glAccounts, recordRecovery, repaymentTransfers, takeInterest } from './receivables.js';
+import type { Products } from './clients/products.js';
+import { LoanRescheduled } from '@corebank/kit/gen/corebank/v1/events';
+import { PrepaymentStrategy } from '@corebank/kit/gen/corebank/v1/product';
+import { instalmentsToProto } from './proto.js';
+import { planPrepayment, PrepaymentNotPossible, type PrepaymentPlan } from './prepayment.js';
+import { findScheduleVersion, pendingPrepayment, recordReschedule, revertReschedule } from './store.js';
+import { loanTermsOf, prepaymentStrategyOf, waterfallOf } from './terms.js';
 
 export interface RepaymentDeps {
   router: ShardRouter;
   accounts: Accounts;
+  products: Products;
   log: Logger;
 }
 
@@ -115,6 +123,12 @@ export async function repayLoan(
   if (account.currency !== loan.currency) throw precondition('CURRENCY_MISMATCH', field, `is not in ${loan.currency}`);
   const gl = await glAccounts(d.accounts, account.shard, loan.currency, recovery, ctx.deadline);
   const income = gl.income;
+  const terms = loanTermsOf(await d.products.get(loan.product_id, loan.product_version, ctx.deadline));
+  const order = waterfallOf(terms);
+  const strategy = payment.kind === 'repay' ? prepaymentStrategyOf(terms) : undefined;
+  // A prepayment still in flight changed the schedule this repayment is allocated on: finish it first.
+  const inFlight = await pendingPrepayment(shard.db, loan.id);
+  if (inFlight) await settle(d, inFlight, ctx.deadline);
 
   const recorded = await shard.db.transaction(async (tx) => {
     const locked = await lockLoan(tx, loan.id);
@@ -133,6 +147,14 @@ export async function repayLoan(
         amount: payment.amount,
       });
       return { row, fresh: true };
+    }
+    if (await pendingPrepayment(tx, loan.id)) {
+      throw new DomainError(
+        'ABORTED',
+        'PREPAYMENT_IN_FLIGHT',
+        'loan_id: a prepayment of this loan is being booked; retry',
+        [{ field: 'loan_id', description: 'has a prepayment being booked' }],
+      );
     }
     let rows = await instalmentsOf(tx, loan.id);
     let waivers: [number, string][] = [];
@@ -162,7 +184,30 @@ export async function repayLoan(
       });
     }
     const none = { principal: 0n, interest: 0n, fee: 0n, penalty: 0n };
-    const { allocations, totals } = amount > 0n ? allocate(owed, amount) : { allocations: [], totals: none };
+    let plan: PrepaymentPlan | undefined;
+    if (strategy) {
+      const today = await dbToday(tx);
+      const quote = payoffQuote(rows, today);
+      if (amount > quote.total) {
+        throw precondition(
+          'REPAYMENT_EXCEEDS_PAYOFF',
+          'amount',
+          `is more than today's payoff total ${quote.total} (PayOff closes the loan)`,
+          { payoff_total: String(quote.total) },
+        );
+      }
+      try {
+        plan = planPrepayment({ rows, today, amount, order, strategy, terms, loan: locked });
+      } catch (e) {
+        if (e instanceof PrepaymentNotPossible) throw precondition('PREPAYMENT_NOT_POSSIBLE', 'amount', e.message);
+        throw e;
+      }
+    }
+    const { allocations, totals } = plan
+      ? plan
+      : amount > 0n
+        ? allocate(owed, amount, order)
+        : { allocations: [], totals: none };
     const now = new Date();
     const row = {
       id,
@@ -188,7 +233,20 @@ export async function repayLoan(
       interest_receivable: await takeInterest(tx, loan.id, totals.interest),
       receivable_account_id: gl.receivable,
       penalty_account_id: gl.penalty,
+      prepaid_principal: plan?.prepaid ?? 0n,
+      schedule_version: plan ? locked.schedule_version + 1 : 0,
     };
+    if (plan) {
+      await recordReschedule(tx, locked, plan, {
+        repaymentId: id,
+        version: row.schedule_version,
+        strategy:
+          strategy === 'reduceTerm'
+            ? PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_TERM
+            : PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_INSTALMENT,
+        at: now,
+      });
+    }
     await applyAllocations(tx, loan.id, row.allocations, 1n);
     const [inserted] = (await tx('loan_repayments')
       .insert({ ...row, allocations: JSON.stringify(row.allocations), waivers: JSON.stringify(waivers) })
@@ -233,18 +291,24 @@ export async function recordSettlement(tx: Knex.Transaction, shardIndex: number,
   const r = current;
   if (current.status !== S.REPAYMENT_STATUS_PENDING) return; // another caller recorded it
   const now = new Date();
+  const events = [];
   if (step.kind === 'refused') {
     await giveBack(tx, current);
     await applyAllocations(tx, r.loan_id, r.allocations, -1n);
     await applyWaivers(tx, r.loan_id, r.waivers, -1n);
+    // A refused prepayment's reschedule is undone.
+    if (r.schedule_version > 0) {
+      const version = await revertReschedule(tx, r.loan_id, r.schedule_version, now);
+      events.push(await rescheduledEvent(tx, r, version, true, shardIndex, now));
+    }
     await tx('loan_repayments')
       .where('id', id)
       .update({ status: S.REPAYMENT_STATUS_REFUSED, refusal: step.reason, updated_at: now });
   } else {
     await tx('loan_repayments').where('id', id).update({ status: S.REPAYMENT_STATUS_APPLIED, updated_at: now });
+    if (r.schedule_version > 0) events.push(await rescheduledEvent(tx, r, r.schedule_version, false, shardIndex, now));
   }
   let after = (await findLoan(tx, r.loan_id))!;
-  const events = [];
   if (step.kind === 'ok' && after.status === L.LOAN_STATUS_ACTIVE) {
     const owed =
       after.principal_outstanding + after.interest_outstanding + after.fees_outstanding + after.penalties_outstanding;
@@ -271,4 +335,29 @@ export async function recordSettlement(tx: Knex.Transaction, shardIndex: number,
     ),
   );
   await writeEvents(tx, events);
+}
+
+/** corebank.loan.loan_rescheduled: the loan and its whole schedule after schedule version `version`. */
+async function rescheduledEvent(
+  tx: Knex.Transaction,
+  r: RepaymentRow,
+  version: number,
+  reverted: boolean,
+  shard: number,
+  at: Date,
+) {
+  const loan = (await findLoan(tx, r.loan_id))!;
+  const v = (await findScheduleVersion(tx, r.loan_id, r.schedule_version))!;
+  const meta = { eventId: newEventId(), occurredAt: toTimestamp(at), shard };
+  const payload = LoanRescheduled.encode({
+    meta,
+    loan: loanToProto(loan, shard),
+    scheduleVersion: version,
+    repaymentId: r.id,
+    prepaidPrincipal: reverted ? 0n : r.prepaid_principal,
+    strategy: v.strategy,
+    reverted,
+    instalments: instalmentsToProto(loan, await instalmentsOf(tx, r.loan_id)).instalments,
+  }).finish();
+  return { id: meta.eventId, subject: SUBJECTS.rescheduled, payload };
 }

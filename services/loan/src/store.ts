@@ -145,7 +145,8 @@ const LOAN_COLUMNS = `l.id, l.application_id, l.customer_id, l.product_id, l.pro
   l.annual_rate, l.term_months, l.status, l.disbursement_account_id, l.repayment_account_id, l.ledger_account_id,
   l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at,
   l.days_past_due, l.delinquency_bucket, l.non_performing, l.delinquency_as_of::text as delinquency_as_of,
-  l.interest_receivable, l.written_off_on::text as written_off_on, l.written_off_principal, l.recovered`;
+  l.interest_receivable, l.written_off_on::text as written_off_on, l.written_off_principal, l.recovered,
+  l.schedule_version`;
 
 /** A loan with its totals over its instalments. */
 const LOAN_SELECT = `select ${LOAN_COLUMNS},
@@ -245,7 +246,8 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
 
 export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
   principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at,
-  interest_receivable, receivable_account_id, penalty_account_id, business_date::text as business_date`;
+  interest_receivable, receivable_account_id, penalty_account_id, business_date::text as business_date,
+  prepaid_principal, schedule_version`;
 
 export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);
@@ -295,4 +297,161 @@ export async function applyAllocations(
       .where({ loan_id: loanId, number })
       .update({ [column[c]]: tx.raw('?? + ?::bigint', [column[c], String(BigInt(amount) * sign)]) });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedule versions: a prepayment's reschedule and its reversal (see prepayment.ts).
+
+export interface ScheduleVersionRow {
+  loan_id: string;
+  version: number;
+  /** 1 a prepayment's reschedule, 2 its reversal. */
+  kind: number;
+  repayment_id: string;
+  strategy: number;
+  prepaid_principal: bigint;
+  from_instalment: number;
+  /** The instalments from from_instalment on and the loan's instalment amount, as they were (bigints as strings). */
+  before: { instalment_amount: string; rows: Record<string, string | number>[] };
+  created_at: Date;
+}
+
+/** The repayment id of a prepayment of this loan still PENDING, if any. */
+export async function pendingPrepayment(db: Knex | Knex.Transaction, loanId: string): Promise<string | undefined> {
+  const row = (await db('loan_repayments')
+    .select('id')
+    .where({ loan_id: loanId, status: 1 })
+    .andWhere('schedule_version', '>', 0)
+    .first()) as { id: string } | undefined;
+  return row?.id;
+}
+
+export async function findScheduleVersion(db: Knex | Knex.Transaction, loanId: string, version: number) {
+  return (await db('loan_schedule_versions').where({ loan_id: loanId, version }).first()) as
+    ScheduleVersionRow | undefined;
+}
+
+const INSTALMENT_FIELDS = [
+  'number',
+  'from_date',
+  'due_date',
+  'days',
+  'principal_due',
+  'interest_due',
+  'fee_due',
+  'penalty_due',
+  'outstanding_after',
+  'principal_paid',
+  'interest_paid',
+  'fee_paid',
+  'penalty_paid',
+] as const;
+
+/**
+ * Writes a prepayment's reschedule (in the repayment's transaction, the loan locked): the running
+ * instalment carries the prepaid principal, the ones after it are replaced by the plan's, and the
+ * version is recorded with what it replaced.
+ */
+export async function recordReschedule(
+  tx: Knex.Transaction,
+  loan: LoanRow,
+  plan: {
+    running: number;
+    prepaid: bigint;
+    openingAfter: bigint;
+    instalment: bigint;
+    periods: {
+      number: number;
+      fromDate: string;
+      dueDate: string;
+      days: number;
+      principalDue: bigint;
+      interestDue: bigint;
+      outstandingAfter: bigint;
+    }[];
+  },
+  v: { repaymentId: string; version: number; strategy: number; at: Date },
+): Promise<void> {
+  const old = (await instalmentsOf(tx, loan.id)).filter((i) => i.number >= plan.running);
+  await tx('loan_schedule_versions').insert({
+    loan_id: loan.id,
+    version: v.version,
+    kind: 1,
+    repayment_id: v.repaymentId,
+    strategy: v.strategy,
+    prepaid_principal: plan.prepaid,
+    from_instalment: plan.running,
+    before: JSON.stringify({
+      instalment_amount: String(loan.instalment_amount),
+      rows: old.map((i) => Object.fromEntries(INSTALMENT_FIELDS.map((f) => [f, String(i[f])]))),
+    }),
+    created_at: v.at,
+  });
+  await tx('loan_instalments')
+    .where({ loan_id: loan.id, number: plan.running })
+    .update({
+      principal_due: tx.raw('principal_due + ?::bigint', [String(plan.prepaid)]),
+      outstanding_after: plan.openingAfter,
+    });
+  await tx('loan_instalments').where('loan_id', loan.id).andWhere('number', '>', plan.running).delete();
+  if (plan.periods.length) {
+    await tx('loan_instalments').insert(
+      plan.periods.map((p) => ({
+        loan_id: loan.id,
+        number: p.number,
+        from_date: p.fromDate,
+        due_date: p.dueDate,
+        days: p.days,
+        principal_due: p.principalDue,
+        interest_due: p.interestDue,
+        outstanding_after: p.outstandingAfter,
+      })),
+    );
+  }
+  await tx('loans')
+    .where('id', loan.id)
+    .update({
+      schedule_version: v.version,
+      instalment_amount: plan.instalment,
+      version: tx.raw('version + 1'),
+      updated_at: v.at,
+    });
+}
+
+/**
+ * Undoes the reschedule of schedule version `version` (its prepayment refused by the ledger; its
+ * allocations already taken back): the instalments are put back as they were, recorded as a new
+ * version. Returns that version's number.
+ */
+export async function revertReschedule(
+  tx: Knex.Transaction,
+  loanId: string,
+  version: number,
+  at: Date,
+): Promise<number> {
+  const v = (await findScheduleVersion(tx, loanId, version))!;
+  const loan = (await lockLoan(tx, loanId))!;
+  const next = loan.schedule_version + 1;
+  await tx('loan_instalments').where('loan_id', loanId).andWhere('number', '>=', v.from_instalment).delete();
+  await tx('loan_instalments').insert(v.before.rows.map((r) => ({ loan_id: loanId, ...r })));
+  await tx('loan_schedule_versions').insert({
+    loan_id: loanId,
+    version: next,
+    kind: 2,
+    repayment_id: v.repayment_id,
+    strategy: v.strategy,
+    prepaid_principal: 0n,
+    from_instalment: v.from_instalment,
+    before: JSON.stringify({ instalment_amount: '0', rows: [] }),
+    created_at: at,
+  });
+  await tx('loans')
+    .where('id', loanId)
+    .update({
+      schedule_version: next,
+      instalment_amount: BigInt(v.before.instalment_amount),
+      version: tx.raw('version + 1'),
+      updated_at: at,
+    });
+  return next;
 }

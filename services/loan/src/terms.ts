@@ -5,6 +5,9 @@ import { CURRENCIES, DomainError } from '@corebank/kit';
 import {
   DayCount,
   GraceOnInterestKind,
+  PrepaymentStrategy,
+  RepaymentOrderComponent,
+  RepaymentPeriod,
   ScheduleType,
   type LoanTerms,
   type ProductVersion,
@@ -19,7 +22,9 @@ import {
   type Schedule,
   type ScheduleType as EngineType,
   type DayCount as EngineDayCount,
+  type Period,
 } from './schedule/index.js';
+import { DEFAULT_ORDER, type Component } from './waterfall.js';
 
 const SCHEDULE_TYPES: Partial<Record<ScheduleType, EngineType>> = {
   [ScheduleType.SCHEDULE_TYPE_EQUAL_INSTALLMENTS]: 'annuity',
@@ -32,7 +37,52 @@ const DAY_COUNTS: Partial<Record<DayCount, EngineDayCount>> = {
   [DayCount.DAY_COUNT_ACT_365F]: 'ACT/365F',
   [DayCount.DAY_COUNT_ACT_360]: 'ACT/360',
   [DayCount.DAY_COUNT_THIRTY_360]: '30/360',
+  [DayCount.DAY_COUNT_ACT_364]: 'ACT/364',
 };
+
+const COMPONENTS: Partial<Record<RepaymentOrderComponent, Component>> = {
+  [RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PENALTY]: 'penalty',
+  [RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_FEE]: 'fee',
+  [RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_INTEREST]: 'interest',
+  [RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PRINCIPAL]: 'principal',
+};
+
+/** The product's repayment period: monthly unless it says WEEKLY (products made before weekly periods are monthly). */
+export const periodOf = (l: LoanTerms): Period =>
+  l.repaymentPeriod === RepaymentPeriod.REPAYMENT_PERIOD_WEEKLY ? 'weekly' : 'monthly';
+
+/** The product's waterfall within an instalment (the catalog checked it is a permutation); empty: the default. */
+export function waterfallOf(l: LoanTerms): readonly Component[] {
+  const order = l.repaymentOrder.map((c) => COMPONENTS[c]);
+  if (order.length === 0) return DEFAULT_ORDER;
+  if (order.length !== 4 || new Set(order).size !== 4 || order.some((c) => c === undefined)) {
+    throw new DomainError(
+      'FAILED_PRECONDITION',
+      'UNSUPPORTED_LOAN_TERMS',
+      'product_id: the repayment order is not valid',
+    );
+  }
+  return order as Component[];
+}
+
+export type Strategy = 'reduceTerm' | 'reduceInstalment';
+
+/** The product's prepayment strategy; undefined: an amount beyond the running instalment pays ahead, no reschedule. */
+export function prepaymentStrategyOf(l: LoanTerms): Strategy | undefined {
+  if (l.prepaymentStrategy === PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_TERM) return 'reduceTerm';
+  if (l.prepaymentStrategy === PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_INSTALMENT) return 'reduceInstalment';
+  return undefined;
+}
+
+/** The engine's day count of a product. */
+export function dayCountOf(l: LoanTerms): EngineDayCount | undefined {
+  return DAY_COUNTS[l.dayCount];
+}
+
+/** The engine's schedule type of a product. */
+export function scheduleTypeOf(l: LoanTerms): EngineType | undefined {
+  return SCHEDULE_TYPES[l.scheduleType];
+}
 
 /** The product's annual rate, exactly. */
 export function annualRateOf(l: LoanTerms): Rate {
@@ -71,7 +121,7 @@ export function checkRanges(l: LoanTerms, amount: bigint, termMonths: number): v
   }
 }
 
-/** The schedule of `amount` over `termMonths` monthly instalments from `startDate`, at `rate` (default: the product's). */
+/** The schedule of `amount` over `termMonths` instalments (monthly, or weeks for a weekly product) from `startDate`, at `rate` (default: the product's). */
 export function scheduleFor(
   l: LoanTerms,
   amount: bigint,
@@ -95,7 +145,7 @@ export function scheduleFor(
       currencyDigits: digits,
       annualRate: rate ?? annualRateOf(l),
       scheduleType,
-      period: 'monthly',
+      period: periodOf(l),
       dayCount,
       numberOfPeriods: termMonths,
       startDate,

@@ -5,6 +5,9 @@ import {
   DayCount,
   GraceOnInterestKind,
   PostingFrequency,
+  PrepaymentStrategy,
+  RepaymentOrderComponent,
+  RepaymentPeriod,
   ProductKind,
   ScheduleType,
   type DepositTerms,
@@ -72,7 +75,9 @@ function validateDeposit(v: Violations, d: DepositTerms) {
   }
   if (d.interestRateBps > MAX_DEPOSIT_RATE_BPS)
     v.add(`${p}.interest_rate_bps`, `must be at most ${MAX_DEPOSIT_RATE_BPS}`);
-  if (!known(DayCount, d.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+  if (!known(DayCount, d.dayCount) || d.dayCount === DayCount.DAY_COUNT_ACT_364) {
+    v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+  }
   if (!known(PostingFrequency, d.postingFrequency)) {
     v.add(`${p}.posting_frequency`, 'must be MONTHLY, QUARTERLY, ANNUALLY or AT_MATURITY');
   }
@@ -147,7 +152,30 @@ function validateLoan(v: Violations, l: LoanTerms) {
   ) {
     v.add(`${p}.instalment_multiple`, 'applies only to EQUAL_INSTALLMENTS and FLAT');
   }
-  if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+  if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360, THIRTY_360 or ACT_364');
+  else if (l.dayCount === DayCount.DAY_COUNT_ACT_364 && l.repaymentPeriod !== RepaymentPeriod.REPAYMENT_PERIOD_WEEKLY) {
+    v.add(`${p}.day_count`, 'ACT_364 is for WEEKLY products only');
+  }
+  if (l.repaymentPeriod !== 0 && !known(RepaymentPeriod, l.repaymentPeriod)) {
+    v.add(`${p}.repayment_period`, 'must be MONTHLY or WEEKLY');
+  }
+  // The waterfall: empty (the default) or each of the four components exactly once.
+  const order = l.repaymentOrder;
+  if (
+    order.length > 0 &&
+    (order.length !== 4 || new Set(order).size !== 4 || !order.every((c) => known(RepaymentOrderComponent, c)))
+  ) {
+    v.add(`${p}.repayment_order`, 'must be empty or PENALTY, FEE, INTEREST and PRINCIPAL, each once, in any order');
+  }
+  if (l.prepaymentStrategy !== 0 && !known(PrepaymentStrategy, l.prepaymentStrategy)) {
+    v.add(`${p}.prepayment_strategy`, 'must be REDUCE_TERM or REDUCE_INSTALMENT');
+  } else if (
+    l.prepaymentStrategy !== 0 &&
+    l.scheduleType !== ScheduleType.SCHEDULE_TYPE_EQUAL_INSTALLMENTS &&
+    l.scheduleType !== ScheduleType.SCHEDULE_TYPE_EQUAL_PRINCIPAL
+  ) {
+    v.add(`${p}.prepayment_strategy`, 'applies only to EQUAL_INSTALLMENTS and EQUAL_PRINCIPAL');
+  }
 }
 
 export function validateValidity(v: Violations, spec: ValiditySpec | undefined, p = 'validity'): void {

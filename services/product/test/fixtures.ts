@@ -43,6 +43,9 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   instalmentMultiple: 0n,
   delinquencyBuckets: [],
   penaltyRate: '',
+  repaymentOrder: [],
+  prepaymentStrategy: 0,
+  repaymentPeriod: 0,
   ...o,
 });
 

@@ -21,9 +21,9 @@ import {
   riskTierFromJSON,
   riskTierToJSON,
 } from "./customer.js";
-import { Loan, LoanApplication, Repayment } from "./loan.js";
+import { Instalment, Loan, LoanApplication, Repayment } from "./loan.js";
 import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
-import { ProductVersion } from "./product.js";
+import { PrepaymentStrategy, prepaymentStrategyFromJSON, prepaymentStrategyToJSON, ProductVersion } from "./product.js";
 
 export const protobufPackage = "corebank.v1";
 
@@ -208,6 +208,24 @@ export interface LoanInstalmentOverdue {
   dueDate: string;
   /** What it still owes (principal, interest, fees and penalties). */
   amountOverdue: bigint;
+}
+
+/**
+ * corebank.loan.loan_rescheduled: a loan's schedule changed (a prepayment under the product's
+ * prepayment_strategy, or the reversal of one the ledger refused). instalments are the loan's whole
+ * schedule as it is now; the repayment is the one that caused it.
+ */
+export interface LoanRescheduled {
+  meta?: EventMeta | undefined;
+  loan?: Loan | undefined;
+  scheduleVersion: number;
+  repaymentId: string;
+  /** The principal prepaid (0 for a reversal). */
+  prepaidPrincipal: bigint;
+  strategy: PrepaymentStrategy;
+  /** True when this change undoes the prepayment of repayment_id (the ledger refused it). */
+  reverted: boolean;
+  instalments: Instalment[];
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -2369,6 +2387,215 @@ export const LoanInstalmentOverdue: MessageFns<LoanInstalmentOverdue> = {
     message.amountOverdue = (object.amountOverdue !== undefined && object.amountOverdue !== null)
       ? BigInt(object.amountOverdue)
       : 0n;
+    return message;
+  },
+};
+
+function createBaseLoanRescheduled(): LoanRescheduled {
+  return {
+    meta: undefined,
+    loan: undefined,
+    scheduleVersion: 0,
+    repaymentId: "",
+    prepaidPrincipal: 0n,
+    strategy: 0,
+    reverted: false,
+    instalments: [],
+  };
+}
+
+export const LoanRescheduled: MessageFns<LoanRescheduled> = {
+  encode(message: LoanRescheduled, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.loan !== undefined) {
+      Loan.encode(message.loan, writer.uint32(18).fork()).join();
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(24).uint32(message.scheduleVersion);
+    }
+    if (message.repaymentId !== "") {
+      writer.uint32(34).string(message.repaymentId);
+    }
+    if (message.prepaidPrincipal !== 0n) {
+      if (BigInt.asIntN(64, message.prepaidPrincipal) !== message.prepaidPrincipal) {
+        throw new globalThis.Error("value provided for field message.prepaidPrincipal of type int64 too large");
+      }
+      writer.uint32(40).int64(message.prepaidPrincipal);
+    }
+    if (message.strategy !== 0) {
+      writer.uint32(48).int32(message.strategy);
+    }
+    if (message.reverted !== false) {
+      writer.uint32(56).bool(message.reverted);
+    }
+    for (const v of message.instalments) {
+      Instalment.encode(v!, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanRescheduled {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanRescheduled();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loan = Loan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.repaymentId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.prepaidPrincipal = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.strategy = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reverted = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.instalments.push(Instalment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanRescheduled {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      loan: isSet(object.loan) ? Loan.fromJSON(object.loan) : undefined,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
+      repaymentId: isSet(object.repaymentId)
+        ? globalThis.String(object.repaymentId)
+        : isSet(object.repayment_id)
+        ? globalThis.String(object.repayment_id)
+        : "",
+      prepaidPrincipal: isSet(object.prepaidPrincipal)
+        ? BigInt(object.prepaidPrincipal)
+        : isSet(object.prepaid_principal)
+        ? BigInt(object.prepaid_principal)
+        : 0n,
+      strategy: isSet(object.strategy) ? prepaymentStrategyFromJSON(object.strategy) : 0,
+      reverted: isSet(object.reverted) ? globalThis.Boolean(object.reverted) : false,
+      instalments: globalThis.Array.isArray(object?.instalments)
+        ? object.instalments.map((e: any) => Instalment.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LoanRescheduled): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.loan !== undefined) {
+      obj.loan = Loan.toJSON(message.loan);
+    }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
+    if (message.repaymentId !== "") {
+      obj.repaymentId = message.repaymentId;
+    }
+    if (message.prepaidPrincipal !== 0n) {
+      obj.prepaidPrincipal = message.prepaidPrincipal.toString();
+    }
+    if (message.strategy !== 0) {
+      obj.strategy = prepaymentStrategyToJSON(message.strategy);
+    }
+    if (message.reverted !== false) {
+      obj.reverted = message.reverted;
+    }
+    if (message.instalments?.length) {
+      obj.instalments = message.instalments.map((e) => Instalment.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanRescheduled>, I>>(base?: I): LoanRescheduled {
+    return LoanRescheduled.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanRescheduled>, I>>(object: I): LoanRescheduled {
+    const message = createBaseLoanRescheduled();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.loan = (object.loan !== undefined && object.loan !== null) ? Loan.fromPartial(object.loan) : undefined;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
+    message.repaymentId = object.repaymentId ?? "";
+    message.prepaidPrincipal = (object.prepaidPrincipal !== undefined && object.prepaidPrincipal !== null)
+      ? BigInt(object.prepaidPrincipal)
+      : 0n;
+    message.strategy = object.strategy ?? 0;
+    message.reverted = object.reverted ?? false;
+    message.instalments = object.instalments?.map((e) => Instalment.fromPartial(e)) || [];
     return message;
   },
 };

@@ -328,6 +328,8 @@ export interface LoanSchedule {
   totalDue: bigint;
   /** The fixed instalment of an annuity (before the last one absorbs the residue); 0 otherwise. */
   instalmentAmount: bigint;
+  /** The loan's schedule version (Loan.schedule_version); 0 in a preview. */
+  scheduleVersion: number;
 }
 
 export interface PreviewScheduleRequest {
@@ -532,6 +534,11 @@ export interface Loan {
   writtenOffPrincipal: bigint;
   /** Recovered since the write-off (LOAN_RECOVERY_INCOME). */
   recovered: bigint;
+  /**
+   * 1 at disbursement; every change of the schedule (a prepayment's reschedule, or its reversal
+   * when the ledger refused the prepayment) adds 1 and is recorded with a loan_rescheduled event.
+   */
+  scheduleVersion: number;
 }
 
 export interface GetLoanRequest {
@@ -601,6 +608,14 @@ export interface Repayment {
    * LOAN_INTEREST_INCOME. Penalties are credited to LOAN_PENALTY_RECEIVABLE.
    */
   interestFromReceivable: bigint;
+  /**
+   * The part of amount that was a prepayment: principal beyond the instalments due and the running
+   * instalment, booked on the running instalment, which rescheduled the instalments after it
+   * (the product's prepayment_strategy). 0: none.
+   */
+  prepaidPrincipal: bigint;
+  /** The schedule version the prepayment made; 0: none. */
+  scheduleVersion: number;
 }
 
 export interface PayOffRequest {
@@ -1107,6 +1122,7 @@ function createBaseLoanSchedule(): LoanSchedule {
     totalInterest: 0n,
     totalDue: 0n,
     instalmentAmount: 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -1144,6 +1160,9 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
         throw new globalThis.Error("value provided for field message.instalmentAmount of type int64 too large");
       }
       writer.uint32(56).int64(message.instalmentAmount);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(320).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -1217,6 +1236,14 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
             message.instalmentAmount = reader.int64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1260,6 +1287,11 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
         : isSet(object.instalment_amount)
         ? BigInt(object.instalment_amount)
         : 0n,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -1286,6 +1318,9 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
     if (message.instalmentAmount !== 0n) {
       obj.instalmentAmount = message.instalmentAmount.toString();
     }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -1307,6 +1342,7 @@ export const LoanSchedule: MessageFns<LoanSchedule> = {
     message.instalmentAmount = (object.instalmentAmount !== undefined && object.instalmentAmount !== null)
       ? BigInt(object.instalmentAmount)
       : 0n;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -3141,6 +3177,7 @@ function createBaseLoan(): Loan {
     writtenOffOn: "",
     writtenOffPrincipal: 0n,
     recovered: 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -3274,6 +3311,9 @@ export const Loan: MessageFns<Loan> = {
         throw new globalThis.Error("value provided for field message.recovered of type int64 too large");
       }
       writer.uint32(296).int64(message.recovered);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(320).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -3555,6 +3595,14 @@ export const Loan: MessageFns<Loan> = {
             message.recovered = reader.int64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3706,6 +3754,11 @@ export const Loan: MessageFns<Loan> = {
         ? BigInt(object.written_off_principal)
         : 0n,
       recovered: isSet(object.recovered) ? BigInt(object.recovered) : 0n,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -3810,6 +3863,9 @@ export const Loan: MessageFns<Loan> = {
     if (message.recovered !== 0n) {
       obj.recovered = message.recovered.toString();
     }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -3869,6 +3925,7 @@ export const Loan: MessageFns<Loan> = {
       ? BigInt(object.writtenOffPrincipal)
       : 0n;
     message.recovered = (object.recovered !== undefined && object.recovered !== null) ? BigInt(object.recovered) : 0n;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -4475,6 +4532,8 @@ function createBaseRepayment(): Repayment {
     kind: 0,
     interestWaived: 0n,
     interestFromReceivable: 0n,
+    prepaidPrincipal: 0n,
+    scheduleVersion: 0,
   };
 }
 
@@ -4554,6 +4613,15 @@ export const Repayment: MessageFns<Repayment> = {
         throw new globalThis.Error("value provided for field message.interestFromReceivable of type int64 too large");
       }
       writer.uint32(240).int64(message.interestFromReceivable);
+    }
+    if (message.prepaidPrincipal !== 0n) {
+      if (BigInt.asIntN(64, message.prepaidPrincipal) !== message.prepaidPrincipal) {
+        throw new globalThis.Error("value provided for field message.prepaidPrincipal of type int64 too large");
+      }
+      writer.uint32(320).int64(message.prepaidPrincipal);
+    }
+    if (message.scheduleVersion !== 0) {
+      writer.uint32(328).uint32(message.scheduleVersion);
     }
     return writer;
   },
@@ -4715,6 +4783,22 @@ export const Repayment: MessageFns<Repayment> = {
             message.interestFromReceivable = reader.int64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.prepaidPrincipal = reader.int64() as bigint;
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.scheduleVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4781,6 +4865,16 @@ export const Repayment: MessageFns<Repayment> = {
         : isSet(object.interest_from_receivable)
         ? BigInt(object.interest_from_receivable)
         : 0n,
+      prepaidPrincipal: isSet(object.prepaidPrincipal)
+        ? BigInt(object.prepaidPrincipal)
+        : isSet(object.prepaid_principal)
+        ? BigInt(object.prepaid_principal)
+        : 0n,
+      scheduleVersion: isSet(object.scheduleVersion)
+        ? globalThis.Number(object.scheduleVersion)
+        : isSet(object.schedule_version)
+        ? globalThis.Number(object.schedule_version)
+        : 0,
     };
   },
 
@@ -4840,6 +4934,12 @@ export const Repayment: MessageFns<Repayment> = {
     if (message.interestFromReceivable !== 0n) {
       obj.interestFromReceivable = message.interestFromReceivable.toString();
     }
+    if (message.prepaidPrincipal !== 0n) {
+      obj.prepaidPrincipal = message.prepaidPrincipal.toString();
+    }
+    if (message.scheduleVersion !== 0) {
+      obj.scheduleVersion = Math.round(message.scheduleVersion);
+    }
     return obj;
   },
 
@@ -4875,6 +4975,10 @@ export const Repayment: MessageFns<Repayment> = {
       (object.interestFromReceivable !== undefined && object.interestFromReceivable !== null)
         ? BigInt(object.interestFromReceivable)
         : 0n;
+    message.prepaidPrincipal = (object.prepaidPrincipal !== undefined && object.prepaidPrincipal !== null)
+      ? BigInt(object.prepaidPrincipal)
+      : 0n;
+    message.scheduleVersion = object.scheduleVersion ?? 0;
     return message;
   },
 };
@@ -6488,8 +6592,9 @@ export const WriteOffLoanResponse: MessageFns<WriteOffLoanResponse> = {
  *
  * Schedules follow Apache Fineract's conventions (services/loan/README.md): a period's interest is
  * the outstanding principal times the periodic rate, rounded half-even to the minor unit (the one
- * rounding point); the last instalment absorbs every residue. Terms are in months: one instalment
- * a month, the first one month after the start date.
+ * rounding point); the last instalment absorbs every residue. Terms count the product's repayment
+ * periods: months (one instalment a month, the first one month after the start date), or weeks for
+ * a WEEKLY product (term_months is then a number of weeks).
  *
  * Scopes: loans:read (reads and quotes), loans:write (apply, repay), loans:admin (the review
  * queue's decisions). A token bound to a customer sees and acts only on that customer's
@@ -6605,11 +6710,19 @@ export const LoanServiceService = {
   },
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */
@@ -6732,11 +6845,19 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
   getLoanSchedule: handleUnaryCall<GetLoanScheduleRequest, GetLoanScheduleResponse>;
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */
@@ -6928,11 +7049,19 @@ export interface LoanServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Repays an ACTIVE loan from one of the borrower's accounts (default: its repayment account),
-   * through the ledger, allocated by the default waterfall: instalments oldest first, within each
-   * penalties, then fees, then interest, then principal. An amount beyond everything the loan
-   * still owes is refused (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_OUTSTANDING, metadata
-   * outstanding), never kept. Idempotent by (loan_id, idempotency_key): the same body returns the
-   * same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
+   * through the ledger, allocated by the product's waterfall (LoanTerms.repayment_order; default:
+   * instalments oldest first, within each penalties, then fees, then interest, then principal).
+   * Without a prepayment strategy an amount beyond what is due pays the next instalments ahead as
+   * scheduled, and an amount beyond everything the loan still owes is refused (FAILED_PRECONDITION,
+   * REPAYMENT_EXCEEDS_OUTSTANDING, metadata outstanding), never kept. With one
+   * (LoanTerms.prepayment_strategy), what goes beyond the due and the running instalment is a
+   * prepayment: principal booked on the running instalment, the instalments after it recomputed
+   * (REDUCE_TERM: same instalment, fewer; REDUCE_INSTALMENT: same number, lower), a new
+   * schedule_version and a loan_rescheduled event; an amount beyond today's payoff total is refused
+   * (FAILED_PRECONDITION, REPAYMENT_EXCEEDS_PAYOFF naming amount, metadata payoff_total); a
+   * prepayment the loan cannot take is PREPAYMENT_NOT_POSSIBLE. While a prepayment is being booked
+   * another repayment of the loan first finishes it (or is ABORTED, PREPAYMENT_IN_FLIGHT: retry).
+   * Idempotent by (loan_id, idempotency_key): the same body returns the same repayment (replayed = true), another body is ALREADY_EXISTS. A repayment the ledger refuses
    * (EXCEEDS_CREDITS: not enough money, DEBITS_BLOCKED, ...) is REFUSED with the ledger's code and
    * its allocation released; that is final for its key.
    */

@@ -118,6 +118,11 @@ export enum DayCount {
   DAY_COUNT_ACT_360 = 2,
   /** DAY_COUNT_THIRTY_360 - 30/360 (bond basis). */
   DAY_COUNT_THIRTY_360 = 3,
+  /**
+   * DAY_COUNT_ACT_364 - Actual days / 364 (52 weeks of 7 days): for WEEKLY loan products, whose every period is then
+   * exactly annual rate * 7 / 364. Loan products only.
+   */
+  DAY_COUNT_ACT_364 = 30,
   UNRECOGNIZED = -1,
 }
 
@@ -135,6 +140,9 @@ export function dayCountFromJSON(object: any): DayCount {
     case 3:
     case "DAY_COUNT_THIRTY_360":
       return DayCount.DAY_COUNT_THIRTY_360;
+    case 30:
+    case "DAY_COUNT_ACT_364":
+      return DayCount.DAY_COUNT_ACT_364;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -152,6 +160,8 @@ export function dayCountToJSON(object: DayCount): string {
       return "DAY_COUNT_ACT_360";
     case DayCount.DAY_COUNT_THIRTY_360:
       return "DAY_COUNT_THIRTY_360";
+    case DayCount.DAY_COUNT_ACT_364:
+      return "DAY_COUNT_ACT_364";
     case DayCount.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -309,6 +319,148 @@ export function graceOnInterestKindToJSON(object: GraceOnInterestKind): string {
   }
 }
 
+/** One part of what an instalment owes, in a product's repayment waterfall. */
+export enum RepaymentOrderComponent {
+  REPAYMENT_ORDER_COMPONENT_UNSPECIFIED = 0,
+  REPAYMENT_ORDER_COMPONENT_PENALTY = 1,
+  REPAYMENT_ORDER_COMPONENT_FEE = 2,
+  REPAYMENT_ORDER_COMPONENT_INTEREST = 3,
+  REPAYMENT_ORDER_COMPONENT_PRINCIPAL = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function repaymentOrderComponentFromJSON(object: any): RepaymentOrderComponent {
+  switch (object) {
+    case 0:
+    case "REPAYMENT_ORDER_COMPONENT_UNSPECIFIED":
+      return RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_UNSPECIFIED;
+    case 1:
+    case "REPAYMENT_ORDER_COMPONENT_PENALTY":
+      return RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PENALTY;
+    case 2:
+    case "REPAYMENT_ORDER_COMPONENT_FEE":
+      return RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_FEE;
+    case 3:
+    case "REPAYMENT_ORDER_COMPONENT_INTEREST":
+      return RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_INTEREST;
+    case 4:
+    case "REPAYMENT_ORDER_COMPONENT_PRINCIPAL":
+      return RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PRINCIPAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RepaymentOrderComponent.UNRECOGNIZED;
+  }
+}
+
+export function repaymentOrderComponentToJSON(object: RepaymentOrderComponent): string {
+  switch (object) {
+    case RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_UNSPECIFIED:
+      return "REPAYMENT_ORDER_COMPONENT_UNSPECIFIED";
+    case RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PENALTY:
+      return "REPAYMENT_ORDER_COMPONENT_PENALTY";
+    case RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_FEE:
+      return "REPAYMENT_ORDER_COMPONENT_FEE";
+    case RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_INTEREST:
+      return "REPAYMENT_ORDER_COMPONENT_INTEREST";
+    case RepaymentOrderComponent.REPAYMENT_ORDER_COMPONENT_PRINCIPAL:
+      return "REPAYMENT_ORDER_COMPONENT_PRINCIPAL";
+    case RepaymentOrderComponent.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * How a prepayment (a repayment beyond what is due and the running instalment) changes the
+ * schedule (Apache Fineract's reschedule strategies "reduce number of installments" and "reduce
+ * EMI amount"). The prepaid principal is booked on the running instalment; the instalments after
+ * it are recomputed on the lower principal outstanding, each period's interest on its balance.
+ */
+export enum PrepaymentStrategy {
+  /** PREPAYMENT_STRATEGY_UNSPECIFIED - No reschedule: the amount pays the next instalments ahead, as scheduled. */
+  PREPAYMENT_STRATEGY_UNSPECIFIED = 0,
+  /** PREPAYMENT_STRATEGY_REDUCE_TERM - The same instalment, fewer instalments (the last one takes what is left). */
+  PREPAYMENT_STRATEGY_REDUCE_TERM = 1,
+  /** PREPAYMENT_STRATEGY_REDUCE_INSTALMENT - The same number of instalments, a lower instalment recomputed on the principal left. */
+  PREPAYMENT_STRATEGY_REDUCE_INSTALMENT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function prepaymentStrategyFromJSON(object: any): PrepaymentStrategy {
+  switch (object) {
+    case 0:
+    case "PREPAYMENT_STRATEGY_UNSPECIFIED":
+      return PrepaymentStrategy.PREPAYMENT_STRATEGY_UNSPECIFIED;
+    case 1:
+    case "PREPAYMENT_STRATEGY_REDUCE_TERM":
+      return PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_TERM;
+    case 2:
+    case "PREPAYMENT_STRATEGY_REDUCE_INSTALMENT":
+      return PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_INSTALMENT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PrepaymentStrategy.UNRECOGNIZED;
+  }
+}
+
+export function prepaymentStrategyToJSON(object: PrepaymentStrategy): string {
+  switch (object) {
+    case PrepaymentStrategy.PREPAYMENT_STRATEGY_UNSPECIFIED:
+      return "PREPAYMENT_STRATEGY_UNSPECIFIED";
+    case PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_TERM:
+      return "PREPAYMENT_STRATEGY_REDUCE_TERM";
+    case PrepaymentStrategy.PREPAYMENT_STRATEGY_REDUCE_INSTALMENT:
+      return "PREPAYMENT_STRATEGY_REDUCE_INSTALMENT";
+    case PrepaymentStrategy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** How often a loan falls due. */
+export enum RepaymentPeriod {
+  /** REPAYMENT_PERIOD_UNSPECIFIED - Monthly (every product made before weekly periods existed). */
+  REPAYMENT_PERIOD_UNSPECIFIED = 0,
+  REPAYMENT_PERIOD_MONTHLY = 1,
+  /** REPAYMENT_PERIOD_WEEKLY - Every 7 days from the start date; terms count weeks. */
+  REPAYMENT_PERIOD_WEEKLY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function repaymentPeriodFromJSON(object: any): RepaymentPeriod {
+  switch (object) {
+    case 0:
+    case "REPAYMENT_PERIOD_UNSPECIFIED":
+      return RepaymentPeriod.REPAYMENT_PERIOD_UNSPECIFIED;
+    case 1:
+    case "REPAYMENT_PERIOD_MONTHLY":
+      return RepaymentPeriod.REPAYMENT_PERIOD_MONTHLY;
+    case 2:
+    case "REPAYMENT_PERIOD_WEEKLY":
+      return RepaymentPeriod.REPAYMENT_PERIOD_WEEKLY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RepaymentPeriod.UNRECOGNIZED;
+  }
+}
+
+export function repaymentPeriodToJSON(object: RepaymentPeriod): string {
+  switch (object) {
+    case RepaymentPeriod.REPAYMENT_PERIOD_UNSPECIFIED:
+      return "REPAYMENT_PERIOD_UNSPECIFIED";
+    case RepaymentPeriod.REPAYMENT_PERIOD_MONTHLY:
+      return "REPAYMENT_PERIOD_MONTHLY";
+    case RepaymentPeriod.REPAYMENT_PERIOD_WEEKLY:
+      return "REPAYMENT_PERIOD_WEEKLY";
+    case RepaymentPeriod.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Amounts are int64 minor units of currency; 0 means "none" for limits and fees. */
 export interface DepositTerms {
   /** ISO 4217. */
@@ -382,6 +534,23 @@ export interface LoanTerms {
    * decimals, 0 to 500); when set it replaces penalty_rate_bps, which must be 0 or the same rate.
    */
   penaltyRate: string;
+  /**
+   * The repayment waterfall within each instalment (instalments are always taken oldest due
+   * first): a permutation of PENALTY, FEE, INTEREST and PRINCIPAL, each exactly once. Empty: the
+   * default PENALTY, FEE, INTEREST, PRINCIPAL.
+   */
+  repaymentOrder: RepaymentOrderComponent[];
+  /**
+   * What an amount beyond the instalments due and the running instalment does. UNSPECIFIED: it
+   * pays the next instalments ahead as scheduled (no reschedule). REDUCE_TERM and
+   * REDUCE_INSTALMENT only with EQUAL_INSTALLMENTS or EQUAL_PRINCIPAL.
+   */
+  prepaymentStrategy: PrepaymentStrategy;
+  /**
+   * One instalment a month (UNSPECIFIED or MONTHLY: existing products) or a week (WEEKLY: then
+   * min_term_months, max_term_months and a loan's term count weeks).
+   */
+  repaymentPeriod: RepaymentPeriod;
 }
 
 /**
@@ -838,6 +1007,9 @@ function createBaseLoanTerms(): LoanTerms {
     instalmentMultiple: 0n,
     delinquencyBuckets: [],
     penaltyRate: "",
+    repaymentOrder: [],
+    prepaymentStrategy: 0,
+    repaymentPeriod: 0,
   };
 }
 
@@ -906,6 +1078,19 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     }
     if (message.penaltyRate !== "") {
       writer.uint32(138).string(message.penaltyRate);
+    }
+    if (message.repaymentOrder.length !== 0) {
+      writer.uint32(186).fork();
+      for (const v of message.repaymentOrder) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.prepaymentStrategy !== 0) {
+      writer.uint32(192).int32(message.prepaymentStrategy);
+    }
+    if (message.repaymentPeriod !== 0) {
+      writer.uint32(200).int32(message.repaymentPeriod);
     }
     return writer;
   },
@@ -1069,6 +1254,40 @@ export const LoanTerms: MessageFns<LoanTerms> = {
             message.penaltyRate = reader.string();
             continue;
           }
+          case 23: {
+            if (tag === 184) {
+              message.repaymentOrder.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 186) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.repaymentOrder.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.prepaymentStrategy = reader.int32() as any;
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.repaymentPeriod = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1164,6 +1383,21 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         : isSet(object.penalty_rate)
         ? globalThis.String(object.penalty_rate)
         : "",
+      repaymentOrder: globalThis.Array.isArray(object?.repaymentOrder)
+        ? object.repaymentOrder.map((e: any) => repaymentOrderComponentFromJSON(e))
+        : globalThis.Array.isArray(object?.repayment_order)
+        ? object.repayment_order.map((e: any) => repaymentOrderComponentFromJSON(e))
+        : [],
+      prepaymentStrategy: isSet(object.prepaymentStrategy)
+        ? prepaymentStrategyFromJSON(object.prepaymentStrategy)
+        : isSet(object.prepayment_strategy)
+        ? prepaymentStrategyFromJSON(object.prepayment_strategy)
+        : 0,
+      repaymentPeriod: isSet(object.repaymentPeriod)
+        ? repaymentPeriodFromJSON(object.repaymentPeriod)
+        : isSet(object.repayment_period)
+        ? repaymentPeriodFromJSON(object.repayment_period)
+        : 0,
     };
   },
 
@@ -1220,6 +1454,15 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     if (message.penaltyRate !== "") {
       obj.penaltyRate = message.penaltyRate;
     }
+    if (message.repaymentOrder?.length) {
+      obj.repaymentOrder = message.repaymentOrder.map((e) => repaymentOrderComponentToJSON(e));
+    }
+    if (message.prepaymentStrategy !== 0) {
+      obj.prepaymentStrategy = prepaymentStrategyToJSON(message.prepaymentStrategy);
+    }
+    if (message.repaymentPeriod !== 0) {
+      obj.repaymentPeriod = repaymentPeriodToJSON(message.repaymentPeriod);
+    }
     return obj;
   },
 
@@ -1247,6 +1490,9 @@ export const LoanTerms: MessageFns<LoanTerms> = {
       : 0n;
     message.delinquencyBuckets = object.delinquencyBuckets?.map((e) => e) || [];
     message.penaltyRate = object.penaltyRate ?? "";
+    message.repaymentOrder = object.repaymentOrder?.map((e) => e) || [];
+    message.prepaymentStrategy = object.prepaymentStrategy ?? 0;
+    message.repaymentPeriod = object.repaymentPeriod ?? 0;
     return message;
   },
 };
