@@ -78,6 +78,8 @@ export const DEMO_PRODUCTS: Record<keyof Demo['products'], CreateProductRequest>
       graceOnInterestPeriods: 0,
       graceOnInterestKind: 0,
       instalmentMultiple: 0n,
+      partners: [],
+      partnerDecline: 0,
       scheduleType: ScheduleType.SCHEDULE_TYPE_EQUAL_INSTALLMENTS,
       graceDays: 10,
       penaltyRateBps: 500,

@@ -15,6 +15,7 @@ export const SUBJECTS = {
   paidOff: subjectOf(DOMAIN, 'loan_paid_off'),
   repaymentApplied: subjectOf(DOMAIN, 'repayment_applied'),
   repaymentRefused: subjectOf(DOMAIN, 'repayment_refused'),
+  partnerRegistered: subjectOf(DOMAIN, 'partner_lender_registered'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

@@ -14,6 +14,15 @@ import {
   type RepaymentStatus,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import type { Component } from './waterfall.js';
+import {
+  decisionsToProto,
+  loanPartnersToProto,
+  partnerInterest,
+  splitsToProto,
+  type LoanPartnerRow,
+  type PartnerDecisionRow,
+  type PartnerSplitRow,
+} from './colending.js';
 import type { Schedule } from './schedule/index.js';
 
 /** A schedule as the engine built it (a preview, or the one fixed at disbursement), nothing paid. */
@@ -68,6 +77,8 @@ export interface ApplicationRow {
   decision_note: string;
   created_at: Date;
   decided_at: Date | null;
+  /** Co-lending: each partner's decision (src/colending.ts). */
+  partner_decisions?: PartnerDecisionRow[];
 }
 
 export function applicationToProto(r: ApplicationRow, shard: number): LoanApplication {
@@ -93,6 +104,7 @@ export function applicationToProto(r: ApplicationRow, shard: number): LoanApplic
     createdAt: toTimestamp(r.created_at),
     ...(r.decided_at ? { decidedAt: toTimestamp(r.decided_at) } : {}),
     shard,
+    partnerDecisions: decisionsToProto(r.partner_decisions),
   };
 }
 
@@ -116,6 +128,8 @@ export interface LoanRow {
   version: bigint;
   created_at: Date;
   updated_at: Date;
+  /** Co-lending: the partners' shares (src/colending.ts). */
+  partners?: LoanPartnerRow[];
 }
 
 /** A loan row with its totals over its instalments (see LOAN_SELECT). */
@@ -174,6 +188,7 @@ export function loanToProto(r: LoanWithTotals, shard: number): Loan {
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     shard,
+    partners: loanPartnersToProto(r.id, r.partners),
   };
 }
 
@@ -228,6 +243,8 @@ export interface RepaymentRow {
   waivers: [number, string][];
   created_at: Date;
   updated_at: Date;
+  /** Co-lending: each partner's part (src/colending.ts). */
+  partner_splits?: PartnerSplitRow[];
 }
 
 export const repaymentTransferIds = (repaymentId: string) => ({
@@ -261,10 +278,12 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
       amount: BigInt(amount),
     })),
     principalTransferId: r.principal > 0n ? ids.principal : '',
-    incomeTransferId: r.interest + r.fees + r.penalties > 0n ? ids.income : '',
+    incomeTransferId:
+      r.interest + r.fees + r.penalties - partnerInterest(r.partner_splits ?? []) > 0n ? ids.income : '',
     createdAt: toTimestamp(r.created_at),
     updatedAt: toTimestamp(r.updated_at),
     kind: r.kind,
     interestWaived: r.waivers.reduce((s, [, amount]) => s + BigInt(amount), 0n),
+    partnerSplits: splitsToProto(r.id, r.partner_splits),
   };
 }

@@ -46,6 +46,8 @@ import {
   REPAYMENT_COLUMNS,
 } from './store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
+import { partnerInterest, repaymentLegs } from './colending.js';
+import { repaymentSplits } from './colending-store.js';
 
 export interface RepaymentDeps {
   router: ShardRouter;
@@ -118,6 +120,9 @@ export async function repayLoan(
   if (!account.productId) throw precondition('NOT_A_DEPOSIT_ACCOUNT', field, 'is not a deposit account');
   if (account.currency !== loan.currency) throw precondition('CURRENCY_MISMATCH', field, `is not in ${loan.currency}`);
   const income = await d.accounts.interestIncome(account.shard, loan.currency, ctx.deadline);
+  const feeIncome = loan.partners?.length
+    ? await d.accounts.servicingFeeIncome(account.shard, loan.currency, ctx.deadline)
+    : '';
 
   const recorded = await shard.db.transaction(async (tx) => {
     const locked = await lockLoan(tx, loan.id);
@@ -179,8 +184,14 @@ export async function repayLoan(
       updated_at: now,
     };
     await applyAllocations(tx, loan.id, row.allocations, 1n);
+    const splits = await repaymentSplits(tx, locked, totals, feeIncome);
     const [inserted] = (await tx('loan_repayments')
-      .insert({ ...row, allocations: JSON.stringify(row.allocations), waivers: JSON.stringify(waivers) })
+      .insert({
+        ...row,
+        allocations: JSON.stringify(row.allocations),
+        waivers: JSON.stringify(waivers),
+        partner_splits: JSON.stringify(splits),
+      })
       .returning(tx.raw(REPAYMENT_COLUMNS))) as RepaymentRow[];
     return { row: inserted!, fresh: true };
   });
@@ -212,12 +223,14 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
       reference: `loan ${r.loan_id} repayment ${r.id}`,
       currency: '',
     });
-    const incomeAmount = r.interest + r.fees + r.penalties;
+    // Co-lending: the partners' interest goes to them (repaymentLegs), not to the bank's income.
+    const incomeAmount = r.interest + r.fees + r.penalties - partnerInterest(r.partner_splits ?? []);
     const transfers = [
       ...(r.principal > 0n
         ? [transfer(ids.principal, loan.ledger_account_id!, r.principal, CODES.repaymentPrincipal)]
         : []),
       ...(incomeAmount > 0n ? [transfer(ids.income, r.income_account_id, incomeAmount, CODES.repaymentInterest)] : []),
+      ...repaymentLegs(r, r.partner_splits ?? []),
     ];
     const step: LedgerStep = transfers.length ? await d.accounts.transfer(transfers, deadline) : { kind: 'ok' };
     await shard.db.transaction(async (tx) => {

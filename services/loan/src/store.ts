@@ -15,7 +15,7 @@ import type { Component } from './waterfall.js';
 
 export const APPLICATION_COLUMNS = `id, customer_id, channel, idempotency_key, body_hash, product_id, product_version,
   currency, amount, term_months, disbursement_account_id, repayment_account_id, monthly_income, state, score, reasons,
-  approved_amount, annual_rate, loan_id, decided_by, decision_note, created_at, decided_at`;
+  approved_amount, annual_rate, loan_id, decided_by, decision_note, created_at, decided_at, partner_decisions`;
 
 export async function findApplication(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_applications').select(db.raw(APPLICATION_COLUMNS)).where('id', id);
@@ -34,7 +34,11 @@ export async function insertApplication(
 ): Promise<{ row: ApplicationRow; inserted: boolean }> {
   return shard.db.transaction(async (tx) => {
     const inserted = (await tx('loan_applications')
-      .insert({ ...row, reasons: JSON.stringify(row.reasons) })
+      .insert({
+        ...row,
+        reasons: JSON.stringify(row.reasons),
+        partner_decisions: JSON.stringify(row.partner_decisions ?? []),
+      })
       // Any conflict (the id, derived from customer and key, or the pair itself): a concurrent
       // request with the same key may hit either unique index first.
       .onConflict()
@@ -143,7 +147,8 @@ export async function listApplications(
 
 const LOAN_COLUMNS = `l.id, l.application_id, l.customer_id, l.product_id, l.product_version, l.currency, l.principal,
   l.annual_rate, l.term_months, l.status, l.disbursement_account_id, l.repayment_account_id, l.ledger_account_id,
-  l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at`;
+  l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at,
+  l.partners`;
 
 /** A loan with its totals over its instalments. */
 const LOAN_SELECT = `select ${LOAN_COLUMNS},
@@ -184,7 +189,7 @@ export async function instalmentsOf(db: Knex | Knex.Transaction, loanId: string)
 
 /** The loan an approved application becomes, in the approval's transaction. */
 export async function insertLoan(tx: Knex.Transaction, loan: LoanRow): Promise<void> {
-  await tx('loans').insert(loan);
+  await tx('loans').insert({ ...loan, partners: JSON.stringify(loan.partners ?? []) });
 }
 
 export const listLoansQuery = (customerId: string) => ({ rpc: 'ListLoans', filters: [customerId] });
@@ -242,7 +247,8 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
 // Repayments.
 
 export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
-  principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at`;
+  principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at,
+  partner_splits`;
 
 export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);

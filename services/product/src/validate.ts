@@ -11,6 +11,7 @@ import {
   type LoanTerms,
   type ValiditySpec,
 } from '@corebank/kit/gen/corebank/v1/product';
+import { validateCoLending } from './colending.js';
 import { canonicalTimeZone, MAX_DAYS, MAX_DURATION_SECONDS } from './validity.js';
 
 export const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
@@ -129,6 +130,7 @@ function validateLoan(v: Violations, l: LoanTerms) {
     v.add(`${p}.instalment_multiple`, 'applies only to EQUAL_INSTALLMENTS and FLAT');
   }
   if (!known(DayCount, l.dayCount)) v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
+  validateCoLending(v, l, p);
 }
 
 export function validateValidity(v: Violations, spec: ValiditySpec | undefined, p = 'validity'): void {

@@ -41,6 +41,8 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   graceOnInterestPeriods: 0,
   graceOnInterestKind: 0,
   instalmentMultiple: 0n,
+  partners: [],
+  partnerDecline: 0,
   ...o,
 });
 
