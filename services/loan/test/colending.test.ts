@@ -56,7 +56,7 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
   afterAll(async () => t?.stop());
 
   /** A funding account on every shard (owners drawn until each shard has one), each funded with 1,000,000.00. */
-  async function fundingAccounts(): Promise<Account[]> {
+  async function fundingAccounts(funding = 100_000_000n): Promise<Account[]> {
     const byShard = new Map<number, Account>();
     while (byShard.size < shards) {
       const { results } = await t.bank.client.createAccounts({
@@ -74,15 +74,15 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
       });
       const a = results[0]!.account!;
       if (!byShard.has(a.shard)) {
-        await fund(t.bank, a, 100_000_000n);
+        if (funding > 0n) await fund(t.bank, a, funding);
         byShard.set(a.shard, a);
       }
     }
     return [...byShard.values()];
   }
 
-  async function partner(fee: string, rules: Partial<PartnerRules> = {}) {
-    const accounts = await fundingAccounts();
+  async function partner(fee: string, rules: Partial<PartnerRules> = {}, funding?: bigint) {
+    const accounts = await fundingAccounts(funding);
     const id = `p-${randomUUID().slice(0, 8)}`;
     const { partner: p } = await t.client.registerPartnerLender({
       idempotencyKey: randomUUID(),
@@ -101,8 +101,8 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     publishedLoan(t, { annualRate: '6.9', annualRateBps: 0, partners, partnerDecline: decline });
 
   /** A LOW-tier borrower (scorecard: 30 + 10 + 0 + 10 = 50 points, approved) with 3,000.00. */
-  async function apply(productId: string) {
-    const c = await customer(t, { tier: RiskTier.RISK_TIER_LOW });
+  async function apply(productId: string, tier = RiskTier.RISK_TIER_LOW) {
+    const c = await customer(t, { tier });
     const account = await depositAccount(t, c.id, depositProductId, 300_000n);
     const res = await t.client.applyForLoan({
       idempotencyKey: randomUUID(),
@@ -426,5 +426,84 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     await expectRpcError(apply(ghost.productId), status.FAILED_PRECONDITION, 'product_id', 'PARTNER_NOT_REGISTERED');
     const after2 = await loanCounts(t.app);
     expect(after2.loan_applications).toBe(before2.loan_applications);
+  });
+
+  it('splits concurrent repayments once, catches up after a refused one, and draws all shares or none', async () => {
+    const a = await partner('20');
+    const product = await coLent([{ partnerId: a.id, sharePpm: 300_000 }], P.PARTNER_DECLINE_POLICY_REJECT);
+    const app = await apply(product.productId);
+    const loan = app.loan!;
+    const repay = (amount: bigint, fromAccountId = '') =>
+      t.client.repayLoan({ loanId: loan.id, idempotencyKey: randomUUID(), amount, fromAccountId });
+
+    // Ten concurrent repayments of 1,000: 10,000 = instalment 1's interest 2,875 + principal 7,125.
+    // Whatever the order, A's parts add up to floor(7,125 × 0.3) = floor(2,137.5) = 2,137 of
+    // principal and floor(2,875 × 0.3) = floor(862.5) = 862 of interest; fees half-even(862 × 0.2 =
+    // 172.4) = 172. Each repayment's parts are within it.
+    const all = await Promise.all(Array.from({ length: 10 }, () => repay(1_000n)));
+    expect(all.every((r) => r.repayment!.status === S.REPAYMENT_STATUS_APPLIED)).toBe(true);
+    const sum = (rs: typeof all) =>
+      rs.reduce(
+        (s, r) => {
+          const x = r.repayment!.partnerSplits[0]!;
+          expect(x.principal + x.interest).toBeLessThanOrEqual(r.repayment!.amount);
+          return [s[0]! + x.principal, s[1]! + x.interest, s[2]! + x.servicingFee];
+        },
+        [0n, 0n, 0n],
+      );
+    expect(sum(all)).toEqual([2_137n, 862n, 172n]);
+
+    // A refused repayment (an empty account) takes nothing; the next one catches up: 1,000 more
+    // (principal, 11,000 repaid: 8,125 principal) gives A floor(8,125 × 0.3) = 2,437, so 300.
+    const empty = await depositAccount(t, app.customer.id, depositProductId, 0n);
+    const refused = await repay(1_000n, empty.id);
+    expect(refused.repayment!.status).toBe(S.REPAYMENT_STATUS_REFUSED);
+    const next = await repay(1_000n);
+    expect(next.repayment!.partnerSplits[0]).toMatchObject({ principal: 300n, interest: 0n, servicingFee: 0n });
+    const f = await balances(t.bank, a.fundingOn(app.account.shard).id);
+    // In: principal 2,137 + 300, interest 862 - 172 = 690.
+    expect(f.creditsPosted - 100_000_000n).toBe(2_437n + 690n);
+
+    // A partner whose funding account cannot pay its share: the whole disbursement is refused
+    // (linked), nothing moves for anyone.
+    const broke = await partner('0', {}, 0n);
+    const poor = await coLent(
+      [
+        { partnerId: a.id, sharePpm: 300_000 },
+        { partnerId: broke.id, sharePpm: 100_000 },
+      ],
+      P.PARTNER_DECLINE_POLICY_REJECT,
+    );
+    const drawn = async () => {
+      let total = 0n;
+      for (let i = 0; i < shards; i++) total += (await balances(t.bank, a.fundingOn(i).id)).debitsPosted;
+      return total;
+    };
+    const aBefore = await drawn();
+    const refusedLoan = await apply(poor.productId);
+    expect(refusedLoan.loan).toMatchObject({ status: L.LOAN_STATUS_DISBURSEMENT_REFUSED, refusal: 'EXCEEDS_CREDITS' });
+    expect((await balances(t.bank, refusedLoan.account.id)).creditsPosted).toBe(300_000n);
+    expect(await drawn()).toBe(aBefore);
+    expect((await balances(t.bank, refusedLoan.loan!.ledgerAccountId)).debitsPosted).toBe(0n);
+    expect((await t.bank.client.checkLedgerInvariant({})).ok).toBe(true);
+  });
+
+  it("a referred co-lent application keeps the partners' decisions; an approval of less splits the lower amount", async () => {
+    const a = await partner('0');
+    const product = await coLent([{ partnerId: a.id, sharePpm: 250_001 }], P.PARTNER_DECLINE_POLICY_REJECT);
+    // MEDIUM: 10 + 10 + 0 + 10 (3,000 is 60 % of 5,000) = 30 points: referred.
+    const app = await apply(product.productId, RiskTier.RISK_TIER_MEDIUM);
+    expect(app.application).toMatchObject({ state: A.APPLICATION_STATE_REFERRED, score: 30 });
+    expect(app.application!.partnerDecisions[0]).toMatchObject({ approved: true, fundedSharePpm: 250_001 });
+    const { loan } = await t.client.decideLoanApplication({
+      applicationId: app.application!.id,
+      decision: A.APPLICATION_STATE_APPROVED,
+      note: 'ok',
+      approvedAmount: 400_000n,
+    });
+    // 400,000 × 0.250001 = 100,000.4 -> 100,000 for A; the bank 300,000.
+    expect(loan).toMatchObject({ status: L.LOAN_STATUS_ACTIVE, principal: 400_000n });
+    expect(loan!.partners.map((p) => p.principal)).toEqual([100_000n]);
+    expect((await balances(t.bank, loan!.partners[0]!.participationAccountId)).creditsPosted).toBe(100_000n);
   });
 });
