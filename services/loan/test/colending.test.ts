@@ -23,6 +23,14 @@ import { PartnerDeclinePolicy as P } from '@corebank/kit/gen/corebank/v1/product
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances, expectRpcError, fund } from '../../account/test/helpers.js';
 import { loanProduct, loanTerms } from '../../product/test/fixtures.js';
+import {
+  collectedBy,
+  divHalfEven,
+  loanPartners,
+  splitRepayment,
+  type PartnerDecisionRow,
+  type PartnerSplitRow,
+} from '../src/colending.js';
 import { SUBJECTS } from '../src/events.js';
 import {
   TEST_SCORECARD,
@@ -42,6 +50,64 @@ const NO_RULES: PartnerRules = {
   maxTermMonths: 0,
   allowedRiskTiers: [],
 };
+
+describe('co-lending splits (pure)', () => {
+  it('rounds half-even', () => {
+    expect([25n, 35n, 26n, 24n].map((n) => divHalfEven(n, 10n))).toEqual([2n, 4n, 3n, 2n]);
+  });
+
+  it('pays each partner exactly its funded principal and its share of the interest, whatever the repayments', () => {
+    // mulberry32: a small deterministic generator.
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+      return (((x ^ (x >>> 14)) >>> 0) / 4_294_967_296) * n;
+    };
+    const upTo = (n: bigint) => BigInt(Math.floor(rand(Number(n) + 1)));
+    for (let round = 0; round < 200; round++) {
+      const principal = 1n + upTo(10_000_000n);
+      const totalInterest = upTo(2_000_000n);
+      const decisions: PartnerDecisionRow[] = [1, 2, 3].slice(0, 1 + Math.floor(rand(3))).map((i) => ({
+        partner_id: `p${i}`,
+        share_ppm: 1 + Math.floor(rand(333_333)),
+        funded_share_ppm: 0,
+        approved: true,
+        reasons: [],
+        funding_account_id: `f${i}`,
+        servicing_fee_percent: `${Math.floor(rand(100))}.${Math.floor(rand(10_000))}`,
+      }));
+      const partners = loanPartners(
+        decisions.map((d) => ({ ...d, funded_share_ppm: d.share_ppm })),
+        principal,
+      ).map((p) => ({ ...p, participation_account_id: 'x' }));
+      const done: PartnerSplitRow[][] = [];
+      const paid = { principal: 0n, interest: 0n };
+      for (let step = 0; paid.principal < principal || paid.interest < totalInterest; step++) {
+        // Random parts of what is left; the eighth repayment pays everything left.
+        const p = step < 7 ? upTo(principal - paid.principal) : principal - paid.principal;
+        const i = step < 7 ? upTo(totalInterest - paid.interest) : totalInterest - paid.interest;
+        paid.principal += p;
+        paid.interest += i;
+        const splits = splitRepayment(partners, { principal: p, interest: i }, paid, collectedBy(done), 'fee');
+        const [sp, si] = splits.reduce((s, x) => [s[0]! + BigInt(x.principal), s[1]! + BigInt(x.interest)], [0n, 0n]);
+        expect(sp <= p && si <= i).toBe(true); // the bank's part, the rest, is never negative
+        splits.forEach((x) => expect(BigInt(x.fee) <= BigInt(x.interest)).toBe(true));
+        done.push(splits);
+      }
+      const total = collectedBy(done);
+      for (const p of partners) {
+        const got = total.get(p.partner_id)!;
+        expect(got.principal).toBe(BigInt(p.principal));
+        expect(got.interest).toBe((totalInterest * BigInt(p.share_ppm)) / 1_000_000n);
+        const [whole, frac] = p.servicing_fee_percent.split('.');
+        const units = BigInt(whole!) * 10_000n + BigInt(frac!.padEnd(4, '0'));
+        expect(got.fee).toBe(divHalfEven(got.interest * units, 1_000_000n));
+      }
+    }
+  });
+});
 
 describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
   let t: TestLoans;
@@ -394,6 +460,22 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
       'funding_account_ids[0]',
     );
     expect(await loanCounts(t.app)).toEqual(before);
+    await expectRpcError(
+      t.client.getPartnerStatement({ partnerId: req.partnerId, fromDate: '2026-02-30', toDate: '' }),
+      status.INVALID_ARGUMENT,
+      'from_date',
+    );
+    await expectRpcError(
+      t.client.getPartnerStatement({ partnerId: req.partnerId, fromDate: '2026-02-01', toDate: '2026-01-01' }),
+      status.INVALID_ARGUMENT,
+      'to_date',
+    );
+    await expectRpcError(
+      t.client.getPartnerStatement({ partnerId: 'nobody', fromDate: '2026-01-01', toDate: '2026-01-01' }),
+      status.NOT_FOUND,
+      'partner_id',
+    );
+    await expectRpcError(t.client.getPartnerLender({ partnerId: 'nobody' }), status.NOT_FOUND, 'partner_id');
     const customerToken = await t.clientWith(undefined, randomUUID());
     await expectRpcError(customerToken.registerPartnerLender(req), status.PERMISSION_DENIED);
 
@@ -463,6 +545,23 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     const f = await balances(t.bank, a.fundingOn(app.account.shard).id);
     // In: principal 2,137 + 300, interest 862 - 172 = 690.
     expect(f.creditsPosted - 100_000_000n).toBe(2_437n + 690n);
+
+    // A payoff (the interest not yet accrued waived) returns the rest of A's principal: its
+    // participation account is back at zero, its funding account has all 150,000 back.
+    const off = await t.client.payOff({
+      loanId: loan.id,
+      idempotencyKey: randomUUID(),
+      fromAccountId: '',
+      expectedTotal: 0n,
+    });
+    expect(off.loan!.status).toBe(L.LOAN_STATUS_PAID_OFF);
+    const part = await balances(t.bank, loan.partners[0]!.participationAccountId);
+    expect([part.debitsPosted, part.creditsPosted]).toEqual([150_000n, 150_000n]);
+    const day = new Date().toISOString().slice(0, 10);
+    const st = await t.client.getPartnerStatement({ partnerId: a.id, fromDate: day, toDate: day });
+    expect(st.totals[0]).toMatchObject({ principalDisbursed: 150_000n, principalCollected: 150_000n });
+    const funded = await balances(t.bank, a.fundingOn(app.account.shard).id);
+    expect(funded.creditsPosted - 100_000_000n).toBe(150_000n + st.totals[0]!.interestPaidOut);
 
     // A partner whose funding account cannot pay its share: the whole disbursement is refused
     // (linked), nothing moves for anyone.
