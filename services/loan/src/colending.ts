@@ -166,6 +166,7 @@ export function twoSieves(
       },
     };
   }
+  if (bank === 'REJECTED') return { outcome: bank };
   return {
     outcome: bank,
     reason: {

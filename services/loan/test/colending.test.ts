@@ -167,11 +167,11 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     publishedLoan(t, { annualRate: '6.9', annualRateBps: 0, partners, partnerDecline: decline });
 
   /** A LOW-tier borrower (scorecard: 30 + 10 + 0 + 10 = 50 points, approved) with 3,000.00. */
-  async function apply(productId: string, tier = RiskTier.RISK_TIER_LOW) {
+  async function apply(productId: string, tier = RiskTier.RISK_TIER_LOW, key = randomUUID()) {
     const c = await customer(t, { tier });
     const account = await depositAccount(t, c.id, depositProductId, 300_000n);
-    const res = await t.client.applyForLoan({
-      idempotencyKey: randomUUID(),
+    const req = {
+      idempotencyKey: key,
       customerId: c.id,
       productId,
       productVersion: 0,
@@ -180,8 +180,9 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
       disbursementAccountId: account.id,
       repaymentAccountId: account.id,
       declaredMonthlyIncome: 0n,
-    });
-    return { customer: c, account, ...res };
+    };
+    const res = await t.client.applyForLoan(req);
+    return { customer: c, account, req, ...res };
   }
 
   const systemAccount = async (kind: SystemAccountKind, shard: number) => {
@@ -604,5 +605,40 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     expect(loan).toMatchObject({ status: L.LOAN_STATUS_ACTIVE, principal: 400_000n });
     expect(loan!.partners.map((p) => p.principal)).toEqual([100_000n]);
     expect((await balances(t.bank, loan!.partners[0]!.participationAccountId)).creditsPosted).toBe(100_000n);
+  });
+
+  it('moves each share once when a crash interrupts a disbursement or a repayment (retried by key)', async () => {
+    const a = await partner('10');
+    const product = await coLent([{ partnerId: a.id, sharePpm: 400_000 }], P.PARTNER_DECLINE_POLICY_REJECT);
+    const app = await apply(product.productId);
+    const loan = app.loan!;
+    const db = t.app.router.byId(loan.id)!.db;
+    const funding = a.fundingOn(app.account.shard);
+
+    // A crash after the ledger made the disbursement and before the commit: the loan is pending
+    // again, as it was. The retry (same key) replays the ledger's transfers: 200,000 drawn once.
+    await db('loan_instalments').where('loan_id', loan.id).delete();
+    await db('loans')
+      .where('id', loan.id)
+      .update({ status: L.LOAN_STATUS_PENDING_DISBURSEMENT, disbursed_on: null, ledger_account_id: null });
+    const again = await t.client.applyForLoan(app.req);
+    expect(again.replayed).toBe(true);
+    expect(again.loan).toMatchObject({ status: L.LOAN_STATUS_ACTIVE });
+    expect(again.loan!.partners).toEqual(loan.partners);
+    expect((await balances(t.bank, funding.id)).debitsPosted).toBe(200_000n); // 500,000 × 0.4
+    expect((await balances(t.bank, app.account.id)).creditsPosted).toBe(800_000n);
+
+    // The same for a repayment of 3,000 = interest 2,875 + principal 125: A gets principal
+    // floor(125 × 0.4) = 50, interest floor(2,875 × 0.4) = 1,150, less the fee 10 % = 115.
+    const key = randomUUID();
+    const repay = () => t.client.repayLoan({ loanId: loan.id, idempotencyKey: key, amount: 3_000n, fromAccountId: '' });
+    const done = await repay();
+    expect(done.repayment!.partnerSplits[0]).toMatchObject({ principal: 50n, interest: 1_150n, servicingFee: 115n });
+    await db('loan_repayments').where('id', done.repayment!.id).update({ status: S.REPAYMENT_STATUS_PENDING });
+    const retried = await repay();
+    expect(retried).toMatchObject({ replayed: true, repayment: { status: S.REPAYMENT_STATUS_APPLIED } });
+    expect(retried.repayment!.partnerSplits).toEqual(done.repayment!.partnerSplits);
+    expect((await balances(t.bank, funding.id)).creditsPosted - 100_000_000n).toBe(50n + 1_150n - 115n);
+    expect((await t.bank.client.checkLedgerInvariant({})).ok).toBe(true);
   });
 });

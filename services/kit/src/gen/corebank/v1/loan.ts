@@ -556,7 +556,10 @@ export interface Repayment {
   kind: RepaymentKind;
   /** PAYOFF: the scheduled interest not owed because the loan closed early. */
   interestWaived: bigint;
-  /** Co-lending: each partner's part of the principal and interest (the rest is the bank's). */
+  /**
+   * Co-lending: each partner's part of the principal and interest (the rest is the bank's, and
+   * income_transfer_id then carries only the bank's interest, fees and penalties).
+   */
   partnerSplits: PartnerSplit[];
 }
 
@@ -7932,6 +7935,7 @@ export const LoanServiceService = {
       Buffer.from(RegisterPartnerLenderResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RegisterPartnerLenderResponse => RegisterPartnerLenderResponse.decode(value),
   },
+  /** A partner lender (loans:admin). */
   getPartnerLender: {
     path: "/corebank.v1.LoanService/GetPartnerLender" as const,
     requestStream: false as const,
@@ -7943,7 +7947,7 @@ export const LoanServiceService = {
       Buffer.from(GetPartnerLenderResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetPartnerLenderResponse => GetPartnerLenderResponse.decode(value),
   },
-  /** Every partner lender, by partner_id. */
+  /** Every partner lender, by partner_id (loans:admin). */
   listPartnerLenders: {
     path: "/corebank.v1.LoanService/ListPartnerLenders" as const,
     requestStream: false as const,
@@ -8040,8 +8044,9 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * registered under another key: ALREADY_EXISTS). The registry lives on shard 0.
    */
   registerPartnerLender: handleUnaryCall<RegisterPartnerLenderRequest, RegisterPartnerLenderResponse>;
+  /** A partner lender (loans:admin). */
   getPartnerLender: handleUnaryCall<GetPartnerLenderRequest, GetPartnerLenderResponse>;
-  /** Every partner lender, by partner_id. */
+  /** Every partner lender, by partner_id (loans:admin). */
   listPartnerLenders: handleUnaryCall<ListPartnerLendersRequest, ListPartnerLendersResponse>;
   /**
    * A partner's loans disbursed and collections applied in a date range (loans:admin): its share,
@@ -8286,6 +8291,7 @@ export interface LoanServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RegisterPartnerLenderResponse) => void,
   ): ClientUnaryCall;
+  /** A partner lender (loans:admin). */
   getPartnerLender(
     request: GetPartnerLenderRequest,
     callback: (error: ServiceError | null, response: GetPartnerLenderResponse) => void,
@@ -8301,7 +8307,7 @@ export interface LoanServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetPartnerLenderResponse) => void,
   ): ClientUnaryCall;
-  /** Every partner lender, by partner_id. */
+  /** Every partner lender, by partner_id (loans:admin). */
   listPartnerLenders(
     request: ListPartnerLendersRequest,
     callback: (error: ServiceError | null, response: ListPartnerLendersResponse) => void,
