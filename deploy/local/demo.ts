@@ -81,6 +81,8 @@ export const DEMO_PRODUCTS: Record<keyof Demo['products'], CreateProductRequest>
       repaymentOrder: [],
       prepaymentStrategy: 0,
       repaymentPeriod: 0,
+      partners: [],
+      partnerDecline: 0,
       scheduleType: ScheduleType.SCHEDULE_TYPE_EQUAL_INSTALLMENTS,
       graceDays: 10,
       penaltyRateBps: 500,

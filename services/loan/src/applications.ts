@@ -36,6 +36,7 @@ function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {
   return periodOf(terms) === 'weekly' ? divRoundHalfEven(instalment * 52n, 12n) : instalment;
 }
 import { todayUtc } from './validate.js';
+import { partnerSieve } from './partners.js';
 
 export interface Deps extends LoanDeps {
   router: ShardRouter;
@@ -183,8 +184,18 @@ export async function applyForLoan(
     monthlyIncome: req.declaredMonthlyIncome,
   });
 
+  // The second sieve: each partner lender's own rules (co-lent products only).
+  const sieve = await partnerSieve(d.router, terms, decision, {
+    score: decision.score,
+    amount: req.amount,
+    termMonths: req.termMonths,
+    riskTier: customer.riskTier,
+    shard: shard.index,
+    currency: terms.currency,
+  });
+
   const now = new Date();
-  const state = STATE[decision.outcome];
+  const state = STATE[sieve.outcome];
   const approved = state === A.APPLICATION_STATE_APPROVED;
   const id = applicationIdFor(customerId, req.idempotencyKey);
   const row: ApplicationRow = {
@@ -203,7 +214,8 @@ export async function applyForLoan(
     monthly_income: req.declaredMonthlyIncome,
     state,
     score: decision.score,
-    reasons: decision.reasons,
+    reasons: sieve.reasons,
+    partner_decisions: sieve.decisions,
     approved_amount: approved ? req.amount : 0n,
     annual_rate: formatRate(rate),
     loan_id: approved ? loanIdFor(id) : null,

@@ -20,6 +20,7 @@ export const SUBJECTS = {
   writtenOff: subjectOf(DOMAIN, 'loan_written_off'),
   recoveryReceived: subjectOf(DOMAIN, 'recovery_received'),
   rescheduled: subjectOf(DOMAIN, 'loan_rescheduled'),
+  partnerRegistered: subjectOf(DOMAIN, 'partner_lender_registered'),
 } as const;
 
 const DECIDED: Partial<Record<ApplicationState, string>> = {

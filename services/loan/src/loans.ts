@@ -18,6 +18,7 @@ import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow 
 import { parseRate } from './schedule/index.js';
 import { dbToday, findLoan, lockLoan } from './store.js';
 import { loanTermsOf, scheduleFor } from './terms.js';
+import { disbursementLegs, loanPartners, PARTNER_CODES } from './colending.js';
 
 export interface LoanDeps {
   router: ShardRouter;
@@ -53,6 +54,7 @@ export function newLoan(a: ApplicationRow, now: Date): LoanRow {
     created_at: now,
     updated_at: now,
     schedule_version: 1,
+    partners: loanPartners(a.partner_decisions ?? [], a.approved_amount),
   };
 }
 
@@ -83,6 +85,23 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
     d.products.get(loan.product_id, loan.product_version, deadline),
   ]);
   const terms = loanTermsOf(product);
+  // Co-lending: each partner's part from its funding account into the loan's participation account
+  // for it, linked with the disbursement (all or nothing).
+  const partners = await Promise.all(
+    (loan.partners ?? []).map(async (p) => ({
+      ...p,
+      participation_account_id: (
+        await d.accounts.openParticipationAccount(
+          loan.id,
+          p.partner_id,
+          loan.customer_id,
+          loan.currency,
+          PARTNER_CODES.participationAccount,
+          deadline,
+        )
+      ).id,
+    })),
+  );
   const step = await d.accounts.transfer(
     [
       {
@@ -98,6 +117,7 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
         reference: `loan ${loan.id} disbursement`,
         currency: '',
       },
+      ...disbursementLegs(loan.id, partners),
     ],
     deadline,
   );
@@ -113,6 +133,7 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
           status: L.LOAN_STATUS_DISBURSEMENT_REFUSED,
           refusal: step.reason,
           ledger_account_id: account.id,
+          partners: JSON.stringify(partners),
           version: tx.raw('version + 1'),
           updated_at: now,
         });
@@ -136,6 +157,7 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
         .update({
           status: L.LOAN_STATUS_ACTIVE,
           ledger_account_id: account.id,
+          partners: JSON.stringify(partners),
           disbursed_on: startDate,
           instalment_amount: schedule.instalment ?? 0n,
           version: tx.raw('version + 1'),

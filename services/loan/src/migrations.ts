@@ -210,4 +210,28 @@ export const loanMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Co-lending: the partner lender registry (on shard 0 only; empty elsewhere), each application's
+    // partner decisions, each loan's partner shares and each repayment's partner splits (jsonb, see
+    // src/colending.ts; money as decimal strings of minor units).
+    name: '030_colending',
+    async up(db) {
+      await db.raw(`
+        create table partner_lenders (
+          partner_id text primary key,
+          idempotency_key text not null unique,
+          body_hash text not null,
+          name text not null,
+          funding_accounts jsonb not null,
+          servicing_fee_percent text not null,
+          rules jsonb not null,
+          created_at timestamptz not null
+        );
+        alter table loan_applications add column partner_decisions jsonb not null default '[]';
+        alter table loans add column partners jsonb not null default '[]';
+        create index loans_partners on loans using gin (partners jsonb_path_ops);
+        alter table loan_repayments add column partner_splits jsonb not null default '[]';
+      `);
+    },
+  },
 ];

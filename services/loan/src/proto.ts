@@ -14,6 +14,14 @@ import {
   type RepaymentStatus,
 } from '@corebank/kit/gen/corebank/v1/loan';
 import type { Component } from './waterfall.js';
+import {
+  decisionsToProto,
+  loanPartnersToProto,
+  splitsToProto,
+  type LoanPartnerRow,
+  type PartnerDecisionRow,
+  type PartnerSplitRow,
+} from './colending.js';
 import type { Schedule } from './schedule/index.js';
 
 /** A schedule as the engine built it (a preview, or the one fixed at disbursement), nothing paid. */
@@ -69,6 +77,8 @@ export interface ApplicationRow {
   decision_note: string;
   created_at: Date;
   decided_at: Date | null;
+  /** Co-lending: each partner's decision (src/colending.ts). */
+  partner_decisions?: PartnerDecisionRow[];
 }
 
 export function applicationToProto(r: ApplicationRow, shard: number): LoanApplication {
@@ -94,6 +104,7 @@ export function applicationToProto(r: ApplicationRow, shard: number): LoanApplic
     createdAt: toTimestamp(r.created_at),
     ...(r.decided_at ? { decidedAt: toTimestamp(r.decided_at) } : {}),
     shard,
+    partnerDecisions: decisionsToProto(r.partner_decisions),
   };
 }
 
@@ -128,6 +139,8 @@ export interface LoanRow {
   recovered?: bigint;
   /** 1 at disbursement, +1 on every reschedule (see prepayment.ts). */
   schedule_version: number;
+  /** Co-lending: the partners' shares (src/colending.ts). */
+  partners?: LoanPartnerRow[];
 }
 
 /** A loan row with its totals over its instalments (see LOAN_SELECT). */
@@ -195,6 +208,7 @@ export function loanToProto(r: LoanWithTotals, shard: number): Loan {
     writtenOffPrincipal: r.written_off_principal ?? 0n,
     recovered: r.recovered ?? 0n,
     scheduleVersion: r.schedule_version,
+    partners: loanPartnersToProto(r.id, r.partners),
   };
 }
 
@@ -261,6 +275,8 @@ export interface RepaymentRow {
   prepaid_principal: bigint;
   /** The schedule version the prepayment made; 0: none. */
   schedule_version: number;
+  /** Co-lending: each partner's part (src/colending.ts). */
+  partner_splits?: PartnerSplitRow[];
 }
 
 export const repaymentTransferIds = (repaymentId: string) => ({
@@ -317,5 +333,6 @@ export function repaymentToProto(r: RepaymentRow): Repayment {
     interestFromReceivable: repaymentParts(r).receivable,
     prepaidPrincipal: r.prepaid_principal,
     scheduleVersion: r.schedule_version,
+    partnerSplits: splitsToProto(r.id, r.partner_splits),
   };
 }

@@ -48,6 +48,8 @@ import { instalmentsToProto } from './proto.js';
 import { planPrepayment, PrepaymentNotPossible, type PrepaymentPlan } from './prepayment.js';
 import { findScheduleVersion, pendingPrepayment, recordReschedule, revertReschedule } from './store.js';
 import { loanTermsOf, prepaymentStrategyOf, waterfallOf } from './terms.js';
+import { repaymentLegs } from './colending.js';
+import { repaymentSplits } from './colending-store.js';
 
 export interface RepaymentDeps {
   router: ShardRouter;
@@ -129,6 +131,9 @@ export async function repayLoan(
   // A prepayment still in flight changed the schedule this repayment is allocated on: finish it first.
   const inFlight = await pendingPrepayment(shard.db, loan.id);
   if (inFlight) await settle(d, inFlight, ctx.deadline);
+  const feeIncome = loan.partners?.length
+    ? await d.accounts.servicingFeeIncome(account.shard, loan.currency, ctx.deadline)
+    : '';
 
   const recorded = await shard.db.transaction(async (tx) => {
     const locked = await lockLoan(tx, loan.id);
@@ -248,8 +253,14 @@ export async function repayLoan(
       });
     }
     await applyAllocations(tx, loan.id, row.allocations, 1n);
+    const splits = await repaymentSplits(tx, locked, totals, feeIncome);
     const [inserted] = (await tx('loan_repayments')
-      .insert({ ...row, allocations: JSON.stringify(row.allocations), waivers: JSON.stringify(waivers) })
+      .insert({
+        ...row,
+        allocations: JSON.stringify(row.allocations),
+        waivers: JSON.stringify(waivers),
+        partner_splits: JSON.stringify(splits),
+      })
       .returning(tx.raw(REPAYMENT_COLUMNS))) as RepaymentRow[];
     return { row: inserted!, fresh: true };
   });
@@ -267,7 +278,10 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
   const r = (await findRepayment(shard.db, id))!;
   if (r.status === S.REPAYMENT_STATUS_PENDING) {
     const loan = (await findLoan(shard.db, r.loan_id))!;
-    const transfers = repaymentTransfers(r, loan.ledger_account_id!);
+    // The borrower pays the whole instalment (repaymentTransfers: principal, accrued interest out
+    // of receivable, the rest to income); co-lending partners are then paid their shares
+    // (repaymentLegs).
+    const transfers = [...repaymentTransfers(r, loan.ledger_account_id!), ...repaymentLegs(r, r.partner_splits ?? [])];
     const step: LedgerStep = transfers.length ? await d.accounts.transfer(transfers, deadline) : { kind: 'ok' };
     await shard.db.transaction((tx) => recordSettlement(tx, shard.index, id, step));
     const done = (await findRepayment(shard.db, id))!;

@@ -50,6 +50,16 @@ import { repayLoan, settle } from './repayments.js';
 import { checkIdsOnShard, postPostings, runLoanDay, stalePostings } from './day.js';
 import { postWriteOff, staleWriteOffs, writeOffLoan } from './writeoff.js';
 import {
+  findPartner,
+  listPartners,
+  listPartnersQuery,
+  partnerIdField,
+  PARTNER_ID,
+  registerPartner,
+} from './partners.js';
+import { partnerToProto } from './colending.js';
+import { partnerStatement } from './partner-statement.js';
+import {
   amountField,
   bucketedIdField,
   customerIdField,
@@ -81,6 +91,10 @@ export const SCOPES = {
   payOff: 'loans:write',
   runLoanDay: 'loans:admin',
   writeOffLoan: 'loans:admin',
+  registerPartnerLender: 'loans:admin',
+  getPartnerLender: 'loans:admin',
+  listPartnerLenders: 'loans:admin',
+  getPartnerStatement: 'loans:admin',
 } as const;
 
 /** A (created_at in ms, id) page cursor. */
@@ -313,6 +327,38 @@ export async function startLoanService(
         const id = validateDecide(req);
         requireUnbound(ctx.principal, 'decide applications');
         return decideApplication(deps, id, req, ctx);
+      },
+
+      // Co-lending (src/partners.ts, src/partner-statement.ts). A customer-bound token cannot.
+      async registerPartnerLender(req, ctx) {
+        requireUnbound(ctx.principal, 'register partner lenders');
+        return registerPartner(deps, req, ctx);
+      },
+
+      async getPartnerLender(req, ctx) {
+        const v = new Violations();
+        partnerIdField(v, req.partnerId);
+        v.throwIfAny();
+        requireUnbound(ctx.principal, 'read partner lenders');
+        const row = await findPartner(router, req.partnerId);
+        if (!row) throw DomainError.notFound('partner_id', 'partner lender');
+        return { partner: partnerToProto(row) };
+      },
+
+      async listPartnerLenders(req, ctx) {
+        const v = new Violations();
+        const { size, after } = readPage(v, req.page, listPartnersQuery, ([id]) =>
+          id !== undefined && PARTNER_ID.test(id) ? id : undefined,
+        );
+        v.throwIfAny();
+        requireUnbound(ctx.principal, 'list partner lenders');
+        const res = await listPartners(router, size, after);
+        return { partners: res.partners, page: { nextPageToken: res.nextPageToken } };
+      },
+
+      async getPartnerStatement(req, ctx) {
+        requireUnbound(ctx.principal, 'read partner statements');
+        return partnerStatement(router, req);
       },
     },
     SCOPES,

@@ -15,7 +15,7 @@ import type { Component } from './waterfall.js';
 
 export const APPLICATION_COLUMNS = `id, customer_id, channel, idempotency_key, body_hash, product_id, product_version,
   currency, amount, term_months, disbursement_account_id, repayment_account_id, monthly_income, state, score, reasons,
-  approved_amount, annual_rate, loan_id, decided_by, decision_note, created_at, decided_at`;
+  approved_amount, annual_rate, loan_id, decided_by, decision_note, created_at, decided_at, partner_decisions`;
 
 export async function findApplication(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_applications').select(db.raw(APPLICATION_COLUMNS)).where('id', id);
@@ -34,7 +34,11 @@ export async function insertApplication(
 ): Promise<{ row: ApplicationRow; inserted: boolean }> {
   return shard.db.transaction(async (tx) => {
     const inserted = (await tx('loan_applications')
-      .insert({ ...row, reasons: JSON.stringify(row.reasons) })
+      .insert({
+        ...row,
+        reasons: JSON.stringify(row.reasons),
+        partner_decisions: JSON.stringify(row.partner_decisions ?? []),
+      })
       // Any conflict (the id, derived from customer and key, or the pair itself): a concurrent
       // request with the same key may hit either unique index first.
       .onConflict()
@@ -146,7 +150,7 @@ const LOAN_COLUMNS = `l.id, l.application_id, l.customer_id, l.product_id, l.pro
   l.disbursed_on::text as disbursed_on, l.instalment_amount, l.refusal, l.version, l.created_at, l.updated_at,
   l.days_past_due, l.delinquency_bucket, l.non_performing, l.delinquency_as_of::text as delinquency_as_of,
   l.interest_receivable, l.written_off_on::text as written_off_on, l.written_off_principal, l.recovered,
-  l.schedule_version`;
+  l.schedule_version, l.partners`;
 
 /** A loan with its totals over its instalments. */
 const LOAN_SELECT = `select ${LOAN_COLUMNS},
@@ -187,7 +191,7 @@ export async function instalmentsOf(db: Knex | Knex.Transaction, loanId: string)
 
 /** The loan an approved application becomes, in the approval's transaction. */
 export async function insertLoan(tx: Knex.Transaction, loan: LoanRow): Promise<void> {
-  await tx('loans').insert(loan);
+  await tx('loans').insert({ ...loan, partners: JSON.stringify(loan.partners ?? []) });
 }
 
 export const listLoansQuery = (customerId: string) => ({ rpc: 'ListLoans', filters: [customerId] });
@@ -247,7 +251,7 @@ export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
 export const REPAYMENT_COLUMNS = `id, loan_id, idempotency_key, body_hash, from_account_id, income_account_id, amount,
   principal, interest, fees, penalties, allocations, status, refusal, kind, waivers, created_at, updated_at,
   interest_receivable, receivable_account_id, penalty_account_id, business_date::text as business_date,
-  prepaid_principal, schedule_version`;
+  prepaid_principal, schedule_version, partner_splits`;
 
 export async function findRepayment(db: Knex | Knex.Transaction, id: string, lock = false) {
   const q = db('loan_repayments').select(db.raw(REPAYMENT_COLUMNS)).where('id', id);

@@ -14,6 +14,7 @@ import {
   type LoanTerms,
   type ValiditySpec,
 } from '@corebank/kit/gen/corebank/v1/product';
+import { validateCoLending } from './colending.js';
 import { canonicalTimeZone, MAX_DAYS, MAX_DURATION_SECONDS } from './validity.js';
 
 export const PRODUCT_ID = /^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$/;
@@ -176,6 +177,7 @@ function validateLoan(v: Violations, l: LoanTerms) {
   ) {
     v.add(`${p}.prepayment_strategy`, 'applies only to EQUAL_INSTALLMENTS and EQUAL_PRINCIPAL');
   }
+  validateCoLending(v, l, p);
 }
 
 export function validateValidity(v: Violations, spec: ValiditySpec | undefined, p = 'validity'): void {

@@ -46,6 +46,8 @@ export const loanTerms = (o: Partial<LoanTerms> = {}): LoanTerms => ({
   repaymentOrder: [],
   prepaymentStrategy: 0,
   repaymentPeriod: 0,
+  partners: [],
+  partnerDecline: 0,
   ...o,
 });
 

@@ -201,4 +201,55 @@ export class Accounts {
     const code = failed?.code ?? R.TRANSFER_RESULT_CODE_LINKED_EVENT_FAILED;
     return { kind: 'refused', reason: R[code].replace('TRANSFER_RESULT_CODE_', '') };
   }
+
+  /** Co-lending: the loan's participation account for a partner (a liability, debits never beyond credits). */
+  async openParticipationAccount(
+    loanId: string,
+    partnerId: string,
+    customerId: string,
+    currency: string,
+    code: number,
+    deadline?: Date,
+  ): Promise<Account> {
+    let res;
+    try {
+      res = await this.client.createAccounts(
+        {
+          accounts: [
+            {
+              idempotencyKey: `loan:${loanId}:partner:${partnerId}`,
+              ownerId: customerId,
+              currency,
+              code,
+              flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
+              overdraftLimit: 0n,
+              reference: `loan ${loanId} partner ${partnerId}`,
+            },
+          ],
+        },
+        { deadline: this.deadline(deadline) },
+      );
+    } catch (err) {
+      throw fromDownstream(err, 'account', 'CreateAccounts');
+    }
+    const r = res.results[0];
+    if (r?.code !== CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_OK || !r.account) {
+      throw new DomainError('INTERNAL', 'PARTICIPATION_ACCOUNT_NOT_OPENED', 'the ledger did not open the account');
+    }
+    return r.account;
+  }
+
+  /** Co-lending: the SERVICING_FEE_INCOME GL account of a shard in a currency. */
+  async servicingFeeIncome(shard: number, currency: string, deadline?: Date): Promise<string> {
+    const kind = SystemAccountKind.SYSTEM_ACCOUNT_KIND_SERVICING_FEE_INCOME;
+    const id = await this.systemAccounts.find(kind, shard, currency, deadline);
+    if (!id) {
+      throw new DomainError(
+        'FAILED_PRECONDITION',
+        'NO_SERVICING_FEE_INCOME_ACCOUNT',
+        `the ledger books no ${currency} on shard ${shard} (SYSTEM_CURRENCIES)`,
+      );
+    }
+    return id;
+  }
 }

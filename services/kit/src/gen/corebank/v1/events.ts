@@ -21,7 +21,7 @@ import {
   riskTierFromJSON,
   riskTierToJSON,
 } from "./customer.js";
-import { Instalment, Loan, LoanApplication, Repayment } from "./loan.js";
+import { Instalment, Loan, LoanApplication, PartnerLender, Repayment } from "./loan.js";
 import { Payment, PaymentStatus, paymentStatusFromJSON, paymentStatusToJSON } from "./payment.js";
 import { PrepaymentStrategy, prepaymentStrategyFromJSON, prepaymentStrategyToJSON, ProductVersion } from "./product.js";
 
@@ -226,6 +226,12 @@ export interface LoanRescheduled {
   /** True when this change undoes the prepayment of repayment_id (the ledger refused it). */
   reverted: boolean;
   instalments: Instalment[];
+}
+
+/** corebank.loan.partner_lender_registered: a partner lender as registered (on shard 0). */
+export interface PartnerLenderChanged {
+  meta?: EventMeta | undefined;
+  partner?: PartnerLender | undefined;
 }
 
 function createBaseEventMeta(): EventMeta {
@@ -2596,6 +2602,93 @@ export const LoanRescheduled: MessageFns<LoanRescheduled> = {
     message.strategy = object.strategy ?? 0;
     message.reverted = object.reverted ?? false;
     message.instalments = object.instalments?.map((e) => Instalment.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePartnerLenderChanged(): PartnerLenderChanged {
+  return { meta: undefined, partner: undefined };
+}
+
+export const PartnerLenderChanged: MessageFns<PartnerLenderChanged> = {
+  encode(message: PartnerLenderChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      EventMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.partner !== undefined) {
+      PartnerLender.encode(message.partner, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerLenderChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerLenderChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = EventMeta.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.partner = PartnerLender.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerLenderChanged {
+    return {
+      meta: isSet(object.meta) ? EventMeta.fromJSON(object.meta) : undefined,
+      partner: isSet(object.partner) ? PartnerLender.fromJSON(object.partner) : undefined,
+    };
+  },
+
+  toJSON(message: PartnerLenderChanged): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = EventMeta.toJSON(message.meta);
+    }
+    if (message.partner !== undefined) {
+      obj.partner = PartnerLender.toJSON(message.partner);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerLenderChanged>, I>>(base?: I): PartnerLenderChanged {
+    return PartnerLenderChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerLenderChanged>, I>>(object: I): PartnerLenderChanged {
+    const message = createBasePartnerLenderChanged();
+    message.meta = (object.meta !== undefined && object.meta !== null) ? EventMeta.fromPartial(object.meta) : undefined;
+    message.partner = (object.partner !== undefined && object.partner !== null)
+      ? PartnerLender.fromPartial(object.partner)
+      : undefined;
     return message;
   },
 };

@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { PageRequest, PageResponse } from "./common.js";
+import { RiskTier, riskTierFromJSON, riskTierToJSON } from "./customer.js";
 
 export const protobufPackage = "corebank.v1";
 
@@ -395,6 +396,8 @@ export interface LoanApplication {
   /** When the final decision was taken (absent while REFERRED). */
   decidedAt?: Timestamp | undefined;
   shard: number;
+  /** Co-lending: each partner lender's own decision ("two sieves"), in the product's order. */
+  partnerDecisions: PartnerDecision[];
 }
 
 export interface ApplyForLoanRequest {
@@ -511,6 +514,11 @@ export interface Loan {
   updatedAt?: Timestamp | undefined;
   shard: number;
   /**
+   * Co-lending: the partner lenders funding this loan and their parts; the bank funds the rest.
+   * principal and the outstanding amounts above are the whole loan's.
+   */
+  partners: LoanPartnerShare[];
+  /**
    * Delinquency as of delinquency_as_of (the last business date RunLoanDay classified it on):
    * business date minus the due date of the oldest unpaid instalment, 0 while that is within the
    * product's grace_days (or none is unpaid).
@@ -603,6 +611,11 @@ export interface Repayment {
   kind: RepaymentKind;
   /** PAYOFF: the scheduled interest not owed because the loan closed early. */
   interestWaived: bigint;
+  /**
+   * Co-lending: each partner's part of the principal and interest (the rest is the bank's, and
+   * income_transfer_id then carries only the bank's interest, fees and penalties).
+   */
+  partnerSplits: PartnerSplit[];
   /**
    * Of interest: the part credited to LOAN_INTEREST_RECEIVABLE (already accrued); the rest went to
    * LOAN_INTEREST_INCOME. Penalties are credited to LOAN_PENALTY_RECEIVABLE.
@@ -735,6 +748,165 @@ export interface WriteOffLoanResponse {
   /** Accrued interest and penalties reversed out of income. */
   interestReversed: bigint;
   penaltiesReversed: bigint;
+}
+
+/**
+ * The rules a partner applies to an application, independently of the bank's scorecard. A rule
+ * left at 0 (or empty) does not apply.
+ */
+export interface PartnerRules {
+  /** The least bank scorecard score the partner accepts (-10000 to 10000); only with has_min_score. */
+  minScore: number;
+  hasMinScore: boolean;
+  /** The largest amount applied for (minor units); 0: no limit. */
+  maxAmount: bigint;
+  /** The longest term; 0: no limit. */
+  maxTermMonths: number;
+  /** The customer's risk tiers the partner lends to (LOW, MEDIUM, HIGH); empty: every tier. */
+  allowedRiskTiers: RiskTier[];
+}
+
+/** A partner's account on the ledger its shares are drawn from and its collections paid into. */
+export interface PartnerFundingAccount {
+  accountId: string;
+  /** The account's currency and shard, as the ledger has them. */
+  currency: string;
+  shard: number;
+}
+
+export interface PartnerLender {
+  /** 2 to 64 of a-z, 0-9 and '-', not starting or ending with '-'; what products name. */
+  partnerId: string;
+  name: string;
+  /** At most one per (shard, currency): a loan draws from the one on its own shard in its currency. */
+  fundingAccounts: PartnerFundingAccount[];
+  /**
+   * The bank's servicing fee: this percent (exact decimal, 0 to 100, up to 4 places) of the
+   * interest collected for the partner, withheld and credited to SERVICING_FEE_INCOME.
+   */
+  servicingFeePercent: string;
+  rules?: PartnerRules | undefined;
+  createdAt?: Timestamp | undefined;
+}
+
+export interface PartnerDecision {
+  partnerId: string;
+  /** The share the product gives the partner, and the share it funds: 0 when it declined. */
+  sharePpm: number;
+  fundedSharePpm: number;
+  approved: boolean;
+  /** Every rule checked and its outcome, for example MIN_SCORE, MAX_AMOUNT, RISK_TIER (points 0). */
+  reasons: DecisionReason[];
+}
+
+export interface LoanPartnerShare {
+  partnerId: string;
+  sharePpm: number;
+  /**
+   * The partner's part of the principal: principal * share_ppm / 1000000 rounded down to the minor
+   * unit; the bank's part takes every residue.
+   */
+  principal: bigint;
+  fundingAccountId: string;
+  /**
+   * The loan's participation account for this partner on the ledger (a liability to the partner:
+   * its part of the principal outstanding), opened at disbursement.
+   */
+  participationAccountId: string;
+  servicingFeePercent: string;
+  /** The disbursement transfer from the funding account to the participation account. */
+  disbursementTransferId: string;
+}
+
+export interface PartnerSplit {
+  partnerId: string;
+  principal: bigint;
+  interest: bigint;
+  /** Withheld from the partner's interest, credited to SERVICING_FEE_INCOME. */
+  servicingFee: bigint;
+  /**
+   * The ledger transfers: participation -> funding (principal), repayment account -> funding
+   * (interest less the fee), repayment account -> SERVICING_FEE_INCOME (the fee); empty when 0.
+   */
+  principalTransferId: string;
+  interestTransferId: string;
+  feeTransferId: string;
+}
+
+export interface RegisterPartnerLenderRequest {
+  /** Required, at most 128 characters. */
+  idempotencyKey: string;
+  partnerId: string;
+  /** Required, at most 200 characters. */
+  name: string;
+  /** 1 to 64 ledger account ids: open, at most one per (shard, currency). */
+  fundingAccountIds: string[];
+  servicingFeePercent: string;
+  rules?: PartnerRules | undefined;
+}
+
+export interface RegisterPartnerLenderResponse {
+  partner?: PartnerLender | undefined;
+  replayed: boolean;
+}
+
+export interface GetPartnerLenderRequest {
+  partnerId: string;
+}
+
+export interface GetPartnerLenderResponse {
+  partner?: PartnerLender | undefined;
+}
+
+export interface ListPartnerLendersRequest {
+  page?: PageRequest | undefined;
+}
+
+export interface ListPartnerLendersResponse {
+  partners: PartnerLender[];
+  page?: PageResponse | undefined;
+}
+
+export interface GetPartnerStatementRequest {
+  partnerId: string;
+  /** YYYY-MM-DD, inclusive, UTC; from_date <= to_date, at most 366 days apart. */
+  fromDate: string;
+  toDate: string;
+}
+
+/** One loan of the partner: what it funded in the range and what was collected for it. */
+export interface PartnerStatementLoan {
+  loanId: string;
+  currency: string;
+  sharePpm: number;
+  /** The partner's principal funded by a disbursement in the range (else 0). */
+  principalDisbursed: bigint;
+  principalCollected: bigint;
+  interestCollected: bigint;
+  servicingFees: bigint;
+  /** interest_collected - servicing_fees: what was paid into the funding account as interest. */
+  interestPaidOut: bigint;
+  fundingAccountId: string;
+  /** The ledger transfers of the range: the disbursement (if in it) and each repayment's parts. */
+  transferIds: string[];
+}
+
+export interface PartnerStatementTotals {
+  currency: string;
+  principalDisbursed: bigint;
+  principalCollected: bigint;
+  interestCollected: bigint;
+  servicingFees: bigint;
+  interestPaidOut: bigint;
+}
+
+export interface GetPartnerStatementResponse {
+  partner?: PartnerLender | undefined;
+  fromDate: string;
+  toDate: string;
+  loans: PartnerStatementLoan[];
+  /** Per currency. */
+  totals: PartnerStatementTotals[];
 }
 
 function createBaseInstalment(): Instalment {
@@ -1754,6 +1926,7 @@ function createBaseLoanApplication(): LoanApplication {
     createdAt: undefined,
     decidedAt: undefined,
     shard: 0,
+    partnerDecisions: [],
   };
 }
 
@@ -1830,6 +2003,9 @@ export const LoanApplication: MessageFns<LoanApplication> = {
     }
     if (message.shard !== 0) {
       writer.uint32(168).uint32(message.shard);
+    }
+    for (const v of message.partnerDecisions) {
+      PartnerDecision.encode(v!, writer.uint32(402).fork()).join();
     }
     return writer;
   },
@@ -2015,6 +2191,14 @@ export const LoanApplication: MessageFns<LoanApplication> = {
             message.shard = reader.uint32();
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.partnerDecisions.push(PartnerDecision.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2108,6 +2292,11 @@ export const LoanApplication: MessageFns<LoanApplication> = {
         ? fromJsonTimestamp(object.decided_at)
         : undefined,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      partnerDecisions: globalThis.Array.isArray(object?.partnerDecisions)
+        ? object.partnerDecisions.map((e: any) => PartnerDecision.fromJSON(e))
+        : globalThis.Array.isArray(object?.partner_decisions)
+        ? object.partner_decisions.map((e: any) => PartnerDecision.fromJSON(e))
+        : [],
     };
   },
 
@@ -2176,6 +2365,9 @@ export const LoanApplication: MessageFns<LoanApplication> = {
     if (message.shard !== 0) {
       obj.shard = Math.round(message.shard);
     }
+    if (message.partnerDecisions?.length) {
+      obj.partnerDecisions = message.partnerDecisions.map((e) => PartnerDecision.toJSON(e));
+    }
     return obj;
   },
 
@@ -2214,6 +2406,7 @@ export const LoanApplication: MessageFns<LoanApplication> = {
       ? Timestamp.fromPartial(object.decidedAt)
       : undefined;
     message.shard = object.shard ?? 0;
+    message.partnerDecisions = object.partnerDecisions?.map((e) => PartnerDecision.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3169,6 +3362,7 @@ function createBaseLoan(): Loan {
     createdAt: undefined,
     updatedAt: undefined,
     shard: 0,
+    partners: [],
     daysPastDue: 0,
     delinquencyBucket: 0,
     nonPerforming: false,
@@ -3278,6 +3472,9 @@ export const Loan: MessageFns<Loan> = {
     }
     if (message.shard !== 0) {
       writer.uint32(200).uint32(message.shard);
+    }
+    for (const v of message.partners) {
+      LoanPartnerShare.encode(v!, writer.uint32(402).fork()).join();
     }
     if (message.daysPastDue !== 0) {
       writer.uint32(240).uint32(message.daysPastDue);
@@ -3531,6 +3728,14 @@ export const Loan: MessageFns<Loan> = {
             message.shard = reader.uint32();
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.partners.push(LoanPartnerShare.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 240) {
               break;
@@ -3718,6 +3923,9 @@ export const Loan: MessageFns<Loan> = {
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      partners: globalThis.Array.isArray(object?.partners)
+        ? object.partners.map((e: any) => LoanPartnerShare.fromJSON(e))
+        : [],
       daysPastDue: isSet(object.daysPastDue)
         ? globalThis.Number(object.daysPastDue)
         : isSet(object.days_past_due)
@@ -3839,6 +4047,9 @@ export const Loan: MessageFns<Loan> = {
     if (message.shard !== 0) {
       obj.shard = Math.round(message.shard);
     }
+    if (message.partners?.length) {
+      obj.partners = message.partners.map((e) => LoanPartnerShare.toJSON(e));
+    }
     if (message.daysPastDue !== 0) {
       obj.daysPastDue = Math.round(message.daysPastDue);
     }
@@ -3913,6 +4124,7 @@ export const Loan: MessageFns<Loan> = {
       ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
     message.shard = object.shard ?? 0;
+    message.partners = object.partners?.map((e) => LoanPartnerShare.fromPartial(e)) || [];
     message.daysPastDue = object.daysPastDue ?? 0;
     message.delinquencyBucket = object.delinquencyBucket ?? 0;
     message.nonPerforming = object.nonPerforming ?? false;
@@ -4531,6 +4743,7 @@ function createBaseRepayment(): Repayment {
     updatedAt: undefined,
     kind: 0,
     interestWaived: 0n,
+    partnerSplits: [],
     interestFromReceivable: 0n,
     prepaidPrincipal: 0n,
     scheduleVersion: 0,
@@ -4607,6 +4820,9 @@ export const Repayment: MessageFns<Repayment> = {
         throw new globalThis.Error("value provided for field message.interestWaived of type int64 too large");
       }
       writer.uint32(136).int64(message.interestWaived);
+    }
+    for (const v of message.partnerSplits) {
+      PartnerSplit.encode(v!, writer.uint32(402).fork()).join();
     }
     if (message.interestFromReceivable !== 0n) {
       if (BigInt.asIntN(64, message.interestFromReceivable) !== message.interestFromReceivable) {
@@ -4775,6 +4991,14 @@ export const Repayment: MessageFns<Repayment> = {
             message.interestWaived = reader.int64() as bigint;
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.partnerSplits.push(PartnerSplit.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 240) {
               break;
@@ -4860,6 +5084,11 @@ export const Repayment: MessageFns<Repayment> = {
         : isSet(object.interest_waived)
         ? BigInt(object.interest_waived)
         : 0n,
+      partnerSplits: globalThis.Array.isArray(object?.partnerSplits)
+        ? object.partnerSplits.map((e: any) => PartnerSplit.fromJSON(e))
+        : globalThis.Array.isArray(object?.partner_splits)
+        ? object.partner_splits.map((e: any) => PartnerSplit.fromJSON(e))
+        : [],
       interestFromReceivable: isSet(object.interestFromReceivable)
         ? BigInt(object.interestFromReceivable)
         : isSet(object.interest_from_receivable)
@@ -4931,6 +5160,9 @@ export const Repayment: MessageFns<Repayment> = {
     if (message.interestWaived !== 0n) {
       obj.interestWaived = message.interestWaived.toString();
     }
+    if (message.partnerSplits?.length) {
+      obj.partnerSplits = message.partnerSplits.map((e) => PartnerSplit.toJSON(e));
+    }
     if (message.interestFromReceivable !== 0n) {
       obj.interestFromReceivable = message.interestFromReceivable.toString();
     }
@@ -4971,6 +5203,7 @@ export const Repayment: MessageFns<Repayment> = {
     message.interestWaived = (object.interestWaived !== undefined && object.interestWaived !== null)
       ? BigInt(object.interestWaived)
       : 0n;
+    message.partnerSplits = object.partnerSplits?.map((e) => PartnerSplit.fromPartial(e)) || [];
     message.interestFromReceivable =
       (object.interestFromReceivable !== undefined && object.interestFromReceivable !== null)
         ? BigInt(object.interestFromReceivable)
@@ -6583,6 +6816,2317 @@ export const WriteOffLoanResponse: MessageFns<WriteOffLoanResponse> = {
   },
 };
 
+function createBasePartnerRules(): PartnerRules {
+  return { minScore: 0, hasMinScore: false, maxAmount: 0n, maxTermMonths: 0, allowedRiskTiers: [] };
+}
+
+export const PartnerRules: MessageFns<PartnerRules> = {
+  encode(message: PartnerRules, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.minScore !== 0) {
+      writer.uint32(8).sint32(message.minScore);
+    }
+    if (message.hasMinScore !== false) {
+      writer.uint32(16).bool(message.hasMinScore);
+    }
+    if (message.maxAmount !== 0n) {
+      if (BigInt.asIntN(64, message.maxAmount) !== message.maxAmount) {
+        throw new globalThis.Error("value provided for field message.maxAmount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.maxAmount);
+    }
+    if (message.maxTermMonths !== 0) {
+      writer.uint32(32).uint32(message.maxTermMonths);
+    }
+    if (message.allowedRiskTiers.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.allowedRiskTiers) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerRules {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerRules();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.minScore = reader.sint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.hasMinScore = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxTermMonths = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag === 40) {
+              message.allowedRiskTiers.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.allowedRiskTiers.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerRules {
+    return {
+      minScore: isSet(object.minScore)
+        ? globalThis.Number(object.minScore)
+        : isSet(object.min_score)
+        ? globalThis.Number(object.min_score)
+        : 0,
+      hasMinScore: isSet(object.hasMinScore)
+        ? globalThis.Boolean(object.hasMinScore)
+        : isSet(object.has_min_score)
+        ? globalThis.Boolean(object.has_min_score)
+        : false,
+      maxAmount: isSet(object.maxAmount)
+        ? BigInt(object.maxAmount)
+        : isSet(object.max_amount)
+        ? BigInt(object.max_amount)
+        : 0n,
+      maxTermMonths: isSet(object.maxTermMonths)
+        ? globalThis.Number(object.maxTermMonths)
+        : isSet(object.max_term_months)
+        ? globalThis.Number(object.max_term_months)
+        : 0,
+      allowedRiskTiers: globalThis.Array.isArray(object?.allowedRiskTiers)
+        ? object.allowedRiskTiers.map((e: any) => riskTierFromJSON(e))
+        : globalThis.Array.isArray(object?.allowed_risk_tiers)
+        ? object.allowed_risk_tiers.map((e: any) => riskTierFromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PartnerRules): unknown {
+    const obj: any = {};
+    if (message.minScore !== 0) {
+      obj.minScore = Math.round(message.minScore);
+    }
+    if (message.hasMinScore !== false) {
+      obj.hasMinScore = message.hasMinScore;
+    }
+    if (message.maxAmount !== 0n) {
+      obj.maxAmount = message.maxAmount.toString();
+    }
+    if (message.maxTermMonths !== 0) {
+      obj.maxTermMonths = Math.round(message.maxTermMonths);
+    }
+    if (message.allowedRiskTiers?.length) {
+      obj.allowedRiskTiers = message.allowedRiskTiers.map((e) => riskTierToJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerRules>, I>>(base?: I): PartnerRules {
+    return PartnerRules.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerRules>, I>>(object: I): PartnerRules {
+    const message = createBasePartnerRules();
+    message.minScore = object.minScore ?? 0;
+    message.hasMinScore = object.hasMinScore ?? false;
+    message.maxAmount = (object.maxAmount !== undefined && object.maxAmount !== null) ? BigInt(object.maxAmount) : 0n;
+    message.maxTermMonths = object.maxTermMonths ?? 0;
+    message.allowedRiskTiers = object.allowedRiskTiers?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePartnerFundingAccount(): PartnerFundingAccount {
+  return { accountId: "", currency: "", shard: 0 };
+}
+
+export const PartnerFundingAccount: MessageFns<PartnerFundingAccount> = {
+  encode(message: PartnerFundingAccount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.currency !== "") {
+      writer.uint32(18).string(message.currency);
+    }
+    if (message.shard !== 0) {
+      writer.uint32(24).uint32(message.shard);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerFundingAccount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerFundingAccount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerFundingAccount {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+    };
+  },
+
+  toJSON(message: PartnerFundingAccount): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerFundingAccount>, I>>(base?: I): PartnerFundingAccount {
+    return PartnerFundingAccount.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerFundingAccount>, I>>(object: I): PartnerFundingAccount {
+    const message = createBasePartnerFundingAccount();
+    message.accountId = object.accountId ?? "";
+    message.currency = object.currency ?? "";
+    message.shard = object.shard ?? 0;
+    return message;
+  },
+};
+
+function createBasePartnerLender(): PartnerLender {
+  return {
+    partnerId: "",
+    name: "",
+    fundingAccounts: [],
+    servicingFeePercent: "",
+    rules: undefined,
+    createdAt: undefined,
+  };
+}
+
+export const PartnerLender: MessageFns<PartnerLender> = {
+  encode(message: PartnerLender, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.fundingAccounts) {
+      PartnerFundingAccount.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.servicingFeePercent !== "") {
+      writer.uint32(34).string(message.servicingFeePercent);
+    }
+    if (message.rules !== undefined) {
+      PartnerRules.encode(message.rules, writer.uint32(42).fork()).join();
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(message.createdAt, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerLender {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerLender();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fundingAccounts.push(PartnerFundingAccount.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.servicingFeePercent = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rules = PartnerRules.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerLender {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      fundingAccounts: globalThis.Array.isArray(object?.fundingAccounts)
+        ? object.fundingAccounts.map((e: any) => PartnerFundingAccount.fromJSON(e))
+        : globalThis.Array.isArray(object?.funding_accounts)
+        ? object.funding_accounts.map((e: any) => PartnerFundingAccount.fromJSON(e))
+        : [],
+      servicingFeePercent: isSet(object.servicingFeePercent)
+        ? globalThis.String(object.servicingFeePercent)
+        : isSet(object.servicing_fee_percent)
+        ? globalThis.String(object.servicing_fee_percent)
+        : "",
+      rules: isSet(object.rules) ? PartnerRules.fromJSON(object.rules) : undefined,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PartnerLender): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.fundingAccounts?.length) {
+      obj.fundingAccounts = message.fundingAccounts.map((e) => PartnerFundingAccount.toJSON(e));
+    }
+    if (message.servicingFeePercent !== "") {
+      obj.servicingFeePercent = message.servicingFeePercent;
+    }
+    if (message.rules !== undefined) {
+      obj.rules = PartnerRules.toJSON(message.rules);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = fromTimestamp(message.createdAt).toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerLender>, I>>(base?: I): PartnerLender {
+    return PartnerLender.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerLender>, I>>(object: I): PartnerLender {
+    const message = createBasePartnerLender();
+    message.partnerId = object.partnerId ?? "";
+    message.name = object.name ?? "";
+    message.fundingAccounts = object.fundingAccounts?.map((e) => PartnerFundingAccount.fromPartial(e)) || [];
+    message.servicingFeePercent = object.servicingFeePercent ?? "";
+    message.rules = (object.rules !== undefined && object.rules !== null)
+      ? PartnerRules.fromPartial(object.rules)
+      : undefined;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePartnerDecision(): PartnerDecision {
+  return { partnerId: "", sharePpm: 0, fundedSharePpm: 0, approved: false, reasons: [] };
+}
+
+export const PartnerDecision: MessageFns<PartnerDecision> = {
+  encode(message: PartnerDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.sharePpm !== 0) {
+      writer.uint32(16).uint32(message.sharePpm);
+    }
+    if (message.fundedSharePpm !== 0) {
+      writer.uint32(24).uint32(message.fundedSharePpm);
+    }
+    if (message.approved !== false) {
+      writer.uint32(32).bool(message.approved);
+    }
+    for (const v of message.reasons) {
+      DecisionReason.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sharePpm = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fundedSharePpm = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.approved = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reasons.push(DecisionReason.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerDecision {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      sharePpm: isSet(object.sharePpm)
+        ? globalThis.Number(object.sharePpm)
+        : isSet(object.share_ppm)
+        ? globalThis.Number(object.share_ppm)
+        : 0,
+      fundedSharePpm: isSet(object.fundedSharePpm)
+        ? globalThis.Number(object.fundedSharePpm)
+        : isSet(object.funded_share_ppm)
+        ? globalThis.Number(object.funded_share_ppm)
+        : 0,
+      approved: isSet(object.approved) ? globalThis.Boolean(object.approved) : false,
+      reasons: globalThis.Array.isArray(object?.reasons)
+        ? object.reasons.map((e: any) => DecisionReason.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PartnerDecision): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.sharePpm !== 0) {
+      obj.sharePpm = Math.round(message.sharePpm);
+    }
+    if (message.fundedSharePpm !== 0) {
+      obj.fundedSharePpm = Math.round(message.fundedSharePpm);
+    }
+    if (message.approved !== false) {
+      obj.approved = message.approved;
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons.map((e) => DecisionReason.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerDecision>, I>>(base?: I): PartnerDecision {
+    return PartnerDecision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerDecision>, I>>(object: I): PartnerDecision {
+    const message = createBasePartnerDecision();
+    message.partnerId = object.partnerId ?? "";
+    message.sharePpm = object.sharePpm ?? 0;
+    message.fundedSharePpm = object.fundedSharePpm ?? 0;
+    message.approved = object.approved ?? false;
+    message.reasons = object.reasons?.map((e) => DecisionReason.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLoanPartnerShare(): LoanPartnerShare {
+  return {
+    partnerId: "",
+    sharePpm: 0,
+    principal: 0n,
+    fundingAccountId: "",
+    participationAccountId: "",
+    servicingFeePercent: "",
+    disbursementTransferId: "",
+  };
+}
+
+export const LoanPartnerShare: MessageFns<LoanPartnerShare> = {
+  encode(message: LoanPartnerShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.sharePpm !== 0) {
+      writer.uint32(16).uint32(message.sharePpm);
+    }
+    if (message.principal !== 0n) {
+      if (BigInt.asIntN(64, message.principal) !== message.principal) {
+        throw new globalThis.Error("value provided for field message.principal of type int64 too large");
+      }
+      writer.uint32(24).int64(message.principal);
+    }
+    if (message.fundingAccountId !== "") {
+      writer.uint32(34).string(message.fundingAccountId);
+    }
+    if (message.participationAccountId !== "") {
+      writer.uint32(42).string(message.participationAccountId);
+    }
+    if (message.servicingFeePercent !== "") {
+      writer.uint32(50).string(message.servicingFeePercent);
+    }
+    if (message.disbursementTransferId !== "") {
+      writer.uint32(58).string(message.disbursementTransferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoanPartnerShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoanPartnerShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sharePpm = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.principal = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fundingAccountId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.participationAccountId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.servicingFeePercent = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.disbursementTransferId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoanPartnerShare {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      sharePpm: isSet(object.sharePpm)
+        ? globalThis.Number(object.sharePpm)
+        : isSet(object.share_ppm)
+        ? globalThis.Number(object.share_ppm)
+        : 0,
+      principal: isSet(object.principal) ? BigInt(object.principal) : 0n,
+      fundingAccountId: isSet(object.fundingAccountId)
+        ? globalThis.String(object.fundingAccountId)
+        : isSet(object.funding_account_id)
+        ? globalThis.String(object.funding_account_id)
+        : "",
+      participationAccountId: isSet(object.participationAccountId)
+        ? globalThis.String(object.participationAccountId)
+        : isSet(object.participation_account_id)
+        ? globalThis.String(object.participation_account_id)
+        : "",
+      servicingFeePercent: isSet(object.servicingFeePercent)
+        ? globalThis.String(object.servicingFeePercent)
+        : isSet(object.servicing_fee_percent)
+        ? globalThis.String(object.servicing_fee_percent)
+        : "",
+      disbursementTransferId: isSet(object.disbursementTransferId)
+        ? globalThis.String(object.disbursementTransferId)
+        : isSet(object.disbursement_transfer_id)
+        ? globalThis.String(object.disbursement_transfer_id)
+        : "",
+    };
+  },
+
+  toJSON(message: LoanPartnerShare): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.sharePpm !== 0) {
+      obj.sharePpm = Math.round(message.sharePpm);
+    }
+    if (message.principal !== 0n) {
+      obj.principal = message.principal.toString();
+    }
+    if (message.fundingAccountId !== "") {
+      obj.fundingAccountId = message.fundingAccountId;
+    }
+    if (message.participationAccountId !== "") {
+      obj.participationAccountId = message.participationAccountId;
+    }
+    if (message.servicingFeePercent !== "") {
+      obj.servicingFeePercent = message.servicingFeePercent;
+    }
+    if (message.disbursementTransferId !== "") {
+      obj.disbursementTransferId = message.disbursementTransferId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoanPartnerShare>, I>>(base?: I): LoanPartnerShare {
+    return LoanPartnerShare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoanPartnerShare>, I>>(object: I): LoanPartnerShare {
+    const message = createBaseLoanPartnerShare();
+    message.partnerId = object.partnerId ?? "";
+    message.sharePpm = object.sharePpm ?? 0;
+    message.principal = (object.principal !== undefined && object.principal !== null) ? BigInt(object.principal) : 0n;
+    message.fundingAccountId = object.fundingAccountId ?? "";
+    message.participationAccountId = object.participationAccountId ?? "";
+    message.servicingFeePercent = object.servicingFeePercent ?? "";
+    message.disbursementTransferId = object.disbursementTransferId ?? "";
+    return message;
+  },
+};
+
+function createBasePartnerSplit(): PartnerSplit {
+  return {
+    partnerId: "",
+    principal: 0n,
+    interest: 0n,
+    servicingFee: 0n,
+    principalTransferId: "",
+    interestTransferId: "",
+    feeTransferId: "",
+  };
+}
+
+export const PartnerSplit: MessageFns<PartnerSplit> = {
+  encode(message: PartnerSplit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.principal !== 0n) {
+      if (BigInt.asIntN(64, message.principal) !== message.principal) {
+        throw new globalThis.Error("value provided for field message.principal of type int64 too large");
+      }
+      writer.uint32(16).int64(message.principal);
+    }
+    if (message.interest !== 0n) {
+      if (BigInt.asIntN(64, message.interest) !== message.interest) {
+        throw new globalThis.Error("value provided for field message.interest of type int64 too large");
+      }
+      writer.uint32(24).int64(message.interest);
+    }
+    if (message.servicingFee !== 0n) {
+      if (BigInt.asIntN(64, message.servicingFee) !== message.servicingFee) {
+        throw new globalThis.Error("value provided for field message.servicingFee of type int64 too large");
+      }
+      writer.uint32(32).int64(message.servicingFee);
+    }
+    if (message.principalTransferId !== "") {
+      writer.uint32(42).string(message.principalTransferId);
+    }
+    if (message.interestTransferId !== "") {
+      writer.uint32(50).string(message.interestTransferId);
+    }
+    if (message.feeTransferId !== "") {
+      writer.uint32(58).string(message.feeTransferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerSplit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerSplit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.principal = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.interest = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.servicingFee = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.principalTransferId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.interestTransferId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.feeTransferId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerSplit {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      principal: isSet(object.principal) ? BigInt(object.principal) : 0n,
+      interest: isSet(object.interest) ? BigInt(object.interest) : 0n,
+      servicingFee: isSet(object.servicingFee)
+        ? BigInt(object.servicingFee)
+        : isSet(object.servicing_fee)
+        ? BigInt(object.servicing_fee)
+        : 0n,
+      principalTransferId: isSet(object.principalTransferId)
+        ? globalThis.String(object.principalTransferId)
+        : isSet(object.principal_transfer_id)
+        ? globalThis.String(object.principal_transfer_id)
+        : "",
+      interestTransferId: isSet(object.interestTransferId)
+        ? globalThis.String(object.interestTransferId)
+        : isSet(object.interest_transfer_id)
+        ? globalThis.String(object.interest_transfer_id)
+        : "",
+      feeTransferId: isSet(object.feeTransferId)
+        ? globalThis.String(object.feeTransferId)
+        : isSet(object.fee_transfer_id)
+        ? globalThis.String(object.fee_transfer_id)
+        : "",
+    };
+  },
+
+  toJSON(message: PartnerSplit): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.principal !== 0n) {
+      obj.principal = message.principal.toString();
+    }
+    if (message.interest !== 0n) {
+      obj.interest = message.interest.toString();
+    }
+    if (message.servicingFee !== 0n) {
+      obj.servicingFee = message.servicingFee.toString();
+    }
+    if (message.principalTransferId !== "") {
+      obj.principalTransferId = message.principalTransferId;
+    }
+    if (message.interestTransferId !== "") {
+      obj.interestTransferId = message.interestTransferId;
+    }
+    if (message.feeTransferId !== "") {
+      obj.feeTransferId = message.feeTransferId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerSplit>, I>>(base?: I): PartnerSplit {
+    return PartnerSplit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerSplit>, I>>(object: I): PartnerSplit {
+    const message = createBasePartnerSplit();
+    message.partnerId = object.partnerId ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null) ? BigInt(object.principal) : 0n;
+    message.interest = (object.interest !== undefined && object.interest !== null) ? BigInt(object.interest) : 0n;
+    message.servicingFee = (object.servicingFee !== undefined && object.servicingFee !== null)
+      ? BigInt(object.servicingFee)
+      : 0n;
+    message.principalTransferId = object.principalTransferId ?? "";
+    message.interestTransferId = object.interestTransferId ?? "";
+    message.feeTransferId = object.feeTransferId ?? "";
+    return message;
+  },
+};
+
+function createBaseRegisterPartnerLenderRequest(): RegisterPartnerLenderRequest {
+  return {
+    idempotencyKey: "",
+    partnerId: "",
+    name: "",
+    fundingAccountIds: [],
+    servicingFeePercent: "",
+    rules: undefined,
+  };
+}
+
+export const RegisterPartnerLenderRequest: MessageFns<RegisterPartnerLenderRequest> = {
+  encode(message: RegisterPartnerLenderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.partnerId !== "") {
+      writer.uint32(18).string(message.partnerId);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    for (const v of message.fundingAccountIds) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.servicingFeePercent !== "") {
+      writer.uint32(42).string(message.servicingFeePercent);
+    }
+    if (message.rules !== undefined) {
+      PartnerRules.encode(message.rules, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterPartnerLenderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterPartnerLenderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fundingAccountIds.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.servicingFeePercent = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.rules = PartnerRules.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterPartnerLenderRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      fundingAccountIds: globalThis.Array.isArray(object?.fundingAccountIds)
+        ? object.fundingAccountIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.funding_account_ids)
+        ? object.funding_account_ids.map((e: any) => globalThis.String(e))
+        : [],
+      servicingFeePercent: isSet(object.servicingFeePercent)
+        ? globalThis.String(object.servicingFeePercent)
+        : isSet(object.servicing_fee_percent)
+        ? globalThis.String(object.servicing_fee_percent)
+        : "",
+      rules: isSet(object.rules) ? PartnerRules.fromJSON(object.rules) : undefined,
+    };
+  },
+
+  toJSON(message: RegisterPartnerLenderRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.fundingAccountIds?.length) {
+      obj.fundingAccountIds = message.fundingAccountIds;
+    }
+    if (message.servicingFeePercent !== "") {
+      obj.servicingFeePercent = message.servicingFeePercent;
+    }
+    if (message.rules !== undefined) {
+      obj.rules = PartnerRules.toJSON(message.rules);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterPartnerLenderRequest>, I>>(base?: I): RegisterPartnerLenderRequest {
+    return RegisterPartnerLenderRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterPartnerLenderRequest>, I>>(object: I): RegisterPartnerLenderRequest {
+    const message = createBaseRegisterPartnerLenderRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.partnerId = object.partnerId ?? "";
+    message.name = object.name ?? "";
+    message.fundingAccountIds = object.fundingAccountIds?.map((e) => e) || [];
+    message.servicingFeePercent = object.servicingFeePercent ?? "";
+    message.rules = (object.rules !== undefined && object.rules !== null)
+      ? PartnerRules.fromPartial(object.rules)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRegisterPartnerLenderResponse(): RegisterPartnerLenderResponse {
+  return { partner: undefined, replayed: false };
+}
+
+export const RegisterPartnerLenderResponse: MessageFns<RegisterPartnerLenderResponse> = {
+  encode(message: RegisterPartnerLenderResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partner !== undefined) {
+      PartnerLender.encode(message.partner, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterPartnerLenderResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterPartnerLenderResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partner = PartnerLender.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterPartnerLenderResponse {
+    return {
+      partner: isSet(object.partner) ? PartnerLender.fromJSON(object.partner) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: RegisterPartnerLenderResponse): unknown {
+    const obj: any = {};
+    if (message.partner !== undefined) {
+      obj.partner = PartnerLender.toJSON(message.partner);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterPartnerLenderResponse>, I>>(base?: I): RegisterPartnerLenderResponse {
+    return RegisterPartnerLenderResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterPartnerLenderResponse>, I>>(
+    object: I,
+  ): RegisterPartnerLenderResponse {
+    const message = createBaseRegisterPartnerLenderResponse();
+    message.partner = (object.partner !== undefined && object.partner !== null)
+      ? PartnerLender.fromPartial(object.partner)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetPartnerLenderRequest(): GetPartnerLenderRequest {
+  return { partnerId: "" };
+}
+
+export const GetPartnerLenderRequest: MessageFns<GetPartnerLenderRequest> = {
+  encode(message: GetPartnerLenderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPartnerLenderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPartnerLenderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPartnerLenderRequest {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetPartnerLenderRequest): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPartnerLenderRequest>, I>>(base?: I): GetPartnerLenderRequest {
+    return GetPartnerLenderRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPartnerLenderRequest>, I>>(object: I): GetPartnerLenderRequest {
+    const message = createBaseGetPartnerLenderRequest();
+    message.partnerId = object.partnerId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPartnerLenderResponse(): GetPartnerLenderResponse {
+  return { partner: undefined };
+}
+
+export const GetPartnerLenderResponse: MessageFns<GetPartnerLenderResponse> = {
+  encode(message: GetPartnerLenderResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partner !== undefined) {
+      PartnerLender.encode(message.partner, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPartnerLenderResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPartnerLenderResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partner = PartnerLender.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPartnerLenderResponse {
+    return { partner: isSet(object.partner) ? PartnerLender.fromJSON(object.partner) : undefined };
+  },
+
+  toJSON(message: GetPartnerLenderResponse): unknown {
+    const obj: any = {};
+    if (message.partner !== undefined) {
+      obj.partner = PartnerLender.toJSON(message.partner);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPartnerLenderResponse>, I>>(base?: I): GetPartnerLenderResponse {
+    return GetPartnerLenderResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPartnerLenderResponse>, I>>(object: I): GetPartnerLenderResponse {
+    const message = createBaseGetPartnerLenderResponse();
+    message.partner = (object.partner !== undefined && object.partner !== null)
+      ? PartnerLender.fromPartial(object.partner)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPartnerLendersRequest(): ListPartnerLendersRequest {
+  return { page: undefined };
+}
+
+export const ListPartnerLendersRequest: MessageFns<ListPartnerLendersRequest> = {
+  encode(message: ListPartnerLendersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPartnerLendersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPartnerLendersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPartnerLendersRequest {
+    return { page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined };
+  },
+
+  toJSON(message: ListPartnerLendersRequest): unknown {
+    const obj: any = {};
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPartnerLendersRequest>, I>>(base?: I): ListPartnerLendersRequest {
+    return ListPartnerLendersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPartnerLendersRequest>, I>>(object: I): ListPartnerLendersRequest {
+    const message = createBaseListPartnerLendersRequest();
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPartnerLendersResponse(): ListPartnerLendersResponse {
+  return { partners: [], page: undefined };
+}
+
+export const ListPartnerLendersResponse: MessageFns<ListPartnerLendersResponse> = {
+  encode(message: ListPartnerLendersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.partners) {
+      PartnerLender.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageResponse.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPartnerLendersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPartnerLendersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partners.push(PartnerLender.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPartnerLendersResponse {
+    return {
+      partners: globalThis.Array.isArray(object?.partners)
+        ? object.partners.map((e: any) => PartnerLender.fromJSON(e))
+        : [],
+      page: isSet(object.page) ? PageResponse.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListPartnerLendersResponse): unknown {
+    const obj: any = {};
+    if (message.partners?.length) {
+      obj.partners = message.partners.map((e) => PartnerLender.toJSON(e));
+    }
+    if (message.page !== undefined) {
+      obj.page = PageResponse.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPartnerLendersResponse>, I>>(base?: I): ListPartnerLendersResponse {
+    return ListPartnerLendersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPartnerLendersResponse>, I>>(object: I): ListPartnerLendersResponse {
+    const message = createBaseListPartnerLendersResponse();
+    message.partners = object.partners?.map((e) => PartnerLender.fromPartial(e)) || [];
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageResponse.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetPartnerStatementRequest(): GetPartnerStatementRequest {
+  return { partnerId: "", fromDate: "", toDate: "" };
+}
+
+export const GetPartnerStatementRequest: MessageFns<GetPartnerStatementRequest> = {
+  encode(message: GetPartnerStatementRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.fromDate !== "") {
+      writer.uint32(18).string(message.fromDate);
+    }
+    if (message.toDate !== "") {
+      writer.uint32(26).string(message.toDate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPartnerStatementRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPartnerStatementRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromDate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toDate = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPartnerStatementRequest {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      fromDate: isSet(object.fromDate)
+        ? globalThis.String(object.fromDate)
+        : isSet(object.from_date)
+        ? globalThis.String(object.from_date)
+        : "",
+      toDate: isSet(object.toDate)
+        ? globalThis.String(object.toDate)
+        : isSet(object.to_date)
+        ? globalThis.String(object.to_date)
+        : "",
+    };
+  },
+
+  toJSON(message: GetPartnerStatementRequest): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.fromDate !== "") {
+      obj.fromDate = message.fromDate;
+    }
+    if (message.toDate !== "") {
+      obj.toDate = message.toDate;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPartnerStatementRequest>, I>>(base?: I): GetPartnerStatementRequest {
+    return GetPartnerStatementRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPartnerStatementRequest>, I>>(object: I): GetPartnerStatementRequest {
+    const message = createBaseGetPartnerStatementRequest();
+    message.partnerId = object.partnerId ?? "";
+    message.fromDate = object.fromDate ?? "";
+    message.toDate = object.toDate ?? "";
+    return message;
+  },
+};
+
+function createBasePartnerStatementLoan(): PartnerStatementLoan {
+  return {
+    loanId: "",
+    currency: "",
+    sharePpm: 0,
+    principalDisbursed: 0n,
+    principalCollected: 0n,
+    interestCollected: 0n,
+    servicingFees: 0n,
+    interestPaidOut: 0n,
+    fundingAccountId: "",
+    transferIds: [],
+  };
+}
+
+export const PartnerStatementLoan: MessageFns<PartnerStatementLoan> = {
+  encode(message: PartnerStatementLoan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loanId !== "") {
+      writer.uint32(10).string(message.loanId);
+    }
+    if (message.currency !== "") {
+      writer.uint32(18).string(message.currency);
+    }
+    if (message.sharePpm !== 0) {
+      writer.uint32(24).uint32(message.sharePpm);
+    }
+    if (message.principalDisbursed !== 0n) {
+      if (BigInt.asIntN(64, message.principalDisbursed) !== message.principalDisbursed) {
+        throw new globalThis.Error("value provided for field message.principalDisbursed of type int64 too large");
+      }
+      writer.uint32(32).int64(message.principalDisbursed);
+    }
+    if (message.principalCollected !== 0n) {
+      if (BigInt.asIntN(64, message.principalCollected) !== message.principalCollected) {
+        throw new globalThis.Error("value provided for field message.principalCollected of type int64 too large");
+      }
+      writer.uint32(40).int64(message.principalCollected);
+    }
+    if (message.interestCollected !== 0n) {
+      if (BigInt.asIntN(64, message.interestCollected) !== message.interestCollected) {
+        throw new globalThis.Error("value provided for field message.interestCollected of type int64 too large");
+      }
+      writer.uint32(48).int64(message.interestCollected);
+    }
+    if (message.servicingFees !== 0n) {
+      if (BigInt.asIntN(64, message.servicingFees) !== message.servicingFees) {
+        throw new globalThis.Error("value provided for field message.servicingFees of type int64 too large");
+      }
+      writer.uint32(56).int64(message.servicingFees);
+    }
+    if (message.interestPaidOut !== 0n) {
+      if (BigInt.asIntN(64, message.interestPaidOut) !== message.interestPaidOut) {
+        throw new globalThis.Error("value provided for field message.interestPaidOut of type int64 too large");
+      }
+      writer.uint32(64).int64(message.interestPaidOut);
+    }
+    if (message.fundingAccountId !== "") {
+      writer.uint32(74).string(message.fundingAccountId);
+    }
+    for (const v of message.transferIds) {
+      writer.uint32(82).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerStatementLoan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerStatementLoan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.loanId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sharePpm = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.principalDisbursed = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.principalCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.interestCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.servicingFees = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.interestPaidOut = reader.int64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.fundingAccountId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.transferIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerStatementLoan {
+    return {
+      loanId: isSet(object.loanId)
+        ? globalThis.String(object.loanId)
+        : isSet(object.loan_id)
+        ? globalThis.String(object.loan_id)
+        : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      sharePpm: isSet(object.sharePpm)
+        ? globalThis.Number(object.sharePpm)
+        : isSet(object.share_ppm)
+        ? globalThis.Number(object.share_ppm)
+        : 0,
+      principalDisbursed: isSet(object.principalDisbursed)
+        ? BigInt(object.principalDisbursed)
+        : isSet(object.principal_disbursed)
+        ? BigInt(object.principal_disbursed)
+        : 0n,
+      principalCollected: isSet(object.principalCollected)
+        ? BigInt(object.principalCollected)
+        : isSet(object.principal_collected)
+        ? BigInt(object.principal_collected)
+        : 0n,
+      interestCollected: isSet(object.interestCollected)
+        ? BigInt(object.interestCollected)
+        : isSet(object.interest_collected)
+        ? BigInt(object.interest_collected)
+        : 0n,
+      servicingFees: isSet(object.servicingFees)
+        ? BigInt(object.servicingFees)
+        : isSet(object.servicing_fees)
+        ? BigInt(object.servicing_fees)
+        : 0n,
+      interestPaidOut: isSet(object.interestPaidOut)
+        ? BigInt(object.interestPaidOut)
+        : isSet(object.interest_paid_out)
+        ? BigInt(object.interest_paid_out)
+        : 0n,
+      fundingAccountId: isSet(object.fundingAccountId)
+        ? globalThis.String(object.fundingAccountId)
+        : isSet(object.funding_account_id)
+        ? globalThis.String(object.funding_account_id)
+        : "",
+      transferIds: globalThis.Array.isArray(object?.transferIds)
+        ? object.transferIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.transfer_ids)
+        ? object.transfer_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PartnerStatementLoan): unknown {
+    const obj: any = {};
+    if (message.loanId !== "") {
+      obj.loanId = message.loanId;
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.sharePpm !== 0) {
+      obj.sharePpm = Math.round(message.sharePpm);
+    }
+    if (message.principalDisbursed !== 0n) {
+      obj.principalDisbursed = message.principalDisbursed.toString();
+    }
+    if (message.principalCollected !== 0n) {
+      obj.principalCollected = message.principalCollected.toString();
+    }
+    if (message.interestCollected !== 0n) {
+      obj.interestCollected = message.interestCollected.toString();
+    }
+    if (message.servicingFees !== 0n) {
+      obj.servicingFees = message.servicingFees.toString();
+    }
+    if (message.interestPaidOut !== 0n) {
+      obj.interestPaidOut = message.interestPaidOut.toString();
+    }
+    if (message.fundingAccountId !== "") {
+      obj.fundingAccountId = message.fundingAccountId;
+    }
+    if (message.transferIds?.length) {
+      obj.transferIds = message.transferIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerStatementLoan>, I>>(base?: I): PartnerStatementLoan {
+    return PartnerStatementLoan.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerStatementLoan>, I>>(object: I): PartnerStatementLoan {
+    const message = createBasePartnerStatementLoan();
+    message.loanId = object.loanId ?? "";
+    message.currency = object.currency ?? "";
+    message.sharePpm = object.sharePpm ?? 0;
+    message.principalDisbursed = (object.principalDisbursed !== undefined && object.principalDisbursed !== null)
+      ? BigInt(object.principalDisbursed)
+      : 0n;
+    message.principalCollected = (object.principalCollected !== undefined && object.principalCollected !== null)
+      ? BigInt(object.principalCollected)
+      : 0n;
+    message.interestCollected = (object.interestCollected !== undefined && object.interestCollected !== null)
+      ? BigInt(object.interestCollected)
+      : 0n;
+    message.servicingFees = (object.servicingFees !== undefined && object.servicingFees !== null)
+      ? BigInt(object.servicingFees)
+      : 0n;
+    message.interestPaidOut = (object.interestPaidOut !== undefined && object.interestPaidOut !== null)
+      ? BigInt(object.interestPaidOut)
+      : 0n;
+    message.fundingAccountId = object.fundingAccountId ?? "";
+    message.transferIds = object.transferIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePartnerStatementTotals(): PartnerStatementTotals {
+  return {
+    currency: "",
+    principalDisbursed: 0n,
+    principalCollected: 0n,
+    interestCollected: 0n,
+    servicingFees: 0n,
+    interestPaidOut: 0n,
+  };
+}
+
+export const PartnerStatementTotals: MessageFns<PartnerStatementTotals> = {
+  encode(message: PartnerStatementTotals, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.currency !== "") {
+      writer.uint32(10).string(message.currency);
+    }
+    if (message.principalDisbursed !== 0n) {
+      if (BigInt.asIntN(64, message.principalDisbursed) !== message.principalDisbursed) {
+        throw new globalThis.Error("value provided for field message.principalDisbursed of type int64 too large");
+      }
+      writer.uint32(16).int64(message.principalDisbursed);
+    }
+    if (message.principalCollected !== 0n) {
+      if (BigInt.asIntN(64, message.principalCollected) !== message.principalCollected) {
+        throw new globalThis.Error("value provided for field message.principalCollected of type int64 too large");
+      }
+      writer.uint32(24).int64(message.principalCollected);
+    }
+    if (message.interestCollected !== 0n) {
+      if (BigInt.asIntN(64, message.interestCollected) !== message.interestCollected) {
+        throw new globalThis.Error("value provided for field message.interestCollected of type int64 too large");
+      }
+      writer.uint32(32).int64(message.interestCollected);
+    }
+    if (message.servicingFees !== 0n) {
+      if (BigInt.asIntN(64, message.servicingFees) !== message.servicingFees) {
+        throw new globalThis.Error("value provided for field message.servicingFees of type int64 too large");
+      }
+      writer.uint32(40).int64(message.servicingFees);
+    }
+    if (message.interestPaidOut !== 0n) {
+      if (BigInt.asIntN(64, message.interestPaidOut) !== message.interestPaidOut) {
+        throw new globalThis.Error("value provided for field message.interestPaidOut of type int64 too large");
+      }
+      writer.uint32(48).int64(message.interestPaidOut);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerStatementTotals {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerStatementTotals();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.principalDisbursed = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.principalCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.interestCollected = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.servicingFees = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.interestPaidOut = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerStatementTotals {
+    return {
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      principalDisbursed: isSet(object.principalDisbursed)
+        ? BigInt(object.principalDisbursed)
+        : isSet(object.principal_disbursed)
+        ? BigInt(object.principal_disbursed)
+        : 0n,
+      principalCollected: isSet(object.principalCollected)
+        ? BigInt(object.principalCollected)
+        : isSet(object.principal_collected)
+        ? BigInt(object.principal_collected)
+        : 0n,
+      interestCollected: isSet(object.interestCollected)
+        ? BigInt(object.interestCollected)
+        : isSet(object.interest_collected)
+        ? BigInt(object.interest_collected)
+        : 0n,
+      servicingFees: isSet(object.servicingFees)
+        ? BigInt(object.servicingFees)
+        : isSet(object.servicing_fees)
+        ? BigInt(object.servicing_fees)
+        : 0n,
+      interestPaidOut: isSet(object.interestPaidOut)
+        ? BigInt(object.interestPaidOut)
+        : isSet(object.interest_paid_out)
+        ? BigInt(object.interest_paid_out)
+        : 0n,
+    };
+  },
+
+  toJSON(message: PartnerStatementTotals): unknown {
+    const obj: any = {};
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.principalDisbursed !== 0n) {
+      obj.principalDisbursed = message.principalDisbursed.toString();
+    }
+    if (message.principalCollected !== 0n) {
+      obj.principalCollected = message.principalCollected.toString();
+    }
+    if (message.interestCollected !== 0n) {
+      obj.interestCollected = message.interestCollected.toString();
+    }
+    if (message.servicingFees !== 0n) {
+      obj.servicingFees = message.servicingFees.toString();
+    }
+    if (message.interestPaidOut !== 0n) {
+      obj.interestPaidOut = message.interestPaidOut.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerStatementTotals>, I>>(base?: I): PartnerStatementTotals {
+    return PartnerStatementTotals.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerStatementTotals>, I>>(object: I): PartnerStatementTotals {
+    const message = createBasePartnerStatementTotals();
+    message.currency = object.currency ?? "";
+    message.principalDisbursed = (object.principalDisbursed !== undefined && object.principalDisbursed !== null)
+      ? BigInt(object.principalDisbursed)
+      : 0n;
+    message.principalCollected = (object.principalCollected !== undefined && object.principalCollected !== null)
+      ? BigInt(object.principalCollected)
+      : 0n;
+    message.interestCollected = (object.interestCollected !== undefined && object.interestCollected !== null)
+      ? BigInt(object.interestCollected)
+      : 0n;
+    message.servicingFees = (object.servicingFees !== undefined && object.servicingFees !== null)
+      ? BigInt(object.servicingFees)
+      : 0n;
+    message.interestPaidOut = (object.interestPaidOut !== undefined && object.interestPaidOut !== null)
+      ? BigInt(object.interestPaidOut)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseGetPartnerStatementResponse(): GetPartnerStatementResponse {
+  return { partner: undefined, fromDate: "", toDate: "", loans: [], totals: [] };
+}
+
+export const GetPartnerStatementResponse: MessageFns<GetPartnerStatementResponse> = {
+  encode(message: GetPartnerStatementResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partner !== undefined) {
+      PartnerLender.encode(message.partner, writer.uint32(10).fork()).join();
+    }
+    if (message.fromDate !== "") {
+      writer.uint32(18).string(message.fromDate);
+    }
+    if (message.toDate !== "") {
+      writer.uint32(26).string(message.toDate);
+    }
+    for (const v of message.loans) {
+      PartnerStatementLoan.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.totals) {
+      PartnerStatementTotals.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPartnerStatementResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPartnerStatementResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partner = PartnerLender.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromDate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toDate = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.loans.push(PartnerStatementLoan.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.totals.push(PartnerStatementTotals.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPartnerStatementResponse {
+    return {
+      partner: isSet(object.partner) ? PartnerLender.fromJSON(object.partner) : undefined,
+      fromDate: isSet(object.fromDate)
+        ? globalThis.String(object.fromDate)
+        : isSet(object.from_date)
+        ? globalThis.String(object.from_date)
+        : "",
+      toDate: isSet(object.toDate)
+        ? globalThis.String(object.toDate)
+        : isSet(object.to_date)
+        ? globalThis.String(object.to_date)
+        : "",
+      loans: globalThis.Array.isArray(object?.loans)
+        ? object.loans.map((e: any) => PartnerStatementLoan.fromJSON(e))
+        : [],
+      totals: globalThis.Array.isArray(object?.totals)
+        ? object.totals.map((e: any) => PartnerStatementTotals.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetPartnerStatementResponse): unknown {
+    const obj: any = {};
+    if (message.partner !== undefined) {
+      obj.partner = PartnerLender.toJSON(message.partner);
+    }
+    if (message.fromDate !== "") {
+      obj.fromDate = message.fromDate;
+    }
+    if (message.toDate !== "") {
+      obj.toDate = message.toDate;
+    }
+    if (message.loans?.length) {
+      obj.loans = message.loans.map((e) => PartnerStatementLoan.toJSON(e));
+    }
+    if (message.totals?.length) {
+      obj.totals = message.totals.map((e) => PartnerStatementTotals.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPartnerStatementResponse>, I>>(base?: I): GetPartnerStatementResponse {
+    return GetPartnerStatementResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPartnerStatementResponse>, I>>(object: I): GetPartnerStatementResponse {
+    const message = createBaseGetPartnerStatementResponse();
+    message.partner = (object.partner !== undefined && object.partner !== null)
+      ? PartnerLender.fromPartial(object.partner)
+      : undefined;
+    message.fromDate = object.fromDate ?? "";
+    message.toDate = object.toDate ?? "";
+    message.loans = object.loans?.map((e) => PartnerStatementLoan.fromPartial(e)) || [];
+    message.totals = object.totals?.map((e) => PartnerStatementTotals.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * Lending: quotes, applications decided within the call by a scorecard that states its reasons,
  * disbursement through the ledger, schedules fixed at disbursement, repayments by the default
@@ -6770,6 +9314,64 @@ export const LoanServiceService = {
     responseDeserialize: (value: Buffer): RepayLoanResponse => RepayLoanResponse.decode(value),
   },
   /**
+   * Co-lending. Registers a partner lender (loans:admin): its funding accounts on the ledger (one
+   * per shard and currency it lends in), its servicing fee and its decision rules. Idempotent by
+   * idempotency_key (same body: the stored partner, replayed; another body, or the partner_id
+   * registered under another key: ALREADY_EXISTS). The registry lives on shard 0.
+   */
+  registerPartnerLender: {
+    path: "/corebank.v1.LoanService/RegisterPartnerLender" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterPartnerLenderRequest): Buffer =>
+      Buffer.from(RegisterPartnerLenderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterPartnerLenderRequest => RegisterPartnerLenderRequest.decode(value),
+    responseSerialize: (value: RegisterPartnerLenderResponse): Buffer =>
+      Buffer.from(RegisterPartnerLenderResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterPartnerLenderResponse => RegisterPartnerLenderResponse.decode(value),
+  },
+  /** A partner lender (loans:admin). */
+  getPartnerLender: {
+    path: "/corebank.v1.LoanService/GetPartnerLender" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPartnerLenderRequest): Buffer =>
+      Buffer.from(GetPartnerLenderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPartnerLenderRequest => GetPartnerLenderRequest.decode(value),
+    responseSerialize: (value: GetPartnerLenderResponse): Buffer =>
+      Buffer.from(GetPartnerLenderResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPartnerLenderResponse => GetPartnerLenderResponse.decode(value),
+  },
+  /** Every partner lender, by partner_id (loans:admin). */
+  listPartnerLenders: {
+    path: "/corebank.v1.LoanService/ListPartnerLenders" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPartnerLendersRequest): Buffer =>
+      Buffer.from(ListPartnerLendersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPartnerLendersRequest => ListPartnerLendersRequest.decode(value),
+    responseSerialize: (value: ListPartnerLendersResponse): Buffer =>
+      Buffer.from(ListPartnerLendersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPartnerLendersResponse => ListPartnerLendersResponse.decode(value),
+  },
+  /**
+   * A partner's loans disbursed and collections applied in a date range (loans:admin): its share,
+   * the principal it funded, the principal and interest collected for it and the servicing fees
+   * withheld, with the ledger transfer of each, so that the totals reconcile exactly with the
+   * transfers to and from its funding accounts.
+   */
+  getPartnerStatement: {
+    path: "/corebank.v1.LoanService/GetPartnerStatement" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPartnerStatementRequest): Buffer =>
+      Buffer.from(GetPartnerStatementRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPartnerStatementRequest => GetPartnerStatementRequest.decode(value),
+    responseSerialize: (value: GetPartnerStatementResponse): Buffer =>
+      Buffer.from(GetPartnerStatementResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPartnerStatementResponse => GetPartnerStatementResponse.decode(value),
+  },
+  /**
    * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the
    * close of business (loans:admin). Steps, in this order, each idempotent per (loan, business
    * date, step): accrue one day of interest; collect the instalments due on or before the date
@@ -6878,6 +9480,24 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    * total in the metadata). Idempotent by (loan_id, idempotency_key) as RepayLoan.
    */
   payOff: handleUnaryCall<PayOffRequest, RepayLoanResponse>;
+  /**
+   * Co-lending. Registers a partner lender (loans:admin): its funding accounts on the ledger (one
+   * per shard and currency it lends in), its servicing fee and its decision rules. Idempotent by
+   * idempotency_key (same body: the stored partner, replayed; another body, or the partner_id
+   * registered under another key: ALREADY_EXISTS). The registry lives on shard 0.
+   */
+  registerPartnerLender: handleUnaryCall<RegisterPartnerLenderRequest, RegisterPartnerLenderResponse>;
+  /** A partner lender (loans:admin). */
+  getPartnerLender: handleUnaryCall<GetPartnerLenderRequest, GetPartnerLenderResponse>;
+  /** Every partner lender, by partner_id (loans:admin). */
+  listPartnerLenders: handleUnaryCall<ListPartnerLendersRequest, ListPartnerLendersResponse>;
+  /**
+   * A partner's loans disbursed and collections applied in a date range (loans:admin): its share,
+   * the principal it funded, the principal and interest collected for it and the servicing fees
+   * withheld, with the ledger transfer of each, so that the totals reconcile exactly with the
+   * transfers to and from its funding accounts.
+   */
+  getPartnerStatement: handleUnaryCall<GetPartnerStatementRequest, GetPartnerStatementResponse>;
   /**
    * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the
    * close of business (loans:admin). Steps, in this order, each idempotent per (loan, business
@@ -7123,6 +9743,80 @@ export interface LoanServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RepayLoanResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Co-lending. Registers a partner lender (loans:admin): its funding accounts on the ledger (one
+   * per shard and currency it lends in), its servicing fee and its decision rules. Idempotent by
+   * idempotency_key (same body: the stored partner, replayed; another body, or the partner_id
+   * registered under another key: ALREADY_EXISTS). The registry lives on shard 0.
+   */
+  registerPartnerLender(
+    request: RegisterPartnerLenderRequest,
+    callback: (error: ServiceError | null, response: RegisterPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  registerPartnerLender(
+    request: RegisterPartnerLenderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  registerPartnerLender(
+    request: RegisterPartnerLenderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  /** A partner lender (loans:admin). */
+  getPartnerLender(
+    request: GetPartnerLenderRequest,
+    callback: (error: ServiceError | null, response: GetPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  getPartnerLender(
+    request: GetPartnerLenderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  getPartnerLender(
+    request: GetPartnerLenderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPartnerLenderResponse) => void,
+  ): ClientUnaryCall;
+  /** Every partner lender, by partner_id (loans:admin). */
+  listPartnerLenders(
+    request: ListPartnerLendersRequest,
+    callback: (error: ServiceError | null, response: ListPartnerLendersResponse) => void,
+  ): ClientUnaryCall;
+  listPartnerLenders(
+    request: ListPartnerLendersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPartnerLendersResponse) => void,
+  ): ClientUnaryCall;
+  listPartnerLenders(
+    request: ListPartnerLendersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPartnerLendersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A partner's loans disbursed and collections applied in a date range (loans:admin): its share,
+   * the principal it funded, the principal and interest collected for it and the servicing fees
+   * withheld, with the ledger transfer of each, so that the totals reconcile exactly with the
+   * transfers to and from its funding accounts.
+   */
+  getPartnerStatement(
+    request: GetPartnerStatementRequest,
+    callback: (error: ServiceError | null, response: GetPartnerStatementResponse) => void,
+  ): ClientUnaryCall;
+  getPartnerStatement(
+    request: GetPartnerStatementRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPartnerStatementResponse) => void,
+  ): ClientUnaryCall;
+  getPartnerStatement(
+    request: GetPartnerStatementRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPartnerStatementResponse) => void,
   ): ClientUnaryCall;
   /**
    * One business day of every ACTIVE loan of a shard in an id range (or named loans), for the

@@ -275,6 +275,47 @@ export function scheduleTypeToJSON(object: ScheduleType): string {
   }
 }
 
+export enum PartnerDeclinePolicy {
+  PARTNER_DECLINE_POLICY_UNSPECIFIED = 0,
+  /** PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE - The bank funds the declining partner's share itself (if its own rules approved). */
+  PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE = 1,
+  /** PARTNER_DECLINE_POLICY_REJECT - Any partner declining rejects the application. */
+  PARTNER_DECLINE_POLICY_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function partnerDeclinePolicyFromJSON(object: any): PartnerDeclinePolicy {
+  switch (object) {
+    case 0:
+    case "PARTNER_DECLINE_POLICY_UNSPECIFIED":
+      return PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_UNSPECIFIED;
+    case 1:
+    case "PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE":
+      return PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE;
+    case 2:
+    case "PARTNER_DECLINE_POLICY_REJECT":
+      return PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PartnerDeclinePolicy.UNRECOGNIZED;
+  }
+}
+
+export function partnerDeclinePolicyToJSON(object: PartnerDeclinePolicy): string {
+  switch (object) {
+    case PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_UNSPECIFIED:
+      return "PARTNER_DECLINE_POLICY_UNSPECIFIED";
+    case PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE:
+      return "PARTNER_DECLINE_POLICY_BANK_TAKES_SHARE";
+    case PartnerDeclinePolicy.PARTNER_DECLINE_POLICY_REJECT:
+      return "PARTNER_DECLINE_POLICY_REJECT";
+    case PartnerDeclinePolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum GraceOnInterestKind {
   GRACE_ON_INTEREST_KIND_UNSPECIFIED = 0,
   /**
@@ -551,6 +592,24 @@ export interface LoanTerms {
    * min_term_months, max_term_months and a loan's term count weeks).
    */
   repaymentPeriod: RepaymentPeriod;
+  /**
+   * Co-lending (services/loan README): the partner lenders that fund each loan with the bank and
+   * each one's share in parts per million of the principal (1 to 999999 each, at most 5 partners,
+   * distinct; the bank funds the rest, 1000000 less their sum, which may be 0). A partner must be
+   * registered with the loan service (RegisterPartnerLender) when a loan is applied for.
+   */
+  partners: PartnerShare[];
+  /**
+   * What a declining partner means (required with partners): its share goes to the bank, or the
+   * application is rejected.
+   */
+  partnerDecline: PartnerDeclinePolicy;
+}
+
+export interface PartnerShare {
+  /** The loan service's partner id: 2 to 64 of a-z, 0-9 and '-', not starting or ending with '-'. */
+  partnerId: string;
+  sharePpm: number;
 }
 
 /**
@@ -1010,6 +1069,8 @@ function createBaseLoanTerms(): LoanTerms {
     repaymentOrder: [],
     prepaymentStrategy: 0,
     repaymentPeriod: 0,
+    partners: [],
+    partnerDecline: 0,
   };
 }
 
@@ -1091,6 +1152,12 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     }
     if (message.repaymentPeriod !== 0) {
       writer.uint32(200).int32(message.repaymentPeriod);
+    }
+    for (const v of message.partners) {
+      PartnerShare.encode(v!, writer.uint32(242).fork()).join();
+    }
+    if (message.partnerDecline !== 0) {
+      writer.uint32(248).int32(message.partnerDecline);
     }
     return writer;
   },
@@ -1288,6 +1355,22 @@ export const LoanTerms: MessageFns<LoanTerms> = {
             message.repaymentPeriod = reader.int32() as any;
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.partners.push(PartnerShare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.partnerDecline = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1398,6 +1481,14 @@ export const LoanTerms: MessageFns<LoanTerms> = {
         : isSet(object.repayment_period)
         ? repaymentPeriodFromJSON(object.repayment_period)
         : 0,
+      partners: globalThis.Array.isArray(object?.partners)
+        ? object.partners.map((e: any) => PartnerShare.fromJSON(e))
+        : [],
+      partnerDecline: isSet(object.partnerDecline)
+        ? partnerDeclinePolicyFromJSON(object.partnerDecline)
+        : isSet(object.partner_decline)
+        ? partnerDeclinePolicyFromJSON(object.partner_decline)
+        : 0,
     };
   },
 
@@ -1463,6 +1554,12 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     if (message.repaymentPeriod !== 0) {
       obj.repaymentPeriod = repaymentPeriodToJSON(message.repaymentPeriod);
     }
+    if (message.partners?.length) {
+      obj.partners = message.partners.map((e) => PartnerShare.toJSON(e));
+    }
+    if (message.partnerDecline !== 0) {
+      obj.partnerDecline = partnerDeclinePolicyToJSON(message.partnerDecline);
+    }
     return obj;
   },
 
@@ -1493,6 +1590,101 @@ export const LoanTerms: MessageFns<LoanTerms> = {
     message.repaymentOrder = object.repaymentOrder?.map((e) => e) || [];
     message.prepaymentStrategy = object.prepaymentStrategy ?? 0;
     message.repaymentPeriod = object.repaymentPeriod ?? 0;
+    message.partners = object.partners?.map((e) => PartnerShare.fromPartial(e)) || [];
+    message.partnerDecline = object.partnerDecline ?? 0;
+    return message;
+  },
+};
+
+function createBasePartnerShare(): PartnerShare {
+  return { partnerId: "", sharePpm: 0 };
+}
+
+export const PartnerShare: MessageFns<PartnerShare> = {
+  encode(message: PartnerShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partnerId !== "") {
+      writer.uint32(10).string(message.partnerId);
+    }
+    if (message.sharePpm !== 0) {
+      writer.uint32(16).uint32(message.sharePpm);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartnerShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartnerShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partnerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sharePpm = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartnerShare {
+    return {
+      partnerId: isSet(object.partnerId)
+        ? globalThis.String(object.partnerId)
+        : isSet(object.partner_id)
+        ? globalThis.String(object.partner_id)
+        : "",
+      sharePpm: isSet(object.sharePpm)
+        ? globalThis.Number(object.sharePpm)
+        : isSet(object.share_ppm)
+        ? globalThis.Number(object.share_ppm)
+        : 0,
+    };
+  },
+
+  toJSON(message: PartnerShare): unknown {
+    const obj: any = {};
+    if (message.partnerId !== "") {
+      obj.partnerId = message.partnerId;
+    }
+    if (message.sharePpm !== 0) {
+      obj.sharePpm = Math.round(message.sharePpm);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartnerShare>, I>>(base?: I): PartnerShare {
+    return PartnerShare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartnerShare>, I>>(object: I): PartnerShare {
+    const message = createBasePartnerShare();
+    message.partnerId = object.partnerId ?? "";
+    message.sharePpm = object.sharePpm ?? 0;
     return message;
   },
 };
