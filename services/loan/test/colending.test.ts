@@ -287,12 +287,16 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
 
     // The ledger. A's funding account: out 150,000; in 150,000 + (5,664 - 708) = 154,956.
     // B's: out 166,666; in 166,666 + (6,294 - 629) = 172,331. Servicing fees 708 + 629 = 1,337.
-    // The bank's interest income 18,883 - 5,664 - 6,294 = 6,925. Participation accounts at zero.
+    // The bank's interest income: the borrower's whole 18,883 in, the partners' 5,664 + 6,294 out
+    // (their interest less the fee to them, the fee to SERVICING_FEE_INCOME): 6,925 net.
+    // Participation accounts at zero.
     const [la, lb] = [await balances(t.bank, fa.id), await balances(t.bank, fb.id)];
     expect([la.debitsPosted, la.creditsPosted - 100_000_000n]).toEqual([150_000n, 154_956n]);
     expect([lb.debitsPosted, lb.creditsPosted - 100_000_000n]).toEqual([166_666n, 172_331n]);
     expect((await balances(t.bank, fees.id)).creditsPosted - fees.creditsPosted).toBe(1_337n);
-    expect((await balances(t.bank, income.id)).creditsPosted - income.creditsPosted).toBe(6_925n);
+    const incomeAfter = await balances(t.bank, income.id);
+    expect(incomeAfter.creditsPosted - income.creditsPosted).toBe(18_883n);
+    expect(incomeAfter.debitsPosted - income.debitsPosted).toBe(5_664n + 6_294n);
     for (const p of loan.partners) {
       const x = await balances(t.bank, p.participationAccountId);
       expect(x.debitsPosted).toBe(x.creditsPosted);
