@@ -78,7 +78,6 @@ interface ProductDay {
   /** AT_MATURITY: the term, posting from the account's maturity on; 0 otherwise. */
   termMonths: number;
   fee: bigint;
-  currency: string;
 }
 
 /** `and <col> > lo and <col> <= hi` for a chunk's id range ('' : open), with its bindings. */
@@ -128,21 +127,27 @@ export function depositStep(deps: DepositStepDeps): StepRunner {
     const { db, index: shard } = w.shard;
     const r = range('id', w);
     const { rows: versions } = (await db.raw(
-      `select product_id, product_version, min(currency) as currency from accounts
+      `select product_id, product_version, currency from accounts
         where not system and not closed and product_id <> '' ${r.sql}
-        group by product_id, product_version`,
+        group by product_id, product_version, currency`,
       r.bindings,
     )) as { rows: { product_id: string; product_version: number; currency: string }[] };
     const monthEnd = isMonthEnd(w.date);
-    const products: ProductDay[] = [];
+    const products = new Map<string, ProductDay>();
+    const currencies = new Set<string>();
     for (const v of versions) {
+      const key = `${v.product_id}\u0000${v.product_version}`;
+      if (products.has(key)) {
+        currencies.add(v.currency.trim());
+        continue;
+      }
       const t = await deps.terms(v.product_id, v.product_version);
       if (!t) continue;
       const fee = monthEnd ? t.monthlyFee : 0n;
       if (t.interestRateBps <= 0 && fee <= 0n) continue;
       const { w: weight, basis } = dayWeight(t.dayCount, w.date);
       const atMaturity = t.postingFrequency === PostingFrequency.POSTING_FREQUENCY_AT_MATURITY;
-      products.push({
+      products.set(key, {
         productId: v.product_id,
         version: v.product_version,
         bps: t.interestRateBps,
@@ -151,12 +156,12 @@ export function depositStep(deps: DepositStepDeps): StepRunner {
         post: postsOn(t.postingFrequency, w.date),
         termMonths: atMaturity ? Math.max(t.termMonths, 1) : 0,
         fee,
-        currency: t.currency || v.currency,
       });
+      // The accounts' own currencies (an account books in its currency, whatever the terms say).
+      currencies.add(v.currency.trim());
     }
-    if (products.length === 0) return { items: 0, totals: [] };
-    const currencies = [...new Set(products.map((p) => p.currency))].sort();
-    const gl = currencies.map((c) => ({
+    if (products.size === 0) return { items: 0, totals: [] };
+    const gl = [...currencies].sort().map((c) => ({
       currency: c,
       expense: systemAccountId(
         deps.router.map,
@@ -185,7 +190,7 @@ export function depositStep(deps: DepositStepDeps): StepRunner {
     const glIds = gl.flatMap((g) => [g.expense, g.payable, g.feeIncome]);
     // Accounts whose balances change today: those of products that post or charge a fee today
     // (AT_MATURITY products: all, the maturity is per account), and the GL accounts.
-    const moving = products.filter((p) => p.post || p.termMonths > 0 || p.fee > 0n);
+    const moving = [...products.values()].filter((p) => p.post || p.termMonths > 0 || p.fee > 0n);
 
     const totals = await db.transaction(async (tx) => {
       // Held shared by every booking transaction (kit business-date.ts): a move of the date waits.
@@ -202,7 +207,7 @@ export function depositStep(deps: DepositStepDeps): StepRunner {
             order by id for update) locked`,
         [glIds, ...r.bindings, moving.map((p) => p.productId), moving.map((p) => p.version)],
       );
-      return accrueAndPost(tx, w, products, gl, glIds);
+      return accrueAndPost(tx, w, [...products.values()], gl, glIds);
     });
     const out: StepTotal[] = [];
     let items = 0;
