@@ -42,6 +42,12 @@ const PRODUCTS: Record<string, DepositTerms> = {
   yield: terms({ interestRateBps: 500, postingFrequency: PostingFrequency.POSTING_FREQUENCY_DAILY }),
   monthly: terms({ interestRateBps: 250, monthlyFee: 500n }),
   'fee-only': terms({ monthlyFee: 500n }),
+  quarterly: terms({ interestRateBps: 365, postingFrequency: PostingFrequency.POSTING_FREQUENCY_QUARTERLY }),
+  term: terms({
+    interestRateBps: 730,
+    postingFrequency: PostingFrequency.POSTING_FREQUENCY_AT_MATURITY,
+    termMonths: 1,
+  }),
 };
 const fixedTerms: DepositTermsOf = async (id, version) => (version === 1 ? PRODUCTS[id] : undefined);
 
@@ -239,6 +245,37 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
     const bankLines = tb.balances.find((b) => b.shard === undefined)!.lines;
     const feeIncome = bankLines.find((l) => l.glAccount === 'DEPOSIT_FEE_INCOME' && l.currency === 'EUR')!;
     expect(feeIncome.dayCredits).toBe(800n);
+    expect((await bank.client.checkLedgerInvariant({})).ok).toBe(true);
+  });
+
+  it('posts quarterly on the quarter end, and a term deposit from its maturity on', async () => {
+    const [q] = await depositAccounts(bank, 'quarterly', 1, 100_000n);
+    const [t] = await depositAccounts(bank, 'term', 1, 100_000n);
+    // The term runs from the account's opening date (its created_at in UTC): opened 1 July 2031,
+    // one month, it matures on 1 August.
+    await bank.router.shards[t!.shard]!.db('accounts')
+      .where('id', t!.id)
+      .update({ created_at: '2031-07-01T09:00:00Z' });
+    for (const date of ['2031-07-30', '2031-07-31', '2031-08-01', '2031-09-30']) await runDay(bank, deposits, date, 2);
+    // Quarterly, 3.65% ACT/365F on 100,000: 10 a day; nothing posted on 31 July (a month end, not
+    // a quarter end); the four days' 40 posted on 30 September.
+    expect((await accrualsOf(bank.router, q!.id, '', '')).map((d) => [d.businessDate, d.amount, d.posted])).toEqual([
+      ['2031-07-30', 10n, 0n],
+      ['2031-07-31', 10n, 0n],
+      ['2031-08-01', 10n, 0n],
+      ['2031-09-30', 10n, 40n],
+    ]);
+    // At maturity, 7.30% on 100,000: 20 a day; the 60 accrued to the maturity posted on it, then
+    // each day's interest on the day (the balance now 100,060: 100,060 x 730 / 3,650,000 = 20.01,
+    // cumulative 80.01 -> 80, so 20).
+    expect((await accrualsOf(bank.router, t!.id, '', '')).map((d) => [d.businessDate, d.amount, d.posted])).toEqual([
+      ['2031-07-30', 20n, 0n],
+      ['2031-07-31', 20n, 0n],
+      ['2031-08-01', 20n, 60n],
+      ['2031-09-30', 20n, 20n],
+    ]);
+    const r = await row(bank, t!);
+    expect(r.credits_posted - r.debits_posted).toBe(100_080n);
     expect((await bank.client.checkLedgerInvariant({})).ok).toBe(true);
   });
 
