@@ -281,7 +281,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
 
   it('books nothing twice when a chunk or a whole day runs again', async () => {
     await depositAccounts(bank, 'yield', 3, 50_000n);
-    const date = '2031-05-10';
+    const date = '2031-10-10';
     const first = await runDay(bank, deposits, date, 3);
     expect(first.reduce((n, r) => n + r.items, 0)).toBeGreaterThan(0);
     const journal = await journalCount(bank);
@@ -292,21 +292,26 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
     // second finds the first's rows and skips those accounts; each is credited exactly once.
     const accounts = await depositAccounts(bank, 'yield', 4, 80_000n);
     const before = await Promise.all(accounts.map((a) => row(bank, a)));
-    await Promise.all([runDay(bank, deposits, '2031-05-11', 3), runDay(bank, deposits, '2031-05-11', 1)]);
+    await Promise.all([runDay(bank, deposits, '2031-10-11', 3), runDay(bank, deposits, '2031-10-11', 1)]);
     for (const [i, a] of accounts.entries()) {
       const days = await accrualsOf(bank.router, a.id, '', '');
       // First day of 80,000 at 5% ACT/365F: 80,000 x 500 / 3,650,000 = 10.96 -> 11, posted daily.
-      expect(days).toEqual([{ businessDate: '2031-05-11', balance: 80_000n, amount: 11n, posted: 11n }]);
+      expect(days).toEqual([{ businessDate: '2031-10-11', balance: 80_000n, amount: 11n, posted: 11n }]);
       const r = await row(bank, a);
       expect(r.credits_posted - before[i]!.credits_posted).toBe(11n);
+    }
+    // An earlier day run after it (days close in order) leaves these accounts alone.
+    await runDay(bank, deposits, '2031-10-09', 2);
+    for (const a of accounts) {
+      expect((await accrualsOf(bank.router, a.id, '', '')).map((d) => d.businessDate)).toEqual(['2031-10-11']);
     }
     expect((await bank.client.checkLedgerInvariant({})).ok).toBe(true);
   });
 
   it('excludes bookings dated after the day from its end-of-day balance', async () => {
     const [a] = await depositAccounts(bank, 'monthly', 1, 365_000n);
-    // The channels are on 2031-06-02 while 2031-06-01 closes; a deposit of 1,000,000 lands then.
-    await day.setBusinessDate({ businessDate: '2031-06-02', force: true });
+    // The channels are on 2031-11-02 while 2031-11-01 closes; a deposit of 1,000,000 lands then.
+    await day.setBusinessDate({ businessDate: '2031-11-02', force: true });
     const res = await bank.client.createTransfers({
       transfers: [
         transfer({
@@ -317,20 +322,61 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
       ],
     });
     expect(res.results[0]!.code).toBe(R.TRANSFER_RESULT_CODE_OK);
-    expect(res.results[0]!.transfer!.businessDate).toBe('2031-06-02');
-    await runDay(bank, deposits, '2031-06-01');
-    // 365,000 x 250 / 3,650,000 = 25: the 1,000,000 dated 2 June does not count on 1 June.
-    expect(await accrualsOf(bank.router, a!.id, '2031-06-01', '2031-06-01')).toEqual([
-      { businessDate: '2031-06-01', balance: 365_000n, amount: 25n, posted: 0n },
+    expect(res.results[0]!.transfer!.businessDate).toBe('2031-11-02');
+    await runDay(bank, deposits, '2031-11-01');
+    // 365,000 x 250 / 3,650,000 = 25: the 1,000,000 dated 2 November does not count on 1 November.
+    expect(await accrualsOf(bank.router, a!.id, '2031-11-01', '2031-11-01')).toEqual([
+      { businessDate: '2031-11-01', balance: 365_000n, amount: 25n, posted: 0n },
     ]);
-    // The trial balance of 1 June leaves the 2 June deposit out, and still balances.
-    await runDay(bank, gl, '2031-06-01');
-    const tb = await expectTrialBalance(bank, '2031-06-01');
-    const live = await trialBalance(bank.router, '2031-06-02');
+    // The trial balance of 1 November leaves the 2 November deposit out, and still balances.
+    await runDay(bank, gl, '2031-11-01');
+    const tb = await expectTrialBalance(bank, '2031-11-01');
+    const live = await trialBalance(bank.router, '2031-11-02');
     const cash = (t: typeof tb) =>
       t.balances.find((b) => b.shard === undefined)!.lines.find((l) => l.glAccount === 'CASH' && l.currency === 'EUR')!;
     expect(cash(live).debits - cash(tb).debits).toBe(1_000_000n);
     expect(cash(live).dayDebits).toBe(1_000_000n);
+    await day.setBusinessDate({ businessDate: '2029-12-31', force: true });
+  });
+
+  it('runs while channels keep booking on the next day: no deadlock, each on its own date', async () => {
+    const accounts = await depositAccounts(bank, 'yield', 12, 365_000n);
+    await day.setBusinessDate({ businessDate: '2031-12-02', force: true });
+    let stop = false;
+    let booked = 0n;
+    // Payments between the accounts being closed, and from CASH, in both directions of id order.
+    const channel = (async () => {
+      for (let i = 0; !stop; i++) {
+        const from = accounts[i % accounts.length]!;
+        const to = accounts.find((a, k) => a.shard === from.shard && k !== i % accounts.length);
+        const cash = systemAccountId(bank.router.map, from.shard, SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH, 'EUR');
+        const res = await bank.client.createTransfers({
+          transfers: [
+            transfer({ debitAccountId: cash, creditAccountId: from.id, amount: 7n }),
+            ...(to ? [transfer({ debitAccountId: from.id, creditAccountId: to.id, amount: 3n })] : []),
+          ],
+        });
+        for (const r of res.results) {
+          expect(r.code).toBe(R.TRANSFER_RESULT_CODE_OK);
+          expect(r.transfer!.businessDate).toBe('2031-12-02');
+        }
+        booked += 7n;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await runDay(bank, deposits, '2031-12-01', 4);
+    stop = true;
+    await channel;
+    expect(booked).toBeGreaterThan(0n);
+    // 365,000 x 500 / 3,650,000 = 50 a day on the balance of 1 December, whatever 2 December brought.
+    for (const a of accounts) {
+      expect(await accrualsOf(bank.router, a.id, '2031-12-01', '2031-12-01')).toEqual([
+        { businessDate: '2031-12-01', balance: 365_000n, amount: 50n, posted: 50n },
+      ]);
+    }
+    expect((await bank.client.checkLedgerInvariant({})).ok).toBe(true);
+    await runDay(bank, gl, '2031-12-01');
+    await expectTrialBalance(bank, '2031-12-01');
     await day.setBusinessDate({ businessDate: '2029-12-31', force: true });
   });
 

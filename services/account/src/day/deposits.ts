@@ -29,7 +29,9 @@
 //   account, credit DEPOSIT_FEE_INCOME. Transfer ids are deterministic (kit hashedUuid parts
 //   'cob', date, 'deposits', what, account; the account's bucket kept as bucketedId does).
 // - Idempotent per (business date, account): deposit_accruals' key, written in the same
-//   transaction as the journal rows; a chunk run again skips the accounts it finds there.
+//   transaction as the journal rows; a chunk run again skips the accounts it finds there. Days
+//   close in order (the coordinator's rule): an account whose last accrual is dated after the
+//   date is skipped too, never accrued out of order on a stale state.
 // - No outbox events for these bulk bookings (one per account per day would double the work):
 //   the COB run's summary (the chunks' totals) and deposit_accruals are the record.
 import { BUSINESS_DATE_LOCK, bucketedId, type ShardRouter } from '@corebank/kit';
@@ -286,14 +288,14 @@ async function accrueAndPost(
         left join later l on l.account_id = a.id
         left join lateral (
           select d.business_date, d.cum_exact, d.cum_accrued, d.cum_posted from deposit_accruals d
-           where d.account_id = a.id and d.business_date <= ?::date
+           where d.account_id = a.id
            order by d.business_date desc limit 1) prev on true
        where not a.system and not a.closed ${r.sql}),
-    ${bind(w.date, w.date, ...r.bindings)}
+    ${bind(w.date, ...r.bindings)}
     exact as (
       select c.*, c.prev_exact + case when c.eod > 0 then c.eod::numeric * c.bps * c.w else 0 end as cum_exact,
              10000::numeric * c.basis as den
-        from cand c where c.prev_date is distinct from ?::date),
+        from cand c where c.prev_date is null or c.prev_date < ?::date),
     ${bind(w.date)}
     -- round_half_even(cum_exact / den) in integers: q = floor, r2 = 2 x remainder.
     rounded as (
