@@ -17,6 +17,7 @@ import { DayCount, PostingFrequency, type DepositTerms } from '@corebank/kit/gen
 import { createDatabases, startPostgres } from '@corebank/kit/testing';
 import type { Knex } from 'knex';
 import { depositStep } from '../services/account/src/day/deposits.js';
+import { glStep, trialBalance } from '../services/account/src/day/gl.js';
 import { idRanges } from '../services/account/src/day/steps.js';
 import { accountMigrations } from '../services/account/src/migrations.js';
 import { checkInvariant } from '../services/account/src/reports.js';
@@ -141,6 +142,14 @@ try {
           .join(' ')})`,
     );
   }
+  // The GL step of the first day (one chunk per shard, in parallel): journal and trial balance.
+  t0 = Date.now();
+  const gl = glStep();
+  await Promise.all(router.shards.map((shard) => gl({ date: '2030-01-02', shard, after: '', upTo: '' })));
+  const tb = await trialBalance(router, '2030-01-02');
+  console.log(
+    `gl step: ${((Date.now() - t0) / 1000).toFixed(2)} s for ${SHARDS} shard(s); balanced: ${tb.balances.every((b) => b.balanced)}`,
+  );
   const inv = await checkInvariant(router);
   console.log(`ledger invariant ok: ${inv.ok}`);
   await router.close();
