@@ -265,4 +265,53 @@ export const accountMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '007_deposit_accruals_and_trial_balance',
+    async up(db) {
+      // The close of business's sub-ledger of deposit interest (day/deposits.ts) and the general
+      // ledger's stored trial balances (day/gl.ts).
+      //
+      // deposit_accruals: one row per interest-bearing account and business date, written in the
+      // same transaction as the day's journal rows, so its key (account, date) is what makes the
+      // step idempotent. The cum_* columns carry the account's accrual state: cum_exact is the
+      // exact cumulative interest as a numerator over denominator (10000 x the day-count basis;
+      // an integer, never a float), cum_accrued = round_half_even(cum_exact / denominator), so a
+      // day's amount = cum_accrued - the day before's, and no rounding residue is ever lost.
+      // No foreign key to accounts: the rows are written in bulk beside the account rows they come
+      // from, and an account is never deleted.
+      //
+      // gl_trial_balances: per business date, GL line and currency, the posted debits and credits
+      // at the end of the day and the day's journal; gl_days marks a day whose GL step ran.
+      await db.raw(`
+        create table deposit_accruals (
+          account_id uuid not null,
+          business_date date not null,
+          balance bigint not null,
+          amount bigint not null,
+          posted bigint not null,
+          fee bigint not null,
+          cum_exact numeric not null,
+          denominator bigint not null,
+          cum_accrued bigint not null,
+          cum_posted bigint not null,
+          primary key (account_id, business_date)
+        );
+        create table gl_trial_balances (
+          business_date date not null,
+          gl_account text not null,
+          currency char(3) not null,
+          category smallint not null,
+          debits bigint not null,
+          credits bigint not null,
+          day_debits bigint not null,
+          day_credits bigint not null,
+          primary key (business_date, gl_account, currency)
+        );
+        create table gl_days (
+          business_date date primary key,
+          computed_at timestamptz not null default now()
+        );
+      `);
+    },
+  },
 ];

@@ -80,7 +80,7 @@ function validateDeposit(v: Violations, d: DepositTerms) {
     v.add(`${p}.day_count`, 'must be ACT_365F, ACT_360 or THIRTY_360');
   }
   if (!known(PostingFrequency, d.postingFrequency)) {
-    v.add(`${p}.posting_frequency`, 'must be MONTHLY, QUARTERLY, ANNUALLY or AT_MATURITY');
+    v.add(`${p}.posting_frequency`, 'must be DAILY, MONTHLY, QUARTERLY, ANNUALLY or AT_MATURITY');
   }
   if (d.termMonths > MAX_TERM_MONTHS) v.add(`${p}.term_months`, `must be at most ${MAX_TERM_MONTHS}`);
   else if (d.postingFrequency === PostingFrequency.POSTING_FREQUENCY_AT_MATURITY && d.termMonths === 0) {

@@ -175,6 +175,8 @@ export enum PostingFrequency {
   POSTING_FREQUENCY_ANNUALLY = 3,
   /** POSTING_FREQUENCY_AT_MATURITY - Once, at the end of the term: needs term_months. */
   POSTING_FREQUENCY_AT_MATURITY = 4,
+  /** POSTING_FREQUENCY_DAILY - Every business day (a yield product: the day's interest is credited at each close of business). */
+  POSTING_FREQUENCY_DAILY = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -195,6 +197,9 @@ export function postingFrequencyFromJSON(object: any): PostingFrequency {
     case 4:
     case "POSTING_FREQUENCY_AT_MATURITY":
       return PostingFrequency.POSTING_FREQUENCY_AT_MATURITY;
+    case 5:
+    case "POSTING_FREQUENCY_DAILY":
+      return PostingFrequency.POSTING_FREQUENCY_DAILY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -214,6 +219,8 @@ export function postingFrequencyToJSON(object: PostingFrequency): string {
       return "POSTING_FREQUENCY_ANNUALLY";
     case PostingFrequency.POSTING_FREQUENCY_AT_MATURITY:
       return "POSTING_FREQUENCY_AT_MATURITY";
+    case PostingFrequency.POSTING_FREQUENCY_DAILY:
+      return "POSTING_FREQUENCY_DAILY";
     case PostingFrequency.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
