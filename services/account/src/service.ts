@@ -15,6 +15,8 @@ import {
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { BusinessDayServiceService } from '@corebank/kit/gen/corebank/v1/day';
 import { getBusinessDate, setBusinessDate, startBusinessDay } from './day/dates.js';
+import { depositStep, productTerms } from './day/deposits.js';
+import { accrualsOf, glStep, trialBalance } from './day/gl.js';
 import type { CoordinatorDeps } from './day/coordinator.js';
 import { cobQueue, ensureCobQueue } from './day/queue.js';
 import { installationId } from './day/store.js';
@@ -117,11 +119,12 @@ export async function startAccountService(
     steps: config.cobSteps,
     signal: cobAbort.signal,
   };
+  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
   const loans = connectLoans(config.loanServiceAddress, identity);
   const cobSteps: Record<StepName, StepRunner> = {
     loans: loanDayStep(loans),
-    deposits: async () => ({ items: 0, totals: [] }),
-    gl: async () => ({ items: 0, totals: [] }),
+    deposits: depositStep({ router, terms: productTerms(peers) }),
+    gl: glStep(),
     ...options.cobSteps,
   };
   const cobWorker = config.cobWorkerEnabled
@@ -140,7 +143,6 @@ export async function startAccountService(
     : undefined;
   const cobRuns = new Set<Promise<unknown>>();
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
-  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
 
   const sweeper =
     config.expirySweepIntervalMs > 0
@@ -248,8 +250,16 @@ export async function startAccountService(
         validateBusinessDate(req.businessDate);
         return getCloseOfBusiness(cob, req.businessDate);
       },
-      getTrialBalance: () => Promise.reject(new Error('not yet')),
-      getAccruals: () => Promise.reject(new Error('not yet')),
+      getTrialBalance: (req) => trialBalance(router, req.businessDate, req.shard),
+      async getAccruals(req, ctx) {
+        const accruals = await accrualsOf(router, req.accountId, req.fromDate, req.toDate);
+        // A customer's token reads its own accounts' accruals only.
+        if (ctx.principal.customerId !== undefined) {
+          const account = await getAccount(router, req.accountId.toLowerCase());
+          requireCustomer(ctx.principal, account.ownerId, 'account_id');
+        }
+        return { accountId: req.accountId.toLowerCase(), accruals };
+      },
     },
     DAY_SCOPES,
     verifier,

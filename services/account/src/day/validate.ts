@@ -1,12 +1,7 @@
 // Request checks of BusinessDayService, and the idempotency keys of its two commands.
 import { createHash } from 'node:crypto';
 import { DomainError, isIsoDate, text, Violations } from '@corebank/kit';
-import type {
-  GetAccrualsRequest,
-  GetTrialBalanceRequest,
-  RunCloseOfBusinessRequest,
-  SetBusinessDateRequest,
-} from '@corebank/kit/gen/corebank/v1/day';
+import type { RunCloseOfBusinessRequest, SetBusinessDateRequest } from '@corebank/kit/gen/corebank/v1/day';
 import type { Knex } from 'knex';
 import { claimKey } from './store.js';
 
@@ -34,22 +29,6 @@ export function validateRunCloseOfBusiness(req: RunCloseOfBusinessRequest): void
 export function validateBusinessDate(value: string, field = 'business_date'): void {
   const v = new Violations();
   date(v, field, value, true);
-  v.throwIfAny();
-}
-
-export function validateGetTrialBalance(req: GetTrialBalanceRequest, shards: number): void {
-  const v = new Violations();
-  date(v, 'business_date', req.businessDate, true);
-  if (req.shard !== undefined && !(Number.isInteger(req.shard) && req.shard >= 0 && req.shard < shards))
-    v.add('shard', `must be a shard, 0 to ${shards - 1}`);
-  v.throwIfAny();
-}
-
-export function validateGetAccruals(req: GetAccrualsRequest): void {
-  const v = new Violations();
-  text(v, 'account_id', req.accountId, { max: 36, required: true });
-  date(v, 'from_date', req.fromDate, false);
-  date(v, 'to_date', req.toDate, false);
   v.throwIfAny();
 }
 
