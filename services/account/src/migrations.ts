@@ -314,4 +314,59 @@ export const accountMigrations: Migration[] = [
       `);
     },
   },
+  {
+    name: '008_ledger_closed_days',
+    async up(db) {
+      // The days whose general-ledger step has closed them on this shard: after that, no booking
+      // may be dated to them (the close of business dates its own bookings to the day it closes,
+      // until then). The gl step inserts the day under the business date's lock taken
+      // exclusively, so every batch that could still date a booking to it has committed.
+      await db.raw(`
+        create table ledger_closed_days (
+          business_date date primary key,
+          closed_at timestamptz not null default now()
+        );
+
+        -- As 006, plus the last closed day.
+        create or replace function ledger_load(account_ids uuid[], transfer_ids uuid[], pending_ids uuid[]) returns json
+        language plpgsql volatile as $fn$
+        declare
+          loaded json;
+        begin
+          perform pg_advisory_xact_lock_shared(${BUSINESS_DATE_LOCK});
+          perform 1 from accounts where id = any(account_ids) order by id for update;
+          select json_build_object(
+            'now', now(),
+            'business_date', (select to_char(business_date, 'YYYY-MM-DD') from business_date),
+            'closed_through', (select to_char(max(business_date), 'YYYY-MM-DD') from ledger_closed_days),
+            'accounts', (select coalesce(json_agg(json_build_object(
+                'id', id, 'owner_id', owner_id, 'currency', currency,
+                'debits_must_not_exceed_credits', debits_must_not_exceed_credits,
+                'credits_must_not_exceed_debits', credits_must_not_exceed_debits,
+                'overdraft_limit', overdraft_limit::text, 'minimum_balance', minimum_balance::text,
+                'debits_pending', debits_pending::text,
+                'debits_posted', debits_posted::text, 'credits_pending', credits_pending::text,
+                'credits_posted', credits_posted::text, 'entry_seq', entry_seq::text,
+                'debits_blocked', debits_blocked, 'closed', closed)), '[]'::json)
+              from accounts where id = any(account_ids)),
+            'transfers', (select coalesce(json_agg(t), '[]'::json) from (
+                select 't' as src, id, debit_account_id, credit_account_id, amount::text as amount, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       to_char(business_date, 'YYYY-MM-DD') as business_date, null::smallint as resolved_by
+                  from transfers where id = any(transfer_ids)
+                union all
+                select 'p', id, debit_account_id, credit_account_id, amount::text, currency, kind,
+                       linked, pending_id, timeout_seconds, expires_at, code, reference, body_hash, created_at,
+                       to_char(business_date, 'YYYY-MM-DD'), (select kind from transfers r where r.pending_id = p.id)
+                  from transfers p where p.id = any(pending_ids)) t),
+            'refusals', (select coalesce(json_agg(json_build_object(
+                'id', id, 'body_hash', body_hash, 'result', result, 'field', field)), '[]'::json)
+              from transfer_rejections where id = any(transfer_ids)))
+          into loaded;
+          return loaded;
+        end
+        $fn$;
+      `);
+    },
+  },
 ];

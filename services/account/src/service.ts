@@ -47,7 +47,7 @@ import { startExpirySweeper } from './expiry.js';
 import { ShardBatcher } from './ledger/batcher.js';
 import { routeTransfers } from './ledger/router.js';
 import { transferToProto } from './proto.js';
-import { validateTransfers } from './ledger/validate.js';
+import { BACKDATE_SCOPE, validateTransfers } from './ledger/validate.js';
 import { checkInvariant, getStatement, getTransfer } from './reports.js';
 import { closeOwnerAccounts, setOwnerDebitsBlocked } from './lifecycle.js';
 
@@ -173,7 +173,11 @@ export async function startAccountService(
         return { accounts: await listSystemAccounts(router) };
       },
       async createTransfers(req, ctx) {
-        const inputs = validateTransfers(req.transfers, ctx.principal.customerId);
+        const inputs = validateTransfers(
+          req.transfers,
+          ctx.principal.customerId,
+          ctx.principal.scopes.has(BACKDATE_SCOPE),
+        );
         const outcomes = await routeTransfers(inputs, router, batchers, ctx.signal);
         // The expiry sweeper sleeps until the earliest hold it knows of: tell it about new ones.
         for (const o of outcomes)

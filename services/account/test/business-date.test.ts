@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { readShardBusinessDate } from '@corebank/kit';
 import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
-import { promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
+import { ALL_SCOPES, promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
+import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type TestBank } from './bank.js';
@@ -75,6 +76,45 @@ describe('the business date', () => {
       code: status.ALREADY_EXISTS,
     });
     expect((await day.getBusinessDate({})).businessDate).toBe('2030-04-03');
+  });
+
+  it('lets only the close of business date a booking, and only to the day being closed', async () => {
+    await day.setBusinessDate({ businessDate: '2030-04-20', force: true, idempotencyKey: randomUUID() });
+    const [a, b] = await openAccounts(bank, 2, { constrained: false, owner: 'cust-backdated' });
+    const dated = (businessDate: string) =>
+      transfer({ debitAccountId: a!.id, creditAccountId: b!.id, amount: 3n, businessDate });
+    // A channel (no ledger:close) may not date a booking at all.
+    await expect(bank.client.createTransfers({ transfers: [dated('2030-04-19')] })).rejects.toMatchObject({
+      code: status.PERMISSION_DENIED,
+    });
+    const cob = promisify(
+      new AccountServiceClient(bank.address, testChannelCredentials(bank.env)),
+      await testToken([...ALL_SCOPES, 'ledger:close']),
+    );
+    try {
+      const res = await cob.createTransfers({
+        transfers: [dated('2030-04-19'), dated('2030-04-20'), dated('2030-04-18'), dated('2030-04-21')],
+      });
+      expect(res.results.map((r) => [r.code, r.transfer?.businessDate ?? ''])).toEqual([
+        [R.TRANSFER_RESULT_CODE_OK, '2030-04-19'],
+        [R.TRANSFER_RESULT_CODE_OK, '2030-04-20'],
+        [R.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED, ''],
+        [R.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED, ''],
+      ]);
+      // Once the general-ledger step has closed the eve on a shard, nothing more is dated to it.
+      const shard = bank.router.shards[a!.shard]!;
+      await shard.db.raw(`insert into ledger_closed_days (business_date) values ('2030-04-19')`);
+      const late = await cob.createTransfers({ transfers: [dated('2030-04-19')] });
+      expect(late.results[0]!.code).toBe(R.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED);
+      expect(late.results[0]!.field).toBe('transfers[0].business_date');
+      // Not a final refusal: nothing recorded under the id.
+      const { rows } = (await shard.db.raw(`select count(*)::int as n from transfer_rejections where id = ?`, [
+        late.results[0]!.id,
+      ])) as { rows: { n: number }[] };
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      cob.close();
+    }
   });
 
   it('moves as a clean cut while transfers are in flight on every shard', async () => {

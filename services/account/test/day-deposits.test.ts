@@ -4,6 +4,7 @@
 // monthly and annually, monthly fees within the balance, re-runs booking nothing twice, the
 // end-of-day balance excluding later-dated bookings, and a trial balance that balances every day
 // and agrees with the day's transfers; the ledger invariant holds after the bulk bookings.
+import { randomUUID } from 'node:crypto';
 import { SystemAccountKind, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
 import { DayCount, PostingFrequency, type DepositTerms } from '@corebank/kit/gen/corebank/v1/product';
@@ -121,7 +122,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
     bank = await startBank(shards);
     deposits = depositStep({ router: bank.router, terms: fixedTerms });
     day = promisify(new BusinessDayServiceClient(bank.address, testChannelCredentials(bank.env)), await testToken());
-    await day.setBusinessDate({ businessDate: '2029-12-31', force: true });
+    await day.setBusinessDate({ businessDate: '2029-12-31', force: true, idempotencyKey: randomUUID() });
   });
   afterAll(async () => {
     day?.close();
@@ -315,7 +316,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
   it('excludes bookings dated after the day from its end-of-day balance', async () => {
     const [a] = await depositAccounts(bank, 'monthly', 1, 365_000n);
     // The channels are on 2031-11-02 while 2031-11-01 closes; a deposit of 1,000,000 lands then.
-    await day.setBusinessDate({ businessDate: '2031-11-02', force: true });
+    await day.setBusinessDate({ businessDate: '2031-11-02', force: true, idempotencyKey: randomUUID() });
     const res = await bank.client.createTransfers({
       transfers: [
         transfer({
@@ -340,12 +341,12 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
       t.balances.find((b) => b.shard === undefined)!.lines.find((l) => l.glAccount === 'CASH' && l.currency === 'EUR')!;
     expect(cash(live).debits - cash(tb).debits).toBe(1_000_000n);
     expect(cash(live).dayDebits).toBe(1_000_000n);
-    await day.setBusinessDate({ businessDate: '2029-12-31', force: true });
+    await day.setBusinessDate({ businessDate: '2029-12-31', force: true, idempotencyKey: randomUUID() });
   });
 
   it('runs while channels keep booking on the next day: no deadlock, each on its own date', async () => {
     const accounts = await depositAccounts(bank, 'yield', 12, 365_000n);
-    await day.setBusinessDate({ businessDate: '2031-12-02', force: true });
+    await day.setBusinessDate({ businessDate: '2031-12-02', force: true, idempotencyKey: randomUUID() });
     let stop = false;
     let booked = 0n;
     // Payments between the accounts being closed, and from CASH, in both directions of id order.
@@ -381,7 +382,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
     expect((await bank.client.checkLedgerInvariant({})).ok).toBe(true);
     await runDay(bank, gl, '2031-12-01');
     await expectTrialBalance(bank, '2031-12-01');
-    await day.setBusinessDate({ businessDate: '2029-12-31', force: true });
+    await day.setBusinessDate({ businessDate: '2029-12-31', force: true, idempotencyKey: randomUUID() });
   });
 
   it('reports NOT_FOUND for an unknown account and INVALID_ARGUMENT for bad input', async () => {

@@ -26,9 +26,10 @@ export const SERVICE_IDENTITIES: Readonly<
     product: ['products:read'],
   },
   // Checks the applicant (status, KYC, risk tier) and the loan product; opens the loan's own
-  // ledger account, finds the shard's GL accounts (ledger:read), disburses and collects.
+  // ledger account, finds the shard's GL accounts (ledger:read), disburses and collects; its
+  // loan day (the close of business) dates its bookings to the day closed (ledger:close).
   loan: {
-    account: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read'],
+    account: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read', 'ledger:close'],
     customer: ['customers:read'],
     product: ['products:read'],
   },

@@ -3,6 +3,7 @@
 import { allowedScopes, SERVICE_IDENTITIES } from '@corebank/kit';
 import { describe, expect, it } from 'vitest';
 import { SCOPES as ACCOUNT } from '../../account/src/service.js';
+import { BACKDATE_SCOPE } from '../../account/src/ledger/validate.js';
 import { SCOPES as CUSTOMER } from '../../customer/src/service.js';
 import { SCOPES as LOAN } from '../../loan/src/service.js';
 import { SCOPES as PAYMENT } from '../../payment/src/service.js';
@@ -16,6 +17,8 @@ const RPC_SCOPES: Record<string, Record<string, string>> = {
   product: PRODUCT,
 };
 
+const FIELD_SCOPES: Record<string, string[]> = { account: [BACKDATE_SCOPE] };
+
 describe('service identities', () => {
   it('is exactly this table', () => {
     expect(SERVICE_IDENTITIES).toEqual({
@@ -28,7 +31,7 @@ describe('service identities', () => {
         product: ['products:read'],
       },
       loan: {
-        account: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read'],
+        account: ['accounts:read', 'accounts:write', 'transfers:write', 'ledger:read', 'ledger:close'],
         customer: ['customers:read'],
         product: ['products:read'],
       },
@@ -51,7 +54,11 @@ describe('service identities', () => {
         expect(target, `${caller} calls itself`).not.toBe(caller);
         for (const s of scopes ?? []) {
           // Every scope held is one some RPC of the callee requires.
-          expect(Object.values(RPC_SCOPES[target] ?? {}), `${caller} -> ${target}: ${s}`).toContain(s);
+          // (or a scope that unlocks one field: dating a ledger booking to the day being closed).
+          expect(
+            [...Object.values(RPC_SCOPES[target] ?? {}), ...(FIELD_SCOPES[target] ?? [])],
+            `${caller} -> ${target}: ${s}`,
+          ).toContain(s);
           // Freezing a customer's accounts; the close of business running a shard's loan day.
           if (s.endsWith(':admin'))
             expect(['customer -> account: accounts:admin', 'account -> loan: loans:admin']).toContain(

@@ -614,10 +614,11 @@ export async function postPending(d: DayDeps, s: DayScope, deadline?: Date): Pro
     debit_account_id: string;
     credit_account_id: string;
     step: number;
+    business_date: string;
   }>(
     s.shard.db,
-    `select id, amount, debit_account_id, credit_account_id, step from loan_postings
-      where business_date = ?::date and range_key = ? and not posted order by id`,
+    `select id, amount, debit_account_id, credit_account_id, step, to_char(business_date, 'YYYY-MM-DD') as business_date
+       from loan_postings where business_date = ?::date and range_key = ? and not posted order by id`,
     [s.date, rangeKey(s)],
   );
   await postPostings(d, s.shard, list, deadline);
@@ -626,7 +627,14 @@ export async function postPending(d: DayDeps, s: DayScope, deadline?: Date): Pro
 export async function postPostings(
   d: Pick<DayDeps, 'accounts' | 'log'>,
   shard: Shard,
-  list: { id: string; amount: bigint; debit_account_id: string; credit_account_id: string; step: number }[],
+  list: {
+    id: string;
+    amount: bigint;
+    debit_account_id: string;
+    credit_account_id: string;
+    step: number;
+    business_date: string;
+  }[],
   deadline?: Date,
 ): Promise<number> {
   if (!list.length) return 0;
@@ -642,6 +650,8 @@ export async function postPostings(
     code: p.step === KIND.interest ? CODES.interestAccrual : CODES.penaltyAccrual,
     reference: `loan day ${p.step === KIND.interest ? 'interest' : 'penalty'} accrual`,
     currency: '',
+    // The day it belongs to, the day the close of business is closing (the ledger is on the next).
+    businessDate: p.business_date,
   });
   const outcomes = await d.accounts.transferChains(
     list.map((p) => [transfer(p)]),
@@ -663,9 +673,17 @@ export async function postPostings(
 
 /** Postings left unposted for longer than `ageMs` (a crash or outage between the commit and the ledger). */
 export async function stalePostings(db: Knex, ageMs: number, limit: number) {
-  return rows<{ id: string; amount: bigint; debit_account_id: string; credit_account_id: string; step: number }>(
+  return rows<{
+    id: string;
+    amount: bigint;
+    debit_account_id: string;
+    credit_account_id: string;
+    step: number;
+    business_date: string;
+  }>(
     db,
-    `select id, amount, debit_account_id, credit_account_id, step from loan_postings
+    `select id, amount, debit_account_id, credit_account_id, step, to_char(business_date, 'YYYY-MM-DD') as business_date
+       from loan_postings
       where not posted and updated_at < now() - make_interval(secs => ?) order by updated_at limit ?`,
     [ageMs / 1000, limit],
   );

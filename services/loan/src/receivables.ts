@@ -136,6 +136,8 @@ export function repaymentTransfers(r: RepaymentRow, loanLedgerAccountId: string)
     code,
     reference: `loan ${r.loan_id} repayment ${r.id}`,
     currency: '',
+    // A collection belongs to the day the close of business collected it for.
+    ...(r.kind === K.REPAYMENT_KIND_COLLECTION && r.business_date ? { businessDate: r.business_date } : {}),
   });
   if (r.kind === K.REPAYMENT_KIND_RECOVERY)
     return [transfer(ids.income, r.income_account_id, r.amount, CODES.recovery)];

@@ -62,16 +62,18 @@ export async function loanEnv(shards: number, overrides: Record<string, string> 
 }
 
 export async function startLoans(shards: number, overrides: Record<string, string> = {}): Promise<TestLoans> {
-  const ports = { customer: await freePort(), product: await freePort() };
+  const ports = { customer: await freePort(), product: await freePort(), loan: await freePort() };
+  // The ledger runs the close of business, whose loans step calls this loan service.
   const bank = await startBank(shards, {
     CUSTOMER_SERVICE_ADDRESS: `127.0.0.1:${ports.customer}`,
     PRODUCT_SERVICE_ADDRESS: `127.0.0.1:${ports.product}`,
+    LOAN_SERVICE_ADDRESS: `127.0.0.1:${ports.loan}`,
   });
   const peers = await startPeers(bank, shards, ports);
   const env = await loanEnv(shards, {
     ...peers.env,
     ACCOUNT_SERVICE_ADDRESS: bank.address,
-    GRPC_PORT: String(await freePort()),
+    GRPC_PORT: String(ports.loan),
     ...overrides,
   });
   const start = () => startLoanService(loadLoanConfig(env), createLogger('loan', env.LOG_LEVEL!));

@@ -14,7 +14,7 @@
 // 7000 (the loan service's loan accounts) is LOANS_PRINCIPAL; every other customer account is
 // CUSTOMER_DEPOSITS. `balanced`: per currency, the lines' debits equal their credits, both at the
 // end of the day and in the day's journal.
-import { DomainError, isIsoDate, isUuid, type ShardRouter } from '@corebank/kit';
+import { BUSINESS_DATE_LOCK, DomainError, isIsoDate, isUuid, type ShardRouter } from '@corebank/kit';
 import { SystemAccountKind } from '@corebank/kit/gen/corebank/v1/account';
 import {
   GlCategory,
@@ -142,6 +142,13 @@ export function isBalanced(lines: TrialBalanceLine[]): boolean {
 export function glStep(): StepRunner {
   return async (w: ChunkWork): Promise<StepResult> => {
     const { db } = w.shard;
+    // First the day is closed to bookings: under the business date's lock taken exclusively, so
+    // every batch that dated a booking to it has committed, and none can after (ledger_load reads
+    // the closed days). Then its journal is final and the lines are computed without the lock.
+    await db.transaction(async (tx) => {
+      await tx.raw('select pg_advisory_xact_lock(?)', [BUSINESS_DATE_LOCK]);
+      await tx.raw('insert into ledger_closed_days (business_date) values (?::date) on conflict do nothing', [w.date]);
+    });
     const lines = await db.transaction(async (tx) => {
       const lines = await computeLines(tx, w.date);
       await tx.raw(`delete from gl_trial_balances where business_date = ?::date`, [w.date]);

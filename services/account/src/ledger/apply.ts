@@ -265,10 +265,24 @@ interface Movement {
 
 type Balances = Pick<AccountState, 'debitsPending' | 'debitsPosted' | 'creditsPending' | 'creditsPosted'>;
 
+/**
+ * A booking the close of business dates itself may carry the day being closed (the eve of the
+ * shard's business date, until the day's general-ledger step closes it) or the business date.
+ * Not final: the same id may be booked on an open day later.
+ */
+function checkBusinessDate(t: TransferInput, clock: BatchClock): void {
+  if (!t.businessDate || t.businessDate === clock.businessDate) return;
+  const eve = new Date(Date.parse(`${clock.businessDate}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+  if (t.businessDate !== eve || (clock.closedThrough !== '' && t.businessDate <= clock.closedThrough)) {
+    throw new Failure(R.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED, `${t.path}.business_date`);
+  }
+}
+
 /** Decides one transfer against the chain's view of the state and records it there; throws a Failure. */
 function applyOne(t: TransferInput, overlay: ChainOverlay, clock: BatchClock): StoredTransfer {
   const { debit, credit } = accountsOf(t, overlay);
   checkAccountsAcceptIt(t, debit, credit);
+  checkBusinessDate(t, clock);
   const move = movementOf(t, overlay, clock.now);
   const d = balancesAfter(debit, 'debits', move, t.path);
   const c = balancesAfter(credit, 'credits', move, t.path);
@@ -423,7 +437,7 @@ function record(
     reference: t.reference,
     bodyHash: t.bodyHash,
     createdAt: now,
-    businessDate,
+    businessDate: t.businessDate ?? businessDate,
   };
   const entry = (a: AccountState, other: AccountState, sign: bigint): Entry => {
     a.entrySeq += 1n;

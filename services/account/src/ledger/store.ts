@@ -131,7 +131,7 @@ export function transferFromRow(r: TransferRow): StoredTransfer {
   };
 }
 
-/** The batch's first statement: ledger_load (migration 006) locks, then reads, in one call. */
+/** The batch's first statement: ledger_load (migration 008) locks, then reads, in one call. */
 export function loadStatement(inputs: TransferInput[]): string {
   const ids = [...new Set(inputs.map((t) => t.id))];
   const pendingIds = [...new Set(inputs.flatMap((t) => (t.pendingId ? [t.pendingId] : [])))];
@@ -145,6 +145,8 @@ export interface Loaded {
   now: string;
   /** The shard's business date, read under its lock (ledger_load, migration 006). */
   business_date: string;
+  /** The last day the general-ledger step closed on the shard (ledger_load, migration 008); null: none. */
+  closed_through: string | null;
   accounts: {
     id: string;
     owner_id: string;
@@ -210,7 +212,14 @@ export function batchStateFrom(loaded: Loaded): { state: BatchState; clock: Batc
   for (const r of loaded.refusals) {
     state.rejections.set(r.id, { id: r.id, bodyHash: r.body_hash, result: r.result, field: r.field });
   }
-  return { state, clock: { now: new Date(loaded.now), businessDate: loaded.business_date } };
+  return {
+    state,
+    clock: {
+      now: new Date(loaded.now),
+      businessDate: loaded.business_date,
+      closedThrough: loaded.closed_through ?? '',
+    },
+  };
 }
 
 /** Writes the batch's journal rows, balances, holds, refusals and events in one statement. */

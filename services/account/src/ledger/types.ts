@@ -36,6 +36,8 @@ export interface TransferInput {
   bodyHash: string;
   /** Request path of this transfer, e.g. "transfers[3]", for result fields. */
   path: string;
+  /** The day being closed, for a booking the close of business makes (scope ledger:close). */
+  businessDate?: string;
   /** Set when the caller's token is bound to a customer: the debit account must be theirs. */
   actingCustomerId?: string;
 }
@@ -64,6 +66,8 @@ export interface StoredTransfer {
 export interface BatchClock {
   now: Date;
   businessDate: string;
+  /** The last day whose general-ledger step closed it on this shard ('' : none). */
+  closedThrough: string;
 }
 
 export interface Rejection {

@@ -3,7 +3,7 @@
 // bounded to its journal column (code and timeout_seconds are uint32 on the wire but `integer` in
 // PostgreSQL), so no request can make the group-commit statement fail for its neighbours.
 import { createHash } from 'node:crypto';
-import { enumValue, int64, repeated, text, uint32, uuid, Violations } from '@corebank/kit';
+import { DomainError, enumValue, int64, isIsoDate, repeated, text, uint32, uuid, Violations } from '@corebank/kit';
 import type { Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { TransferKind as K, type TransferInput } from './types.js';
 
@@ -30,13 +30,30 @@ export function bodyHash(t: Omit<TransferInput, 'bodyHash' | 'path' | 'id' | 'ac
         t.timeoutSeconds,
         t.code,
         t.reference,
+        // Only when set, so that every other transfer keeps the hash it always had.
+        ...(t.businessDate ? [t.businessDate] : []),
       ]),
     )
     .digest('base64url');
 }
 
-export function validateTransfers(transfers: Transfer[], actingCustomerId?: string): TransferInput[] {
+/** The scope that lets the close of business date a booking to the day it closes. */
+export const BACKDATE_SCOPE = 'ledger:close';
+
+export function validateTransfers(
+  transfers: Transfer[],
+  actingCustomerId?: string,
+  mayBackdate = false,
+): TransferInput[] {
   const v = new Violations();
+  if (!mayBackdate && transfers.some((t) => t.businessDate)) {
+    throw new DomainError(
+      'PERMISSION_DENIED',
+      'PERMISSION_DENIED',
+      `transfers[].business_date: only the close of business (scope ${BACKDATE_SCOPE}) dates a booking`,
+      [{ field: 'transfers[].business_date', description: `needs the ${BACKDATE_SCOPE} scope` }],
+    );
+  }
   repeated(v, 'transfers', transfers, { min: 1, max: MAX_TRANSFERS_PER_REQUEST });
   const out = transfers.slice(0, MAX_TRANSFERS_PER_REQUEST).map((t, i): TransferInput => {
     const p = `transfers[${i}]`;
@@ -56,6 +73,7 @@ export function validateTransfers(transfers: Transfer[], actingCustomerId?: stri
     else uint32(v, `${p}.timeout_seconds`, t.timeoutSeconds);
     uint32(v, `${p}.code`, t.code);
     text(v, `${p}.reference`, t.reference, { max: MAX_REFERENCE });
+    if (t.businessDate && !isIsoDate(t.businessDate)) v.add(`${p}.business_date`, 'must be a date YYYY-MM-DD');
     const body = {
       debitAccountId: debit,
       creditAccountId: credit,
@@ -66,6 +84,7 @@ export function validateTransfers(transfers: Transfer[], actingCustomerId?: stri
       timeoutSeconds: t.timeoutSeconds,
       code: t.code,
       reference: t.reference,
+      ...(t.businessDate ? { businessDate: t.businessDate } : {}),
     };
     return {
       id,

@@ -315,6 +315,11 @@ export enum TransferResultCode {
    * below its minimum balance (the deposit product's minimum_balance).
    */
   TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE = 25,
+  /**
+   * TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED - business_date was set to a day the ledger no longer books: only the day being closed (the
+   * business date's eve, until its general-ledger step) or the business date itself.
+   */
+  TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED = 26,
   UNRECOGNIZED = -1,
 }
 
@@ -398,6 +403,9 @@ export function transferResultCodeFromJSON(object: any): TransferResultCode {
     case 25:
     case "TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE":
       return TransferResultCode.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE;
+    case 26:
+    case "TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED":
+      return TransferResultCode.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -459,6 +467,8 @@ export function transferResultCodeToJSON(object: TransferResultCode): string {
       return "TRANSFER_RESULT_CODE_CREDIT_ACCOUNT_CLOSED";
     case TransferResultCode.TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE:
       return "TRANSFER_RESULT_CODE_BELOW_MINIMUM_BALANCE";
+    case TransferResultCode.TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED:
+      return "TRANSFER_RESULT_CODE_BUSINESS_DATE_CLOSED";
     case TransferResultCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -652,7 +662,9 @@ export interface Transfer {
     | undefined;
   /**
    * The business date the booking belongs to (YYYY-MM-DD; DESIGN.md "The bank's day"): the
-   * shard's business date when the ledger wrote it. Output only; ignored in requests.
+   * shard's business date when the ledger wrote it. A request may set it only for the close of
+   * business (scope ledger:close), and only to the day being closed (the eve of the business date,
+   * until that day's general-ledger step) or the business date: BUSINESS_DATE_CLOSED otherwise.
    */
   businessDate?: string | undefined;
 }
