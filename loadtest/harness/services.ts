@@ -17,6 +17,8 @@ import { globalRouter, loadProductConfig } from '../../services/product/src/conf
 import { productMigrations } from '../../services/product/src/migrations.js';
 import { loadPaymentConfig } from '../../services/payment/src/config.js';
 import { paymentMigrations } from '../../services/payment/src/migrations.js';
+import { loadLoanConfig } from '../../services/loan/src/config.js';
+import { loanMigrations } from '../../services/loan/src/migrations.js';
 
 export type BankService = LocalService;
 
@@ -90,6 +92,7 @@ export async function migrateServices(
     if (s === 'customer') plans.push([s, () => sharded(loadCustomerConfig(env)), customerMigrations]);
     if (s === 'payment') plans.push([s, () => sharded(loadPaymentConfig(env)), paymentMigrations]);
     if (s === 'product') plans.push([s, () => globalRouter(loadProductConfig(env), 2, s), productMigrations]);
+    if (s === 'loan') plans.push([s, () => sharded(loadLoanConfig(env)), loanMigrations]);
   }
   await Promise.all(
     plans.map(async ([, make, migrations]) => {
