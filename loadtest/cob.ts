@@ -246,7 +246,7 @@ const loansRate = loansSeconds > 0 ? opts.loans / loansSeconds : 0;
 const depositsRate = depositsSeconds > 0 ? opts.deposits / depositsSeconds : 0;
 const cpuText = Object.entries(cpu)
   .filter(([k]) => !['load', 'harness', 'other', 'machine'].includes(k))
-  .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+  .map(([k, v]) => `${k} ${v}%`)
   .join(', ');
 console.log(
   [
