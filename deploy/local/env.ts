@@ -113,6 +113,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
       COB_WORKER_ENABLED: 'true',
       COB_WORKER_CONCURRENCY: '2',
       COB_CHUNKS_PER_SHARD: '4',
+      COB_ACK_WAIT_MS: '60000',
       COB_STEPS: 'loans,deposits,gl',
       // The local bank's days close when asked (npm run cob), not by the clock.
       COB_SCHEDULE: '',

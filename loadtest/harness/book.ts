@@ -26,6 +26,58 @@ export interface BookSize {
   date: string;
 }
 
+const addDaysSql = (date: string, n: number) =>
+  new Date(Date.parse(`${date}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+
+/**
+ * Deposit accounts from..to (1-based) of a product on one account shard, on client `c` (its
+ * search_path on the account schema), each funded from the shard's cash account by a transfer
+ * with its entries and balances as the ledger writes them, dated `fundedOn`. Ids are md5-derived,
+ * so two banks loaded alike hold the same accounts (the COB kill test compares two such banks).
+ */
+export async function loadDeposits(
+  c: pg.Client,
+  o: { map: ShardMap; shard: number; from: number; to: number; productId: string; fundedOn: string },
+): Promise<void> {
+  const { from, to } = o;
+  if (from > to) return;
+  const cash = systemAccountId(o.map, o.shard, SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH, 'EUR');
+  const amount = `(100000 + (i % 997) * 1013)`;
+  await c.query('begin');
+  await c.query(
+    `insert into accounts (id, owner_id, idempotency_key, body_hash, currency, code,
+                           debits_must_not_exceed_credits, credits_must_not_exceed_debits, product_id,
+                           product_version, credits_posted, entry_seq)
+     select md5('acct' || i)::uuid, 'bench-' || i, 'k', '', 'EUR', 10, true, false, $1, 1, ${amount}, 1
+       from generate_series($2::int, $3::int) i`,
+    [o.productId, from, to],
+  );
+  await c.query(
+    `insert into transfers (id, debit_account_id, credit_account_id, amount, currency, kind, linked, code,
+                            body_hash, business_date)
+     select md5('fund' || i)::uuid, $1::uuid, md5('acct' || i)::uuid, ${amount}, 'EUR', 1, false, 1, '', $4::date
+       from generate_series($2::int, $3::int) i`,
+    [cash, from, to, o.fundedOn],
+  );
+  await c.query(
+    `insert into entries (account_id, seq, transfer_id, counterparty_id, posted_change, pending_change,
+                          debits_pending, debits_posted, credits_pending, credits_posted, created_at)
+     select md5('acct' || i)::uuid, 1, md5('fund' || i)::uuid, $1::uuid, ${amount}, 0, 0, 0, 0, ${amount}, now()
+       from generate_series($2::int, $3::int) i
+     union all
+     select $1::uuid, a.entry_seq + i - $2::int + 1, md5('fund' || i)::uuid, md5('acct' || i)::uuid, -${amount}, 0, 0,
+            a.debits_posted + sum(${amount}) over (order by i), 0, a.credits_posted, now()
+       from generate_series($2::int, $3::int) i, accounts a where a.id = $1::uuid`,
+    [cash, from, to],
+  );
+  await c.query(
+    `update accounts set debits_posted = debits_posted + (select sum(${amount}) from generate_series($2::int, $3::int) i),
+                         entry_seq = entry_seq + ($3::int - $2::int + 1) where id = $1`,
+    [cash, from, to],
+  );
+  await c.query('commit');
+}
+
 async function onEach<T>(url: string, dbs: string[], run: (c: pg.Client, i: number) => Promise<T>): Promise<T[]> {
   return Promise.all(
     dbs.map(async (db, i) => {
@@ -82,43 +134,7 @@ export async function loadBook(o: {
   const started = Date.now();
   await onEach(o.pgUrl, accountDbs, async (c, shard) => {
     const [from, to] = part(size.deposits, size.shards, shard);
-    if (from > to) return;
-    const cash = systemAccountId(map, shard, SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH, 'EUR');
-    const amount = `(100000 + (i % 997) * 1013)`;
-    await c.query('begin');
-    await c.query(
-      `insert into accounts (id, owner_id, idempotency_key, body_hash, currency, code,
-                             debits_must_not_exceed_credits, credits_must_not_exceed_debits, product_id,
-                             product_version, credits_posted, entry_seq)
-       select md5('acct' || i)::uuid, 'bench-' || i, 'k', '', 'EUR', 10, true, false, $1, 1, ${amount}, 1
-         from generate_series($2::int, $3::int) i`,
-      [depositProductId, from, to],
-    );
-    await c.query(
-      `insert into transfers (id, debit_account_id, credit_account_id, amount, currency, kind, linked, code,
-                              body_hash, business_date)
-       select md5('fund' || i)::uuid, $1::uuid, md5('acct' || i)::uuid, ${amount}, 'EUR', 1, false, 1, '',
-              $4::date - 30
-         from generate_series($2::int, $3::int) i`,
-      [cash, from, to, size.date],
-    );
-    await c.query(
-      `insert into entries (account_id, seq, transfer_id, counterparty_id, posted_change, pending_change,
-                            debits_pending, debits_posted, credits_pending, credits_posted, created_at)
-       select md5('acct' || i)::uuid, 1, md5('fund' || i)::uuid, $1::uuid, ${amount}, 0, 0, 0, 0, ${amount}, now()
-         from generate_series($2::int, $3::int) i
-       union all
-       select $1::uuid, i - $2::int + 1, md5('fund' || i)::uuid, md5('acct' || i)::uuid, -${amount}, 0, 0,
-              sum(${amount}) over (order by i), 0, 0, now()
-         from generate_series($2::int, $3::int) i`,
-      [cash, from, to],
-    );
-    await c.query(
-      `update accounts set debits_posted = debits_posted + (select sum(${amount}) from generate_series($2::int, $3::int) i),
-                           entry_seq = entry_seq + ($3::int - $2::int + 1) where id = $1`,
-      [cash, from, to],
-    );
-    await c.query('commit');
+    await loadDeposits(c, { map, shard, from, to, productId: depositProductId, fundedOn: addDaysSql(size.date, -30) });
   });
   o.say(`${size.deposits} deposit accounts funded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 

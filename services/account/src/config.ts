@@ -61,6 +61,13 @@ export const accountSpec = {
     parse: parsers.int(1, 64),
     default: '2',
   },
+  cobAckWaitMs: {
+    name: 'COB_ACK_WAIT_MS',
+    description:
+      'how long a close-of-business chunk may go without its worker reporting before another worker takes it (a worker killed mid-chunk); workers report every third of it',
+    parse: parsers.int(1000, 3_600_000),
+    default: '60000',
+  },
   cobChunksPerShard: {
     name: 'COB_CHUNKS_PER_SHARD',
     description:

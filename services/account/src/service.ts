@@ -106,7 +106,7 @@ export async function startAccountService(
   await ensureSystemAccounts(router, config.systemCurrencies);
   // Before any booking: the shards' copies of the business date follow the global one.
   const day = await startBusinessDay(config.globalDatabaseUrl, router, log);
-  const cobQueueOf = cobQueue(await installationId(day.db));
+  const cobQueueOf = cobQueue(await installationId(day.db), config.cobAckWaitMs);
   await ensureCobQueue(nats, cobQueueOf);
   const cobAbort = new AbortController();
   const cob: CoordinatorDeps = {

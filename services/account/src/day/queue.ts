@@ -13,14 +13,15 @@ export const COB_STREAM = 'CB_COB';
 export interface CobQueue {
   subject: string;
   consumer: string;
+  /** A worker that neither acks nor reports progress for this long is taken for dead (COB_ACK_WAIT_MS). */
+  ackWaitMs: number;
 }
 
-export const cobQueue = (installation: string): CobQueue => ({
+export const cobQueue = (installation: string, ackWaitMs: number): CobQueue => ({
   subject: `corebank.cob.chunk.${installation}`,
   consumer: `cob-${installation}`,
+  ackWaitMs,
 });
-/** A worker that neither acks nor reports progress for this long is taken for dead. */
-export const COB_ACK_WAIT_MS = 60_000;
 /** Deliveries of one chunk before it is marked failed (the run then fails; re-running retries it). */
 export const COB_MAX_DELIVER = 8;
 
@@ -45,7 +46,7 @@ export async function ensureCobQueue(nats: Nats, q: CobQueue): Promise<void> {
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         filter_subject: q.subject,
-        ack_wait: nanos(COB_ACK_WAIT_MS),
+        ack_wait: nanos(q.ackWaitMs),
         max_deliver: COB_MAX_DELIVER,
         // A chunk is big: let each worker hold few at a time so that the others get their share.
         max_ack_pending: 1000,

@@ -5,7 +5,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { backoffMs, DomainError, type Logger, type Nats, type ShardRouter } from '@corebank/kit';
 import type { Knex } from 'knex';
-import { COB_ACK_WAIT_MS, COB_MAX_DELIVER, COB_STREAM, parseChunkMessage, type CobQueue } from './queue.js';
+import { COB_MAX_DELIVER, COB_STREAM, parseChunkMessage, type CobQueue } from './queue.js';
 import type { StepRunner } from './steps.js';
 import { chunk, CHUNK, failChunk, finishChunk, startChunk } from './store.js';
 
@@ -49,7 +49,7 @@ export function startCobWorker(d: CobWorkerDeps): { stop: () => Promise<void> } 
     }
     await startChunk(d.db, key);
     // Tells JetStream the chunk is still being worked on, so a long chunk is not redelivered.
-    const alive = setInterval(() => msg.working(), COB_ACK_WAIT_MS / 3);
+    const alive = setInterval(() => msg.working(), d.queue.ackWaitMs / 3);
     try {
       const result = await run({ date: key.date, shard, after: row.lo, upTo: row.hi });
       await finishChunk(
