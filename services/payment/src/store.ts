@@ -176,7 +176,8 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
                              payee_account_id, payer_customer_id, amount, currency, reference, status, route, step,
                              reason, auto_release_at, risk_findings, limit_day, payer_shard, payee_shard,
                              attempts, next_attempt_at, created_at, updated_at, settled_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+               coalesce(now() + make_interval(secs => ?::float8), ?::timestamptz), ?, ?, ?)
        on conflict do nothing
        returning seq)
      ${count.sql}
@@ -205,6 +206,9 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
       row.payer_shard,
       row.payee_shard,
       row.attempts,
+      // A claimed first step's lease runs from the transaction's start (a group commit may have
+      // kept the order queued a while), by the database's clock, as claimStep's does.
+      p.claimForMs ? p.claimForMs / 1000 : null,
       row.next_attempt_at,
       now,
       now,
