@@ -169,7 +169,7 @@ cleanups.push(async () => day.close());
 
 const size: BookSize = { loans: opts.loans, deposits: opts.deposits, shards: opts.shards, date: opts.date };
 const loadStarted = Date.now();
-const book = await loadBook({
+await loadBook({
   pgUrl: pgServer.url,
   productAddress: `127.0.0.1:${ports.product.grpc}`,
   token,
