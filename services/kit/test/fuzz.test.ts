@@ -22,7 +22,8 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import type * as protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SCOPES as ACCOUNT_SCOPES } from '../../account/src/service.js';
+import { SCOPES as ACCOUNT_SCOPES, DAY_SCOPES } from '../../account/src/service.js';
+import { BACKDATE_SCOPE } from '../../account/src/ledger/validate.js';
 import { SCOPES as CUSTOMER_SCOPES } from '../../customer/src/service.js';
 import { SCOPES as PAYMENT_SCOPES } from '../../payment/src/service.js';
 import { SCOPES as PRODUCT_SCOPES } from '../../product/src/service.js';
@@ -316,7 +317,6 @@ const OUTPUT_ONLY = new Set([
   '.corebank.v1.Transfer.currency',
   '.corebank.v1.Transfer.created_at',
   '.corebank.v1.Transfer.expires_at',
-  '.corebank.v1.Transfer.business_date',
 ]);
 
 interface Case {
@@ -459,9 +459,9 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
     };
     const scopes = [
       ...new Set(
-        [ACCOUNT_SCOPES, CUSTOMER_SCOPES, PRODUCT_SCOPES, PAYMENT_SCOPES, LOAN_SCOPES]
+        [ACCOUNT_SCOPES, DAY_SCOPES, CUSTOMER_SCOPES, PRODUCT_SCOPES, PAYMENT_SCOPES, LOAN_SCOPES]
           .flatMap((s) => Object.values(s) as string[])
-          .concat(AUDIT_READ_SCOPE),
+          .concat(AUDIT_READ_SCOPE, BACKDATE_SCOPE),
       ),
     ];
     tokens = {
