@@ -422,7 +422,12 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
     const r = start({ SERVICE: 'account', AUTH_JWKS: '/no/such/jwks.json' });
     expect(r.status).not.toBe(0);
     expect(r.out).toMatch(/AUTH_JWKS: cannot read the file \/no\/such\/jwks.json/);
-    const r2 = start({ SERVICE: 'account', ...(await testAuth()).env('account'), SHARD_COUNT: '2' });
+    const r2 = start({
+      SERVICE: 'account',
+      ...(await testAuth()).env('account'),
+      SHARD_COUNT: '2',
+      GLOBAL_DATABASE_URL: 'postgres://x/y',
+    });
     expect(r2.status).not.toBe(0);
     expect(r2.out).toMatch(/SHARD_0_DATABASE_URL/);
   });
@@ -446,13 +451,14 @@ describe('deploy/Dockerfile, replayed without a container engine', () => {
 
   it('migrates and serves from the image against a real database and NATS, and drains on SIGTERM', async () => {
     const db = `img_${randomUUID().slice(0, 8)}`;
-    await createDatabases(inject('pgAdminUrl'), [db]);
+    await createDatabases(inject('pgAdminUrl'), [db, `${db}_global`]);
     const port = await freePort();
     const env = {
       SERVICE: 'account',
       ...(await testAuth()).env('account'),
       SHARD_COUNT: '1',
       SHARD_0_DATABASE_URL: `${inject('pgUrl')}/${db}`,
+      GLOBAL_DATABASE_URL: `${inject('pgUrl')}/${db}_global`,
       NATS_URL: inject('natsUrl'),
       GRPC_PORT: String(port),
       METRICS_PORT: '0',

@@ -15,7 +15,7 @@ import type { Knex } from 'knex';
 import { createPool } from './db.js';
 import type { Logger } from './log.js';
 import { ShardListener } from './outbox.js';
-import type { Migration } from './migrate.js';
+import { ListSource, type Migration } from './migrate.js';
 
 /** The global database schema of the bank's day (the business date; the close of business). */
 export const DAY_SCHEMA = 'day';
@@ -52,20 +52,23 @@ export function daysBetween(a: string, b: string): number {
 /** pg returns `date` as a JS Date at local midnight unless told otherwise: read it as text. */
 const asText = (column: string) => `to_char(${column}, 'YYYY-MM-DD')`;
 
+/** The business date's table: the global one and every shard's copy alike. */
+const BUSINESS_DATE_TABLE = `
+  create table business_date (
+    singleton boolean primary key default true check (singleton),
+    business_date date not null,
+    updated_at timestamptz not null default now()
+  );
+  insert into business_date (business_date) values ((now() at time zone 'utc')::date);
+`;
+
 /** The global database's migrations of the bank's day (schema DAY_SCHEMA). */
 export const dayMigrations: Migration[] = [
   {
     name: '001_business_date',
+    // Starts at the database's UTC date; operators and tests set it (writeBusinessDate).
     async up(db) {
-      // Starts at the database's UTC date; operators and tests set it (setBusinessDate).
-      await db.raw(`
-        create table business_date (
-          singleton boolean primary key default true check (singleton),
-          business_date date not null,
-          updated_at timestamptz not null default now()
-        );
-        insert into business_date (business_date) values ((now() at time zone 'utc')::date);
-      `);
+      await db.raw(BUSINESS_DATE_TABLE);
     },
   },
 ];
@@ -78,14 +81,8 @@ export function createDayPool(url: string, service: string, max = 2): Knex {
 /** Applies dayMigrations (and `extra`, the day's own tables) to the global database. */
 export async function migrateDay(db: Knex, extra: Migration[] = []): Promise<void> {
   await db.raw('create schema if not exists ??', [DAY_SCHEMA]);
-  const list = [...dayMigrations, ...extra];
   await db.migrate.latest({
-    migrationSource: {
-      getMigrations: () => Promise.resolve(list),
-      getMigrationName: (m: Migration) => m.name,
-      getMigration: (m: Migration) =>
-        Promise.resolve({ up: m.up, down: () => Promise.reject(new Error('migrations only go forward')) }),
-    },
+    migrationSource: new ListSource([...dayMigrations, ...extra]),
     tableName: 'migrations',
     schemaName: DAY_SCHEMA,
   });
@@ -112,14 +109,7 @@ export async function writeBusinessDate(db: Knex, date: string): Promise<void> {
 export const shardBusinessDateMigration: Migration = {
   name: '003_kit_business_date',
   async up(db) {
-    await db.raw(`
-      create table business_date (
-        singleton boolean primary key default true check (singleton),
-        business_date date not null,
-        updated_at timestamptz not null default now()
-      );
-      insert into business_date (business_date) values ((now() at time zone 'utc')::date);
-    `);
+    await db.raw(BUSINESS_DATE_TABLE);
   },
 };
 

@@ -66,7 +66,8 @@ export const kitMigrations: Migration[] = [
   shardBusinessDateMigration,
 ];
 
-class ListSource implements Knex.MigrationSource<Migration> {
+/** knex's source of migrations that are code: a list, applied in its order. */
+export class ListSource implements Knex.MigrationSource<Migration> {
   constructor(private readonly list: Migration[]) {}
   getMigrations() {
     return Promise.resolve(this.list);
