@@ -15,7 +15,7 @@ import type { Knex } from 'knex';
 import { createPool } from './db.js';
 import type { Logger } from './log.js';
 import { ShardListener } from './outbox.js';
-import { ListSource, type Migration } from './migrate.js';
+import { ListSource, type Migration } from './migration-source.js';
 
 /** The global database schema of the bank's day (the business date; the close of business). */
 export const DAY_SCHEMA = 'day';

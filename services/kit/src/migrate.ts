@@ -1,15 +1,12 @@
 // knex migrations, applied to every shard by one call. Migrations are code (not files) so the
 // same list runs from TypeScript sources in tests and from dist/ in the image.
-import type { Knex } from 'knex';
 import { auditMigration } from './audit.js';
 import { shardBusinessDateMigration } from './business-date.js';
+import { ListSource, type Migration } from './migration-source.js';
 import type { Logger } from './log.js';
 import type { ShardRouter } from './sharding.js';
 
-export interface Migration {
-  name: string;
-  up: (db: Knex) => Promise<void>;
-}
+export type { Migration } from './migration-source.js';
 
 /** Tables every service has on every shard: identity of the shard, outbox and inbox, the audit trail. */
 export const kitMigrations: Migration[] = [
@@ -65,20 +62,6 @@ export const kitMigrations: Migration[] = [
   auditMigration,
   shardBusinessDateMigration,
 ];
-
-/** knex's source of migrations that are code: a list, applied in its order. */
-export class ListSource implements Knex.MigrationSource<Migration> {
-  constructor(private readonly list: Migration[]) {}
-  getMigrations() {
-    return Promise.resolve(this.list);
-  }
-  getMigrationName(m: Migration) {
-    return m.name;
-  }
-  getMigration(m: Migration) {
-    return Promise.resolve({ up: m.up, down: () => Promise.reject(new Error('migrations only go forward')) });
-  }
-}
 
 /**
  * Migrates every shard (in parallel) and records or checks which shard each database is, so a

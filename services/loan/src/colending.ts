@@ -31,6 +31,7 @@ import type {
   PartnerRules,
   PartnerSplit,
 } from '@corebank/kit/gen/corebank/v1/loan';
+import { RepaymentKind } from '@corebank/kit/gen/corebank/v1/loan';
 import { PartnerDeclinePolicy } from '@corebank/kit/gen/corebank/v1/product';
 import type { Outcome, Reason } from './scorecard.js';
 
@@ -380,25 +381,27 @@ export const disbursementLegs = (loanId: string, partners: LoanPartnerRow[]): Tr
  * out of the bank's LOAN_INTEREST_INCOME, so the receivable is always cleared in full.
  */
 export function repaymentLegs(
-  r: { id: string; loan_id: string; income_account_id: string },
+  r: { id: string; loan_id: string; income_account_id: string; kind?: number; business_date?: string | null },
   splits: PartnerSplitRow[],
 ) {
+  // A collection by the close of business belongs to the day it was collected for.
+  const businessDate =
+    r.kind === RepaymentKind.REPAYMENT_KIND_COLLECTION && r.business_date ? r.business_date : undefined;
   const out: Transfer[] = [];
+  const push = (t: Transfer) => out.push(businessDate ? { ...t, businessDate } : t);
   for (const s of splits) {
     const ids = partnerTransferIds(r.id, s.partner_id);
     const ref = `loan ${r.loan_id} repayment ${r.id} partner ${s.partner_id}`;
     const [principal, interest, fee] = [BigInt(s.principal), BigInt(s.interest), BigInt(s.fee)];
     if (principal > 0n) {
-      out.push(
+      push(
         leg(ids.principal, s.participation_account_id, s.funding_account_id, principal, PARTNER_CODES.principal, ref),
       );
     }
     if (interest - fee > 0n) {
-      out.push(
-        leg(ids.interest, r.income_account_id, s.funding_account_id, interest - fee, PARTNER_CODES.interest, ref),
-      );
+      push(leg(ids.interest, r.income_account_id, s.funding_account_id, interest - fee, PARTNER_CODES.interest, ref));
     }
-    if (fee > 0n) out.push(leg(ids.fee, r.income_account_id, s.fee_account_id, fee, PARTNER_CODES.servicingFee, ref));
+    if (fee > 0n) push(leg(ids.fee, r.income_account_id, s.fee_account_id, fee, PARTNER_CODES.servicingFee, ref));
   }
   return out;
 }

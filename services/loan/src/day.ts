@@ -69,7 +69,9 @@ import { parseRate } from './schedule/index.js';
 import { daysBetween, parseDate } from './schedule/calendar.js';
 import { divRoundHalfEven } from './schedule/rounding.js';
 import { applyAllocations, findLoan, REPAYMENT_COLUMNS } from './store.js';
-import { loanTermsOf } from './terms.js';
+import { loanTermsOf, waterfallOf } from './terms.js';
+import { repaymentLegs, type LoanPartnerRow } from './colending.js';
+import { repaymentSplits } from './colending-store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
 
 export interface DayDeps {
@@ -390,9 +392,16 @@ const UNPAID = `(i.principal_due + i.interest_due + i.fee_due + i.penalty_due) >
 async function collect(d: DayDeps, c: StepContext, deadline?: Date): Promise<void> {
   const { s, range } = c;
   const key = collectionKey(s.date);
-  const due = await rows<{ id: string; repayment_account_id: string; currency: string }>(
+  const due = await rows<{
+    id: string;
+    repayment_account_id: string;
+    currency: string;
+    product_id: string;
+    product_version: number;
+    partners: LoanPartnerRow[] | null;
+  }>(
     s.shard.db,
-    `select l.id, l.repayment_account_id, l.currency from loans l
+    `select l.id, l.repayment_account_id, l.currency, l.product_id, l.product_version, l.partners from loans l
       where l.status = 2 and ${range.sql}
         and exists (select 1 from loan_instalments i where i.loan_id = l.id and i.due_date <= ?::date and ${UNPAID})
         and not exists (select 1 from loan_repayments r where r.loan_id = l.id and r.idempotency_key = ?)
@@ -452,7 +461,8 @@ async function collect(d: DayDeps, c: StepContext, deadline?: Date): Promise<voi
         const free = available(account);
         const amount = free < left ? free : left;
         if (amount <= 0n) continue; // nothing to take: the loan stays past due
-        const { allocations, totals } = allocate(owed, amount);
+        // The product's waterfall, as RepayLoan allocates.
+        const { allocations, totals } = allocate(owed, amount, waterfallOf(c.termsOf(l)));
         const g = gls.get(`${account.shard}:${l.currency}`)!;
         const row = {
           id: repaymentIdFor(l.id, key),
@@ -481,7 +491,21 @@ async function collect(d: DayDeps, c: StepContext, deadline?: Date): Promise<voi
           business_date: s.date,
         };
         await applyAllocations(tx, l.id, row.allocations, 1n);
-        await tx('loan_repayments').insert({ ...row, allocations: JSON.stringify(row.allocations) });
+        // A co-lent loan's collection is split by share as a repayment is (the partners are paid
+        // out of the bank's interest income, repaymentLegs).
+        const splits = l.partners?.length
+          ? await repaymentSplits(
+              tx,
+              { id: l.id, partners: l.partners },
+              totals,
+              await d.accounts.servicingFeeIncome(account.shard, l.currency, deadline),
+            )
+          : [];
+        await tx('loan_repayments').insert({
+          ...row,
+          allocations: JSON.stringify(row.allocations),
+          partner_splits: JSON.stringify(splits),
+        });
       }
     });
   }
@@ -496,7 +520,7 @@ async function collect(d: DayDeps, c: StepContext, deadline?: Date): Promise<voi
   );
   if (!pending.length) return;
   const outcomes = await d.accounts.transferChains(
-    pending.map((r) => repaymentTransfers(r, r.ledger_account_id)),
+    pending.map((r) => [...repaymentTransfers(r, r.ledger_account_id), ...repaymentLegs(r, r.partner_splits ?? [])]),
     deadline,
   );
   await s.shard.db.transaction(async (tx) => {

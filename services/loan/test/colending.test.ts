@@ -41,6 +41,7 @@ import {
   publishedLoan,
   startLoans,
   type TestLoans,
+  closingDay,
 } from './harness.js';
 
 const NO_RULES: PartnerRules = {
@@ -345,6 +346,46 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     expect(registered.map((e) => PartnerLenderChanged.decode(e.payload).partner!.partnerId)).toEqual(
       expect.arrayContaining([a.id, b.id]),
     );
+  });
+
+  it("collects a co-lent loan's instalment at the close of business split by share, dated the day collected for", async () => {
+    const a = await partner('10');
+    const product = await coLent([{ partnerId: a.id, sharePpm: 500_000 }], P.PARTNER_DECLINE_POLICY_REJECT);
+    const app = await apply(product.productId);
+    const loan = app.loan!;
+    const shard = app.account.shard;
+    const fa = a.fundingOn(shard);
+    const before = await balances(t.bank, fa.id);
+    const { instalments } = (await t.client.getLoanSchedule({ loanId: loan.id })).schedule!;
+    const first = instalments[0]!;
+    await closingDay(t, first.dueDate);
+    const res = await t.client.runLoanDay({
+      businessDate: first.dueDate,
+      shard,
+      afterId: '',
+      upToId: '',
+      loanIds: [loan.id],
+    });
+    expect(res.loansCollected).toBe(1);
+    // The first instalment, collected in full: A gets floor(principal x 0.5) and floor(interest x 0.5)
+    // less its 10 % fee (half-even), the rest stays with the bank.
+    const { rows } = (await t.app.router.shards[shard]!.db.raw(
+      `select partner_splits from loan_repayments where loan_id = ? and kind = 20`,
+      [loan.id],
+    )) as { rows: { partner_splits: { principal: string; interest: string; fee: string }[] }[] };
+    const [split] = rows[0]!.partner_splits;
+    expect(BigInt(split!.principal)).toBe(first.principalDue / 2n);
+    expect(BigInt(split!.interest)).toBe(first.interestDue / 2n);
+    const after = await balances(t.bank, fa.id);
+    expect(after.creditsPosted - before.creditsPosted).toBe(
+      BigInt(split!.principal) + BigInt(split!.interest) - BigInt(split!.fee),
+    );
+    // Every transfer of the collection, the partner's legs included, belongs to the due date.
+    const { rows: dated } = (await t.bank.router.shards[shard]!.db.raw(
+      `select distinct to_char(business_date, 'YYYY-MM-DD') as d from transfers where reference like ?`,
+      [`loan ${loan.id} repayment %`],
+    )) as { rows: { d: string }[] };
+    expect(dated.map((r) => r.d)).toEqual([first.dueDate]);
   });
 
   it('a declining partner: its share goes to the bank, or the application is rejected, per product', async () => {

@@ -5,7 +5,7 @@ import { SystemAccountKind as G } from '@corebank/kit/gen/corebank/v1/account';
 import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { LoanStatus as L, type RunLoanDayResponse } from '@corebank/kit/gen/corebank/v1/loan';
 import { expect } from 'vitest';
-import { customer, depositAccount, type TestLoans } from './harness.js';
+import { closingDay, customer, depositAccount, type TestLoans } from './harness.js';
 
 export const addDays = (date: string, n: number): string => {
   const t = Date.UTC(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)));
@@ -40,6 +40,7 @@ export async function borrowerWithLoan(
 
 /** RunLoanDay for `date` on every shard (the whole id range). */
 export async function runDay(t: TestLoans, date: string): Promise<RunLoanDayResponse[]> {
+  await closingDay(t, date);
   const out: RunLoanDayResponse[] = [];
   for (let shard = 0; shard < t.app.router.shards.length; shard++) {
     out.push(await t.client.runLoanDay({ businessDate: date, shard, afterId: '', upToId: '', loanIds: [] }));

@@ -8,7 +8,7 @@ import { RepaymentKind as K } from '@corebank/kit/gen/corebank/v1/loan';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances, expectRpcError } from '../../account/test/helpers.js';
 import { accruedInPeriod } from '../src/day.js';
-import { TEST_SCORECARD, publishedDeposit, publishedLoan, startLoans, type TestLoans } from './harness.js';
+import { TEST_SCORECARD, closingDay, publishedDeposit, publishedLoan, startLoans, type TestLoans } from './harness.js';
 import { accrualsOf, addDays, borrowerWithLoan, expectReconciled, glSnapshot, runDay, runDays } from './day-helpers.js';
 
 describe('accruedInPeriod', () => {
@@ -162,6 +162,7 @@ describe.each([1, 3])('RunLoanDay on %i shard(s)', (shards) => {
     const loan = await anyLoan();
     const shard = t.app.router.byId(loan.id)!.index;
     const date = '2199-01-01';
+    await closingDay(t, date);
     const named = await t.client.runLoanDay({ businessDate: date, shard, afterId: '', upToId: '', loanIds: [loan.id] });
     expect(named.loansProcessed).toBe(1);
     const ranged = await t.client.runLoanDay({

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, migrateAllShards, ShardRouter, shardUrlVar } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
+import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
 import { LoanServiceClient } from '@corebank/kit/gen/corebank/v1/loan';
 import type { DepositTerms, LoanTerms, ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
@@ -108,6 +109,24 @@ export async function startLoans(shards: number, overrides: Record<string, strin
     },
   };
   return t;
+}
+
+/**
+ * Puts the ledger where the close of business has it while it closes `date`: on the next business
+ * day, so that the loan day's bookings may carry `date` (the ledger dates a booking only to the day
+ * being closed or to its own date).
+ */
+export async function closingDay(t: TestLoans, date: string): Promise<void> {
+  const next = new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  const day = promisify(
+    new BusinessDayServiceClient(t.bank.address, grpc.credentials.createInsecure()),
+    await testToken(),
+  );
+  try {
+    await day.setBusinessDate({ businessDate: next, force: true, idempotencyKey: randomUUID() });
+  } finally {
+    day.close();
+  }
 }
 
 /** A published loan product with these terms (EUR, 1,000.00 to 50,000.00, 6 to 84 months by default). */
