@@ -47,9 +47,9 @@ export const localGlobalDatabase = 'corebank_global';
 
 /**
  * Sharded services that also use the global database: the account service keeps the bank's day
- * there (the business date, the close of business).
+ * there (the business date, the close of business); the loan service reads the business date.
  */
-export const ALSO_GLOBAL_SERVICES = new Set(['account']);
+export const ALSO_GLOBAL_SERVICES = new Set(['account', 'loan']);
 
 /** The databases `npm run up` must create for a service. */
 export function localDatabases(service: string, shards: number): string[] {

@@ -3,6 +3,7 @@ import {
   bindService,
   createLogger,
   DomainError,
+  followBusinessDate,
   requireCustomer,
   serviceIdentity,
   tokenVerifier,
@@ -14,7 +15,7 @@ import {
 } from '@corebank/kit';
 import { AccountServiceService } from '@corebank/kit/gen/corebank/v1/account';
 import { BusinessDayServiceService } from '@corebank/kit/gen/corebank/v1/day';
-import { getBusinessDate, setBusinessDate, startBusinessDay } from './day/dates.js';
+import { getBusinessDate, setBusinessDate } from './day/dates.js';
 import { depositStep, productTerms } from './day/deposits.js';
 import { accrualsOf, glStep, trialBalance } from './day/gl.js';
 import type { CoordinatorDeps } from './day/coordinator.js';
@@ -105,7 +106,7 @@ export async function startAccountService(
   const { nats } = runtime;
   await ensureSystemAccounts(router, config.systemCurrencies);
   // Before any booking: the shards' copies of the business date follow the global one.
-  const day = await startBusinessDay(config.globalDatabaseUrl, router, log);
+  const day = await followBusinessDate(config.globalDatabaseUrl, router, log, 4);
   const cobQueueOf = cobQueue(await installationId(day.db), config.cobAckWaitMs);
   await ensureCobQueue(nats, cobQueueOf);
   const cobAbort = new AbortController();

@@ -16,6 +16,7 @@ import { createPool } from './db.js';
 import type { Logger } from './log.js';
 import { ShardListener } from './outbox.js';
 import { ListSource, type Migration } from './migration-source.js';
+import type { ShardRouter } from './sharding.js';
 
 /** The global database schema of the bank's day (the business date; the close of business). */
 export const DAY_SCHEMA = 'day';
@@ -191,4 +192,46 @@ export class BusinessDateFollower {
     if (this.current !== undefined) this.log.info({ from: this.current, to: date }, 'business date moved');
     this.current = date;
   }
+}
+
+/** Moves every shard's copy of the business date to `date` (each waits for its bookings in flight). */
+export async function moveShardsBusinessDate(router: ShardRouter, date: string): Promise<void> {
+  await Promise.all(router.shards.map((s) => moveShardBusinessDate(s.db, date)));
+}
+
+/** A service's view of the business date: the global database and the follower of its value. */
+export interface BusinessDay {
+  /** The global database (schema DAY_SCHEMA). */
+  db: Knex;
+  follower: BusinessDateFollower;
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows the global business date and keeps `router`'s shards' copies on it, so a service's
+ * transactions read the date from their own shard (readShardBusinessDate). Returns once the
+ * date has been read and the copies moved.
+ */
+export async function followBusinessDate(
+  url: string,
+  router: ShardRouter,
+  log: Logger,
+  poolMax = 2,
+): Promise<BusinessDay> {
+  const db = createDayPool(url, router.service, poolMax);
+  const follower = new BusinessDateFollower(db, log, (date) => moveShardsBusinessDate(router, date));
+  try {
+    await follower.start();
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return {
+    db,
+    follower,
+    stop: async () => {
+      await follower.stop();
+      await db.destroy();
+    },
+  };
 }

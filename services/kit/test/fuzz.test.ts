@@ -445,6 +445,7 @@ describe('fuzz: every RPC of every service survives malformed requests', () => {
       await loanEnv(2, {
         ...t.peers.env,
         ACCOUNT_SERVICE_ADDRESS: t.bank.address,
+        GLOBAL_DATABASE_URL: t.bank.env.GLOBAL_DATABASE_URL!,
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
       }),
     );

@@ -35,7 +35,6 @@ import { divRoundHalfEven } from './schedule/rounding.js';
 function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {
   return periodOf(terms) === 'weekly' ? divRoundHalfEven(instalment * 52n, 12n) : instalment;
 }
-import { todayUtc } from './validate.js';
 import { partnerSieve } from './partners.js';
 
 export interface Deps extends LoanDeps {
@@ -45,6 +44,8 @@ export interface Deps extends LoanDeps {
   products: Products;
   scorecard: Scorecard;
   saleable: (p: ProductVersion) => ProductVersion;
+  /** The bank's business date as this process last read it: the day an offer's schedule starts on. */
+  businessDate: () => string;
 }
 
 const STATE: Record<Outcome, A> = {
@@ -168,7 +169,7 @@ export async function applyForLoan(
 
   // The facts the scorecard scores.
   const rate = annualRateOf(terms);
-  const schedule = scheduleFor(terms, req.amount, req.termMonths, todayUtc(), rate);
+  const schedule = scheduleFor(terms, req.amount, req.termMonths, d.businessDate(), rate);
   const exposure = settled(exposureAsked);
   const opened = payInto.createdAt ? Number(payInto.createdAt.seconds) * 1000 : Date.now();
   const decision = score(d.scorecard, {

@@ -60,7 +60,11 @@ export async function partnerActivity(db: Knex, partnerId: string, from: string,
           loans.map((l) => l.id),
         )
         .where('status', RepaymentStatus.REPAYMENT_STATUS_APPLIED)
-        .whereRaw(`(updated_at at time zone 'utc')::date between ?::date and ?::date`, [from, to])
+        // The business date it belongs to (repayments recorded before it was kept: the UTC day).
+        .whereRaw(`coalesce(business_date, (updated_at at time zone 'utc')::date) between ?::date and ?::date`, [
+          from,
+          to,
+        ])
         .orderBy('created_at')) as StatementRepaymentRow[])
     : [];
   return { loans, repayments };

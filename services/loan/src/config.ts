@@ -19,6 +19,12 @@ export const loanSpec = {
     description: 'host:port of the product service (the loan product versions)',
     parse: parsers.address,
   },
+  globalDatabaseUrl: {
+    name: 'GLOBAL_DATABASE_URL',
+    description:
+      "PostgreSQL URL of the global (unsharded) database: the bank's business date (schema day, read only), which loans are dated by",
+    parse: parsers.url('postgres', 'postgresql'),
+  },
   peerCallTimeoutMs: {
     name: 'PEER_CALL_TIMEOUT_MS',
     description: 'deadline of each call to the account, customer and product services',

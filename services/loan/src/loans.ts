@@ -2,7 +2,7 @@
 // transaction); then its own ledger account is opened and the principal moves from it to the
 // borrower's deposit account in one ledger transfer whose id is derived from the loan id, so a
 // retry (the same call again, or the sweeper after a crash) replays the ledger's result instead
-// of paying out twice. On OK the schedule is fixed from today (the database's date) and the loan
+// of paying out twice. On OK the schedule is fixed from the business date (the shard's copy) and the loan
 // is ACTIVE; on a refusal for good (a closed or blocked account) it is DISBURSEMENT_REFUSED.
 import { bucketedId, bucketOfId, DomainError, writeEvents, type Logger, type ShardRouter } from '@corebank/kit';
 import type { Knex } from 'knex';
@@ -16,7 +16,7 @@ import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow } from './proto.js';
 import { parseRate } from './schedule/index.js';
-import { dbToday, findLoan, lockLoan } from './store.js';
+import { businessToday, findLoan, lockLoan } from './store.js';
 import { loanTermsOf, scheduleFor } from './terms.js';
 import { disbursementLegs, loanPartners, PARTNER_CODES } from './colending.js';
 
@@ -138,7 +138,7 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
           updated_at: now,
         });
     } else {
-      const startDate = await dbToday(tx);
+      const startDate = await businessToday(tx);
       const schedule = scheduleFor(terms, row.principal, row.term_months, startDate, parseRate(row.annual_rate));
       await tx('loan_instalments').insert(
         schedule.periods.map((p) => ({

@@ -4,8 +4,8 @@
 // transfers to and from its funding accounts (the fees go to SERVICING_FEE_INCOME), so:
 //   debits of its funding accounts in the range  = principal_disbursed
 //   credits of its funding accounts in the range = principal_collected + interest_paid_out
-// Dates are UTC days: a disbursement's date is the loan's disbursed_on, a repayment's the day it
-// was applied.
+// Dates are business dates: a disbursement's is the loan's disbursed_on, a repayment's the
+// business date it was made on (a collection's, the day the close of business collected it for).
 import { DomainError, Violations, type ShardRouter } from '@corebank/kit';
 import type {
   GetPartnerStatementRequest,

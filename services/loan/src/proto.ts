@@ -269,7 +269,7 @@ export interface RepaymentRow {
   /** LOAN_INTEREST_RECEIVABLE and LOAN_PENALTY_RECEIVABLE; null on repayments made before 010. */
   receivable_account_id: string | null;
   penalty_account_id: string | null;
-  /** COLLECTION: the business date it was taken for. */
+  /** The business date it belongs to (a COLLECTION: the day it was taken for); null before it was kept. */
   business_date: string | null;
   /** Principal prepaid beyond the running instalment (see prepayment.ts); 0: none. */
   prepaid_principal: bigint;

@@ -32,7 +32,7 @@ import { loanToProto, repaymentToProto, type LoanWithTotals, type RepaymentRow }
 import {
   applyAllocations,
   applyWaivers,
-  dbToday,
+  businessToday,
   findLoan,
   findRepayment,
   instalmentsOf,
@@ -163,9 +163,10 @@ export async function repayLoan(
     }
     let rows = await instalmentsOf(tx, loan.id);
     let waivers: [number, string][] = [];
+    // The business date the repayment belongs to (its ledger transfers carry the ledger's own).
+    const today = await businessToday(tx);
     if (payment.kind === 'payoff') {
       // The interest the schedule holds beyond today's quote is waived, period by period.
-      const today = await dbToday(tx);
       const quote = payoffQuote(rows, today);
       if (payment.expectedTotal > 0n && payment.expectedTotal !== quote.total) {
         throw precondition('PAYOFF_AMOUNT_CHANGED', 'expected_total', `is not today's payoff total ${quote.total}`, {
@@ -191,7 +192,6 @@ export async function repayLoan(
     const none = { principal: 0n, interest: 0n, fee: 0n, penalty: 0n };
     let plan: PrepaymentPlan | undefined;
     if (strategy) {
-      const today = await dbToday(tx);
       const quote = payoffQuote(rows, today);
       if (amount > quote.total) {
         throw precondition(
@@ -240,6 +240,7 @@ export async function repayLoan(
       penalty_account_id: gl.penalty,
       prepaid_principal: plan?.prepaid ?? 0n,
       schedule_version: plan ? locked.schedule_version + 1 : 0,
+      business_date: today,
     };
     if (plan) {
       await recordReschedule(tx, locked, plan, {

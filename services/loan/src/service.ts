@@ -4,6 +4,7 @@
 import {
   bindService,
   createLogger,
+  followBusinessDate,
   DomainError,
   type Logger,
   cursorUuid,
@@ -33,7 +34,7 @@ import { DOMAIN } from './events.js';
 import { scheduleToProto } from './proto.js';
 import { checkRanges, formatRate, annualRateOf, loanTermsOf, scheduleFor } from './terms.js';
 import {
-  dbToday,
+  businessToday,
   findApplication,
   findLoan,
   instalmentsOf,
@@ -65,7 +66,6 @@ import {
   customerIdField,
   dateField,
   idempotencyKeyField,
-  todayUtc,
   validateApply,
   validateDecide,
   validatePreview,
@@ -116,6 +116,8 @@ export interface LoanApp {
   router: ShardRouter;
   nats: Nats;
   log: Logger;
+  /** The bank's business date as this process last read it. */
+  businessDate: () => string;
   shutdown: () => Promise<void>;
 }
 
@@ -146,7 +148,19 @@ export async function startLoanService(
   const accounts = Accounts.connect(config.accountServiceAddress, identity, timeout);
   const customers = Customers.connect(config.customerServiceAddress, identity, timeout);
   const products = Products.connect(config.productServiceAddress, identity, timeout);
-  const deps: Deps = { router, accounts, customers, products, scorecard: config.scorecard, saleable, log };
+  // The business date: the shards' copies follow the global value, which the account service sets.
+  const day = await followBusinessDate(config.globalDatabaseUrl, router, log);
+  const businessDate = () => day.follower.date;
+  const deps: Deps = {
+    router,
+    accounts,
+    customers,
+    products,
+    scorecard: config.scorecard,
+    saleable,
+    log,
+    businessDate,
+  };
   const sweeper = new Sweeper(
     router,
     log,
@@ -194,7 +208,7 @@ export async function startLoanService(
         const product = saleable(await products.get(req.productId, req.productVersion, ctx.deadline));
         const terms = loanTermsOf(product);
         checkRanges(terms, req.amount, req.termMonths);
-        const startDate = req.startDate || todayUtc();
+        const startDate = req.startDate || day.follower.date;
         const schedule = scheduleFor(terms, req.amount, req.termMonths, startDate);
         return {
           productId: product.productId,
@@ -299,7 +313,7 @@ export async function startLoanService(
             { status: LoanStatus[row.status] },
           );
         }
-        const asOf = req.asOf || (await dbToday(shard.db));
+        const asOf = req.asOf || (await businessToday(shard.db));
         if (asOf < row.disbursed_on!) {
           throw new DomainError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'as_of: is before the disbursement date', [
             { field: 'as_of', description: 'is before the disbursement date' },
@@ -368,7 +382,7 @@ export async function startLoanService(
 
   const server = await runtime.serve(
     [binding],
-    [() => sweeper.stop(), () => accounts.close(), () => customers.close(), () => products.close()],
+    [() => sweeper.stop(), () => day.stop(), () => accounts.close(), () => customers.close(), () => products.close()],
   );
-  return { server, router, nats, log, shutdown: server.shutdown };
+  return { server, router, nats, log, businessDate, shutdown: server.shutdown };
 }

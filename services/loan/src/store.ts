@@ -1,6 +1,13 @@
 // The loan service's SQL: applications, loans, instalments and repayments on the borrower's home
 // shard. Every change and its events commit in one transaction.
-import { encodePageToken, writeEvents, type OutboxEvent, type Shard, type ShardRouter } from '@corebank/kit';
+import {
+  encodePageToken,
+  readShardBusinessDate,
+  writeEvents,
+  type OutboxEvent,
+  type Shard,
+  type ShardRouter,
+} from '@corebank/kit';
 import type { Knex } from 'knex';
 import type { ApplicationState, LoanApplication } from '@corebank/kit/gen/corebank/v1/loan';
 import {
@@ -237,12 +244,13 @@ export async function staleDisbursements(db: Knex, ageMs: number, limit: number)
   return rows.map((r) => r.id);
 }
 
-/** Today's date (UTC) by the database's clock: what a schedule fixed now starts on. */
-export async function dbToday(db: Knex | Knex.Transaction): Promise<string> {
-  const { rows } = (await db.raw(`select (now() at time zone 'utc')::date::text as today`)) as {
-    rows: { today: string }[];
-  };
-  return rows[0]!.today;
+/**
+ * The bank's business date as this shard's copy has it (kit business-date.ts; the service's
+ * follower keeps it on the global value): the day a schedule fixed now starts on, a payoff is
+ * quoted for, a write-off is booked on. Read inside the transaction that uses it.
+ */
+export async function businessToday(db: Knex | Knex.Transaction): Promise<string> {
+  return readShardBusinessDate(db);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -43,8 +43,6 @@ export function dateField(v: Violations, field: string, value: string, required 
   if (y < 2000 || y > 2199) v.add(field, 'must be 2000-01-01 to 2199-12-31');
 }
 
-export const todayUtc = (now = new Date()): string => now.toISOString().slice(0, 10);
-
 export function validatePreview(req: PreviewScheduleRequest): void {
   const v = new Violations();
   productField(v, req.productId, req.productVersion);

@@ -18,7 +18,7 @@ import { CODES, type Accounts } from './clients/accounts.js';
 import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
 import { loanToProto } from './proto.js';
-import { dbToday, findLoan, lockLoan } from './store.js';
+import { businessToday, findLoan, lockLoan } from './store.js';
 
 export interface WriteOffDeps {
   router: ShardRouter;
@@ -116,7 +116,7 @@ export async function writeOffLoan(
       .where('id', loanId)
       .update({
         status: L.LOAN_STATUS_WRITTEN_OFF,
-        written_off_on: await dbToday(tx),
+        written_off_on: await businessToday(tx),
         written_off_principal: totals.principal_outstanding,
         written_off_interest: rows[0]!.interest_receivable,
         written_off_penalties: totals.penalties_outstanding,

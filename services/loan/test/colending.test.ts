@@ -208,7 +208,7 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
       ],
       P.PARTNER_DECLINE_POLICY_REJECT,
     );
-    const today = new Date().toISOString().slice(0, 10);
+    const today = t.app.businessDate();
     const app = await apply(product.productId);
     expect(app.application).toMatchObject({ state: A.APPLICATION_STATE_APPROVED, score: 50 });
     expect(app.application!.partnerDecisions.map((d) => [d.partnerId, d.approved, d.fundedSharePpm])).toEqual([
@@ -603,7 +603,8 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
     expect(off.loan!.status).toBe(L.LOAN_STATUS_PAID_OFF);
     const part = await balances(t.bank, loan.partners[0]!.participationAccountId);
     expect([part.debitsPosted, part.creditsPosted]).toEqual([150_000n, 150_000n]);
-    const day = new Date().toISOString().slice(0, 10);
+    // The bank's business date (an earlier test closed days and moved it), which the loan is dated by.
+    const day = t.app.businessDate();
     const st = await t.client.getPartnerStatement({ partnerId: a.id, fromDate: day, toDate: day });
     expect(st.totals[0]).toMatchObject({ principalDisbursed: 150_000n, principalCollected: 150_000n });
     const funded = await balances(t.bank, a.fundingOn(app.account.shard).id);

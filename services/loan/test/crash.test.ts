@@ -79,6 +79,7 @@ describe('loan service killed during disbursement and repayment', () => {
     env = await loanEnv(SHARDS, {
       ...peers.env,
       ACCOUNT_SERVICE_ADDRESS: bank.address,
+      GLOBAL_DATABASE_URL: bank.env.GLOBAL_DATABASE_URL!,
       GRPC_PORT: String(await freePort()),
       LOAN_SCORECARD: JSON.stringify(TEST_SCORECARD),
       DISBURSEMENT_SWEEP_INTERVAL_MS: '250',

@@ -12,6 +12,7 @@ import { balances, expectRpcError } from '../../account/test/helpers.js';
 import { SUBJECTS } from '../src/events.js';
 import {
   TEST_SCORECARD,
+  closingDay,
   customer,
   depositAccount,
   publishedDeposit,
@@ -216,5 +217,27 @@ describe.each([1, 3])('loan disbursement on %i shard(s)', (shards) => {
     expect([...p1.loans, ...p2.loans].map((l) => l.id)).toEqual([la.id, la2.id]);
     expect(p2.page!.nextPageToken).toBe('');
     await expectRpcError(t.client.getLoan({ loanId: 'nope' }), status.INVALID_ARGUMENT, 'loan_id');
+  });
+
+  it("dates a loan by the bank's business date, not the wall clock", async () => {
+    // The bank on 15 March 2027 (the close of 14 March moved it there), whatever today's date is.
+    await closingDay(t, '2027-03-14');
+    const a = await applicant();
+    const { loan } = await t.client.applyForLoan(a.request());
+    expect(loan).toMatchObject({ status: L.LOAN_STATUS_ACTIVE, disbursedOn: '2027-03-15' });
+    const { schedule } = await t.client.getLoanSchedule({ loanId: loan!.id });
+    expect(schedule!.instalments[0]).toMatchObject({ fromDate: '2027-03-15', dueDate: '2027-04-15', days: 31 });
+    expect(schedule!.instalments.at(-1)!.dueDate).toBe('2028-03-15');
+    // A quote without a start date starts on the business date; a payoff is quoted as of it.
+    const quote = await t.client.previewSchedule({
+      productId: loanProductId,
+      productVersion: 0,
+      amount: 500_000n,
+      termMonths: 12,
+      startDate: '',
+    });
+    expect(quote.schedule!.instalments[0]!.fromDate).toBe('2027-03-15');
+    const payoff = await t.client.getPayoffQuote({ loanId: loan!.id, asOf: '' });
+    expect(payoff).toMatchObject({ asOf: '2027-03-15', principal: 500_000n, interest: 0n, total: 500_000n });
   });
 });

@@ -74,6 +74,8 @@ export async function startLoans(shards: number, overrides: Record<string, strin
   const env = await loanEnv(shards, {
     ...peers.env,
     ACCOUNT_SERVICE_ADDRESS: bank.address,
+    // The business date the ledger keeps (the account service migrated its global database).
+    GLOBAL_DATABASE_URL: bank.env.GLOBAL_DATABASE_URL!,
     GRPC_PORT: String(ports.loan),
     ...overrides,
   });
@@ -112,9 +114,9 @@ export async function startLoans(shards: number, overrides: Record<string, strin
 }
 
 /**
- * Puts the ledger where the close of business has it while it closes `date`: on the next business
+ * Puts the bank where the close of business has it while it closes `date`: on the next business
  * day, so that the loan day's bookings may carry `date` (the ledger dates a booking only to the day
- * being closed or to its own date).
+ * being closed or to its own date). Returns once the loan service has the new date too.
  */
 export async function closingDay(t: TestLoans, date: string): Promise<void> {
   const next = new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
@@ -126,6 +128,15 @@ export async function closingDay(t: TestLoans, date: string): Promise<void> {
     await day.setBusinessDate({ businessDate: next, force: true, idempotencyKey: randomUUID() });
   } finally {
     day.close();
+  }
+  await followed(t, next);
+}
+
+/** Waits until the loan service (its shards' copies included) is on the business date `date`. */
+export async function followed(t: TestLoans, date: string): Promise<void> {
+  for (let waited = 0; t.app.businessDate() !== date; waited += 20) {
+    if (waited > 10_000) throw new Error(`the loan service did not follow the business date to ${date}`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -11,6 +11,7 @@ import {
   addDays,
   DomainError,
   isIsoDate,
+  moveShardsBusinessDate,
   readBusinessDate,
   writeBusinessDate,
   type Logger,
@@ -19,7 +20,6 @@ import {
 } from '@corebank/kit';
 import type { Knex } from 'knex';
 import type pg from 'pg';
-import { moveShards } from './dates.js';
 import { queueChunks, type CobQueue } from './queue.js';
 import { idRanges, STEPS, type StepName } from './steps.js';
 import {
@@ -132,7 +132,7 @@ async function closeLocked(d: CoordinatorDeps, date: string): Promise<number> {
     }
   });
   // Every shard on D+1 before any step reads day D: each move waits for D's bookings in flight.
-  await moveShards(d.router, next);
+  await moveShardsBusinessDate(d.router, next);
   d.log.info({ business_date: date, resumed: before !== undefined }, 'close of business: started');
 
   for (const step of STEPS.filter((s) => d.steps.includes(s))) {

@@ -2,44 +2,15 @@
 // (the ledger stamps every booking with its shard's copy, see kit business-date.ts), and it serves
 // GetBusinessDate and SetBusinessDate.
 import {
-  BusinessDateFollower,
+  type BusinessDay,
   createDayPool,
   DomainError,
   isIsoDate,
   migrateDay,
-  moveShardBusinessDate,
   readBusinessDate,
   writeBusinessDate,
-  type Logger,
-  type ShardRouter,
 } from '@corebank/kit';
-import type { Knex } from 'knex';
 import { cobMigrations, lastClosedDate } from './store.js';
-
-export interface BusinessDay {
-  db: Knex;
-  follower: BusinessDateFollower;
-  stop(): Promise<void>;
-}
-
-/** Moves every shard's copy of the business date to `date` (each waits for its bookings in flight). */
-export async function moveShards(router: ShardRouter, date: string): Promise<void> {
-  await Promise.all(router.shards.map((s) => moveShardBusinessDate(s.db, date)));
-}
-
-export async function startBusinessDay(url: string, router: ShardRouter, log: Logger): Promise<BusinessDay> {
-  const db = createDayPool(url, router.service, 4);
-  const follower = new BusinessDateFollower(db, log, (date) => moveShards(router, date));
-  await follower.start();
-  return {
-    db,
-    follower,
-    stop: async () => {
-      await follower.stop();
-      await db.destroy();
-    },
-  };
-}
 
 /** Migrates the global database's schema of the bank's day: the business date and the COB's tables. */
 export async function migrateGlobalDay(url: string, service: string): Promise<void> {

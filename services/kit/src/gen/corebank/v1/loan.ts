@@ -341,7 +341,7 @@ export interface PreviewScheduleRequest {
   amount: bigint;
   /** Within the product's min_term_months..max_term_months. */
   termMonths: number;
-  /** YYYY-MM-DD, 2000-01-01 to 2199-12-31; empty: today (UTC). */
+  /** YYYY-MM-DD, 2000-01-01 to 2199-12-31; empty: the bank's business date. */
   startDate: string;
 }
 
@@ -499,7 +499,7 @@ export interface Loan {
   repaymentAccountId: string;
   ledgerAccountId: string;
   disbursementTransferId: string;
-  /** The schedule's start date (UTC, by the database's clock), when disbursed. */
+  /** The schedule's start date (the bank's business date then), when disbursed. */
   disbursedOn: string;
   /** From the schedule and the repayments applied to it. */
   principalOutstanding: bigint;
@@ -661,7 +661,7 @@ export interface RepayLoanResponse {
 
 export interface GetPayoffQuoteRequest {
   loanId: string;
-  /** YYYY-MM-DD, on or after the disbursement date; empty: today (UTC, the database's clock). */
+  /** YYYY-MM-DD, on or after the disbursement date; empty: the bank's business date. */
   asOf: string;
 }
 
@@ -9298,7 +9298,7 @@ export const LoanServiceService = {
     responseDeserialize: (value: Buffer): GetPayoffQuoteResponse => GetPayoffQuoteResponse.decode(value),
   },
   /**
-   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * Closes an ACTIVE loan on the business date: pays GetPayoffQuote's total as one
    * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
    * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
    * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
@@ -9473,7 +9473,7 @@ export interface LoanServiceServer extends UntypedServiceImplementation {
    */
   getPayoffQuote: handleUnaryCall<GetPayoffQuoteRequest, GetPayoffQuoteResponse>;
   /**
-   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * Closes an ACTIVE loan on the business date: pays GetPayoffQuote's total as one
    * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
    * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
    * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
@@ -9723,7 +9723,7 @@ export interface LoanServiceClient extends Client {
     callback: (error: ServiceError | null, response: GetPayoffQuoteResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Closes an ACTIVE loan today (the database's date): pays GetPayoffQuote's total as one
+   * Closes an ACTIVE loan on the business date: pays GetPayoffQuote's total as one
    * repayment (kind PAYOFF) and waives the interest the schedule still holds beyond it (recorded on
    * the repayment as interest_waived; given back if the ledger refuses). The loan is PAID_OFF.
    * expected_total, when set, must equal today's quote (PAYOFF_AMOUNT_CHANGED otherwise, with
