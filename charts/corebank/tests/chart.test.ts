@@ -516,6 +516,20 @@ describe('monitoring', () => {
     'payment_saga_oldest_unsettled_age_seconds',
     'payment_saga_unsettled_orders',
     'payment_saga_steps_total',
+    'loan_applications_total',
+    'loan_decision_duration_seconds_bucket',
+    'loan_application_reviews_total',
+    'loan_disbursements_total',
+    'loan_disbursed_minor_units_total',
+    'loan_repayments_total',
+    'loan_day_runs_total',
+    'loan_day_duration_seconds_bucket',
+    'loan_day_loans_total',
+    'loan_delinquency_bucket_changes_total',
+    'loan_write_offs_total',
+    'loan_written_off_minor_units_total',
+    'loan_sweeper_stale_items',
+    'loan_sweeper_items_total',
     'tls_certificate_expiry_timestamp_seconds',
     'audit_records_dropped_total',
   ];
@@ -562,6 +576,10 @@ describe('monitoring', () => {
     'result',
     'step',
     'outcome',
+    'decision',
+    'kind',
+    'bucket',
+    'task',
     'or',
     'time',
   ]);
@@ -584,7 +602,7 @@ describe('monitoring', () => {
     }
   };
 
-  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, pool saturation, TLS expiry and lost audit records', () => {
+  it('alerts on error rate, p99 latency, outbox lag, the ledger invariant, saga age, the loan sweeper, pool saturation, TLS expiry and lost audit records', () => {
     const [rule] = ofKind(render({ values: [exampleValues] }), 'PrometheusRule');
     const alerts = rule!.spec.groups.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual(
@@ -594,6 +612,7 @@ describe('monitoring', () => {
         'CorebankHighErrorRate',
         'CorebankHighLatency',
         'CorebankLedgerInvariantBroken',
+        'CorebankLoanSweeperStuck',
         'CorebankOutboxLag',
         'CorebankSagaStuck',
         'CorebankTlsCertificateExpiring',
@@ -610,9 +629,10 @@ describe('monitoring', () => {
   const DASHBOARDS: Record<string, string[]> = {
     'corebank-account.json': [...kitMetrics, ...metricNames.filter((m) => m.startsWith('ledger_'))],
     'corebank-payment.json': [...kitMetrics, ...metricNames.filter((m) => m.startsWith('payment_'))],
+    'corebank-loan.json': [...kitMetrics, ...metricNames.filter((m) => m.startsWith('loan_'))],
   };
 
-  it('ships a Grafana dashboard for the account and payment services on the platform\u2019s metrics', () => {
+  it('ships a Grafana dashboard for the account, payment and loan services on the platform\u2019s metrics', () => {
     const files = readdirSync(join(chartDir, 'dashboards')).filter((f) => f.endsWith('.json'));
     expect(files.sort()).toEqual(Object.keys(DASHBOARDS).sort());
     const uids = new Set<string>();

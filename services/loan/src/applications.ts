@@ -36,6 +36,7 @@ function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {
   return periodOf(terms) === 'weekly' ? divRoundHalfEven(instalment * 52n, 12n) : instalment;
 }
 import { partnerSieve } from './partners.js';
+import { applications, decisionSeconds, reviews } from './metrics.js';
 
 export interface Deps extends LoanDeps {
   router: ShardRouter;
@@ -143,6 +144,7 @@ export async function applyForLoan(
   ctx: RpcContext,
 ): Promise<ApplyForLoanResponse> {
   const { customerId } = ids;
+  const decisionTimer = decisionSeconds.startTimer();
   const shard = d.router.byCustomer(customerId);
   const hash = bodyHash(req, ids);
   const seen = await findApplicationByKey(shard.db, customerId, req.idempotencyKey);
@@ -228,6 +230,8 @@ export async function applyForLoan(
   const loan = approved ? newLoan(row, now) : undefined;
   const res = await insertApplication(shard, row, loan, (a) => applied(a, now));
   if (!res.inserted) return replay(d, res.row, hash, shard.index, ctx); // a concurrent request with the same key won
+  decisionTimer();
+  applications.inc({ decision: sieve.outcome.toLowerCase() });
   ctx.log.info({ application_id: row.id, state: A[state], score: decision.score }, 'loan application decided');
   const disbursed = loan ? await disburseInCall(d, loan.id, ctx.deadline) : undefined;
   return {
@@ -295,6 +299,7 @@ export async function decideApplication(
     };
   });
   ctx.log.info({ application_id: id, decision: A[req.decision], changed: res.changed }, 'loan application reviewed');
+  if (res.changed) reviews.inc({ decision: approve ? 'approved' : 'rejected' });
   const loanId = res.row!.loan_id;
   const loan = loanId ? await disburseInCall(d, loanId, ctx.deadline) : undefined;
   return { application: applicationToProto(res.row!, shard.index), changed: res.changed, ...(loan ? { loan } : {}) };

@@ -64,7 +64,7 @@ import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { loanToProto, type RepaymentRow } from './proto.js';
 import { glAccounts, repaymentTransfers, takeInterest } from './receivables.js';
-import { recordSettlement, repaymentIdFor } from './repayments.js';
+import { countSettlement, recordSettlement, repaymentIdFor, type Settlement } from './repayments.js';
 import { parseRate } from './schedule/index.js';
 import { daysBetween, parseDate } from './schedule/calendar.js';
 import { divRoundHalfEven } from './schedule/rounding.js';
@@ -73,6 +73,7 @@ import { loanTermsOf, waterfallOf } from './terms.js';
 import { repaymentLegs, type LoanPartnerRow } from './colending.js';
 import { repaymentSplits } from './colending-store.js';
 import { allocate, outstanding, type Owed } from './waterfall.js';
+import { bucketChanges, dayLoans, dayRuns, daySeconds } from './metrics.js';
 
 export interface DayDeps {
   router: ShardRouter;
@@ -130,6 +131,20 @@ async function rows<T>(db: Knex | Knex.Transaction, sql: string, b: readonly unk
 
 /** Runs the day's steps for the scope and returns the totals recorded for it. */
 export async function runLoanDay(d: DayDeps, s: DayScope, deadline?: Date): Promise<RunLoanDayResponse> {
+  const end = daySeconds.startTimer();
+  try {
+    const res = await runSteps(d, s, deadline);
+    dayRuns.inc({ outcome: 'ok' });
+    return res;
+  } catch (err) {
+    dayRuns.inc({ outcome: 'error' });
+    throw err;
+  } finally {
+    end();
+  }
+}
+
+async function runSteps(d: DayDeps, s: DayScope, deadline?: Date): Promise<RunLoanDayResponse> {
   const range = inRange(s);
   const kinds = await rows<{ product_id: string; product_version: number; currency: string }>(
     s.shard.db,
@@ -157,12 +172,15 @@ export async function runLoanDay(d: DayDeps, s: DayScope, deadline?: Date): Prom
     terms.get(`${l.product_id}@${l.product_version}`)!;
   const ctx: StepContext = { s, range, gl, termsOf };
 
-  await s.shard.db.transaction((tx) => accrueInterest(tx, ctx));
+  // Each step's work is counted after its transaction committed (a re-run skips what is done).
+  dayLoans.inc({ step: 'interest' }, await s.shard.db.transaction((tx) => accrueInterest(tx, ctx)));
   await postPending(d, s, deadline);
   await collect(d, ctx, deadline);
-  await s.shard.db.transaction((tx) => accruePenalties(tx, ctx));
+  dayLoans.inc({ step: 'penalty' }, await s.shard.db.transaction((tx) => accruePenalties(tx, ctx)));
   await postPending(d, s, deadline);
-  await s.shard.db.transaction((tx) => reclassify(tx, ctx));
+  const moved = await s.shard.db.transaction((tx) => reclassify(tx, ctx));
+  dayLoans.inc({ step: 'reclassify' }, moved.loans);
+  for (const bucket of moved.buckets) bucketChanges.inc({ bucket: String(bucket) });
   return dayTotals(s);
 }
 
@@ -242,7 +260,8 @@ export function accruedInPeriod(interest: bigint, from: string, due: string, dat
   return divRoundHalfEven(interest * BigInt(elapsed), BigInt(days));
 }
 
-async function accrueInterest(tx: Knex.Transaction, c: StepContext): Promise<void> {
+/** Returns the number of loans accrued. */
+async function accrueInterest(tx: Knex.Transaction, c: StepContext): Promise<number> {
   const { s, range } = c;
   const loans = await rows<{ id: string; currency: string; interest_accrued: bigint; interest_prepaid: bigint }>(
     tx,
@@ -251,7 +270,7 @@ async function accrueInterest(tx: Knex.Transaction, c: StepContext): Promise<voi
         and ${range.sql} order by l.id for update`,
     [s.date, s.date, ...range.b],
   );
-  if (!loans.length) return;
+  if (!loans.length) return 0;
   const periods = await rows<{ loan_id: string; from_date: string; due_date: string; interest_due: bigint }>(
     tx,
     `select loan_id, from_date::text as from_date, due_date::text as due_date, interest_due from loan_instalments
@@ -285,6 +304,7 @@ async function accrueInterest(tx: Knex.Transaction, c: StepContext): Promise<voi
       pgArray(list.map((a) => a.prepaidUsed)),
     ],
   );
+  return loans.length;
 }
 
 const yearDays = (t: LoanTerms): bigint => (t.dayCount === DayCount.DAY_COUNT_ACT_365F ? 365n : 360n);
@@ -298,7 +318,8 @@ const addDays = (date: string, n: number): string => {
   return new Date(t + n * 86_400_000).toISOString().slice(0, 10);
 };
 
-async function accruePenalties(tx: Knex.Transaction, c: StepContext): Promise<void> {
+/** Returns the number of loans charged penalty interest. */
+async function accruePenalties(tx: Knex.Transaction, c: StepContext): Promise<number> {
   const { s, range } = c;
   const loans = await rows<{
     id: string;
@@ -315,7 +336,7 @@ async function accruePenalties(tx: Knex.Transaction, c: StepContext): Promise<vo
         and ${range.sql} order by l.id for update`,
     [s.date, s.date, ...range.b],
   );
-  if (!loans.length) return;
+  if (!loans.length) return 0;
   const overdue = await rows<{ loan_id: string; number: number; due_date: string; principal: bigint }>(
     tx,
     `select loan_id, number, due_date::text as due_date, principal_due - principal_paid as principal
@@ -364,6 +385,7 @@ async function accruePenalties(tx: Knex.Transaction, c: StepContext): Promise<vo
       ],
     );
   }
+  return charged.length;
 }
 
 /** What a deposit account can pay without an overdraft or going below its minimum balance. */
@@ -523,12 +545,21 @@ async function collect(d: DayDeps, c: StepContext, deadline?: Date): Promise<voi
     pending.map((r) => [...repaymentTransfers(r, r.ledger_account_id), ...repaymentLegs(r, r.partner_splits ?? [])]),
     deadline,
   );
-  await s.shard.db.transaction(async (tx) => {
+  const recorded = await s.shard.db.transaction(async (tx) => {
+    const list: Settlement[] = [];
     for (const [i, r] of pending.entries()) {
       const o = outcomes[i]!;
-      await recordSettlement(tx, s.shard.index, r.id, o === 'ok' ? { kind: 'ok' } : { kind: 'refused', reason: o });
+      const done = await recordSettlement(
+        tx,
+        s.shard.index,
+        r.id,
+        o === 'ok' ? { kind: 'ok' } : { kind: 'refused', reason: o },
+      );
+      if (done) list.push(done);
     }
+    return list;
   });
+  recorded.forEach(countSettlement);
 }
 
 /** The bucket (its lower bound; 0: current) of `dpd` days past due. */
@@ -538,7 +569,8 @@ export function bucketOf(dpd: number, bounds: readonly number[]): number {
   return bucket;
 }
 
-async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<void> {
+/** Returns the number of loans classified and the new bucket of each that changed bucket. */
+async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<{ loans: number; buckets: number[] }> {
   const { s, range } = c;
   const loans = await rows<{ id: string; product_id: string; product_version: number; delinquency_bucket: number }>(
     tx,
@@ -548,7 +580,7 @@ async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<void> {
       order by l.id for update`,
     [s.date, s.date, ...range.b],
   );
-  if (!loans.length) return;
+  if (!loans.length) return { loans: 0, buckets: [] };
   const ids = pgArray(loans.map((l) => l.id));
   const oldest = await rows<{ loan_id: string; due_date: string }>(
     tx,
@@ -581,7 +613,8 @@ async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<void> {
           - (i.principal_paid + i.interest_paid + i.fee_paid + i.penalty_paid) as owed`,
     [s.date, ids, s.date],
   );
-  if (!changed.length && !overdue.length) return;
+  const moved = { loans: loans.length, buckets: changed.map((n) => n.bucket) };
+  if (!changed.length && !overdue.length) return moved;
   if (changed.length) {
     await tx.raw(
       `insert into loan_delinquency_changes (loan_id, business_date, previous_bucket, bucket, days_past_due)
@@ -628,6 +661,7 @@ async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<void> {
     events.push({ id: m.eventId, subject: SUBJECTS.delinquencyChanged, payload });
   }
   await writeEvents(tx, events);
+  return moved;
 }
 
 /** Posts the date's and range's postings not yet confirmed, in one ledger call. */

@@ -19,6 +19,7 @@ import { parseRate } from './schedule/index.js';
 import { businessToday, findLoan, lockLoan } from './store.js';
 import { loanTermsOf, scheduleFor } from './terms.js';
 import { disbursementLegs, loanPartners, PARTNER_CODES } from './colending.js';
+import { amountValue, disbursedMinorUnits, disbursements, sweeperItems, sweeperStale } from './metrics.js';
 
 export interface LoanDeps {
   router: ShardRouter;
@@ -122,9 +123,9 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
     deadline,
   );
 
-  await shard.db.transaction(async (tx) => {
+  const recorded = await shard.db.transaction(async (tx) => {
     const row = await lockLoan(tx, loanId);
-    if (!row || row.status !== L.LOAN_STATUS_PENDING_DISBURSEMENT) return; // another caller finished it
+    if (!row || row.status !== L.LOAN_STATUS_PENDING_DISBURSEMENT) return false; // another caller finished it
     const now = new Date();
     if (step.kind === 'refused') {
       await tx('loans')
@@ -167,7 +168,13 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
     const after = loanToProto((await findLoan(tx, loanId))!, shard.index);
     const subject = step.kind === 'ok' ? SUBJECTS.disbursed : SUBJECTS.disbursementRefused;
     await writeEvents(tx, [loanEvent(subject, after, now)]);
+    return true;
   });
+  // Counted once, by the caller whose transaction recorded the outcome (after its commit).
+  if (recorded) {
+    disbursements.inc({ outcome: step.kind === 'ok' ? 'disbursed' : 'refused' });
+    if (step.kind === 'ok') disbursedMinorUnits.inc({ currency: loan.currency }, amountValue(loan.principal));
+  }
   const after = loanToProto((await findLoan(shard.db, loanId))!, shard.index);
   d.log.info({ loan_id: loanId, status: L[after.status], refusal: after.refusal || undefined }, 'loan disbursement');
   return after;
@@ -185,6 +192,7 @@ export async function disburseInCall(d: LoanDeps, loanId: string, deadline?: Dat
     d.log.warn({ err, loan_id: loanId }, 'disbursement not finished; it will be retried');
     const loan = await getLoan(d.router, loanId);
     if (!loan) throw err;
+    if (loan.status === L.LOAN_STATUS_PENDING_DISBURSEMENT) disbursements.inc({ outcome: 'deferred' });
     return loan;
   }
 }
@@ -232,6 +240,7 @@ export class Sweeper {
         let ids: string[];
         try {
           ids = await task.stale(shard.db, this.ageMs, 100);
+          sweeperStale.set({ task: task.name, shard: String(shard.index) }, ids.length);
         } catch (err) {
           this.log.warn({ err, shard: shard.index, task: task.name }, 'sweep could not read its shard');
           continue;
@@ -241,7 +250,9 @@ export class Sweeper {
           try {
             await task.drive(id);
             done++;
+            sweeperItems.inc({ task: task.name, outcome: 'done' });
           } catch (err) {
+            sweeperItems.inc({ task: task.name, outcome: 'retry' });
             this.log.warn({ err, id, task: task.name }, 'sweep: not finished; retrying later');
           }
         }

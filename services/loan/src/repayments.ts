@@ -50,6 +50,7 @@ import { findScheduleVersion, pendingPrepayment, recordReschedule, revertResched
 import { loanTermsOf, prepaymentStrategyOf, waterfallOf } from './terms.js';
 import { repaymentLegs } from './colending.js';
 import { repaymentSplits } from './colending-store.js';
+import { repayments } from './metrics.js';
 
 export interface RepaymentDeps {
   router: ShardRouter;
@@ -284,7 +285,7 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
     // (repaymentLegs).
     const transfers = [...repaymentTransfers(r, loan.ledger_account_id!), ...repaymentLegs(r, r.partner_splits ?? [])];
     const step: LedgerStep = transfers.length ? await d.accounts.transfer(transfers, deadline) : { kind: 'ok' };
-    await shard.db.transaction((tx) => recordSettlement(tx, shard.index, id, step));
+    countSettlement(await shard.db.transaction((tx) => recordSettlement(tx, shard.index, id, step)));
     const done = (await findRepayment(shard.db, id))!;
     d.log.info(
       { repayment_id: id, loan_id: r.loan_id, status: S[done.status], refusal: done.refusal || undefined },
@@ -296,15 +297,38 @@ export async function settle(d: RepaymentDeps, id: string, deadline?: Date) {
   return { repayment: repaymentToProto(repayment), loan: loanToProto(loan, shard.index) };
 }
 
+/** What recordSettlement recorded, for loan_repayments_total: the repayment's kind and its outcome. */
+export interface Settlement {
+  kind: 'repayment' | 'prepayment' | 'payoff' | 'collection' | 'recovery';
+  outcome: 'applied' | 'refused';
+}
+
+const KIND_LABEL: Partial<Record<K, Settlement['kind']>> = {
+  [K.REPAYMENT_KIND_PAYOFF]: 'payoff',
+  [K.REPAYMENT_KIND_COLLECTION]: 'collection',
+  [K.REPAYMENT_KIND_RECOVERY]: 'recovery',
+};
+
+/** Counts a recorded settlement; call it after the transaction that recorded it committed. */
+export function countSettlement(s: Settlement | undefined): void {
+  if (s) repayments.inc({ kind: s.kind, outcome: s.outcome });
+}
+
 /**
  * Records a PENDING repayment's ledger outcome, under its loan's lock, with its events (nothing
- * when another caller recorded it). Used by settle and by RunLoanDay's collections.
+ * when another caller recorded it). Used by settle and by RunLoanDay's collections. Returns what
+ * it recorded (undefined when another caller had), for the caller to count once committed.
  */
-export async function recordSettlement(tx: Knex.Transaction, shardIndex: number, id: string, step: LedgerStep) {
+export async function recordSettlement(
+  tx: Knex.Transaction,
+  shardIndex: number,
+  id: string,
+  step: LedgerStep,
+): Promise<Settlement | undefined> {
   await lockLoan(tx, (await findRepayment(tx, id))!.loan_id);
   const current = (await findRepayment(tx, id, true))!;
   const r = current;
-  if (current.status !== S.REPAYMENT_STATUS_PENDING) return; // another caller recorded it
+  if (current.status !== S.REPAYMENT_STATUS_PENDING) return undefined; // another caller recorded it
   const now = new Date();
   const events = [];
   if (step.kind === 'refused') {
@@ -350,6 +374,9 @@ export async function recordSettlement(tx: Knex.Transaction, shardIndex: number,
     ),
   );
   await writeEvents(tx, events);
+  // A repayment that moved the schedule (prepaid principal) is a prepayment.
+  const kind = KIND_LABEL[r.kind] ?? (r.schedule_version > 0 ? 'prepayment' : 'repayment');
+  return { kind, outcome: step.kind === 'ok' ? 'applied' : 'refused' };
 }
 
 /** corebank.loan.loan_rescheduled: the loan and its whole schedule after schedule version `version`. */

@@ -19,6 +19,7 @@ import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
 import { loanToProto } from './proto.js';
 import { businessToday, findLoan, lockLoan } from './store.js';
+import { amountValue, writeOffs, writtenOffMinorUnits } from './metrics.js';
 
 export interface WriteOffDeps {
   router: ShardRouter;
@@ -85,7 +86,7 @@ export async function writeOffLoan(
           [{ field: 'idempotency_key', description: 'the loan was written off with another key or reason' }],
         );
       }
-      return false;
+      return undefined;
     }
     if (locked!.status !== L.LOAN_STATUS_ACTIVE) {
       throw new DomainError(
@@ -129,8 +130,13 @@ export async function writeOffLoan(
       });
     const after = loanToProto((await findLoan(tx, loanId))!, shard.index);
     await writeEvents(tx, [loanEvent(SUBJECTS.writtenOff, after, now)]);
-    return true;
+    return { currency: totals.currency, principal: totals.principal_outstanding };
   });
+  if (fresh) {
+    // Counted once, when this call's transaction wrote the loan off (a replay does not count).
+    writeOffs.inc({ currency: fresh.currency });
+    writtenOffMinorUnits.inc({ currency: fresh.currency }, amountValue(fresh.principal));
+  }
   await postWriteOff(d, loanId, deadline);
   const w = (await readWriteOff(shard.db, loanId))!;
   return {
