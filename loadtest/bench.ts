@@ -26,8 +26,8 @@
 //                    [--payment-admission N]
 //                    [--no-pgbench] [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -35,19 +35,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
-import { ALL_AUDIENCES, audienceOf, createLogger, mintToken } from '@corebank/kit';
-import {
-  AccountServiceClient,
-  CreateAccountResultCode,
-  SystemAccountKind,
-  TransferKind,
-  TransferResultCode,
-  type Account,
-  type Transfer,
-} from '@corebank/kit/gen/corebank/v1/account';
+import { ALL_AUDIENCES, createLogger, mintToken } from '@corebank/kit';
+import { AccountServiceClient } from '@corebank/kit/gen/corebank/v1/account';
 import { createDatabases, createTestAuth, promisify, startNats, startPostgres } from '@corebank/kit/testing';
 import { localDatabase } from '../deploy/local/env.js';
 import { cpuSnapshot as snapshotOf, cpuUse, findServer, type CpuSnapshot, type CpuUse } from './harness/cpu.js';
+import { findK6, K6_MISSING, k6Env, runK6 as runK6Script, type K6Summary } from './harness/k6.js';
+import {
+  loadAccountFixture,
+  mintK6Token,
+  paymentFigures,
+  paymentServiceEnv,
+  type Latency,
+} from './harness/payments.js';
 import {
   crossShardSettle,
   percentile,
@@ -60,6 +60,7 @@ import {
   allocatePorts,
   metricsOf,
   migrateServices,
+  runChild as runChildProcess,
   serviceEnvs,
   spawnService,
   stopChild,
@@ -141,12 +142,6 @@ function fail(msg: string): never {
 // ---------------------------------------------------------------------------------------------
 // Tools
 
-function findK6(): string {
-  for (const p of [process.env.K6, join(root, '.local/bin/k6')]) if (p && existsSync(p)) return p;
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'k6'))) return join(dir, 'k6');
-  fail('k6 not found: run loadtest/install-k6.sh (builds k6 into .local/bin), or set K6 to its path');
-}
-
 function findPgbench(): string {
   if (process.env.PG_BIN && existsSync(join(process.env.PG_BIN, 'pgbench'))) return join(process.env.PG_BIN, 'pgbench');
   const base = '/usr/lib/postgresql';
@@ -155,7 +150,7 @@ function findPgbench(): string {
   fail('pgbench not found in /usr/lib/postgresql/<version>/bin: run `npm run setup`, set PG_BIN, or pass --no-pgbench');
 }
 
-const k6 = findK6();
+const k6 = findK6(root) ?? fail(K6_MISSING);
 const pgbench = opts.pgbench ? findPgbench() : '';
 
 // ---------------------------------------------------------------------------------------------
@@ -223,20 +218,12 @@ const bankServices: BankService[] = paymentsOn ? ['product', 'customer', 'accoun
 const ports = await allocatePorts(bankServices);
 // The payment service's admission limit: every capacity run's --clients calls fit (writes may use
 // 80% of the slots, the rest is kept for reads), so only the overload run, with more calls in
-// flight than that, is shed. The velocity limits are raised for the corporate payer of
-// payments-hot-payer (its thousands of orders an hour would be refused as RISK_VELOCITY_*); every
-// other rule (tier thresholds, new payee, daily limits) stays as `npm run up` sets it.
+// flight than that, is shed (harness/payments.ts paymentServiceEnv).
 const paymentAdmission = flags['payment-admission']
   ? int('payment-admission', flags['payment-admission'], 0)
   : Math.ceil((opts.clients * 100) / 80);
 const benchEnv: Partial<Record<BankService, Record<string, string>>> = {
-  payment: {
-    ADMISSION_MAX_IN_FLIGHT: String(paymentAdmission),
-    ADMISSION_READ_RESERVE_PERCENT: '20',
-    CHANNEL_RATE_LIMITS: '',
-    RISK_VELOCITY_MAX_PAYMENTS: '1000000',
-    RISK_VELOCITY_MAX_AMOUNT: '1000000000000',
-  },
+  payment: paymentServiceEnv(paymentAdmission),
 };
 const envs = serviceEnvs(bankServices, {
   pgUrl: pgServer.url,
@@ -279,13 +266,7 @@ const adminToken = await mintToken(auth.issuer, {
   audience: ALL_AUDIENCES,
   ttlSeconds: 6 * 3600,
 });
-// What k6 gets: a channel token for the ledger and the payment service, without ledger:admin.
-const k6Token = await mintToken(auth.issuer, {
-  channel: 'bench-k6',
-  scopes: ['accounts:read', 'accounts:write', 'transfers:write', 'payments:read', 'payments:write'],
-  audience: [audienceOf('account'), audienceOf('payment')],
-  ttlSeconds: 6 * 3600,
-});
+const k6Token = await mintK6Token(auth.issuer);
 const client = promisify(
   new AccountServiceClient(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()),
   adminToken,
@@ -299,100 +280,15 @@ say(
 // ---------------------------------------------------------------------------------------------
 // Demo data
 
-const newTransfer = (p: Pick<Transfer, 'debitAccountId' | 'creditAccountId' | 'amount' | 'reference'>): Transfer => ({
-  id: randomUUID(),
-  kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-  linked: false,
-  pendingId: '',
-  timeoutSeconds: 0,
-  code: 1,
-  currency: '',
-  ...p,
-});
-
-async function openAccounts(owners: string[]): Promise<Account[]> {
-  const out: Account[] = [];
-  for (let i = 0; i < owners.length; i += 1000) {
-    const res = await client.createAccounts(
-      {
-        accounts: owners.slice(i, i + 1000).map((ownerId) => ({
-          idempotencyKey: 'current-eur',
-          ownerId,
-          currency: 'EUR',
-          code: 100,
-          flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
-          overdraftLimit: 0n,
-          reference: 'bench customer',
-        })),
-      },
-      { deadlineMs: 120_000 },
-    );
-    for (const r of res.results) {
-      if (r.code !== CreateAccountResultCode.CREATE_ACCOUNT_RESULT_CODE_OK) fail(`opening an account: ${r.code}`);
-      out.push(r.account!);
-    }
-  }
-  return out;
-}
-
 const loadStart = Date.now();
-const customers = await openAccounts(Array.from({ length: opts.accounts }, (_, i) => `bench-customer-${i}`));
-const [merchant] = await openAccounts(['bench-merchant']);
-// The hot payer of payments-hot-payee's twin, payments-hot-payer: a corporate account paying out
-// to many customers (payroll, refunds, marketplace payouts), funded with EUR 10,000,000.00.
-const [corporate] = await openAccounts(['bench-corporate']);
-const cash = new Map<number, string>();
-for (const s of (await client.listSystemAccounts({})).accounts) {
-  if (s.kind === SystemAccountKind.SYSTEM_ACCOUNT_KIND_CASH && s.account!.currency === 'EUR')
-    cash.set(s.account!.shard, s.account!.id);
-}
-// Every customer gets EUR 10,000.00 from the cash account of its shard: the harness's own transfers.
-let funding = 0;
-{
-  const all = customers.map((a) =>
-    newTransfer({
-      debitAccountId: cash.get(a.shard)!,
-      creditAccountId: a.id,
-      amount: 1_000_000n,
-      reference: 'bench funding',
-    }),
-  );
-  all.push(
-    newTransfer({
-      debitAccountId: cash.get(corporate!.shard)!,
-      creditAccountId: corporate!.id,
-      amount: 1_000_000_000n,
-      reference: 'bench funding',
-    }),
-  );
-  for (let i = 0; i < all.length; i += 4000) {
-    const res = await client.createTransfers({ transfers: all.slice(i, i + 4000) }, { deadlineMs: 120_000 });
-    for (const r of res.results) {
-      if (r.code !== TransferResultCode.TRANSFER_RESULT_CODE_OK) fail(`funding: transfer ${r.id} got ${r.code}`);
-      funding++;
-    }
-  }
-}
-const harnessAccounts = customers.length + 2;
-
-// The fixture k6 reads: account ids sorted by shard, with each shard's range and cash account.
-const byShard = Array.from({ length: opts.shards }, (_, i) => customers.filter((a) => a.shard === i).map((a) => a.id));
-const fixture = {
-  accounts: byShard.flat(),
-  shards: byShard.map((ids, index) => {
-    const start = byShard.slice(0, index).reduce((n, s) => n + s.length, 0);
-    return { index, start, end: start + ids.length, cash: cash.get(index)! };
-  }),
-  hot: { shard: merchant!.shard, account: merchant!.id },
-  corporate: { shard: corporate!.shard, account: corporate!.id },
-};
-for (const s of fixture.shards)
-  if (s.end - s.start < 2) fail(`shard ${s.index} has fewer than 2 accounts: use more --accounts`);
-const fixturePath = join(work, 'fixture.json');
-writeFileSync(fixturePath, JSON.stringify(fixture));
+const fixture = await loadAccountFixture(client, { customers: opts.accounts, shards: opts.shards, dir: work }).catch(
+  (err: Error) => fail(err.message),
+);
+const { funding, path: fixturePath } = fixture;
+const harnessAccounts = fixture.accounts;
 say(
-  `loaded ${customers.length} funded accounts (+1 merchant, +1 corporate) in ${((Date.now() - loadStart) / 1000).toFixed(1)}s: ` +
-    byShard.map((s, i) => `shard ${i}: ${s.length}`).join(', '),
+  `loaded ${fixture.customers} funded accounts (+1 merchant, +1 corporate) in ${((Date.now() - loadStart) / 1000).toFixed(1)}s: ` +
+    fixture.perShard.map((n, i) => `shard ${i}: ${n}`).join(', '),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -473,12 +369,6 @@ function held(rates: number[], window = 5): number {
     best = Math.max(best, m);
   }
   return Math.round(best);
-}
-
-interface Latency {
-  p50: number;
-  p95: number;
-  p99: number;
 }
 
 interface RunResult {
@@ -584,29 +474,9 @@ async function reconcile(after: string): Promise<Reconciliation> {
 // ---------------------------------------------------------------------------------------------
 // pgbench
 
-async function runChild(
-  cmd: string,
-  args: string[],
-  o: { env?: NodeJS.ProcessEnv; cwd?: string; echo?: boolean } = {},
-) {
-  return new Promise<{ code: number; out: string; err: string }>((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: o.env ?? process.env,
-      cwd: o.cwd ?? root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    cleanups.push(() => stopChild(child));
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (o.echo) process.stdout.write(d);
-    });
-    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-200_000)));
-    child.once('error', reject);
-    child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out, err }));
-  });
-}
+/** Runs a command in the repository root; cleanup stops it if the harness stops first. */
+const runChild = (cmd: string, args: string[]) =>
+  runChildProcess(cmd, args, { cwd: root, onSpawn: (child) => cleanups.push(() => stopChild(child)) });
 
 async function runPgbench(): Promise<RunResult> {
   const conn = ['-h', '127.0.0.1', '-p', String(pgServer.port), '-U', 'corebank'];
@@ -655,11 +525,6 @@ async function runPgbench(): Promise<RunResult> {
 // ---------------------------------------------------------------------------------------------
 // k6
 
-interface K6Summary {
-  metrics: Record<string, { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
-  state: { testRunDurationMs: number };
-}
-
 async function runK6(
   name: string,
   script: string,
@@ -667,54 +532,35 @@ async function runK6(
   vars: Record<string, string | number>,
   o: { sample?: boolean } = {},
 ): Promise<RunResult & { summary: K6Summary; rates?: number[] }> {
-  const summaryPath = join(resultsDir, `${stamp}-${name}.k6.json`);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ADDR: `127.0.0.1:${grpcPort}`,
-    ...(procs.payment ? { PAYMENT_ADDR: procs.payment.address } : {}),
-    CROSS_PCT: String(opts.crossShardPercent),
-    TOKEN: k6Token,
-    FIXTURE: fixturePath,
-    SUMMARY_PATH: summaryPath,
-    SCENARIO_LABEL: name,
-    VUS: String(opts.clients),
-    DURATION: String(opts.duration),
-    K6_NO_USAGE_REPORT: 'true',
-    ...(smoke ? { P95_MS: '1000', P99_MS: '2000' } : {}),
-    ...Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)])),
-  };
+  const env = k6Env({
+    accountAddr: `127.0.0.1:${grpcPort}`,
+    ...(procs.payment ? { paymentAddr: procs.payment.address } : {}),
+    token: k6Token,
+    fixture: fixturePath,
+    summaryPath: join(resultsDir, `${stamp}-${name}.k6.json`),
+    label: name,
+    vus: opts.clients,
+    duration: opts.duration,
+    crossShardPercent: opts.crossShardPercent,
+    vars: { ...(smoke ? { P95_MS: '1000', P99_MS: '2000' } : {}), ...vars },
+  });
   say(`k6 ${name}: ${what}`);
   await checkpoint();
   const sampler = o.sample ? sampleThroughput() : undefined;
   const from = new Date();
   const a = await cpuSnapshot();
-  const run = await runChild(k6, ['run', '--quiet', '--no-color', '--no-usage-report', join(here, script)], {
+  const run = await runK6Script({
+    k6,
+    script: join(here, script),
     env,
-    echo: true,
+    cwd: root,
+    onSpawn: (child) => cleanups.push(() => stopChild(child)),
   });
   const b = await cpuSnapshot();
   const to = new Date();
   const rates = await sampler?.stop();
-  if (run.code !== 0 && run.code !== 99) {
-    throw new Error(`k6 ${name} failed (exit ${run.code}):\n${run.err.slice(-6000)}`);
-  }
-  // At saturation k6 says it has no VU left for an arrival: that is the point, not a problem.
-  const warnings = run.err
-    .split('\n')
-    .filter(
-      (l) => /level=(warning|error)/.test(l) && !l.includes('Insufficient VUs') && !l.includes('have been crossed'),
-    );
-  if (warnings.length) {
-    console.error(`k6 ${name}: ${warnings.length} warnings, the first ones:\n${warnings.slice(0, 5).join('\n')}`);
-  }
-  const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as K6Summary;
+  const { summary, crossed, seconds, value: val } = run;
   const m = summary.metrics;
-  const val = (metric: string, k: string) => m[metric]?.values[k] ?? 0;
-  const crossed: string[] = [];
-  for (const [metric, def] of Object.entries(m)) {
-    for (const [expr, t] of Object.entries(def.thresholds ?? {})) if (!t.ok) crossed.push(`${metric} ${expr}`);
-  }
-  const seconds = summary.state.testRunDurationMs / 1000;
   const common = {
     name,
     what,
@@ -728,27 +574,13 @@ async function runK6(
   };
   let result: RunResult & { summary: K6Summary; rates?: number[] };
   if (script === 'payments.js') {
-    const accepted = val('payments_accepted', 'count');
-    k6PaymentsTotal += accepted;
-    const trend = 'payment_admitted_ms';
+    const pay = paymentFigures(run);
+    k6PaymentsTotal += pay.accepted;
     result = {
       ...common,
-      rate: Math.round(accepted / seconds),
-      latency: { p50: val(trend, 'med'), p95: val(trend, 'p(95)'), p99: val(trend, 'p(99)') },
-      extra: {
-        accepted,
-        same: val('payments_accepted{route:same}', 'count'),
-        cross: val('payments_accepted{route:cross}', 'count'),
-        refused: val('payments_refused', 'count'),
-        shedOrders: val('payments_shed', 'count'),
-        shedCalls: val('payment_shed_calls', 'count'),
-        shedOverloaded: val('payment_shed_calls{reason:OVERLOADED}', 'count'),
-        shedRateLimited: val('payment_shed_calls{reason:RATE_LIMITED}', 'count'),
-        unknown: val('payments_unknown', 'count'),
-        retries: val('payment_retries', 'count'),
-        iterations: val('iterations', 'count'),
-        k6Exit: run.code,
-      },
+      rate: pay.rate,
+      latency: pay.latency,
+      extra: { ...pay.extra, k6Exit: run.code },
       summary,
     };
   } else {

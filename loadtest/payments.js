@@ -5,9 +5,10 @@
 //              overload: uniform, at RATE with up to MAX_VUS in flight (the harness offers 3x capacity)
 //   RATE (orders/s, default 200), DURATION (s, default 30), VUS (default 64), MAX_VUS (default VUS),
 //   CROSS_PCT (default 50), HOT_SHARE (default 0.9), SHED_RETRIES (default 2)
+//   GATE_URL (optional): orders only while the harness's gate says go (lib/bank.js gateOpen)
 // At a RATE above what the bank holds, k6 drops the arrivals it has no free VU for (dropped_iterations):
 // the run then measures capacity with VUS calls in flight.
-import { duration, meta, num, summaryTrendStats, vus } from './lib/bank.js';
+import { duration, gateOpen, meta, num, summaryTrendStats, vus } from './lib/bank.js';
 import { paymentFrom, paymentSummary, paymentThresholds, paymentTo, uniformPayment } from './lib/payments.js';
 
 const mode = __ENV.MODE || 'uniform';
@@ -33,6 +34,7 @@ export const options = {
 };
 
 export default function () {
+  if (!gateOpen()) return;
   if (mode === 'hot-payee' && Math.random() < share) paymentTo(merchantShard, meta.hot.account);
   else if (mode === 'hot-payer' && Math.random() < share) paymentFrom(corporateShard, meta.corporate.account);
   else uniformPayment();

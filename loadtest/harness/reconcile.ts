@@ -201,3 +201,69 @@ export async function reconcilePayments(o: {
     inTransit,
   };
 }
+
+export interface PaymentDates {
+  ok: boolean;
+  why: string[];
+  /** Payment orders' ledger transfers by business date: of orders accepted before `from`, and from then on. */
+  before: Record<string, number>;
+  during: Record<string, number>;
+  /** Transfers dated `closed` of orders accepted after their shard's date had moved past it. */
+  late: number;
+}
+
+/**
+ * The business dates of the payment orders' transfers around a close of business of `closed`,
+ * which moves every account shard's date to the day after before anything else: an order accepted
+ * (payment.payments.created_at, taken when its request arrives) after the move of the date on the
+ * shard that books a transfer of it (account.business_date.updated_at) must have that transfer
+ * dated the day after. Every payment transfer must be dated `closed` or the day after. Counts are
+ * split at `from` (when the close of business was asked for).
+ */
+export async function reconcilePaymentDates(o: {
+  url: string;
+  paymentDbs: string[];
+  accountDbs: string[];
+  closed: string;
+  next: string;
+  from: Date;
+}): Promise<PaymentDates> {
+  const accepted = new Map<string, number>();
+  for (const r of await queryEach<{ id: string; at: Date }>(
+    o.url,
+    o.paymentDbs,
+    'select id, created_at as at from payment.payments',
+  ))
+    accepted.set(r.id, r.at.getTime());
+  const before: Record<string, number> = {};
+  const during: Record<string, number> = {};
+  const why: string[] = [];
+  let late = 0;
+  let strange = 0;
+  for (const db of o.accountDbs) {
+    const [moved] = await queryEach<{ date: string; at: Date }>(
+      o.url,
+      [db],
+      `select to_char(business_date, 'YYYY-MM-DD') as date, updated_at as at from account.business_date`,
+    );
+    if (moved?.date !== o.next) why.push(`${db}'s business date is ${moved?.date}, not ${o.next}`);
+    const movedAt = moved?.at.getTime() ?? Infinity;
+    for (const t of await queryEach<{ reference: string; date: string }>(
+      o.url,
+      [db],
+      `select reference, to_char(business_date, 'YYYY-MM-DD') as date from account.transfers
+        where reference like 'payment:%'`,
+    )) {
+      const at = accepted.get(t.reference.slice('payment:'.length));
+      if (at === undefined) continue; // a stray reference: reconcilePayments reports it
+      const counts = at >= o.from.getTime() ? during : before;
+      counts[t.date] = (counts[t.date] ?? 0) + 1;
+      if (t.date !== o.closed && t.date !== o.next) strange++;
+      if (t.date === o.closed && at > movedAt) late++;
+    }
+  }
+  if (late)
+    why.push(`${late} payment transfers dated ${o.closed} of orders accepted after their shard moved to ${o.next}`);
+  if (strange) why.push(`${strange} payment transfers dated neither ${o.closed} nor ${o.next}`);
+  return { ok: why.length === 0, why, before, during, late };
+}

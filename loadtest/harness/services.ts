@@ -128,6 +128,30 @@ export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> 
   });
 }
 
+/**
+ * Runs a command to its end: its stdout (echoed with `echo`) and the last 200,000 characters of
+ * its stderr. `onSpawn` gets the child (to stop it at cleanup, or to signal it).
+ */
+export function runChild(
+  cmd: string,
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; cwd: string; echo?: boolean; onSpawn?: (child: ChildProcess) => void },
+): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: o.env ?? process.env, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    o.onSpawn?.(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (o.echo) process.stdout.write(d);
+    });
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-200_000)));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out, err }));
+  });
+}
+
 /** Starts `services/<name>/src/command.ts serve` as a child process. */
 export function spawnService(
   root: string,

@@ -10,8 +10,10 @@
 //   SUMMARY_PATH  where handleSummary writes the JSON summary (optional)
 //   P95_MS, P99_MS  latency thresholds of payments (defaults 50 and 100)
 //   MAX_ERROR_RATE  error-rate threshold (default 0.01)
+//   GATE_URL      optional: the harness's gate (harness/payments.ts), read by gateOpen()
 /* global open, crypto */
 import grpc from 'k6/net/grpc';
+import http from 'k6/http';
 import exec from 'k6/execution';
 import { Counter, Rate } from 'k6/metrics';
 import { SharedArray } from 'k6/data';
@@ -244,3 +246,21 @@ export const num = (name, dflt) => (__ENV[name] !== undefined && __ENV[name] !==
 /** Load-generator VUs: one gRPC connection and one request in flight each (like pgbench clients). */
 export const vus = () => num('VUS', 64);
 export const duration = () => `${num('DURATION', 30)}s`;
+
+const GATE_URL = __ENV.GATE_URL || '';
+/** Without GATE_URL: always open. With it: wait (k6 still starting), go, stop (final). */
+let gateState = GATE_URL ? 'wait' : 'go';
+let gateAskedAt = 0;
+/**
+ * Whether this iteration should do its work: what the harness's gate (GATE_URL) says, asked at most
+ * every 250 ms per VU, so a run can start and stop on the harness's word (cob.ts runs payments for
+ * as long as the close of business takes). Once it said stop, no iteration starts an order again.
+ */
+export function gateOpen() {
+  if (GATE_URL && gateState !== 'stop' && Date.now() - gateAskedAt >= 250) {
+    const res = http.get(GATE_URL, { tags: { op: 'gate' }, timeout: '2s' });
+    if (res.status === 200 && ['wait', 'go', 'stop'].includes(res.body)) gateState = res.body;
+    gateAskedAt = Date.now();
+  }
+  return gateState === 'go';
+}
