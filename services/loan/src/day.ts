@@ -25,7 +25,10 @@
 //     largest of the product's lower bounds (default 1, 31, 61, 91) at most that; non-performing
 //     above 90 days. A bucket change is a row in loan_delinquency_changes and a
 //     loan_delinquency_changed event; an instalment unpaid at the close of its due date gets
-//     overdue_on = d and a loan_instalment_overdue event.
+//     overdue_on = d and a loan_instalment_overdue event. Only loans past due or with something
+//     due are looked at (a current loan with nothing due stays current): delinquency_as_of is the
+//     last date a loan was classified that way, accrued_through the last date of any step.
+//     Likewise step c looks only at loans with overdue principal.
 //
 // GL: each accrual step's batch total per currency is ONE loan_postings row (debit
 // LOAN_INTEREST_RECEIVABLE / credit LOAN_INTEREST_INCOME; LOAN_PENALTY_RECEIVABLE /
@@ -333,8 +336,11 @@ async function accruePenalties(tx: Knex.Transaction, c: StepContext): Promise<nu
     `select l.id, l.currency, l.product_id, l.product_version, l.penalty_exact::text as penalty_exact, l.penalty_accrued
        from loans l
       where l.status = 2 and l.disbursed_on <= ?::date and (l.penalised_through is null or l.penalised_through < ?::date)
-        and ${range.sql} order by l.id for update`,
-    [s.date, s.date, ...range.b],
+        and ${range.sql}
+        and exists (select 1 from loan_instalments i
+                     where i.loan_id = l.id and i.due_date < ?::date and i.principal_due > i.principal_paid)
+      order by l.id for update`,
+    [s.date, s.date, ...range.b, s.date],
   );
   if (!loans.length) return 0;
   const overdue = await rows<{ loan_id: string; number: number; due_date: string; principal: bigint }>(
@@ -577,8 +583,10 @@ async function reclassify(tx: Knex.Transaction, c: StepContext): Promise<{ loans
     `select l.id, l.product_id, l.product_version, l.delinquency_bucket from loans l
       where l.status = 2 and l.disbursed_on <= ?::date
         and (l.delinquency_as_of is null or l.delinquency_as_of < ?::date) and ${range.sql}
+        and (l.days_past_due > 0 or l.delinquency_bucket > 0
+             or exists (select 1 from loan_instalments i where i.loan_id = l.id and i.due_date <= ?::date and ${UNPAID}))
       order by l.id for update`,
-    [s.date, s.date, ...range.b],
+    [s.date, s.date, ...range.b, s.date],
   );
   if (!loans.length) return { loans: 0, buckets: [] };
   const ids = pgArray(loans.map((l) => l.id));

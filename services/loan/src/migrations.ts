@@ -234,4 +234,17 @@ export const loanMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // The loan day's tables take a row per loan per day in bulk: no foreign keys on them (each
+    // would cost an index probe of loans or loan_postings per row). Their rows are written only by
+    // the loan day, in the transaction that locks the loans they name.
+    name: '031_loan_day_tables_without_foreign_keys',
+    async up(db) {
+      await db.raw(`
+        alter table loan_accruals drop constraint if exists loan_accruals_loan_id_fkey;
+        alter table loan_accruals drop constraint if exists loan_accruals_posting_id_fkey;
+        alter table loan_delinquency_changes drop constraint if exists loan_delinquency_changes_loan_id_fkey;
+      `);
+    },
+  },
 ];

@@ -29,7 +29,7 @@ async function sampled(name: string, labels: Record<string, string> = {}, sample
   if (!metric) return 0;
   const { values } = await metric.get();
   return values
-    .filter((v) => (v.metricName ?? name) === sample)
+    .filter((v) => ((v as { metricName?: string }).metricName ?? name) === sample)
     .filter((v) => Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x))
     .reduce((s, v) => s + v.value, 0);
 }

@@ -519,7 +519,8 @@ export interface Loan {
    */
   partners: LoanPartnerShare[];
   /**
-   * Delinquency as of delinquency_as_of (the last business date RunLoanDay classified it on):
+   * Delinquency as of delinquency_as_of (the last business date RunLoanDay classified it on; a
+   * current loan with nothing due is not re-examined, its 0 holds until something falls due):
    * business date minus the due date of the oldest unpaid instalment, 0 while that is within the
    * product's grace_days (or none is unpaid).
    */
