@@ -140,7 +140,16 @@ export async function createPayment(
     requireOwnClaim(claim, claimed);
   }
   try {
-    return await createClaimed(deps, req, ctx, { claim, kind, payerAccountId, payeeAccountId, autoReleaseAt, now });
+    const firstAsked = claimed.fresh ? now : claimed.firstAt;
+    return await createClaimed(deps, req, ctx, {
+      claim,
+      kind,
+      payerAccountId,
+      payeeAccountId,
+      autoReleaseAt,
+      now,
+      firstAsked,
+    });
   } catch (err) {
     await giveBackClaim(router, shard, claim, err);
     throw err;
@@ -159,6 +168,8 @@ async function createClaimed(
     payeeAccountId: string;
     autoReleaseAt: Date | undefined;
     now: Date;
+    /** When the key was first used for this order (now, for a new claim). */
+    firstAsked: Date;
   },
 ): Promise<CreatePaymentResponse> {
   const { router, ledger, peers, config } = deps;
@@ -166,10 +177,16 @@ async function createClaimed(
   const { channel, paymentId: id, bodyHash: hash } = claim;
   const shard = router.byId(id)!;
   // Checked for a new order only: a retry of an escrow order replays after its time has come.
+  // And as of the key's first use: a retry that finds the key claimed but no order yet may race
+  // its first attempt, still in flight, which was right to accept the time and may commit the
+  // order after this one looked; refusing here would answer "refused" for an order that exists.
+  // Going on instead makes both attempts one order (the second insert conflicts and replays), or
+  // this attempt the one that records it (its first died): auto-released at once if due.
   if (autoReleaseAt) {
+    const asOf = o.firstAsked.getTime();
     const t = new Violations();
-    if (!(autoReleaseAt.getTime() > now.getTime())) t.add('escrow.auto_release_at', 'must be in the future');
-    else if (autoReleaseAt.getTime() > now.getTime() + MAX_ESCROW_DAYS * 86_400_000) {
+    if (!(autoReleaseAt.getTime() > asOf)) t.add('escrow.auto_release_at', 'must be in the future');
+    else if (autoReleaseAt.getTime() > asOf + MAX_ESCROW_DAYS * 86_400_000) {
       t.add('escrow.auto_release_at', `must be at most ${MAX_ESCROW_DAYS} days ahead`);
     }
     t.throwIfAny();

@@ -176,7 +176,8 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
                              payee_account_id, payer_customer_id, amount, currency, reference, status, route, step,
                              reason, auto_release_at, risk_findings, limit_day, payer_shard, payee_shard,
                              attempts, next_attempt_at, created_at, updated_at, settled_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+               coalesce(now() + make_interval(secs => ?::float8), ?::timestamptz), ?, ?, ?)
        on conflict do nothing
        returning seq)
      ${count.sql}
@@ -205,6 +206,9 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
       row.payer_shard,
       row.payee_shard,
       row.attempts,
+      // A claimed first step's lease runs from the transaction's start (a group commit may have
+      // kept the order queued a while), by the database's clock, as claimStep's does.
+      p.claimForMs ? p.claimForMs / 1000 : null,
       row.next_attempt_at,
       now,
       now,
@@ -217,13 +221,21 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
   return inserted ? { ...row, seq: inserted.seq } : undefined;
 }
 
-/** Thrown inside an order's transaction when the order exists already: roll back and replay it. */
-class OrderExists extends Error {}
+/**
+ * Thrown inside an order's transaction when the order exists already: the transaction rolls back
+ * (the decision's writes, a daily limit counted, go with it) and the caller replays the order. A
+ * DomainError, so that a group commit splits its batch down to this order and commits the others.
+ */
+class OrderExists extends DomainError {
+  constructor() {
+    super('ALREADY_EXISTS', 'PAYMENT_EXISTS', 'payment_id: the order exists already');
+  }
+}
 
 /**
  * A new order for a shard's group commit (orderBatches): its decision and insert run in a
  * transaction with other orders of the shard, in the order of their payer customers (whose rows
- * they lock); undefined when the order exists already.
+ * they lock). One whose order exists already fails alone with OrderExists (the batch splits).
  */
 export interface OrderJob {
   decide: (tx: Tx) => Promise<NewOrder>;
@@ -232,18 +244,22 @@ export interface OrderJob {
   lockKey: string;
 }
 
-export type OrderBatches = ReadonlyMap<number, GroupCommit<OrderJob, PaymentRow | undefined>>;
+export type OrderBatches = ReadonlyMap<number, GroupCommit<OrderJob, PaymentRow>>;
 
 /** One group-commit queue per shard for new payment orders. */
 export function orderBatches(router: ShardRouter, maxInFlight: number, maxBatch: number): OrderBatches {
   return new Map(
     router.shards.map((s) => [
       s.index,
-      new GroupCommit<OrderJob, PaymentRow | undefined>(
+      new GroupCommit<OrderJob, PaymentRow>(
         s.db,
         async (tx, jobs) => {
-          const rows: (PaymentRow | undefined)[] = [];
-          for (const job of jobs) rows.push(await insertOrder(tx, await job.decide(tx), job.now));
+          const rows: PaymentRow[] = [];
+          for (const job of jobs) {
+            const row = await insertOrder(tx, await job.decide(tx), job.now);
+            if (!row) throw new OrderExists();
+            rows.push(row);
+          }
           return rows;
         },
         (job) => job.lockKey,
@@ -271,7 +287,7 @@ const keysDb = (router: ShardRouter, c: KeyClaim) => router.byBucket(bucketOf(`$
 /**
  * Claims the channel's key for the order, and returns the claim recorded: ours when the key was
  * free (`fresh`: this call made it, so no order with this key can exist yet), else the one made
- * before (by an earlier attempt of this request, or for another order or body). One statement
+ * before (`firstAt`: when) (by an earlier attempt of this request, or for another order or body). One statement
  * that always returns the key's claim (DO UPDATE, unlike DO NOTHING, locks and returns the row
  * that conflicts, even one committed after the statement began; xmax is 0 only in a row this
  * statement inserted). A second statement to read the claim could find none: a request that
@@ -280,15 +296,15 @@ const keysDb = (router: ShardRouter, c: KeyClaim) => router.byBucket(bucketOf(`$
 export async function claimKey(
   router: ShardRouter,
   c: KeyClaim,
-): Promise<{ paymentId: string; bodyHash: string; fresh: boolean }> {
+): Promise<{ paymentId: string; bodyHash: string; fresh: boolean; firstAt: Date }> {
   const { rows } = await keysDb(router, c).raw(
     `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
        on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
-     returning payment_id, body_hash, xmax = 0 as fresh`,
+     returning payment_id, body_hash, xmax = 0 as fresh, created_at`,
     [c.channel, c.key, c.paymentId, c.bodyHash],
   );
-  const r = (rows as { payment_id: string; body_hash: string; fresh: boolean }[])[0]!;
-  return { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh };
+  const r = (rows as { payment_id: string; body_hash: string; fresh: boolean; created_at: Date }[])[0]!;
+  return { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh, firstAt: r.created_at };
 }
 
 /** Throws ALREADY_EXISTS unless the claim recorded is this order's, with this body. */
@@ -339,8 +355,11 @@ export async function createOnce(
     const batches = opts.batch?.batches.get(shard.index);
     const row = batches
       ? await batches.submit({ decide, now, lockKey: opts.batch!.lockKey })
-      : await shard.db.transaction(async (tx) => insertOrder(tx, await decide(tx), now));
-    if (!row) throw new OrderExists();
+      : await shard.db.transaction(async (tx) => {
+          const inserted = await insertOrder(tx, await decide(tx), now);
+          if (!inserted) throw new OrderExists();
+          return inserted;
+        });
     return { row, replayed: false };
   } catch (err) {
     const existing = await orderOfKey(shard.db, paymentId, channel, key);
