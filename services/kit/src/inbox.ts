@@ -35,6 +35,12 @@ export interface ConsumerOptions {
   filterSubjects: string[];
   /** Seconds before an unacked message is redelivered. */
   ackWaitMs?: number;
+  /**
+   * Where a consumer created now starts: 'all' (default) replays the stream's history, which an
+   * inbox needs; 'new' only takes what is published after, for a consumer that is a fast path
+   * over state a sweeper owns anyway (replaying history would only re-check finished work).
+   */
+  startAt?: 'all' | 'new';
 }
 
 /** A durable, explicitly acked pull consumer; created if missing. */
@@ -51,7 +57,7 @@ export async function durableConsumer(
     await jsm.consumers.add(stream, {
       durable_name: o.durable,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      deliver_policy: o.startAt === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
       // One subject goes in filter_subject: nats-server before 2.10 knows no filter_subjects.
       ...(o.filterSubjects.length === 1
         ? { filter_subject: o.filterSubjects[0] }

@@ -28,3 +28,4 @@ export * from './relay-process.js';
 export * from './paging.js';
 export * from './progress.js';
 export * from './runtime.js';
+export * from './group-commit.js';

@@ -172,28 +172,38 @@ export class OutboxRelay {
         failures++;
         this.log.warn({ err, shard: shard.index }, 'outbox relay: publish failed; will retry');
       }
-      // A full batch may have more behind it: go on at once. Otherwise sleep until a NOTIFY, or
+      // A full batch may have more behind it: go on at once. Otherwise sleep until a NOTIFY (one
+      // that came while this batch was relayed ends the sleep at once: the waker keeps it), or
       // after a failure until a short, growing backoff (NATS or PostgreSQL coming back).
-      if (sent === 0 && this.running) {
+      if (sent < (this.opts.batchSize ?? 500) && this.running) {
         await waker.sleep(failures ? backoffMs(failures - 1, { baseMs: 100, maxMs: pollMs }) : pollMs);
       }
     }
   }
 
-  /** Publishes one batch from one shard; returns how many rows were sent. */
+  /**
+   * Publishes one batch from one shard; returns how many rows were sent. Two round trips, whether
+   * the outbox is empty or not: BEGIN travels with the lock and the read (the simple query
+   * protocol; the statement has no parameters, its only variable is the table's name), and the
+   * mark travels with COMMIT (its values are the bigint seqs just read).
+   */
   async relayOnce(shard: Shard): Promise<number> {
-    return shard.db.transaction(async (tx) => {
-      // One active relay per service and shard across replicas keeps the stream in outbox order
-      // (keyed by schema: services sharing a database relay independently).
-      const lock = await tx.raw(`select pg_try_advisory_xact_lock(hashtext(?::text || current_schema())) as ok`, [
-        `corebank.${this.table === 'outbox' ? 'outbox' : this.table}.relay.`,
-      ]);
-      if (!(lock.rows[0] as { ok: boolean }).ok) return 0;
-      const { rows } = (await tx.raw(
-        `select seq, id, subject, payload, headers from ${this.table} where sent_at is null order by seq limit ?`,
-        [this.opts.batchSize ?? 500],
-      )) as { rows: OutboxRow[] };
-      if (!rows.length) return 0;
+    const table = this.table;
+    // One active relay per service and shard across replicas keeps the stream in outbox order
+    // (keyed by schema: services sharing a database relay independently). The lock is an
+    // InitPlan: taken once, and when another replica holds it the scan is skipped.
+    const read = `begin; select seq, id, subject, payload, headers from ${table}
+      where sent_at is null
+        and (select pg_try_advisory_xact_lock(hashtext('corebank.${table}.relay.' || current_schema())))
+      order by seq limit ${Math.trunc(this.opts.batchSize ?? 500)}`;
+    const conn = (await shard.db.client.acquireConnection()) as pg.Client;
+    try {
+      const results = (await conn.query(read)) as unknown as pg.QueryResult[];
+      const rows = results[1]!.rows as OutboxRow[];
+      if (!rows.length) {
+        await conn.query('commit');
+        return 0;
+      }
       // Published in seq order over one connection, so the stream keeps that order; acks awaited together.
       await Promise.all(
         rows.map((r) => {
@@ -202,11 +212,15 @@ export class OutboxRelay {
           return this.js.publish(r.subject, r.payload, { msgID: r.id, headers: h, timeout: 10_000 });
         }),
       );
-      await tx.raw(`update ${this.table} set sent_at = now() where seq = any(?::bigint[])`, [
-        rows.map((r) => r.seq.toString()),
-      ]);
+      const seqs = rows.map((r) => BigInt(r.seq).toString()).join(',');
+      await conn.query(`update ${table} set sent_at = now() where seq = any('{${seqs}}'::bigint[]); commit`);
       return rows.length;
-    });
+    } catch (err) {
+      await conn.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      await shard.db.client.releaseConnection(conn);
+    }
   }
 
   /**

@@ -112,6 +112,26 @@ export const paymentSpec = {
     description: "host:port of the product service (the payer account's per-transaction and daily limits)",
     parse: parsers.address,
   },
+  orderBatchesInFlight: {
+    name: 'ORDER_BATCHES_IN_FLIGHT',
+    description:
+      'group commit of new payment orders: transactions in flight per shard, each creating many orders at once; 0: one transaction per order',
+    parse: parsers.int(0, 64),
+    default: '2',
+  },
+  orderBatchMax: {
+    name: 'ORDER_BATCH_MAX',
+    description: 'group commit of new payment orders: orders in one transaction at most',
+    parse: parsers.int(1, 10_000),
+    default: '256',
+  },
+  riskTierCacheMs: {
+    name: 'RISK_TIER_CACHE_MS',
+    description:
+      "how long a payer customer's risk tier is kept in process (dropped at once by the customer's events on CB_CUSTOMER; this bounds staleness should one be lost); 0: asked for every order",
+    parse: parsers.int(0, 3_600_000),
+    default: '60000',
+  },
   limitTimeZone: {
     name: 'LIMIT_TIME_ZONE',
     description: 'IANA time zone whose calendar day the daily debit limit counts in',

@@ -62,11 +62,11 @@ async function decide(
   });
   if (changed) ctx.log.info({ payment_id: id, status: S[row.status], step: P[row.step] }, 'payment decision');
   if (changed && row.step !== P.PAYMENT_STEP_DONE && !WAITING_STEPS.includes(row.step)) {
-    await deps.saga
-      .drive(shard, id)
-      .catch((err: unknown) =>
-        ctx.log.warn({ err, payment_id: id }, 'driving the decided order failed; the sweeper retries it'),
-      );
+    deps.saga.expect(id, row.step);
+    await deps.saga.drive(shard, id).catch((err: unknown) => {
+      ctx.log.warn({ err, payment_id: id }, 'driving the decided order failed; the sweeper retries it');
+      deps.saga.wakeAt(shard, Date.now());
+    });
   }
   return { payment: paymentToProto((await findPayment(shard.db, id))!), changed };
 }

@@ -1,4 +1,5 @@
 import type { Migration } from '@corebank/kit';
+import { PaymentKind as K, PaymentStatus as S } from '@corebank/kit/gen/corebank/v1/payment';
 
 /**
  * One row per payment order on the payer's home shard. The saga's state lives in the row: the
@@ -107,6 +108,62 @@ export const paymentMigrations: Migration[] = [
     name: '003_pending_decisions',
     async up(db) {
       await db.raw(`create index payments_waiting on payments (step, updated_at, id) where step in (8, 9)`);
+    },
+  },
+  {
+    // The risk rules' facts kept as counters (issue 14, point 4), so an order reads a few rows of
+    // its customer's instead of scanning the customer's orders in the window: per customer, the
+    // orders (transfers and escrows not rejected or cancelled) and their money per time bucket
+    // (window / 60, at least a second); and per customer and payee, how many such orders paid it.
+    // Written in the order's own transaction (and given back in the one that rejects or cancels
+    // it). payment_risk_facts locks the customer (as before) and then reads the counters: a
+    // volatile function, so the reads take a snapshot after the lock's wait and see the counts of
+    // the order that held it. Backfilled from the orders there are, in minute buckets.
+    name: '004_risk_counters',
+    async up(db) {
+      const counted = `kind in (${K.PAYMENT_KIND_TRANSFER}, ${K.PAYMENT_KIND_ESCROW})
+        and status not in (${S.PAYMENT_STATUS_REJECTED}, ${S.PAYMENT_STATUS_CANCELLED})`;
+      await db.raw(`
+        create table customer_velocity (
+          customer_id text not null,
+          bucket_start timestamptz not null,
+          n integer not null,
+          amount bigint not null,
+          primary key (customer_id, bucket_start)
+        );
+        create table customer_payees (
+          customer_id text not null,
+          payee_account_id uuid not null,
+          n integer not null,
+          primary key (customer_id, payee_account_id)
+        );
+        insert into customer_velocity (customer_id, bucket_start, n, amount)
+          select payer_customer_id, date_trunc('minute', created_at), count(*), sum(amount)
+            from payments where ${counted} and created_at > now() - interval '32 days'
+           group by 1, 2;
+        insert into customer_payees (customer_id, payee_account_id, n)
+          select payer_customer_id, payee_account_id, count(*) from payments where ${counted} group by 1, 2;
+
+        create function payment_risk_facts(p_customer text, p_payee uuid, p_since timestamptz, p_keep timestamptz)
+          returns table (session_id text, latitude float8, longitude float8, seen_at timestamptz,
+                         recent_count bigint, recent_amount bigint, known_payee boolean)
+          language plpgsql volatile as $$
+        #variable_conflict use_column
+        begin
+          insert into customer_risk_state as s (customer_id) values (p_customer)
+            on conflict (customer_id) do update set customer_id = excluded.customer_id
+            returning s.session_id, s.latitude, s.longitude, s.seen_at
+                 into payment_risk_facts.session_id, payment_risk_facts.latitude,
+                      payment_risk_facts.longitude, payment_risk_facts.seen_at;
+          delete from customer_velocity v where v.customer_id = p_customer and v.bucket_start < p_keep;
+          select coalesce(sum(v.n), 0)::int8, coalesce(sum(v.amount), 0)::int8
+            into payment_risk_facts.recent_count, payment_risk_facts.recent_amount
+            from customer_velocity v where v.customer_id = p_customer and v.bucket_start > p_since;
+          select coalesce(bool_or(c.n > 0), false) into payment_risk_facts.known_payee
+            from customer_payees c where c.customer_id = p_customer and c.payee_account_id = p_payee;
+          return next;
+        end $$;
+      `);
     },
   },
 ];

@@ -25,9 +25,21 @@ import { accountIdField, geoFields, keyField, referenceField, timeField } from '
 import type { Ledger } from './clients/ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './clients/peers.js';
-import { customerHistory, evaluateRisk, lockCustomer, rememberSession, verdictOf } from './risk.js';
+import { evaluateRisk, rememberSession, riskFacts, velocityBucketOf, verdictOf } from './risk.js';
 import type { Saga } from './saga.js';
-import { bodyHashOf, findPayment, paymentIdFor, replayOf, type NewOrder, createOnce } from './store.js';
+import {
+  bodyHashOf,
+  claimKey,
+  createOnce,
+  findPayment,
+  giveBackClaim,
+  paymentIdFor,
+  replayOf,
+  requireOwnClaim,
+  type KeyClaim,
+  type NewOrder,
+  type OrderBatches,
+} from './store.js';
 import { paymentToProto, type PaymentRow } from './proto.js';
 
 /** How far ahead an escrow's auto-release time may be. */
@@ -35,6 +47,8 @@ const MAX_ESCROW_DAYS = 366;
 
 export interface PaymentDeps {
   router: ShardRouter;
+  /** Group commit of new payment orders, per shard (absent: one transaction per order). */
+  orderBatches?: OrderBatches;
   ledger: Ledger;
   peers: Peers;
   saga: Saga;
@@ -53,10 +67,18 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
  * account (the payer's, or the refunding payee's): a customer-bound caller's binding goes along
  * to the ledger, which checks it again.
  */
-export async function firstStepInline(deps: PaymentDeps, row: PaymentRow, ctx: RpcContext): Promise<PaymentRow> {
+export async function firstStepInline(
+  deps: PaymentDeps,
+  row: PaymentRow,
+  ctx: RpcContext,
+  claimed = false,
+): Promise<PaymentRow> {
   const shard = deps.router.byId(row.id)!;
-  const { row: after } = await deps.saga.step(shard, row.id, ctx.deadline, ctx.principal).catch((err: unknown) => {
+  deps.saga.expect(row.id, row.step);
+  const step = deps.saga.step(shard, row.id, ctx.deadline, ctx.principal, claimed ? row : undefined);
+  const { row: after } = await step.catch((err: unknown) => {
     ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
+    deps.saga.wakeAt(shard, Date.now());
     return { row: undefined };
   });
   return after ?? (await findPayment(shard.db, row.id))!;
@@ -67,7 +89,7 @@ export async function createPayment(
   req: CreatePaymentRequest,
   ctx: RpcContext,
 ): Promise<CreatePaymentResponse> {
-  const { router, ledger, peers, config } = deps;
+  const { router } = deps;
   const now = new Date();
   const v = new Violations();
   keyField(v, req.idempotencyKey);
@@ -104,17 +126,67 @@ export async function createPayment(
     autoReleaseAt?.getTime() ?? '',
   );
 
-  // A retry finds its order without asking anyone anything.
-  const existing = await findPayment(shard.db, id);
-  if (existing) {
-    requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
-    return replayOf(existing, hash);
+  // The key's claim first: a new order needs it anyway, and only a claim made before (a retry, a
+  // concurrent request, another order's key) sends us to look for a recorded order. A retry finds
+  // its order without asking anyone anything.
+  const claim: KeyClaim = { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash };
+  const claimed = await claimKey(router, claim);
+  if (!claimed.fresh || claimed.paymentId !== id || claimed.bodyHash !== hash) {
+    const existing = await findPayment(shard.db, id);
+    if (existing) {
+      requireCustomer(ctx.principal, existing.payer_customer_id, 'payer_account_id');
+      return replayOf(existing, hash);
+    }
+    requireOwnClaim(claim, claimed);
   }
+  try {
+    const firstAsked = claimed.fresh ? now : claimed.firstAt;
+    return await createClaimed(deps, req, ctx, {
+      claim,
+      kind,
+      payerAccountId,
+      payeeAccountId,
+      autoReleaseAt,
+      now,
+      firstAsked,
+    });
+  } catch (err) {
+    await giveBackClaim(router, shard, claim, err);
+    throw err;
+  }
+}
+
+/** The rest of CreatePayment once the key is claimed for this order. */
+async function createClaimed(
+  deps: PaymentDeps,
+  req: CreatePaymentRequest,
+  ctx: RpcContext,
+  o: {
+    claim: KeyClaim;
+    kind: K;
+    payerAccountId: string;
+    payeeAccountId: string;
+    autoReleaseAt: Date | undefined;
+    now: Date;
+    /** When the key was first used for this order (now, for a new claim). */
+    firstAsked: Date;
+  },
+): Promise<CreatePaymentResponse> {
+  const { router, ledger, peers, config } = deps;
+  const { claim, kind, payerAccountId, payeeAccountId, autoReleaseAt, now } = o;
+  const { channel, paymentId: id, bodyHash: hash } = claim;
+  const shard = router.byId(id)!;
   // Checked for a new order only: a retry of an escrow order replays after its time has come.
+  // And as of the key's first use: a retry that finds the key claimed but no order yet may race
+  // its first attempt, still in flight, which was right to accept the time and may commit the
+  // order after this one looked; refusing here would answer "refused" for an order that exists.
+  // Going on instead makes both attempts one order (the second insert conflicts and replays), or
+  // this attempt the one that records it (its first died): auto-released at once if due.
   if (autoReleaseAt) {
+    const asOf = o.firstAsked.getTime();
     const t = new Violations();
-    if (!(autoReleaseAt.getTime() > now.getTime())) t.add('escrow.auto_release_at', 'must be in the future');
-    else if (autoReleaseAt.getTime() > now.getTime() + MAX_ESCROW_DAYS * 86_400_000) {
+    if (!(autoReleaseAt.getTime() > asOf)) t.add('escrow.auto_release_at', 'must be in the future');
+    else if (autoReleaseAt.getTime() > asOf + MAX_ESCROW_DAYS * 86_400_000) {
       t.add('escrow.auto_release_at', `must be at most ${MAX_ESCROW_DAYS} days ahead`);
     }
     t.throwIfAny();
@@ -163,21 +235,21 @@ export async function createPayment(
     ...(autoReleaseAt ? { autoReleaseAt } : {}),
     payerShard: payer.shard,
     payeeShard,
+    velocityBucket: velocityBucketOf(now, config.riskVelocityWindowSeconds),
   };
   const created = await createOnce(
     router,
     shard,
-    { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash },
+    claim,
     async (tx) => {
-      const last = await lockCustomer(tx, payer.ownerId);
-      const history = await customerHistory(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds);
+      const facts = await riskFacts(tx, payer.ownerId, payeeAccountId, config.riskVelocityWindowSeconds, now);
       const findings = evaluateRisk(
-        { amount: req.amount, tier, ...history, ...(req.geo ? { geo: req.geo } : {}), last },
+        { amount: req.amount, tier, ...facts, ...(req.geo ? { geo: req.geo } : {}) },
         config,
         now,
       );
       const verdict = verdictOf(findings);
-      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay'>;
+      let decided: Pick<NewOrder, 'status' | 'step' | 'reason' | 'limitDay' | 'claimForMs'>;
       if (verdict?.action === RiskAction.RISK_ACTION_REJECT) {
         decided = { status: S.PAYMENT_STATUS_REJECTED, step: P.PAYMENT_STEP_DONE, reason: verdict.reason };
       } else {
@@ -190,12 +262,17 @@ export async function createPayment(
             reason: verdict.reason,
             limitDay: limit.day,
           };
-        } else decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day };
+        } else
+          decided = { status: S.PAYMENT_STATUS_ACCEPTED, step, limitDay: limit.day, claimForMs: deps.saga.leaseMs };
       }
       if (req.geo) await rememberSession(tx, payer.ownerId, req.geo, now);
       return { ...base, ...decided, riskFindings: findings };
     },
     now,
+    {
+      claimed: true,
+      ...(deps.orderBatches ? { batch: { batches: deps.orderBatches, lockKey: payer.ownerId } } : {}),
+    },
   );
   if (created.replayed) return created;
   let row = created.row;
@@ -203,6 +280,7 @@ export async function createPayment(
     { payment_id: id, route, kind, status: S[row.status], reason: row.reason || undefined },
     'payment order created',
   );
-  if (row.status === S.PAYMENT_STATUS_ACCEPTED) row = await firstStepInline(deps, row, ctx);
+  // Written with its first step claimed (claimForMs): made here at once.
+  if (row.status === S.PAYMENT_STATUS_ACCEPTED) row = await firstStepInline(deps, row, ctx, true);
   return { payment: paymentToProto(row), replayed: false };
 }

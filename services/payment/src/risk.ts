@@ -2,7 +2,8 @@
 // evaluateRisk is pure: it turns what is known about the payer (risk tier, recent payments, earlier
 // payees, the last session's location) into findings, each with its rule's reason code and the
 // action the configuration gives that rule. riskFacts reads those facts under the payer
-// customer's lock (customer_risk_state), so concurrent orders of one customer are counted exactly.
+// customer's lock (customer_risk_state), so concurrent orders of one customer are counted exactly;
+// the counts are counters the orders keep (countOrderCte, uncountOrder), not a scan of them.
 import type { Tx } from '@corebank/kit';
 import {
   PaymentKind as K,
@@ -12,7 +13,6 @@ import {
   type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentConfig, RuleName, TierName } from './config.js';
-import { NOTHING_MOVED } from './state.js';
 
 export type RiskConfig = Pick<
   PaymentConfig,
@@ -128,42 +128,89 @@ export function verdictOf(findings: RiskFinding[]): RiskFinding | undefined {
   );
 }
 
-/** SQL lists of constants (enum numbers): orders that count for velocity and earlier payees. */
-const NOT_COUNTED = NOTHING_MOVED.join(',');
-const PAYMENT_KINDS = [K.PAYMENT_KIND_TRANSFER, K.PAYMENT_KIND_ESCROW].join(',');
+/** The kinds of order the velocity and new-payee rules count (not refunds or reversals). */
+export const COUNTED_KINDS: readonly K[] = [K.PAYMENT_KIND_TRANSFER, K.PAYMENT_KIND_ESCROW];
 
-/**
- * Locks the customer's risk row (creating it on first use) and returns the last session seen.
- * Every order of the customer passes here first, so the counts that follow are exact.
- */
-export async function lockCustomer(tx: Tx, customerId: string): Promise<SessionSeen> {
-  const { rows } = await tx.raw(
-    `insert into customer_risk_state (customer_id) values (?)
-       on conflict (customer_id) do update set customer_id = excluded.customer_id
-     returning session_id, latitude, longitude, seen_at`,
-    [customerId],
-  );
-  return (rows as SessionSeen[])[0]!;
+/** Seconds per velocity bucket: a 60th of the window, at least one. */
+export const velocityBucketSeconds = (windowSeconds: number) => Math.max(1, Math.floor(windowSeconds / 60));
+
+/** The start of the velocity bucket an order made at `at` counts in. */
+export function velocityBucketOf(at: Date, windowSeconds: number): Date {
+  const ms = velocityBucketSeconds(windowSeconds) * 1000;
+  return new Date(Math.floor(at.getTime() / ms) * ms);
 }
 
-/** The customer's recent orders and whether it paid this payee before (under lockCustomer). */
-export async function customerHistory(
+/**
+ * Locks the customer's risk row (creating it on first use; every order of the customer passes
+ * here first, so the counts that follow are exact) and reads, in one round trip
+ * (payment_risk_facts, migration 004): the last session seen, the customer's orders and money in
+ * the velocity window, and whether it paid this payee before. The window is counted in whole
+ * buckets (velocityBucketSeconds): an order counts for at least the window and at most one bucket
+ * longer, so the rule is never more lenient than configured. Buckets older than twice the window
+ * are deleted on the way.
+ */
+export async function riskFacts(
   tx: Tx,
   customerId: string,
   payeeAccountId: string,
   windowSeconds: number,
-): Promise<Pick<RiskFacts, 'recentCount' | 'recentAmount' | 'knownPayee'>> {
-  const { rows } = await tx.raw(
-    `select count(*) filter (where created_at > now() - make_interval(secs => ?)) as n,
-            coalesce(sum(amount) filter (where created_at > now() - make_interval(secs => ?)), 0)::int8 as total,
-            bool_or(payee_account_id = ?) as known
-       from payments
-      where payer_customer_id = ? and kind in (${PAYMENT_KINDS}) and status not in (${NOT_COUNTED})
-        and (created_at > now() - make_interval(secs => ?) or payee_account_id = ?)`,
-    [windowSeconds, windowSeconds, payeeAccountId, customerId, windowSeconds, payeeAccountId],
+  now: Date,
+): Promise<Pick<RiskFacts, 'recentCount' | 'recentAmount' | 'knownPayee'> & { last: SessionSeen }> {
+  const bucketMs = velocityBucketSeconds(windowSeconds) * 1000;
+  const since = new Date(now.getTime() - windowSeconds * 1000 - bucketMs);
+  const keep = new Date(now.getTime() - 2 * windowSeconds * 1000 - bucketMs);
+  const { rows } = await tx.raw(`select * from payment_risk_facts(?, ?, ?, ?)`, [
+    customerId,
+    payeeAccountId,
+    since,
+    keep,
+  ]);
+  const r = (rows as (SessionSeen & { recent_count: bigint; recent_amount: bigint; known_payee: boolean })[])[0]!;
+  return {
+    last: { session_id: r.session_id, latitude: r.latitude, longitude: r.longitude, seen_at: r.seen_at },
+    recentCount: Number(r.recent_count),
+    recentAmount: r.recent_amount,
+    knownPayee: r.known_payee,
+  };
+}
+
+/**
+ * A counted order's share of its customer's counters, as CTEs (each led by a comma) with their
+ * bindings, for insertOrder's statement: they write only when its CTE `ins` inserted the order.
+ */
+export function countOrderCtes(o: { customerId: string; payeeAccountId: string; amount: bigint; bucket: Date }): {
+  sql: string;
+  bindings: unknown[];
+} {
+  return {
+    sql: `, counted_velocity as (
+            insert into customer_velocity as v (customer_id, bucket_start, n, amount)
+              select ?::text, ?::timestamptz, 1, ?::int8 where exists (select 1 from ins)
+              on conflict (customer_id, bucket_start) do update set n = v.n + 1, amount = v.amount + excluded.amount)
+          , counted_payee as (
+            insert into customer_payees as c (customer_id, payee_account_id, n)
+              select ?::text, ?::uuid, 1 where exists (select 1 from ins)
+              on conflict (customer_id, payee_account_id) do update set n = c.n + 1)`,
+    bindings: [o.customerId, o.bucket, o.amount.toString(), o.customerId, o.payeeAccountId],
+  };
+}
+
+/**
+ * A counted order ended rejected or cancelled: it no longer counts for velocity (in the bucket it
+ * was counted in: the latest starting at or before its creation) nor for its payee being known.
+ */
+export async function uncountOrder(
+  tx: Tx,
+  o: { customerId: string; payeeAccountId: string; amount: bigint; createdAt: Date },
+): Promise<void> {
+  await tx.raw(
+    `with v as (
+       update customer_velocity set n = n - 1, amount = amount - ?
+        where customer_id = ? and bucket_start = (
+          select max(bucket_start) from customer_velocity where customer_id = ? and bucket_start <= ?))
+     update customer_payees set n = n - 1 where customer_id = ? and payee_account_id = ?`,
+    [o.amount.toString(), o.customerId, o.customerId, o.createdAt, o.customerId, o.payeeAccountId],
   );
-  const r = (rows as { n: bigint; total: bigint; known: boolean | null }[])[0]!;
-  return { recentCount: Number(r.n), recentAmount: r.total, knownPayee: r.known === true };
 }
 
 /** Remembers this request's session as the customer's last one. */

@@ -45,6 +45,9 @@ export interface SagaOptions {
 /** Orders one sweep of a shard takes at most. */
 const SWEEP_LIMIT = 500;
 
+/** Steps remembered as made by this process (see Saga.made): the oldest are forgotten first. */
+const MAX_REMEMBERED_STEPS = 50_000;
+
 export type DriveResult = 'advanced' | 'deferred' | 'busy';
 
 export class Saga {
@@ -53,6 +56,13 @@ export class Saga {
   /** One per shard sweeper: a single timer each, however often it is woken. */
   private wakers = new Map<number, Waker>();
   private consumers: { stop: () => Promise<void> }[] = [];
+  /**
+   * Steps this process made and moved past (`id:step`). An order's steps only go forward, so the
+   * event that announced such a step (the one the inline first step or a drive made before the
+   * consumer received it) has nothing left to do: the consumer skips it without claiming the
+   * step again. Only a hint: a process that forgot (restarted, evicted) claims, and finds it done.
+   */
+  private made = new Set<string>();
 
   constructor(
     private readonly router: ShardRouter,
@@ -62,18 +72,22 @@ export class Saga {
   ) {}
 
   /** The lease a claimed step holds: the ledger call's deadline and a margin. */
-  private get leaseMs(): number {
+  get leaseMs(): number {
     return this.o.callTimeoutMs + 2000;
   }
 
-  /** One step of one order, if it is due and nobody else holds it. */
+  /**
+   * One step of one order, if it is due and nobody else holds it. `claimed`: the order as its
+   * creator wrote it, with its first step claimed already (insertOrder's claimForMs).
+   */
   async step(
     shard: Shard,
     id: string,
     deadline?: Date,
     onBehalfOf?: Principal,
+    claimed?: PaymentRow,
   ): Promise<{ result: DriveResult; row?: PaymentRow }> {
-    const row = await claimStep(shard, id, this.leaseMs);
+    const row = claimed ?? (await claimStep(shard, id, this.leaseMs));
     if (!row) return { result: 'busy' };
     if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
       // An escrow whose auto-release time passed (the step is only due then): the seller is paid.
@@ -99,14 +113,34 @@ export class Saga {
     const next = nextAfter(row, res.kind);
     if (!next) throw new Error(`payment ${id}: step ${row.step} has no outcome ${res.kind}`);
     const after = await advance(shard, row, { ...next, ...(res.kind === 'refused' ? { reason: res.reason } : {}) });
+    if (after) this.remember(id, row.step);
     return { result: 'advanced', row: after ?? row };
+  }
+
+  /**
+   * Says this process makes the order's step itself now (the inline first step, a decision's
+   * drive): the consumer skips the event that announced the step instead of racing for its claim.
+   * A caller whose attempt fails before it claims must wake the sweeper (wakeAt), which then
+   * drives the order.
+   */
+  expect(id: string, step: PaymentStep): void {
+    this.remember(id, step);
+  }
+
+  private remember(id: string, step: PaymentStep): void {
+    if (this.made.size >= MAX_REMEMBERED_STEPS) this.made.delete(this.made.values().next().value!);
+    this.made.add(`${id}:${step}`);
   }
 
   /** Drives an order until it settles, waits for a retry, or another driver holds it. */
   async drive(shard: Shard, id: string): Promise<void> {
     for (let i = 0; i < 8; i++) {
-      const { result } = await this.step(shard, id);
-      if (result !== 'advanced') return;
+      const { result, row } = await this.step(shard, id);
+      // Settled, or waiting for a person or a timer: no step to claim.
+      if (result !== 'advanced' || !row || row.step === PaymentStep.PAYMENT_STEP_DONE) return;
+      if (WAITING_STEPS.includes(row.step)) return;
+      // The next step is this loop's: its event needs no claim from the consumer.
+      this.remember(id, row.step);
     }
   }
 
@@ -132,6 +166,10 @@ export class Saga {
       domain: DOMAIN,
       durable: this.o.consumerName,
       filterSubjects: [`corebank.${DOMAIN}.>`],
+      // The consumer only hurries the saga along; the sweeper drives every order that is due. A
+      // consumer created on a stream with history (a renamed consumer; in tests, every test
+      // file's own) would otherwise claim a step for every past event: one wasted round trip each.
+      startAt: 'new',
     });
     const handle = async (msg: { subject: string; data: Uint8Array }) => {
       const event = PaymentChanged.decode(msg.data);
@@ -145,6 +183,7 @@ export class Saga {
         this.wakeAt(shard, fromTimestamp(releaseAt).getTime());
       }
       if (step === PaymentStep.PAYMENT_STEP_DONE || WAITING_STEPS.includes(step)) return;
+      if (this.made.delete(`${id}:${step}`)) return;
       // No inbox row: nothing would read it. The effect is idempotent by itself: a step is
       // claimed only while due and not held (claimStep), its ledger transfers have ids derived
       // from the payment and the step, and an order past the event's step has nothing to do, so

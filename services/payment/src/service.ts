@@ -31,7 +31,7 @@ import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from '
 import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
 import { paymentToProto } from './proto.js';
-import { findPayment, listPayments, refundsOf, waitingOrders } from './store.js';
+import { findPayment, listPayments, orderBatches, refundsOf, waitingOrders } from './store.js';
 
 export const SERVICE = 'payment';
 export const SERVICE_NAME = 'corebank.v1.PaymentService';
@@ -82,7 +82,9 @@ export async function startPaymentService(
     config.productServiceAddress,
     identity,
     config.ledgerCallTimeoutMs,
+    config.riskTierCacheMs,
   );
+  peers.watchCustomers(nats.nc);
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
     callTimeoutMs: config.ledgerCallTimeoutMs,
@@ -90,7 +92,16 @@ export async function startPaymentService(
     sweepIntervalMs: config.sagaSweepIntervalMs,
   });
   await saga.start(config.sagaConsumerEnabled ? nats : undefined);
-  const deps: PaymentDeps = { router, ledger, peers, saga, config };
+  const deps: PaymentDeps = {
+    router,
+    ledger,
+    peers,
+    saga,
+    config,
+    ...(config.orderBatchesInFlight > 0
+      ? { orderBatches: orderBatches(router, config.orderBatchesInFlight, config.orderBatchMax) }
+      : {}),
+  };
 
   const binding = bindService(
     SERVICE_NAME,

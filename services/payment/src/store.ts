@@ -5,9 +5,12 @@
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
+  bind,
   bucketOf,
   DomainError,
   encodePageToken,
+  GroupCommit,
+  outboxInsert,
   writeEvents,
   type Row,
   type Shard,
@@ -25,6 +28,7 @@ import {
 import { paymentChanged, type PaymentEventName } from './events.js';
 import { listPaymentsQuery, pendingQuery } from './validate.js';
 import { releaseLimit } from './limits.js';
+import { COUNTED_KINDS, countOrderCtes, uncountOrder } from './risk.js';
 import { paymentToProto, type PaymentRow } from './proto.js';
 import { NOTHING_MOVED, transition, WAITING_STEPS } from './state.js';
 
@@ -85,6 +89,16 @@ export interface NewOrder {
   limitDay?: string | null;
   payerShard: number;
   payeeShard: number;
+  /**
+   * The velocity bucket a payment counts in (risk.ts): a transfer or escrow not rejected counts
+   * in its customer's counters. Absent: it counts in none (refunds and reversals).
+   */
+  velocityBucket?: Date;
+  /**
+   * The creator makes the first step itself at once: the order is written with that step claimed
+   * for this long (as claimStep would claim it), which saves the claim's round trip.
+   */
+  claimForMs?: number;
 }
 
 /** When a step is next due: a waiting step waits for its timer or for a person. */
@@ -105,59 +119,222 @@ const EVENT_OF_NEW: Partial<Record<S, PaymentEventName>> = {
  * and key exists already (the caller's transaction must then roll back and replay it).
  */
 export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<PaymentRow | undefined> {
-  const inserted = (await tx('payments')
-    .insert({
-      id: p.id,
-      channel: p.channel,
-      idempotency_key: p.idempotencyKey,
-      body_hash: p.bodyHash,
-      kind: p.kind,
-      original_payment_id: p.originalPaymentId ?? null,
-      payer_account_id: p.payerAccountId,
-      payee_account_id: p.payeeAccountId,
-      payer_customer_id: p.payerCustomerId,
-      amount: p.amount.toString(),
-      currency: p.currency,
-      reference: p.reference,
-      status: p.status,
-      route: p.route,
-      step: p.step,
-      reason: p.reason ?? '',
-      auto_release_at: p.autoReleaseAt ?? null,
-      risk_findings: JSON.stringify(p.riskFindings ?? []),
-      limit_day: p.limitDay ?? null,
-      payer_shard: p.payerShard,
-      payee_shard: p.payeeShard,
-      next_attempt_at: nextAttemptFor(p.step, p.autoReleaseAt, now),
-      created_at: now,
-      updated_at: now,
-      settled_at: p.status === S.PAYMENT_STATUS_REJECTED ? now : null,
-    })
-    .onConflict()
-    .ignore()
-    .returning('*')) as PaymentRow[];
-  const row = inserted[0];
-  if (!row) return undefined;
-  await writeEvents(tx, [
+  // The row as it will be (every column is set here or has a constant default; seq is read back),
+  // so the order, its event and its risk counts are one statement: one round trip.
+  const row: PaymentRow = {
+    seq: 0n,
+    id: p.id,
+    channel: p.channel,
+    idempotency_key: p.idempotencyKey,
+    body_hash: p.bodyHash,
+    kind: p.kind,
+    original_payment_id: p.originalPaymentId ?? null,
+    payer_account_id: p.payerAccountId,
+    payee_account_id: p.payeeAccountId,
+    payer_customer_id: p.payerCustomerId,
+    amount: p.amount,
+    refunded_amount: 0n,
+    currency: p.currency,
+    reference: p.reference,
+    status: p.status,
+    route: p.route,
+    step: p.step,
+    reason: p.reason ?? '',
+    note: '',
+    attempts: p.claimForMs ? 1 : 0,
+    next_attempt_at: p.claimForMs
+      ? new Date(now.getTime() + p.claimForMs)
+      : (nextAttemptFor(p.step, p.autoReleaseAt, now) as Date),
+    auto_release_at: p.autoReleaseAt ?? null,
+    risk_findings: p.riskFindings ?? [],
+    limit_day: p.limitDay ?? null,
+    review_decision: '',
+    escrow_outcome: '',
+    payer_shard: p.payerShard,
+    payee_shard: p.payeeShard,
+    created_at: now,
+    updated_at: now,
+    settled_at: p.status === S.PAYMENT_STATUS_REJECTED ? now : null,
+  };
+  const event = outboxInsert([
     paymentChanged(EVENT_OF_NEW[p.status]!, paymentToProto(row), S.PAYMENT_STATUS_UNSPECIFIED, now),
   ]);
-  return row;
+  // A transfer or escrow not rejected counts in its customer's risk counters.
+  const count =
+    p.velocityBucket && COUNTED_KINDS.includes(p.kind) && !NOTHING_MOVED.includes(p.status)
+      ? countOrderCtes({
+          customerId: p.payerCustomerId,
+          payeeAccountId: p.payeeAccountId,
+          amount: p.amount,
+          bucket: p.velocityBucket,
+        })
+      : { sql: '', bindings: [] };
+  // Nothing but the insert happens when the order exists already (on conflict: no row in ins).
+  const { rows } = (await tx.raw(
+    `with ins as (
+       insert into payments (id, channel, idempotency_key, body_hash, kind, original_payment_id, payer_account_id,
+                             payee_account_id, payer_customer_id, amount, currency, reference, status, route, step,
+                             reason, auto_release_at, risk_findings, limit_day, payer_shard, payee_shard,
+                             attempts, next_attempt_at, created_at, updated_at, settled_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+               coalesce(now() + make_interval(secs => ?::float8), ?::timestamptz), ?, ?, ?)
+       on conflict do nothing
+       returning seq)
+     ${count.sql}
+     , announced as (${event.sql} where exists (select 1 from ins))
+     select seq from ins`,
+    bind([
+      row.id,
+      row.channel,
+      row.idempotency_key,
+      row.body_hash,
+      row.kind,
+      row.original_payment_id,
+      row.payer_account_id,
+      row.payee_account_id,
+      row.payer_customer_id,
+      row.amount.toString(),
+      row.currency,
+      row.reference,
+      row.status,
+      row.route,
+      row.step,
+      row.reason,
+      row.auto_release_at,
+      JSON.stringify(row.risk_findings),
+      row.limit_day,
+      row.payer_shard,
+      row.payee_shard,
+      row.attempts,
+      // A claimed first step's lease runs from the transaction's start (a group commit may have
+      // kept the order queued a while), by the database's clock, as claimStep's does.
+      p.claimForMs ? p.claimForMs / 1000 : null,
+      row.next_attempt_at,
+      now,
+      now,
+      row.settled_at,
+      ...count.bindings,
+      ...event.bindings,
+    ]),
+  )) as { rows: { seq: bigint }[] };
+  const inserted = rows[0];
+  return inserted ? { ...row, seq: inserted.seq } : undefined;
 }
 
-/** Thrown inside an order's transaction when the order exists already: roll back and replay it. */
-class OrderExists extends Error {}
+/**
+ * Thrown inside an order's transaction when the order exists already: the transaction rolls back
+ * (the decision's writes, a daily limit counted, go with it) and the caller replays the order. A
+ * DomainError, so that a group commit splits its batch down to this order and commits the others.
+ */
+class OrderExists extends DomainError {
+  constructor() {
+    super('ALREADY_EXISTS', 'PAYMENT_EXISTS', 'payment_id: the order exists already');
+  }
+}
+
+/**
+ * A new order for a shard's group commit (orderBatches): its decision and insert run in a
+ * transaction with other orders of the shard, in the order of their payer customers (whose rows
+ * they lock). One whose order exists already fails alone with OrderExists (the batch splits).
+ */
+export interface OrderJob {
+  decide: (tx: Tx) => Promise<NewOrder>;
+  now: Date;
+  /** The payer customer: the rows the decision locks. */
+  lockKey: string;
+}
+
+export type OrderBatches = ReadonlyMap<number, GroupCommit<OrderJob, PaymentRow>>;
+
+/** One group-commit queue per shard for new payment orders. */
+export function orderBatches(router: ShardRouter, maxInFlight: number, maxBatch: number): OrderBatches {
+  return new Map(
+    router.shards.map((s) => [
+      s.index,
+      new GroupCommit<OrderJob, PaymentRow>(
+        s.db,
+        async (tx, jobs) => {
+          const rows: PaymentRow[] = [];
+          for (const job of jobs) {
+            const row = await insertOrder(tx, await job.decide(tx), job.now);
+            if (!row) throw new OrderExists();
+            rows.push(row);
+          }
+          return rows;
+        },
+        (job) => job.lockKey,
+        { name: 'payment_orders', shard: s.index },
+        { maxInFlight, maxBatch },
+      ),
+    ]),
+  );
+}
 
 /** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
 const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
 
+/** A channel's claim on an idempotency key for one order. */
+export interface KeyClaim {
+  channel: string;
+  key: string;
+  paymentId: string;
+  bodyHash: string;
+}
+
+/** The database that holds a key's claim: the key's own shard (a hash of channel and key). */
+const keysDb = (router: ShardRouter, c: KeyClaim) => router.byBucket(bucketOf(`${c.channel}\u0000${c.key}`)).db;
+
+/**
+ * Claims the channel's key for the order, and returns the claim recorded: ours when the key was
+ * free (`fresh`: this call made it, so no order with this key can exist yet), else the one made
+ * before (`firstAt`: when) (by an earlier attempt of this request, or for another order or body). One statement
+ * that always returns the key's claim (DO UPDATE, unlike DO NOTHING, locks and returns the row
+ * that conflicts, even one committed after the statement began; xmax is 0 only in a row this
+ * statement inserted). A second statement to read the claim could find none: a request that
+ * fails with a verdict gives its claim back, and may do so in between.
+ */
+export async function claimKey(
+  router: ShardRouter,
+  c: KeyClaim,
+): Promise<{ paymentId: string; bodyHash: string; fresh: boolean; firstAt: Date }> {
+  const { rows } = await keysDb(router, c).raw(
+    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
+       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
+     returning payment_id, body_hash, xmax = 0 as fresh, created_at`,
+    [c.channel, c.key, c.paymentId, c.bodyHash],
+  );
+  const r = (rows as { payment_id: string; body_hash: string; fresh: boolean; created_at: Date }[])[0]!;
+  return { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh, firstAt: r.created_at };
+}
+
+/** Throws ALREADY_EXISTS unless the claim recorded is this order's, with this body. */
+export function requireOwnClaim(c: KeyClaim, claimed: { paymentId: string; bodyHash: string }): void {
+  if (claimed.paymentId !== c.paymentId || claimed.bodyHash !== c.bodyHash) throw keyReused(claimed.paymentId);
+}
+
+/**
+ * After a request failed: when it failed with a verdict on the request and no order exists,
+ * nothing was written, and the claim is given back, so a corrected request may use the key.
+ */
+export async function giveBackClaim(router: ShardRouter, shard: Shard, c: KeyClaim, err: unknown): Promise<void> {
+  if (!(err instanceof DomainError && REQUEST_VERDICTS.has(err.code))) return;
+  if (await orderOfKey(shard.db, c.paymentId, c.channel, c.key)) return;
+  await keysDb(router, c).raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
+    c.channel,
+    c.key,
+    c.paymentId,
+  ]);
+}
+
 /**
  * Creates an order once.
  *
- * First the channel's claim on its key, on the key's own shard (a hash of channel and key): a key
- * first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the same
- * order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
+ * First the channel's claim on its key (claimKey; skipped when the caller `claimed` it already):
+ * a key first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the
+ * same order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
  * finish. Then one transaction on `shard`: `decide` makes its checks and writes (limits, risk
- * state) and returns the order to insert.
+ * state) and returns the order to insert. With `batch`, that transaction is the shard's group
+ * commit, shared with other orders (GroupCommit: one that fails for its own data fails alone).
  *
  * When the transaction fails and the order exists by then (a concurrent request with the same key
  * wrote it first), the recorded order is replayed (refused if its body differs). When it fails
@@ -167,41 +344,28 @@ const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECO
 export async function createOnce(
   router: ShardRouter,
   shard: Shard,
-  claim: { channel: string; key: string; paymentId: string; bodyHash: string },
+  claim: KeyClaim,
   decide: (tx: Tx) => Promise<NewOrder>,
   now: Date,
+  opts: { claimed?: boolean; batch?: { batches: OrderBatches; lockKey: string } } = {},
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
-  const keys = router.byBucket(bucketOf(`${channel}\u0000${key}`)).db;
-  // One statement that always returns the key's claim: ours when the key was free, else the one
-  // recorded (DO UPDATE, unlike DO NOTHING, locks and returns the row that conflicts, even one
-  // committed after the statement began). A second statement to read the claim could find none:
-  // a request that fails with a verdict gives its claim back, and may do so in between.
-  const { rows } = await keys.raw(
-    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
-       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
-     returning payment_id, body_hash`,
-    [channel, key, paymentId, bodyHash],
-  );
-  const claimed = (rows as { payment_id: string; body_hash: string }[])[0]!;
-  if (claimed.payment_id !== paymentId || claimed.body_hash !== bodyHash) throw keyReused(claimed.payment_id);
+  if (!opts.claimed) requireOwnClaim(claim, await claimKey(router, claim));
   try {
-    const row = await shard.db.transaction(async (tx) => {
-      const inserted = await insertOrder(tx, await decide(tx), now);
-      if (!inserted) throw new OrderExists();
-      return inserted;
-    });
+    const batches = opts.batch?.batches.get(shard.index);
+    const row = batches
+      ? await batches.submit({ decide, now, lockKey: opts.batch!.lockKey })
+      : await shard.db.transaction(async (tx) => {
+          const inserted = await insertOrder(tx, await decide(tx), now);
+          if (!inserted) throw new OrderExists();
+          return inserted;
+        });
     return { row, replayed: false };
   } catch (err) {
     const existing = await orderOfKey(shard.db, paymentId, channel, key);
     if (existing) return replayOf(existing, bodyHash);
-    if (err instanceof DomainError && REQUEST_VERDICTS.has(err.code)) {
-      await keys.raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
-        channel,
-        key,
-        paymentId,
-      ]);
-    }
+    // A caller that claimed the key gives it back itself (it may fail before it gets here).
+    if (!opts.claimed) await giveBackClaim(router, shard, claim, err);
     throw err;
   }
 }
@@ -356,6 +520,14 @@ export async function changeOrder(tx: Tx, row: PaymentRow, c: Change): Promise<P
   if (NOTHING_MOVED.includes(c.status) && row.limit_day) {
     await releaseLimit(tx, row.payer_account_id, row.limit_day, row.amount);
   }
+  if (NOTHING_MOVED.includes(c.status) && !NOTHING_MOVED.includes(row.status) && COUNTED_KINDS.includes(row.kind)) {
+    await uncountOrder(tx, {
+      customerId: row.payer_customer_id,
+      payeeAccountId: row.payee_account_id,
+      amount: row.amount,
+      createdAt: row.created_at,
+    });
+  }
   if (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id) await addRefund(tx, after, now);
   return after;
 }
@@ -382,7 +554,62 @@ async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
 
 /** A saga step's outcome, recorded with its event (see changeOrder). */
 export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise<PaymentRow | undefined> {
-  return shard.db.transaction((tx) => changeOrder(tx, row, c));
+  // A change with side effects (a limit or risk counts given back, a refund added to its
+  // original) takes changeOrder's transaction.
+  if (NOTHING_MOVED.includes(c.status) || (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id)) {
+    return shard.db.transaction((tx) => changeOrder(tx, row, c));
+  }
+  if (c.status !== row.status) transition(row.status, c.status);
+  // Otherwise one statement, atomic by itself (no BEGIN, no COMMIT): the update and its event.
+  // The event is built from the row as it will be, which is exact because the update applies
+  // only to the row as the caller read it (every column it does not set and the event carries is
+  // either immutable or guarded here: status, step, attempts, refunded_amount, and updated_at,
+  // which every other change moves).
+  const now = new Date();
+  const settles = FINAL_FOR_MONEY.includes(c.status) && !FINAL_FOR_MONEY.includes(row.status);
+  const after: PaymentRow = {
+    ...row,
+    status: c.status,
+    step: c.step,
+    reason: c.reason ?? row.reason,
+    note: c.note ?? row.note,
+    review_decision: c.reviewDecision ?? row.review_decision,
+    escrow_outcome: c.escrowOutcome ?? row.escrow_outcome,
+    attempts: c.step === row.step ? row.attempts : 0,
+    next_attempt_at: nextAttemptFor(c.step, row.auto_release_at, now) as Date,
+    updated_at: now,
+    settled_at: settles ? now : row.settled_at,
+  };
+  const event = outboxInsert([paymentChanged(c.event, paymentToProto(after), row.status, now)]);
+  const { rows } = (await shard.db.raw(
+    `with moved as (
+       update payments set status = ?, step = ?, reason = ?, note = ?, review_decision = ?, escrow_outcome = ?,
+              attempts = ?, next_attempt_at = ?, updated_at = ?, settled_at = ?
+        where id = ? and step = ? and status = ? and attempts = ? and refunded_amount = ? and updated_at = ?
+        returning 1),
+     announced as (${event.sql} where exists (select 1 from moved))
+     select count(*)::int as n from moved`,
+    bind([
+      after.status,
+      after.step,
+      after.reason,
+      after.note,
+      after.review_decision,
+      after.escrow_outcome,
+      after.attempts,
+      after.next_attempt_at,
+      now,
+      after.settled_at,
+      row.id,
+      row.step,
+      row.status,
+      row.attempts,
+      row.refunded_amount.toString(),
+      row.updated_at,
+      ...event.bindings,
+    ]),
+  )) as { rows: { n: number }[] };
+  return rows[0]!.n === 1 ? after : undefined;
 }
 
 /** Orders with saga work left whose next attempt is due (retries, dead drivers, escrow timers), oldest due first. */

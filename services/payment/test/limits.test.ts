@@ -77,6 +77,34 @@ describe('product limits (3 shards)', () => {
     expect(rows).toEqual([{ amount: 20_000n }]);
   });
 
+  it('counts a request sent many times at once against the day once (the duplicates roll back)', async () => {
+    const payer = await limitedAccount(100_000n);
+    // 10 copies of one request (one key, one body) at once, and 10 other requests of 100 beside
+    // them: the copies share group-commit batches with each other and with the others.
+    const copy = {
+      idempotencyKey: randomUUID(),
+      payerAccountId: payer.id,
+      payeeAccountId: payees[0]!.id,
+      amount: 3_000n,
+      currency: 'EUR',
+      reference: '',
+    };
+    const [copies, others] = await Promise.all([
+      Promise.all(Array.from({ length: 10 }, () => t.client.createPayment(copy))),
+      Promise.all(Array.from({ length: 10 }, () => pay(payer, 100n))),
+    ]);
+    expect(new Set(copies.map((c) => c.payment!.id)).size).toBe(1);
+    for (const c of [...copies.slice(0, 1), ...others]) {
+      expect((await settled(t.client, c.payment!.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
+    }
+    // 3,000 once and 10 x 100: 4,000 counted, as moved.
+    const { rows } = await t.app.router
+      .byId(payer.id)!
+      .db.raw(`select amount from daily_debit_usage where account_id = ?`, [payer.id]);
+    expect(rows).toEqual([{ amount: 4_000n }]);
+    expect((await balances(t.bank, payer.id)).debitsPosted).toBe(4_000n);
+  });
+
   it('gives the amount of a payment the ledger refused back to the day', async () => {
     const payer = await limitedAccount(1_000n);
     const refused = await settled(t.client, (await pay(payer, 4_000n, payees[1]!)).payment!.id);

@@ -241,6 +241,69 @@ describe('risk rules on real services (3 shards)', () => {
     expect((await balances(t.bank, payer.id)).debitsPosted).toBe(800n);
   });
 
+  it('counts an order the ledger refuses for nothing: its velocity and payee counts are given back', async () => {
+    const payer = await customerAccount(RiskTier.RISK_TIER_MEDIUM, 1_000n);
+    const owner = payer.ownerId;
+    expect((await settled(t.client, (await pay(payer, 800n)).payment!.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
+    // 8 orders of 900 against the 200 left: accepted by the rules (1 + 8 <= 8 would not hold if
+    // they all stayed counted), each refused by the ledger, so each ends REJECTED and uncounted.
+    for (let i = 0; i < 8; i++) {
+      const p = await settled(t.client, (await pay(payer, 900n)).payment!.id);
+      expect(p).toMatchObject({ status: S.PAYMENT_STATUS_REJECTED, reason: 'TRANSFER_RESULT_CODE_EXCEEDS_CREDITS' });
+    }
+    // Counted: the 800 only. A ninth order passes velocity (2 of 8) and moves the money.
+    const db = t.app.router.byId(payer.id)!.db;
+    const counters = async () =>
+      (
+        await db.raw(
+          `select (select coalesce(sum(n), 0)::int from customer_velocity where customer_id = ?) as n,
+                (select coalesce(sum(amount), 0)::int8 from customer_velocity where customer_id = ?) as amount,
+                (select coalesce(sum(n), 0)::int from customer_payees where customer_id = ?) as payees`,
+          [owner, owner, owner],
+        )
+      ).rows[0] as { n: number; amount: bigint; payees: number };
+    expect(await counters()).toEqual({ n: 1, amount: 800n, payees: 1 });
+    const last = await settled(t.client, (await pay(payer, 100n)).payment!.id);
+    expect(last.status).toBe(S.PAYMENT_STATUS_COMPLETED);
+    expect(await counters()).toEqual({ n: 2, amount: 900n, payees: 2 });
+  });
+
+  it('keeps a risk tier between orders, and drops it when the customer event says it changed', async () => {
+    const payer = await customerAccount(RiskTier.RISK_TIER_MEDIUM);
+    const rules = (p: { riskFindings: { reason: string }[] }) => p.riskFindings.map((f) => f.reason);
+    // 9,000 is under MEDIUM's threshold (20,000) and over HIGH's (8,000); the first order to the
+    // payee is held for NEW_PAYEE (over 3,000), which makes the payee known for the second.
+    const first = (await pay(payer, 9_000n)).payment!;
+    expect(rules(first)).toEqual(['RISK_NEW_PAYEE']);
+    await t.peers.people.client.setRiskTier({
+      customerId: payer.ownerId,
+      riskTier: RiskTier.RISK_TIER_HIGH,
+      reason: 'test',
+    });
+    // The customer service's event is relayed (its outbox empties) and reaches the payment
+    // service over NATS within milliseconds; RISK_TIER_CACHE_MS (a minute) would be far later.
+    await expect
+      .poll(
+        async () => {
+          let unsent = 0n;
+          for (const s of t.peers.people.app.router.shards) {
+            unsent += (
+              (await s.db.raw(`select count(*) as n from outbox where sent_at is null`)).rows[0] as {
+                n: bigint;
+              }
+            ).n;
+          }
+          return unsent;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe(0n);
+    await new Promise((r) => setTimeout(r, 300));
+    const second = (await pay(payer, 9_000n)).payment!;
+    expect(rules(second)).toEqual(['RISK_AMOUNT_OVER_TIER_THRESHOLD']);
+    expect(second.status).toBe(S.PAYMENT_STATUS_PENDING_REVIEW);
+  });
+
   it('rejects a payment that takes the money paid in the window over the velocity amount', async () => {
     const payer = await customerAccount(RiskTier.RISK_TIER_MEDIUM);
     for (let i = 0; i < 6; i++) await settled(t.client, (await pay(payer, 2_900n)).payment!.id);
