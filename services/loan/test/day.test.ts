@@ -48,6 +48,21 @@ describe.each([1, 3])('RunLoanDay on %i shard(s)', (shards) => {
         dayCount: DayCount.DAY_COUNT_ACT_360,
       })
     ).productId;
+    // Every schedule type: equal principal and bullet (interest only, principal at maturity) too.
+    products.equalPrincipal365 = (
+      await publishedLoan(t, {
+        scheduleType: ScheduleType.SCHEDULE_TYPE_EQUAL_PRINCIPAL,
+        dayCount: DayCount.DAY_COUNT_ACT_365F,
+      })
+    ).productId;
+    products.bullet30360 = (
+      await publishedLoan(t, {
+        annualRate: '7.25',
+        annualRateBps: 0,
+        scheduleType: ScheduleType.SCHEDULE_TYPE_BULLET,
+        dayCount: DayCount.DAY_COUNT_THIRTY_360,
+      })
+    ).productId;
   });
   afterAll(async () => t?.stop());
 
