@@ -94,12 +94,16 @@ export function bindService<D extends grpc.ServiceDefinition>(
       // Shedding comes first, so a flood costs as little as possible per refused call.
       const gate = binding.gate;
       let admitted = false;
+      /** Refused by the admission gate (capacity or the channel's rate): counted there, not audited. */
+      let shed = false;
       let principal: Principal | undefined;
       let authFailed = false;
       let reason = '';
       let ctx: RpcContext | undefined;
       try {
+        shed = true;
         gate?.enter(!mutating);
+        shed = false;
         admitted = true;
         if (deadlineAt) {
           const left = deadlineAt.getTime() - Date.now();
@@ -122,7 +126,9 @@ export function bindService<D extends grpc.ServiceDefinition>(
           throw err;
         }
         requireScope(principal, scope);
+        shed = true;
         gate?.charge(principal.channel);
+        shed = false;
         if (malformed.has(call.request as object)) {
           throw new DomainError('INVALID_ARGUMENT', 'MALFORMED_REQUEST', 'the request is not a valid protobuf message');
         }
@@ -147,7 +153,9 @@ export function bindService<D extends grpc.ServiceDefinition>(
         callback(e);
       } finally {
         if (admitted) gate?.leave();
-        if (binding.audit && (mutating || authFailed)) {
+        // A shed call wrote nothing and is counted in grpc_admission_shed_total; recording it too
+        // would turn a flood into database writes and events, the work shedding exists to avoid.
+        if (binding.audit && (mutating || authFailed) && !shed) {
           try {
             binding.audit.record({
               service: name,
