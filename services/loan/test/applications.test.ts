@@ -1,6 +1,5 @@
 // ApplyForLoan, the scorecard's decisions with their reasons, idempotency, bad input, customer
 // binding, and the review queue (ListLoanApplications, DecideLoanApplication), on 1 and 3 shards.
-import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { LoanApplicationChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { ApplicationState as A, type ApplyForLoanRequest } from '@corebank/kit/gen/corebank/v1/loan';
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRpcError } from '../../account/test/helpers.js';
 import { SUBJECTS } from '../src/events.js';
 import {
+  applyingCustomer,
   TEST_SCORECARD,
   customer,
   depositAccount,
@@ -31,24 +31,8 @@ describe.each([1, 3])('loan applications on %i shard(s)', (shards) => {
   });
   afterAll(async () => t?.stop());
 
-  /** A verified customer of the tier with a deposit account holding `funding` (turnover), and an application for them. */
-  async function applicant(tier = RiskTier.RISK_TIER_MEDIUM, funding = 300_000n) {
-    const c = await customer(t, { tier });
-    const acct = await depositAccount(t, c.id, depositProductId, funding);
-    const request = (o: Partial<ApplyForLoanRequest> = {}): ApplyForLoanRequest => ({
-      idempotencyKey: randomUUID(),
-      customerId: c.id,
-      productId: loanProductId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: acct.id,
-      repaymentAccountId: acct.id,
-      declaredMonthlyIncome: 0n,
-      ...o,
-    });
-    return { customer: c, account: acct, request };
-  }
+  const applicant = (tier = RiskTier.RISK_TIER_MEDIUM, funding = 300_000n) =>
+    applyingCustomer(t, { loanProductId, depositProductId, tier, funding });
 
   const points = (reasons: { code: string; points: number }[]) =>
     Object.fromEntries(reasons.map((r) => [r.code, r.points]));

@@ -2,19 +2,17 @@
 // from the loan's own ledger account into the borrower's deposit account by one transfer whose id
 // is fixed by the loan; retries, concurrent retries, a crash between the ledger and the loan's
 // commit, and the sweeper all move the money exactly once. On 1 and 3 shards.
-import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { LoanChanged } from '@corebank/kit/gen/corebank/v1/events';
-import { ApplicationState as A, LoanStatus as L, type ApplyForLoanRequest } from '@corebank/kit/gen/corebank/v1/loan';
+import { ApplicationState as A, LoanStatus as L } from '@corebank/kit/gen/corebank/v1/loan';
 import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances, expectRpcError } from '../../account/test/helpers.js';
 import { SUBJECTS } from '../src/events.js';
 import {
+  applyingCustomer,
   TEST_SCORECARD,
   closingDay,
-  customer,
-  depositAccount,
   publishedDeposit,
   publishedLoan,
   startLoans,
@@ -37,23 +35,7 @@ describe.each([1, 3])('loan disbursement on %i shard(s)', (shards) => {
   afterAll(async () => t?.stop());
 
   /** An applicant the test scorecard approves (LOW: 50 points) or refers (MEDIUM: 30), with 3,000.00 in. */
-  async function applicant(tier = RiskTier.RISK_TIER_LOW) {
-    const c = await customer(t, { tier });
-    const acct = await depositAccount(t, c.id, depositProductId, 300_000n);
-    const request = (o: Partial<ApplyForLoanRequest> = {}): ApplyForLoanRequest => ({
-      idempotencyKey: randomUUID(),
-      customerId: c.id,
-      productId: loanProductId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: acct.id,
-      repaymentAccountId: acct.id,
-      declaredMonthlyIncome: 0n,
-      ...o,
-    });
-    return { customer: c, account: acct, request };
-  }
+  const applicant = (tier = RiskTier.RISK_TIER_LOW) => applyingCustomer(t, { loanProductId, depositProductId, tier });
 
   /** Simulates a crash after the ledger transfer and before the loan's commit: the loan is pending again. */
   async function forgetDisbursement(loanId: string) {

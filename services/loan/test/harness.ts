@@ -6,7 +6,7 @@ import { createLogger, migrateAllShards, ShardRouter, shardUrlVar } from '@coreb
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
-import { LoanServiceClient } from '@corebank/kit/gen/corebank/v1/loan';
+import { LoanServiceClient, type ApplyForLoanRequest } from '@corebank/kit/gen/corebank/v1/loan';
 import type { DepositTerms, LoanTerms, ProductVersion } from '@corebank/kit/gen/corebank/v1/product';
 import { createDatabases, freePort, promisify, testAuth, testToken } from '@corebank/kit/testing';
 import * as grpc from '@grpc/grpc-js';
@@ -184,6 +184,32 @@ export async function depositAccount(t: TestLoans, customerId: string, productId
   });
   if (funding > 0n) await fund(t.bank, account!, funding);
   return (await t.bank.client.getAccount({ accountId: account!.id })).account as Account;
+}
+
+/**
+ * A verified customer of the tier with a deposit account holding `funding` (turnover), and an
+ * application request for them: 5,000.00 over 12 months on the latest version of `loanProductId`,
+ * paid into and repaid from that account.
+ */
+export async function applyingCustomer(
+  t: TestLoans,
+  o: { loanProductId: string; depositProductId: string; tier?: RiskTier; funding?: bigint },
+) {
+  const c = await customer(t, { tier: o.tier ?? RiskTier.RISK_TIER_MEDIUM });
+  const account = await depositAccount(t, c.id, o.depositProductId, o.funding ?? 300_000n);
+  const request = (r: Partial<ApplyForLoanRequest> = {}): ApplyForLoanRequest => ({
+    idempotencyKey: randomUUID(),
+    customerId: c.id,
+    productId: o.loanProductId,
+    productVersion: 0,
+    amount: 500_000n,
+    termMonths: 12,
+    disbursementAccountId: account.id,
+    repaymentAccountId: account.id,
+    declaredMonthlyIncome: 0n,
+    ...r,
+  });
+  return { customer: c, account, request };
 }
 
 /** Rows of every loan table and the outbox, summed over shards: "nothing written" is these unchanged. */

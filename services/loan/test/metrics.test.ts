@@ -5,15 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { registry } from '@corebank/kit';
 import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
-import {
-  ApplicationState as A,
-  LoanStatus as L,
-  RepaymentStatus as S,
-  type ApplyForLoanRequest,
-} from '@corebank/kit/gen/corebank/v1/loan';
+import { ApplicationState as A, LoanStatus as L, RepaymentStatus as S } from '@corebank/kit/gen/corebank/v1/loan';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addDays, runDay } from './day-helpers.js';
 import {
+  applyingCustomer,
   TEST_SCORECARD,
   customer,
   depositAccount,
@@ -74,24 +70,8 @@ describe('loan metrics', () => {
   });
   afterAll(async () => t?.stop());
 
-  /** An applicant of this tier with a funded account, and an application request of 5,000.00 over 12 months. */
-  async function applicant(tier: RiskTier, funds = 300_000n) {
-    const c = await customer(t, { tier });
-    const acct = await depositAccount(t, c.id, depositProductId, funds);
-    const request = (o: Partial<ApplyForLoanRequest> = {}): ApplyForLoanRequest => ({
-      idempotencyKey: randomUUID(),
-      customerId: c.id,
-      productId: loanProductId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: acct.id,
-      repaymentAccountId: acct.id,
-      declaredMonthlyIncome: 0n,
-      ...o,
-    });
-    return { customer: c, account: acct, request };
-  }
+  const applicant = (tier: RiskTier, funding = 300_000n) =>
+    applyingCustomer(t, { loanProductId, depositProductId, tier, funding });
 
   it('counts decisions, disbursements and repayments, once each (a replay counts nothing)', async () => {
     const before = await snapshot();
