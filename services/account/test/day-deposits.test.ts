@@ -8,12 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { SystemAccountKind, type Account } from '@corebank/kit/gen/corebank/v1/account';
 import { BusinessDayServiceClient } from '@corebank/kit/gen/corebank/v1/day';
 import { DayCount, PostingFrequency, type DepositTerms } from '@corebank/kit/gen/corebank/v1/product';
-import { addDays } from '@corebank/kit';
+import { addDays, divRoundHalfEven } from '@corebank/kit';
 import { promisify, testChannelCredentials, testToken } from '@corebank/kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { depositStep, depositTransferId, type DepositTermsOf } from '../src/day/deposits.js';
 import { accrualsOf, glStep, trialBalance } from '../src/day/gl.js';
-import { roundHalfEven } from '../src/day/interest.js';
 import { idRanges, type StepResult, type StepRunner } from '../src/day/steps.js';
 import { systemAccountId } from '../src/store.js';
 import { startBank, type TestBank } from './bank.js';
@@ -167,7 +166,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
     // once, half-even: 3,041,667. Rounding each day (8333.33 -> 8333) would give 8333 x 365 =
     // 3,041,545 and lose 122 cents; the carried residue loses nothing.
     const yb360 = await year(b360!);
-    expect(sum(yb360)).toBe(roundHalfEven(B * 300n * 365n, 3_600_000n));
+    expect(sum(yb360)).toBe(divRoundHalfEven(B * 300n * 365n, 3_600_000n));
     expect(sum(yb360)).toBe(3_041_667n);
 
     // 3.00% 30/360 over the calendar year 2030: the days' weights days360(d, d+1) sum to 360
@@ -206,7 +205,7 @@ describe.each([1, 3])('close of business: deposits and GL on %i shard(s)', (shar
       await runDay(bank, deposits, date, 4);
       // 5% ACT/365F: the day's numerator is balance x 500; booked = round_half_even(sum / 3,650,000).
       exact += balance * 500n;
-      const cum = roundHalfEven(exact, 3_650_000n);
+      const cum = divRoundHalfEven(exact, 3_650_000n);
       const today = cum - booked;
       booked = cum;
       for (const a of accounts) {

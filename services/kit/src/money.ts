@@ -60,3 +60,21 @@ export function addChecked(a: bigint, b: bigint): bigint | undefined {
   const r = a + b;
   return r > INT64_MAX || r < INT64_MIN ? undefined : r;
 }
+
+/**
+ * num / den rounded to the nearest integer, ties to even (banker's rounding, the one rounding of
+ * interest, schedules and accruals). den must not be zero.
+ */
+export function divRoundHalfEven(num: bigint, den: bigint): bigint {
+  if (den === 0n) throw new RangeError('division by zero');
+  if (den < 0n) {
+    num = -num;
+    den = -den;
+  }
+  const negative = num < 0n;
+  const n = negative ? -num : num;
+  let q = n / den;
+  const r2 = (n % den) * 2n;
+  if (r2 > den || (r2 === den && q % 2n === 1n)) q += 1n;
+  return negative ? -q : q;
+}

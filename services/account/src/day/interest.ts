@@ -60,12 +60,3 @@ export function postsOn(frequency: PostingFrequency, date: string): boolean {
       return isMonthEnd(date);
   }
 }
-
-/** num / den rounded half to even (num >= 0, den > 0): the reference of the SQL in deposits.ts. */
-export function roundHalfEven(num: bigint, den: bigint): bigint {
-  const q = num / den;
-  const r2 = 2n * (num % den);
-  if (r2 > den) return q + 1n;
-  if (r2 === den) return q + (q % 2n);
-  return q;
-}

@@ -1,21 +1,10 @@
 // Integer rounding helpers on bigint. Every rounding in the schedule engine goes through these, and every one is
 // HALF_EVEN (banker's rounding), the rounding mode Apache Fineract ships with (global configuration "rounding-mode" = 6,
-// read by MoneyHelper.getRoundingMode()).
+// read by MoneyHelper.getRoundingMode()). The division itself is the kit's (money.ts), shared with the
+// deposits' interest.
+import { divRoundHalfEven } from '@corebank/kit';
 
-/** num / den rounded to the nearest integer, ties to even. den must not be zero. */
-export function divRoundHalfEven(num: bigint, den: bigint): bigint {
-  if (den === 0n) throw new RangeError('division by zero');
-  if (den < 0n) {
-    num = -num;
-    den = -den;
-  }
-  const negative = num < 0n;
-  const n = negative ? -num : num;
-  let q = n / den;
-  const r2 = (n % den) * 2n;
-  if (r2 > den || (r2 === den && q % 2n === 1n)) q += 1n;
-  return negative ? -q : q;
-}
+export { divRoundHalfEven };
 
 /** value rounded to the nearest multiple of `multiple` (> 0), ties to the even multiple. */
 export function roundToMultipleHalfEven(value: bigint, multiple: bigint): bigint {
