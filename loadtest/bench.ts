@@ -23,7 +23,7 @@
 //   npm run bench -- [--shards 3] [--accounts 10000] [--clients 64] [--duration 30] [--scale N]
 //                    [--scenarios steady,batched,peak,hot,onboarding,payments,payments-hot-payee,
 //                    payments-hot-payer,payments-overload] [--per-request N] [--rate N] [--cross-shard-percent 50]
-//                    [--payment-admission N]
+//                    [--payment-admission N] [--payment-latency-target MS]
 //                    [--no-pgbench] [--no-record] [--cpu-prof] [--relaxed] [--json PATH]
 //   npm run bench:smoke          one scenario, a few seconds at a tiny rate, same reconciliation
 import { execFileSync } from 'node:child_process';
@@ -89,6 +89,7 @@ const { values: flags } = parseArgs({
     scenarios: { type: 'string', default: DEFAULT_SCENARIOS.join(',') },
     'cross-shard-percent': { type: 'string', default: '50' },
     'payment-admission': { type: 'string' },
+    'payment-latency-target': { type: 'string', default: '0' },
     'per-request': { type: 'string', default: '20' },
     rate: { type: 'string' },
     'no-pgbench': { type: 'boolean', default: false },
@@ -222,8 +223,11 @@ const ports = await allocatePorts(bankServices);
 const paymentAdmission = flags['payment-admission']
   ? int('payment-admission', flags['payment-admission'], 0)
   : Math.ceil((opts.clients * 100) / 80);
+// With --payment-latency-target the payment service's write limit adapts to keep its admitted
+// writes about that long (ADMISSION_LATENCY_TARGET_MS; 0, the default: the fixed limit above).
+const paymentLatencyTarget = int('payment-latency-target', flags['payment-latency-target']!, 0);
 const benchEnv: Partial<Record<BankService, Record<string, string>>> = {
-  payment: paymentServiceEnv(paymentAdmission),
+  payment: { ...paymentServiceEnv(paymentAdmission), ADMISSION_LATENCY_TARGET_MS: String(paymentLatencyTarget) },
 };
 const envs = serviceEnvs(bankServices, {
   pgUrl: pgServer.url,
@@ -854,7 +858,8 @@ try {
       'payments-overload',
       'payments.js',
       `3x the payment capacity: ${3 * cap}/s offered (${cross}), up to ${maxVus} calls in flight; payment admission ` +
-        `${paymentAdmission} in flight (${Math.floor(paymentAdmission * 0.8)} for writes); a shed call retried ` +
+        `${paymentAdmission} in flight (${Math.floor(paymentAdmission * 0.8)} for writes` +
+        `${paymentLatencyTarget ? `, adapted to a ${paymentLatencyTarget} ms latency target` : ''}); a shed call retried ` +
         `twice after its hint, then counted shed`,
       { MODE: 'overload', RATE: 3 * cap, MAX_VUS: maxVus, SHED_RETRIES: 2 },
     );

@@ -75,6 +75,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     GRPC_MAX_CONNECTION_AGE_MS: '300000',
     ADMISSION_MAX_IN_FLIGHT: '512',
     ADMISSION_READ_RESERVE_PERCENT: '20',
+    ADMISSION_LATENCY_TARGET_MS: '0',
     CHANNEL_RATE_LIMITS: '',
     // Plaintext: `npm run up` configures no certificates (the chart's tls switch turns TLS on).
     TLS_CERT_FILE: '',

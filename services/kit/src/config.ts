@@ -235,6 +235,13 @@ export const baseSpec = {
     parse: parsers.int(0, 90),
     default: '20',
   },
+  admissionLatencyTargetMs: {
+    name: 'ADMISSION_LATENCY_TARGET_MS',
+    description:
+      "mean time of admitted writes the write limit adapts to keep (within the writes' share of ADMISSION_MAX_IN_FLIGHT); 0: a fixed limit",
+    parse: parsers.int(0, 600_000),
+    default: '0',
+  },
   channelRateLimits: {
     name: 'CHANNEL_RATE_LIMITS',
     description: 'calls per second per calling channel, e.g. "mobile=500,*=2000" (* = any other channel); empty: none',

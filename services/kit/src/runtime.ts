@@ -27,6 +27,7 @@ export interface RuntimeConfig extends TlsConfig {
   relayEnabled: boolean;
   admissionMaxInFlight: number;
   admissionReadReservePercent: number;
+  admissionLatencyTargetMs: number;
   channelRateLimits: ReadonlyMap<string, number>;
   grpcHealthPort: number;
   auditRetentionDays: number;
@@ -118,6 +119,7 @@ export async function startRuntime(o: {
         admission: {
           maxInFlight: config.admissionMaxInFlight,
           readReservePercent: config.admissionReadReservePercent,
+          latencyTargetMs: config.admissionLatencyTargetMs,
           channelRates: config.channelRateLimits,
         },
         ready: async () => {

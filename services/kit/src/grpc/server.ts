@@ -152,7 +152,7 @@ export function bindService<D extends grpc.ServiceDefinition>(
         else log.debug({ rpc: `${name}/${method}`, code: err.code, reason: err.reason }, err.message);
         callback(e);
       } finally {
-        if (admitted) gate?.leave();
+        if (admitted) gate?.leave(!mutating, Number(process.hrtime.bigint() - started) / 1e6);
         // A shed call wrote nothing and is counted in grpc_admission_shed_total; recording it too
         // would turn a flood into database writes and events, the work shedding exists to avoid.
         if (binding.audit && (mutating || authFailed) && !shed) {
