@@ -1,7 +1,7 @@
 // Applications: the checks an application must pass before anything is written, the facts the
 // scorecard scores, the decision stored with its reasons, and a reviewer's decision on a referral.
 import { createHash } from 'node:crypto';
-import { bucketedId, bucketOf, DomainError, type RpcContext, type ShardRouter } from '@corebank/kit';
+import { bucketedId, bucketOf, DomainError, type RpcContext, type ShardRouter, divRoundHalfEven } from '@corebank/kit';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import { CustomerStatus, KycStatus, RiskTier, type Customer } from '@corebank/kit/gen/corebank/v1/customer';
 import {
@@ -29,7 +29,6 @@ import {
   updateApplication,
 } from './store.js';
 import { annualRateOf, checkRanges, formatRate, loanTermsOf, periodOf, scheduleFor } from './terms.js';
-import { divRoundHalfEven } from './schedule/rounding.js';
 
 /** What an instalment costs a month: a weekly one times 52 / 12, rounded half-even (the scorecard compares it with monthly income). */
 function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {

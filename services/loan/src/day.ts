@@ -46,6 +46,7 @@ import {
   type OutboxEvent,
   type Shard,
   type ShardRouter,
+  divRoundHalfEven,
 } from '@corebank/kit';
 import type { Knex } from 'knex';
 import {
@@ -70,7 +71,6 @@ import { glAccounts, repaymentTransfers, takeInterest } from './receivables.js';
 import { countSettlement, recordSettlement, repaymentIdFor, type Settlement } from './repayments.js';
 import { parseRate } from './schedule/index.js';
 import { daysBetween, parseDate } from './schedule/calendar.js';
-import { divRoundHalfEven } from './schedule/rounding.js';
 import { applyAllocations, findLoan, REPAYMENT_COLUMNS } from './store.js';
 import { loanTermsOf, waterfallOf } from './terms.js';
 import { repaymentLegs, type LoanPartnerRow } from './colending.js';

@@ -4,7 +4,15 @@
 // retry (the same call again, or the sweeper after a crash) replays the ledger's result instead
 // of paying out twice. On OK the schedule is fixed from the business date (the shard's copy) and the loan
 // is ACTIVE; on a refusal for good (a closed or blocked account) it is DISBURSEMENT_REFUSED.
-import { bucketedId, bucketOfId, DomainError, writeEvents, type Logger, type ShardRouter } from '@corebank/kit';
+import {
+  bucketedId,
+  bucketOfId,
+  DomainError,
+  writeEvents,
+  type Logger,
+  type ShardRouter,
+  readShardBusinessDate,
+} from '@corebank/kit';
 import type { Knex } from 'knex';
 import { TransferKind } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanChanged } from '@corebank/kit/gen/corebank/v1/events';
@@ -16,7 +24,7 @@ import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow } from './proto.js';
 import { parseRate } from './schedule/index.js';
-import { businessToday, findLoan, lockLoan } from './store.js';
+import { findLoan, lockLoan } from './store.js';
 import { loanTermsOf, scheduleFor } from './terms.js';
 import { disbursementLegs, loanPartners, PARTNER_CODES } from './colending.js';
 import { amountValue, disbursedMinorUnits, disbursements, sweeperItems, sweeperStale } from './metrics.js';
@@ -139,7 +147,7 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
           updated_at: now,
         });
     } else {
-      const startDate = await businessToday(tx);
+      const startDate = await readShardBusinessDate(tx);
       const schedule = scheduleFor(terms, row.principal, row.term_months, startDate, parseRate(row.annual_rate));
       await tx('loan_instalments').insert(
         schedule.periods.map((p) => ({

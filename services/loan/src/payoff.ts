@@ -4,9 +4,9 @@
 // elapsed over the period's days, rounded half-even to the minor unit (straight-line within the
 // period, so it reaches the scheduled interest on the due date), less what was paid of it. Later
 // periods owe no interest. Interest paid ahead of its accrual is not refunded. Pure.
+import { divRoundHalfEven } from '@corebank/kit';
 import type { InstalmentRow } from './proto.js';
 import { compareDates, daysBetween, parseDate } from './schedule/calendar.js';
-import { divRoundHalfEven } from './schedule/rounding.js';
 
 export interface PayoffQuote {
   principal: bigint;

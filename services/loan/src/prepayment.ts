@@ -19,11 +19,11 @@
 //     to the product's instalment multiple) or the principal per period (P' / m, half-even); the
 //     last instalment takes the residue.
 //  4. Principal grace still running (interest-only periods) stays interest-only.
+import { divRoundHalfEven } from '@corebank/kit';
 import { annuityInstalment, periodRate, pmtRate, type Period } from './schedule/index.js';
 import type { RateBasis } from './schedule/periodic-rate.js';
 import { daysBetween, parseDate } from './schedule/calendar.js';
 import { mulRoundHalfEven } from './schedule/decimal.js';
-import { divRoundHalfEven } from './schedule/rounding.js';
 import type { LoanTerms } from '@corebank/kit/gen/corebank/v1/product';
 import type { InstalmentRow, LoanRow } from './proto.js';
 import { parseRate } from './schedule/index.js';

@@ -16,6 +16,7 @@ import {
   type Logger,
   type RpcContext,
   type ShardRouter,
+  readShardBusinessDate,
 } from '@corebank/kit';
 import { LoanRepaymentChanged } from '@corebank/kit/gen/corebank/v1/events';
 import {
@@ -32,7 +33,6 @@ import { loanToProto, repaymentToProto, type LoanWithTotals, type RepaymentRow }
 import {
   applyAllocations,
   applyWaivers,
-  businessToday,
   findLoan,
   findRepayment,
   instalmentsOf,
@@ -165,7 +165,7 @@ export async function repayLoan(
     let rows = await instalmentsOf(tx, loan.id);
     let waivers: [number, string][] = [];
     // The business date the repayment belongs to (its ledger transfers carry the ledger's own).
-    const today = await businessToday(tx);
+    const today = await readShardBusinessDate(tx);
     if (payment.kind === 'payoff') {
       // The interest the schedule holds beyond today's quote is waived, period by period.
       const quote = payoffQuote(rows, today);

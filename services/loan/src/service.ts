@@ -21,6 +21,7 @@ import {
   ShardRouter,
   startRuntime,
   tokenVerifier,
+  readShardBusinessDate,
 } from '@corebank/kit';
 import { ApplicationState, LoanServiceService, LoanStatus } from '@corebank/kit/gen/corebank/v1/loan';
 import { payoffQuote } from './payoff.js';
@@ -34,7 +35,6 @@ import { DOMAIN } from './events.js';
 import { scheduleToProto } from './proto.js';
 import { checkRanges, formatRate, annualRateOf, loanTermsOf, scheduleFor } from './terms.js';
 import {
-  businessToday,
   findApplication,
   findLoan,
   instalmentsOf,
@@ -313,7 +313,7 @@ export async function startLoanService(
             { status: LoanStatus[row.status] },
           );
         }
-        const asOf = req.asOf || (await businessToday(shard.db));
+        const asOf = req.asOf || (await readShardBusinessDate(shard.db));
         if (asOf < row.disbursed_on!) {
           throw new DomainError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'as_of: is before the disbursement date', [
             { field: 'as_of', description: 'is before the disbursement date' },

@@ -1,13 +1,6 @@
 // The loan service's SQL: applications, loans, instalments and repayments on the borrower's home
 // shard. Every change and its events commit in one transaction.
-import {
-  encodePageToken,
-  readShardBusinessDate,
-  writeEvents,
-  type OutboxEvent,
-  type Shard,
-  type ShardRouter,
-} from '@corebank/kit';
+import { encodePageToken, writeEvents, type OutboxEvent, type Shard, type ShardRouter } from '@corebank/kit';
 import type { Knex } from 'knex';
 import type { ApplicationState, LoanApplication } from '@corebank/kit/gen/corebank/v1/loan';
 import {
@@ -242,15 +235,6 @@ export async function staleDisbursements(db: Knex, ageMs: number, limit: number)
     .orderBy('created_at')
     .limit(limit)) as { id: string }[];
   return rows.map((r) => r.id);
-}
-
-/**
- * The bank's business date as this shard's copy has it (kit business-date.ts; the service's
- * follower keeps it on the global value): the day a schedule fixed now starts on, a payoff is
- * quoted for, a write-off is booked on. Read inside the transaction that uses it.
- */
-export async function businessToday(db: Knex | Knex.Transaction): Promise<string> {
-  return readShardBusinessDate(db);
 }
 
 // ---------------------------------------------------------------------------------------------

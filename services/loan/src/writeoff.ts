@@ -10,7 +10,14 @@
 // made; a crash or outage between leaves write_off_posted false for a retry or the sweeper.
 // Written on the database's date (the business date where the kit provides it).
 import { createHash } from 'node:crypto';
-import { DomainError, hashedUuid, writeEvents, type Logger, type ShardRouter } from '@corebank/kit';
+import {
+  DomainError,
+  hashedUuid,
+  writeEvents,
+  type Logger,
+  type ShardRouter,
+  readShardBusinessDate,
+} from '@corebank/kit';
 import type { Knex } from 'knex';
 import { SystemAccountKind as G, TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanStatus as L, RepaymentStatus as S, type WriteOffLoanResponse } from '@corebank/kit/gen/corebank/v1/loan';
@@ -18,7 +25,7 @@ import { CODES, type Accounts } from './clients/accounts.js';
 import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
 import { loanToProto } from './proto.js';
-import { businessToday, findLoan, lockLoan } from './store.js';
+import { findLoan, lockLoan } from './store.js';
 import { amountValue, writeOffs, writtenOffMinorUnits } from './metrics.js';
 
 export interface WriteOffDeps {
@@ -117,7 +124,7 @@ export async function writeOffLoan(
       .where('id', loanId)
       .update({
         status: L.LOAN_STATUS_WRITTEN_OFF,
-        written_off_on: await businessToday(tx),
+        written_off_on: await readShardBusinessDate(tx),
         written_off_principal: totals.principal_outstanding,
         written_off_interest: rows[0]!.interest_receivable,
         written_off_penalties: totals.penalties_outstanding,

@@ -4,9 +4,9 @@
 // product has one (Money.roundToMultiplesOf: HALF_EVEN to a multiple), then to the currency's minor unit (Money.of:
 // setScale HALF_EVEN). Exact arithmetic gives Fineract's result except where the exact instalment lies within a
 // double's error (about 1e-16 relative) of a rounding tie.
+import { divRoundHalfEven } from '@corebank/kit';
 import type { Dec } from './decimal.js';
 import { decToFraction } from './decimal.js';
-import { divRoundHalfEven } from './rounding.js';
 
 /**
  * The instalment that repays `principal` minor units over `periods` periods at periodic rate `rate`, rounded

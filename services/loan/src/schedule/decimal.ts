@@ -2,7 +2,8 @@
 // performs on rates: rounding to a MathContext of 12 significant digits, HALF_EVEN (MoneyHelper.getMathContext():
 // PRECISION = 12). Java's BigDecimal.divide(x, mc) / multiply(x, mc) give the exact result rounded to 12 significant
 // digits; only the value matters to what follows, so a Dec is compared and used by value.
-import { divRoundHalfEven, pow10 } from './rounding.js';
+import { divRoundHalfEven } from '@corebank/kit';
+import { pow10 } from './rounding.js';
 
 /** value = coefficient * 10^-scale (scale may be negative). */
 export interface Dec {

@@ -4,8 +4,6 @@
 // deposits' interest.
 import { divRoundHalfEven } from '@corebank/kit';
 
-export { divRoundHalfEven };
-
 /** value rounded to the nearest multiple of `multiple` (> 0), ties to the even multiple. */
 export function roundToMultipleHalfEven(value: bigint, multiple: bigint): bigint {
   if (multiple <= 0n) throw new RangeError('multiple must be positive');

@@ -46,6 +46,7 @@
 //     (adjustInterestIfLastRepaymentPeriod). Principal that would overshoot earlier is cut to what is outstanding and
 //     the schedule ends there (the generator loops while outstanding is not zero). Hence sum of principal == P exactly.
 // 10. Due dates: calendar.ts (DefaultScheduledDateGenerator + CalendarUtils.adjustDate). No holidays, no working days.
+import { divRoundHalfEven } from '@corebank/kit';
 import type { YMD } from './calendar.js';
 import { addPeriods, compareDates, daysBetween, dueDates, formatDate, parseDate } from './calendar.js';
 import { mulRoundHalfEven } from './decimal.js';
@@ -53,7 +54,7 @@ import { DAY_COUNTS } from './day-count.js';
 import { annuityInstalment } from './annuity.js';
 import type { RateBasis } from './periodic-rate.js';
 import { flatTermRate, periodRate, pmtRate } from './periodic-rate.js';
-import { divRoundHalfEven, roundToMultipleHalfEven } from './rounding.js';
+import { roundToMultipleHalfEven } from './rounding.js';
 import type { Schedule, SchedulePeriod, ScheduleTerms } from './types.js';
 import { SCHEDULE_TYPES } from './types.js';
 
