@@ -65,6 +65,7 @@ export function localServiceEnv(service: string, o: LocalOptions): Record<string
     METRICS_PORT: String(o.metricsPort),
     LOG_LEVEL: 'info',
     DATABASE_POOL_MAX: '10',
+    DATABASE_PREPARED_STATEMENTS: 'true',
     NATS_URL: o.natsUrl,
     NATS_USER: '',
     NATS_PASSWORD: '',

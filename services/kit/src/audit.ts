@@ -43,7 +43,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { Counter } from 'prom-client';
 import type { Principal, TokenVerifier } from './auth.js';
-import { bind, isPermanentFailure } from './db.js';
+import { bind, isPermanentFailure, preparedRaw } from './db.js';
 import { Violations } from './errors.js';
 import { text, timestampField } from './bounds.js';
 import { AuditServiceService, type AuditRecord, type ListAuditRecordsRequest } from './gen/corebank/v1/audit.js';
@@ -428,7 +428,8 @@ export class AuditTrail implements AuditSink {
     }));
     const outbox = outboxInsert(events, AUDIT_OUTBOX);
     const col = <T>(f: (r: Pending['row']) => T) => list.map((p) => f(p.row));
-    await db.raw(
+    await preparedRaw(
+      db,
       `with audit as (
          insert into audit_log (id, recorded_at, channel, subject, customer_id, caller_service, service, method,
                                 idempotency_key, request_sha256, code, reason, trace_id)

@@ -179,6 +179,13 @@ export const baseSpec = {
     parse: parsers.int(1, 200),
     default: '10',
   },
+  dbPreparedStatements: {
+    name: 'DATABASE_PREPARED_STATEMENTS',
+    description:
+      'run the hot fixed SQL as named prepared statements, planned once per connection (false behind a transaction-pooling PgBouncer older than 1.21)',
+    parse: parsers.bool,
+    default: 'true',
+  },
   relayEnabled: {
     name: 'RELAY_ENABLED',
     description: "run the service's outbox relay in this process",

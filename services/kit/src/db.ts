@@ -1,4 +1,5 @@
 // PostgreSQL access: one knex pool per shard. int8 is parsed to bigint here, once, for every service.
+import { createHash } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { backoffMs, sleep } from './backoff.js';
@@ -93,11 +94,74 @@ export const bind = (values: unknown[]): Knex.RawBinding[] => values as Knex.Raw
 
 type RawQuery = (sql: string, bindings?: unknown[]) => Promise<pg.QueryResult>;
 
+// ---------------------------------------------------------------------------------------------
+// Prepared statements
+//
+// The hot path's fixed SQL (a payment order's insert and its saga's steps, a ledger batch's write,
+// the audit insert) runs as named prepared statements: PostgreSQL parses and plans each once per
+// connection (and settles on a generic plan after five runs, where its cost is no worse than a
+// custom plan's) instead of for every call. Measured on the payment path (pg_stat_statements with
+// track_planning), planning an order's insert or a saga step took 0.2-0.3 ms a call, a third to
+// half of its execution.
+// The name is a hash of the SQL text, so a text is prepared under one name in every process and
+// two texts never share one. Only for statements whose text comes from a small fixed set: a
+// process names at most MAX_PREPARED texts and runs any further ones unnamed, so that a caller
+// that builds varying text cannot fill every connection with statements. And only for statements
+// that name their result columns: a `select *` or `returning *` planned before a migration adds a
+// column fails with "cached plan must not change result type" in a process that outlives it.
+// DATABASE_PREPARED_STATEMENTS=false turns them off (a transaction-pooling PgBouncer older than
+// 1.21 cannot carry them).
+
+const MAX_PREPARED = 256;
+const preparedNames = new Map<string, string>();
+let preparing = true;
+
+/** Whether fixed statements are prepared (DATABASE_PREPARED_STATEMENTS; the runtime sets it at start). */
+export function usePreparedStatements(on: boolean): void {
+  preparing = on;
+}
+
+function preparedName(text: string): string | undefined {
+  if (!preparing) return undefined;
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED) {
+    name = `cb_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    preparedNames.set(text, name);
+  }
+  return name;
+}
+
+/** Runs native SQL ($1, $2, ...) on a connection, as a named prepared statement when it may be. */
+function queryNamed(conn: pg.Client, text: string, values: unknown[]): Promise<pg.QueryResult> {
+  const name = preparedName(text);
+  return name ? conn.query({ name, text, values }) : conn.query(text, values);
+}
+
+/**
+ * Fixed SQL with `?` bindings, as knex.raw takes them, run as a named prepared statement (see
+ * above) on the pool's or the transaction's connection. Errors are pg's own (knex would prefix
+ * the SQL to their message).
+ */
+export async function preparedRaw(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  bindings: unknown[],
+): Promise<pg.QueryResult> {
+  const native = db.raw(sql, bind(bindings)).toSQL().toNative();
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  try {
+    return await queryNamed(conn, native.sql, native.bindings as unknown[]);
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 /**
  * A transaction on one pooled connection whose opening statement travels with BEGIN, in one
  * round trip (the simple query protocol). The opening statement therefore takes no parameters:
  * its caller builds it from values it has validated. Later statements take `?` bindings as
- * knex.raw does. Retried on serialization failures, deadlocks and unique races, like withRetry.
+ * knex.raw does and run as prepared statements (fixed text only, as for preparedRaw). Retried on
+ * serialization failures, deadlocks and unique races, like withRetry.
  */
 export function transactionOpenedBy<T>(
   db: Knex,
@@ -108,7 +172,7 @@ export function transactionOpenedBy<T>(
     const conn = (await db.client.acquireConnection()) as pg.Client;
     const query: RawQuery = (sql, bindings = []) => {
       const native = db.raw(sql, bind(bindings)).toSQL().toNative();
-      return conn.query(native.sql, native.bindings as unknown[]);
+      return queryNamed(conn, native.sql, native.bindings as unknown[]);
     };
     try {
       const results = (await conn.query(`begin; ${opening}`)) as unknown as pg.QueryResult[];

@@ -6,6 +6,7 @@
 import { AUDIT_DOMAIN, AUDIT_RELAY, AuditTrail, auditServiceBinding } from './audit.js';
 import { startServer, type RunningServer, type ServiceBinding } from './grpc/server.js';
 import { tlsFromConfig, type TlsConfig } from './grpc/tls.js';
+import { usePreparedStatements } from './db.js';
 import type { Logger } from './log.js';
 import { dbPoolInUse, dbPoolWaiting, serveMetrics } from './metrics.js';
 import { assertShardIdentity } from './migrate.js';
@@ -34,6 +35,7 @@ export interface RuntimeConfig extends TlsConfig {
   auditFlushMs: number;
   auditBatchSize: number;
   auditBufferMax: number;
+  dbPreparedStatements: boolean;
 }
 
 export interface Runtime {
@@ -57,6 +59,7 @@ export async function startRuntime(o: {
   const { router, config, log } = o;
   // Before anything connects: a TLS setup that is missing (TLS_REQUIRED) or wrong stops the start.
   const tls = tlsFromConfig(config, log);
+  usePreparedStatements(config.dbPreparedStatements);
   await assertShardIdentity(router);
   const nats = await connectNats({
     url: config.natsUrl,

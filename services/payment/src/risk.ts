@@ -4,7 +4,7 @@
 // action the configuration gives that rule. riskFacts reads those facts under the payer
 // customer's lock (customer_risk_state), so concurrent orders of one customer are counted exactly;
 // the counts are counters the orders keep (countOrderCte, uncountOrder), not a scan of them.
-import type { Tx } from '@corebank/kit';
+import { preparedRaw, type Tx } from '@corebank/kit';
 import {
   PaymentKind as K,
   RiskAction,
@@ -159,12 +159,12 @@ export async function riskFacts(
   const bucketMs = velocityBucketSeconds(windowSeconds) * 1000;
   const since = new Date(now.getTime() - windowSeconds * 1000 - bucketMs);
   const keep = new Date(now.getTime() - 2 * windowSeconds * 1000 - bucketMs);
-  const { rows } = await tx.raw(`select * from payment_risk_facts(?, ?, ?, ?)`, [
-    customerId,
-    payeeAccountId,
-    since,
-    keep,
-  ]);
+  const { rows } = await preparedRaw(
+    tx,
+    `select session_id, latitude, longitude, seen_at, recent_count, recent_amount, known_payee
+       from payment_risk_facts(?, ?, ?, ?)`,
+    [customerId, payeeAccountId, since, keep],
+  );
   const r = (rows as (SessionSeen & { recent_count: bigint; recent_amount: bigint; known_payee: boolean })[])[0]!;
   return {
     last: { session_id: r.session_id, latitude: r.latitude, longitude: r.longitude, seen_at: r.seen_at },

@@ -11,6 +11,7 @@ import {
   encodePageToken,
   GroupCommit,
   outboxInsert,
+  preparedRaw,
   writeEvents,
   type Row,
   type Shard,
@@ -170,7 +171,8 @@ export async function insertOrder(tx: Tx, p: NewOrder, now: Date): Promise<Payme
         })
       : { sql: '', bindings: [] };
   // Nothing but the insert happens when the order exists already (on conflict: no row in ins).
-  const { rows } = (await tx.raw(
+  const { rows } = (await preparedRaw(
+    tx,
     `with ins as (
        insert into payments (id, channel, idempotency_key, body_hash, kind, original_payment_id, payer_account_id,
                              payee_account_id, payer_customer_id, amount, currency, reference, status, route, step,
@@ -297,7 +299,8 @@ export async function claimKey(
   router: ShardRouter,
   c: KeyClaim,
 ): Promise<{ paymentId: string; bodyHash: string; fresh: boolean; firstAt: Date }> {
-  const { rows } = await keysDb(router, c).raw(
+  const { rows } = await preparedRaw(
+    keysDb(router, c),
     `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
        on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
      returning payment_id, body_hash, xmax = 0 as fresh, created_at`,
@@ -581,7 +584,8 @@ export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise
     settled_at: settles ? now : row.settled_at,
   };
   const event = outboxInsert([paymentChanged(c.event, paymentToProto(after), row.status, now)]);
-  const { rows } = (await shard.db.raw(
+  const { rows } = (await preparedRaw(
+    shard.db,
     `with moved as (
        update payments set status = ?, step = ?, reason = ?, note = ?, review_decision = ?, escrow_outcome = ?,
               attempts = ?, next_attempt_at = ?, updated_at = ?, settled_at = ?
