@@ -85,6 +85,7 @@ export async function startPaymentService(
     config.riskTierCacheMs,
   );
   peers.watchCustomers(nats.nc);
+  ledger.watchAccounts(nats.nc);
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
     callTimeoutMs: config.ledgerCallTimeoutMs,

@@ -261,3 +261,24 @@ export async function settled(client: PaymentClient, paymentId: string, timeout 
     .toSatisfy((s: PaymentStatus) => SETTLED.includes(s));
   return (await client.getPayment({ paymentId })).payment!;
 }
+
+/** Waits until a service's events are relayed (its outboxes empty) and have had time to arrive. */
+export async function relayed(router: ShardRouter): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        let unsent = 0n;
+        for (const s of router.shards) {
+          unsent += (
+            (await s.db.raw(`select count(*) as n from outbox where sent_at is null`)).rows[0] as {
+              n: bigint;
+            }
+          ).n;
+        }
+        return unsent;
+      },
+      { timeout: 10_000, interval: 50 },
+    )
+    .toBe(0n);
+  await new Promise((r) => setTimeout(r, 300));
+}

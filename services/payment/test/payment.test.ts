@@ -13,8 +13,8 @@ import {
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances } from '../../account/test/helpers.js';
-import { transferIds } from '../src/clients/ledger.js';
-import { accountsOn, NO_RISK_RULES, settled, startPayments, type TestPayments } from './harness.js';
+import { Ledger, transferIds } from '../src/clients/ledger.js';
+import { accountsOn, NO_RISK_RULES, relayed, settled, startPayments, type TestPayments } from './harness.js';
 
 async function rpcError(p: Promise<unknown>): Promise<ServiceError> {
   return (await p.then(
@@ -228,17 +228,23 @@ describe('payment service (3 shards)', () => {
       ]);
   });
 
-  it('asks the ledger for a payer account once: its owner, currency and shard never change', async () => {
+  it('knows a payer account from its account_opened event, and asks the ledger about one it has not seen once', async () => {
     const [payer, payee] = await accountsOn(t.bank, 2, 2, 10_000n);
     const getAccountCalls = async () =>
       (await grpcRequests.get()).values
         .filter((v) => v.labels.service === 'corebank.v1.AccountService' && v.labels.method === 'getAccount')
         .reduce((n, v) => n + v.value, 0);
+    await relayed(t.bank.app.router);
     const before = await getAccountCalls();
     for (let i = 0; i < 4; i++) {
       const { payment } = await t.client.createPayment(req(payer!, payee!, 10n));
       expect(payment!.status).toBe(S.PAYMENT_STATUS_COMPLETED);
     }
+    expect((await getAccountCalls()) - before).toBe(0);
+    // An account whose event this process did not see (opened before it started, or the event
+    // missed on a reconnect) is asked about once: its owner, currency and shard never change.
+    const unwatched = new Ledger(t.app.ledger.client, 5_000);
+    for (let i = 0; i < 3; i++) expect((await unwatched.account(payer!.id))?.ownerId).toBe(payer!.ownerId);
     expect((await getAccountCalls()) - before).toBe(1);
     // An account the ledger does not know is not remembered as missing: it may be opened later.
     const unknown = bucketedId(t.app.router.map.firstBucketOf(2), 'no-account-yet', randomUUID());

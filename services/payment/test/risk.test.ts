@@ -13,6 +13,7 @@ import {
   PendingDecision,
   type RequestGeo,
 } from '@corebank/kit/gen/corebank/v1/payment';
+import { registry } from '@corebank/kit';
 import { testAuth } from '@corebank/kit/testing';
 import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,7 @@ import {
   verifiedCustomer,
   type PaymentClient,
   type TestPayments,
+  relayed,
 } from './harness.js';
 
 const BERLIN = { latitude: 52.52, longitude: 13.405 };
@@ -282,26 +284,29 @@ describe('risk rules on real services (3 shards)', () => {
     });
     // The customer service's event is relayed (its outbox empties) and reaches the payment
     // service over NATS within milliseconds; RISK_TIER_CACHE_MS (a minute) would be far later.
-    await expect
-      .poll(
-        async () => {
-          let unsent = 0n;
-          for (const s of t.peers.people.app.router.shards) {
-            unsent += (
-              (await s.db.raw(`select count(*) as n from outbox where sent_at is null`)).rows[0] as {
-                n: bigint;
-              }
-            ).n;
-          }
-          return unsent;
-        },
-        { timeout: 10_000, interval: 50 },
-      )
-      .toBe(0n);
-    await new Promise((r) => setTimeout(r, 300));
+    await relayed(t.peers.people.app.router);
     const second = (await pay(payer, 9_000n)).payment!;
     expect(rules(second)).toEqual(['RISK_AMOUNT_OVER_TIER_THRESHOLD']);
     expect(second.status).toBe(S.PAYMENT_STATUS_PENDING_REVIEW);
+  });
+
+  it("learns a new customer's tier and a new account's facts from their events, asking neither service", async () => {
+    const payer = await customerAccount(RiskTier.RISK_TIER_MEDIUM);
+    await relayed(t.peers.people.app.router);
+    await relayed(t.bank.app.router);
+    const asked = async () => {
+      const { values } = await registry.getSingleMetric('grpc_server_requests_total')!.get();
+      const n = (method: string) =>
+        values.filter((v) => v.labels.method === method).reduce((sum, v) => sum + v.value, 0);
+      return { getCustomer: n('getCustomer'), getAccount: n('getAccount') };
+    };
+    const before = await asked();
+    // 9,000 is over HIGH's threshold (8,000), the tier of a customer the service could not ask.
+    const { payment } = await pay(payer, 9_000n);
+    expect(payment!.riskFindings.map((f) => f.reason)).toEqual(['RISK_NEW_PAYEE']);
+    // The counters count: the one call made here is the only one since `before`.
+    await t.bank.client.getAccount({ accountId: payer.id });
+    expect(await asked()).toEqual({ ...before, getAccount: before.getAccount + 1 });
   });
 
   it('rejects a payment that takes the money paid in the window over the velocity amount', async () => {

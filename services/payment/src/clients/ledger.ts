@@ -7,10 +7,13 @@ import {
   fromDownstream,
   hashedUuid,
   serviceClient,
+  subjectOf,
   SystemAccounts,
+  type Nats,
   type Principal,
   type ServiceIdentity,
 } from '@corebank/kit';
+import { AccountOpened } from '@corebank/kit/gen/corebank/v1/events';
 import {
   AccountServiceClient,
   SystemAccountKind,
@@ -47,6 +50,10 @@ const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'RESO
 /**
  * What the payment service needs of an account, all of which never changes once the account is
  * opened (owner, currency, shard, product version): cached, so an order does not ask the ledger.
+ * The cache is filled two ways: by a first GetAccount, and ahead of any order by the ledger's
+ * account_opened events (watchAccounts), so that a payer whose account was opened while this
+ * process ran is never asked about. Since the facts never change, no event invalidates them, and
+ * an event missed (a reconnect, a process started later) costs only that GetAccount.
  */
 export type AccountFacts = Pick<Account, 'id' | 'ownerId' | 'currency' | 'shard' | 'productId' | 'productVersion'>;
 
@@ -62,6 +69,7 @@ export class Ledger {
     }
   });
   private facts = new Map<string, AccountFacts>();
+  private watching: ReturnType<Nats['nc']['subscribe']> | undefined;
 
   constructor(
     readonly client: AccountClient,
@@ -73,8 +81,35 @@ export class Ledger {
     return new Ledger(serviceClient(AccountServiceClient, address, identity, 'account'), callTimeoutMs);
   }
 
+  /** Remembers the facts of every account the ledger opens from now on (see AccountFacts). */
+  watchAccounts(nc: Nats['nc']): void {
+    this.watching = nc.subscribe(subjectOf('account', 'account_opened'), {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const account = AccountOpened.decode(msg.data).account;
+          if (account?.id) this.remember(account);
+        } catch {
+          // Not an AccountOpened: nothing learnt, the account is asked about when an order needs it.
+        }
+      },
+    });
+  }
+
   close(): void {
+    this.watching?.unsubscribe();
+    this.watching = undefined;
     this.client.close();
+  }
+
+  /** Keeps an account's facts as the most recently used; the least recently used go beyond the bound. */
+  private remember(account: Account): AccountFacts {
+    const { id, ownerId, currency, shard, productId, productVersion } = account;
+    const facts: AccountFacts = { id, ownerId, currency, shard, productId, productVersion };
+    this.facts.delete(id);
+    if (this.facts.size >= MAX_CACHED_ACCOUNTS) this.facts.delete(this.facts.keys().next().value!);
+    this.facts.set(id, facts);
+    return facts;
   }
 
   /**
@@ -103,12 +138,7 @@ export class Ledger {
       if (e.code === 'NOT_FOUND') return undefined;
       throw e;
     }
-    if (!account) return undefined;
-    const { ownerId, currency, shard, productId, productVersion } = account;
-    const facts: AccountFacts = { id: account.id, ownerId, currency, shard, productId, productVersion };
-    if (this.facts.size >= MAX_CACHED_ACCOUNTS) this.facts.delete(this.facts.keys().next().value!);
-    this.facts.set(id, facts);
-    return facts;
+    return account ? this.remember(account) : undefined;
   }
 
   /** The in-transit GL account of a shard in a currency, or undefined when the ledger books none. */

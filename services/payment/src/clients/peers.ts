@@ -2,10 +2,12 @@
 // the payer customer's risk tier, and the limits of the product version the payer account was
 // opened on. Product versions are immutable once published, so their limits are cached for the
 // life of the process. The risk tier is cached too, but briefly and watched: every customer event
-// (CB_CUSTOMER, on its core NATS subject) drops its customer's tier, a reconnect drops them all
-// (events may have been missed meanwhile), and an entry lives at most RISK_TIER_CACHE_MS, the bound
-// on staleness should an event be lost. A tier raised is then in force for new orders as soon as
-// its event arrives (milliseconds after the change commits), rather than at once.
+// (CB_CUSTOMER, on its core NATS subject) carries the customer as the change left it, and sets its
+// tier here (a customer created or changed while this process runs is not asked about), a reconnect
+// drops them all (events may have been missed meanwhile), and an entry lives at most
+// RISK_TIER_CACHE_MS, the bound on staleness should an event be lost. A tier raised is then in
+// force for new orders as soon as its event arrives (milliseconds after the change commits),
+// rather than at once.
 import { callDeadline, fromDownstream, serviceClient, type Nats, type ServiceIdentity } from '@corebank/kit';
 import type { AccountFacts } from './ledger.js';
 import { CustomerServiceClient, RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
@@ -25,6 +27,9 @@ const TIER_NAMES: Partial<Record<RiskTier, TierName>> = {
   [RiskTier.RISK_TIER_MEDIUM]: 'MEDIUM',
   [RiskTier.RISK_TIER_HIGH]: 'HIGH',
 };
+
+/** A customer's tier as the risk rules name it; one not set counts as HIGH (the strictest). */
+const tierOf = (t: RiskTier | undefined): TierName => TIER_NAMES[t ?? RiskTier.RISK_TIER_UNSPECIFIED] ?? 'HIGH';
 
 export class Peers {
   private readonly limits = new Map<string, Limits>();
@@ -51,8 +56,9 @@ export class Peers {
       callback: (err, msg) => {
         if (err) return this.forgetTiers();
         try {
-          const id = CustomerCreated.decode(msg.data).customer?.id;
-          if (id) this.forgetTier(id);
+          // Every customer event carries the customer (field 2) as the change left it.
+          const customer = CustomerCreated.decode(msg.data).customer;
+          if (customer?.id) this.learnTier(customer.id, tierOf(customer.riskTier));
           else this.forgetTiers();
         } catch {
           this.forgetTiers();
@@ -67,9 +73,16 @@ export class Peers {
     })().catch(() => undefined);
   }
 
-  private forgetTier(id: string): void {
+  /** A tier an event told: kept as the newest (a read in flight meanwhile keeps nothing). */
+  private learnTier(id: string, tier: TierName): void {
     this.generation++;
+    this.keepTier(id, tier);
+  }
+
+  private keepTier(id: string, tier: TierName): void {
     this.tiers.delete(id);
+    if (this.tiers.size >= MAX_CACHED_TIERS) this.tiers.delete(this.tiers.keys().next().value!);
+    this.tiers.set(id, { tier, until: Date.now() + this.tierCacheMs });
   }
 
   private forgetTiers(): void {
@@ -112,11 +125,7 @@ export class Peers {
     if (cached && cached.until > Date.now()) return cached.tier;
     const generation = this.generation;
     const tier = await this.askTier(ownerId, deadline);
-    if (this.watching && this.generation === generation) {
-      if (this.tiers.size >= MAX_CACHED_TIERS) this.tiers.delete(this.tiers.keys().next().value!);
-      this.tiers.delete(ownerId);
-      this.tiers.set(ownerId, { tier, until: Date.now() + this.tierCacheMs });
-    }
+    if (this.watching && this.generation === generation) this.keepTier(ownerId, tier);
     return tier;
   }
 
@@ -126,7 +135,7 @@ export class Peers {
         { customerId: ownerId },
         { deadline: this.deadline(deadline) },
       );
-      return TIER_NAMES[customer?.riskTier ?? RiskTier.RISK_TIER_UNSPECIFIED] ?? 'HIGH';
+      return tierOf(customer?.riskTier);
     } catch (err) {
       const e = fromDownstream(err, 'customer', 'GetCustomer');
       if (e.code === 'NOT_FOUND' || e.code === 'INVALID_ARGUMENT') return 'HIGH';
