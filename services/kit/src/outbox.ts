@@ -160,9 +160,8 @@ export class OutboxRelay {
     let lastCleanup = 0;
     let failures = 0;
     while (this.running) {
-      let sent = 0;
       try {
-        sent = await this.relayOnce(shard);
+        await this.relayOnce(shard);
         failures = 0;
         if (Date.now() - lastCleanup > (this.opts.cleanupEveryMs ?? 60_000)) {
           lastCleanup = Date.now();
@@ -172,49 +171,66 @@ export class OutboxRelay {
         failures++;
         this.log.warn({ err, shard: shard.index }, 'outbox relay: publish failed; will retry');
       }
-      // A full batch may have more behind it: go on at once. Otherwise sleep until a NOTIFY (one
-      // that came while this batch was relayed ends the sleep at once: the waker keeps it), or
-      // after a failure until a short, growing backoff (NATS or PostgreSQL coming back).
-      if (sent < (this.opts.batchSize ?? 500) && this.running) {
+      // Sleep until a NOTIFY (one that came while a batch was relayed, or a full batch's own wake,
+      // ends the sleep at once: the waker keeps it), or after a failure until a short, growing
+      // backoff (NATS or PostgreSQL coming back).
+      if (this.running) {
         await waker.sleep(failures ? backoffMs(failures - 1, { baseMs: 100, maxMs: pollMs }) : pollMs);
       }
     }
   }
 
   /**
-   * Publishes one batch from one shard; returns how many rows were sent. Two round trips, whether
-   * the outbox is empty or not: BEGIN travels with the lock and the read (the simple query
-   * protocol; the statement has no parameters, its only variable is the table's name), and the
-   * mark travels with COMMIT (its values are the bigint seqs just read).
+   * Publishes what waits in one shard's outbox; returns how many rows were sent. Two round trips
+   * for a batch relayed alone: BEGIN travels with the lock and the read (the simple query protocol;
+   * the statement has no parameters, its only variable is the table's name), and the mark travels
+   * with COMMIT (its values are the bigint seqs just read). While more waits (the batch was full,
+   * or a wake-up came while it was published), the mark and COMMIT travel with the next BEGIN and
+   * read: one round trip per batch under load. A chain of batches ends after cleanupEveryMs, so
+   * the loop's cleanup still runs.
    */
   async relayOnce(shard: Shard): Promise<number> {
     const table = this.table;
+    const batchSize = Math.trunc(this.opts.batchSize ?? 500);
     // One active relay per service and shard across replicas keeps the stream in outbox order
     // (keyed by schema: services sharing a database relay independently). The lock is an
     // InitPlan: taken once, and when another replica holds it the scan is skipped.
     const read = `begin; select seq, id, subject, payload, headers from ${table}
       where sent_at is null
         and (select pg_try_advisory_xact_lock(hashtext('corebank.${table}.relay.' || current_schema())))
-      order by seq limit ${Math.trunc(this.opts.batchSize ?? 500)}`;
+      order by seq limit ${batchSize}`;
+    const waker = this.wakers.get(shard.index);
+    const chainEnds = Date.now() + (this.opts.cleanupEveryMs ?? 60_000);
     const conn = (await shard.db.client.acquireConnection()) as pg.Client;
     try {
-      const results = (await conn.query(read)) as unknown as pg.QueryResult[];
-      const rows = results[1]!.rows as OutboxRow[];
-      if (!rows.length) {
-        await conn.query('commit');
-        return 0;
+      let results = (await conn.query(read)) as unknown as pg.QueryResult[];
+      let sent = 0;
+      for (;;) {
+        const rows = results.at(-1)!.rows as OutboxRow[];
+        if (!rows.length) {
+          await conn.query('commit');
+          return sent;
+        }
+        // Published in seq order over one connection, so the stream keeps that order; acks awaited together.
+        await Promise.all(
+          rows.map((r) => {
+            const h = natsHeaders();
+            for (const [k, v] of Object.entries(r.headers)) h.set(k, v);
+            return this.js.publish(r.subject, r.payload, { msgID: r.id, headers: h, timeout: 10_000 });
+          }),
+        );
+        sent += rows.length;
+        const seqs = rows.map((r) => BigInt(r.seq).toString()).join(',');
+        const mark = `update ${table} set sent_at = now() where seq = any('{${seqs}}'::bigint[]); commit`;
+        const more = rows.length >= batchSize || waker?.takeWake() === true;
+        if (!more || !this.running || Date.now() > chainEnds) {
+          await conn.query(mark);
+          // A full batch may have more behind it: the loop goes on at once (see loop).
+          if (more) waker?.wake();
+          return sent;
+        }
+        results = (await conn.query(`${mark}; ${read}`)) as unknown as pg.QueryResult[];
       }
-      // Published in seq order over one connection, so the stream keeps that order; acks awaited together.
-      await Promise.all(
-        rows.map((r) => {
-          const h = natsHeaders();
-          for (const [k, v] of Object.entries(r.headers)) h.set(k, v);
-          return this.js.publish(r.subject, r.payload, { msgID: r.id, headers: h, timeout: 10_000 });
-        }),
-      );
-      const seqs = rows.map((r) => BigInt(r.seq).toString()).join(',');
-      await conn.query(`update ${table} set sent_at = now() where seq = any('{${seqs}}'::bigint[]); commit`);
-      return rows.length;
     } catch (err) {
       await conn.query('rollback').catch(() => undefined);
       throw err;

@@ -23,6 +23,16 @@ export class Waker {
     if (this.resolve) this.arm();
   }
 
+  /**
+   * Whether a wake-up came that no sleep has consumed yet (a due time now or past); consumes it.
+   * For a loop that would go on at once anyway and need not sleep first.
+   */
+  takeWake(): boolean {
+    if (this.resolve || this.due > Date.now()) return false;
+    this.due = Infinity;
+    return true;
+  }
+
   /** Sleeps at most maxMs, less when a wake time comes first. One sleeper at a time. */
   sleep(maxMs: number): Promise<void> {
     this.due = Math.min(this.due, Date.now() + maxMs);

@@ -1,6 +1,7 @@
 // The outbox relay against real PostgreSQL and NATS: idle it sleeps (no polling), a NOTIFY wakes
-// the right shard at once, its LISTEN connections come back by themselves, and cleanup deletes
-// through indexes, in bounded batches, by one replica at a time.
+// the right shard at once, its LISTEN connections come back by themselves, a backlog goes in
+// order, one round trip per batch, and cleanup deletes through indexes, in bounded batches, by one
+// replica at a time.
 import { randomUUID } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -19,6 +20,7 @@ import {
   type Nats,
 } from '../src/index.js';
 import { createDatabases } from '../src/testing/infra.js';
+import { countQueries } from '../src/testing/queries.js';
 
 const log = createLogger('kittest', 'silent');
 
@@ -81,6 +83,41 @@ describe('outbox relay', () => {
       const stopping = Date.now();
       await relay.stop();
       expect(Date.now() - stopping).toBeLessThan(2_000);
+    }
+  });
+
+  it('relays a backlog in order, each batch marked sent in the round trip that reads the next', async () => {
+    const ids = Array.from({ length: 350 }, () => newEventId());
+    await router.shards[0]!.db.transaction((tx) =>
+      writeEvents(
+        tx,
+        ids.map((id) => ({ id, subject: `corebank.${domain}.test`, payload: new Uint8Array([2]) })),
+      ),
+    );
+    const counter = countQueries();
+    const relay = new OutboxRelay(router, nats.js, log, { pollMs: 60_000, batchSize: 100, listen: false });
+    relay.start();
+    try {
+      await expect.poll(() => ids.every((id) => received.includes(id)), { timeout: 10_000 }).toBe(true);
+      // The stream keeps the outbox's order.
+      expect(received.filter((id) => ids.includes(id))).toEqual(ids);
+      await expect
+        .poll(async () => (await router.shards[0]!.db('outbox').whereNull('sent_at').count())[0])
+        .toEqual({
+          count: 0n,
+        });
+      const texts = [...counter.take().byText.entries()].filter(([t]) => t.includes(' outbox'));
+      counter.stop();
+      const n = (start: string) => texts.filter(([t]) => t.startsWith(start)).reduce((sum, [, c]) => sum + c, 0);
+      // Four batches (100, 100, 100, 50): one read alone, three marks each with the next read,
+      // the last mark with its COMMIT; then the full batches' wake-up finds nothing. Both shards
+      // are counted (shard 1 read once, empty), so at most one more look at each.
+      expect(n('update outbox set sent_at = now() where seq = any')).toBe(4);
+      expect(texts.filter(([t]) => /; commit; begin/.test(t)).reduce((sum, [, c]) => sum + c, 0)).toBe(3);
+      expect(n('begin; select seq, id, subject')).toBeLessThanOrEqual(4);
+    } finally {
+      counter.stop();
+      await relay.stop();
     }
   });
 
