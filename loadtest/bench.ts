@@ -195,8 +195,8 @@ say(
       .join(' ')}`,
 );
 
-// pg_stat_statements counts the statements (= round trips: each is one Parse/Bind/Execute/Sync)
-// of every database, for the queries per payment (see queryProbe).
+// pg_stat_statements counts the statements of every database, for the queries per payment (see
+// queryProbes).
 const [pgServer, nats] = await Promise.all([
   startPostgres({
     durability: opts.durable ? 'durable' : 'relaxed',
@@ -637,8 +637,10 @@ async function scenario(
 // ---------------------------------------------------------------------------------------------
 // Queries and calls per payment (issue 14, point 3): a few orders at a low rate, same shard only,
 // then cross shard only, each with pg_stat_statements reset before and read once they settled.
-// Top-level statements per database are round trips (each is one Parse/Bind/Execute/Sync; BEGIN
-// and COMMIT count); the services' gRPC request counters give the calls between them.
+// Top-level statements per database (BEGIN and COMMIT count). They are not round trips: the
+// services send some statements together (a relay's mark, COMMIT, BEGIN and next read; a ledger
+// batch's BEGIN and load), each counted here; services/payment/test/statements.test.ts counts the
+// round trips. The services' gRPC request counters give the calls between them.
 
 interface QueryCounts {
   route: string;
@@ -961,7 +963,7 @@ for (const r of results) {
   );
 }
 if (queryCounts) {
-  console.log('statements (round trips) and gRPC calls per payment order, by service:');
+  console.log('statements and gRPC calls per payment order, by service:');
   for (const q of queryCounts)
     console.log(`  ${q.route} (${q.orders} orders): ${JSON.stringify(q.statements)}; calls ${JSON.stringify(q.calls)}`);
 }

@@ -26,8 +26,9 @@
 //
 // Written off the hot path: records wait in a bounded in-process buffer and are written every
 // AUDIT_FLUSH_MS or AUDIT_BATCH_SIZE records, one statement per shard that inserts the audit rows
-// and their corebank.audit.recorded.<domain> events (table audit_outbox) together; a relay of its
-// own publishes them to the bank-wide stream CB_AUDIT, so every record is also an event. Trade-off, stated plainly:
+// and their corebank.audit.recorded.<domain> events (table audit_outbox) together; the service's
+// relay publishes them to the bank-wide stream CB_AUDIT with its own events (one loop, both tables,
+// AUDIT_RELAY), so every record is also an event. Trade-off, stated plainly:
 // a record is written after the answer was sent, so a process that crashes (or is killed) loses
 // what sits in its buffer (at most AUDIT_FLUSH_MS of calls, typically a few ms); a full buffer
 // (the database unreachable for long) drops new records and counts them in
@@ -62,8 +63,13 @@ export const AUDIT_DOMAIN = 'audit';
 export const auditSubject = (domain: string): string => `corebank.${AUDIT_DOMAIN}.recorded.${domain}`;
 /** The table the records' events wait in for their relay (an OutboxRelay with `table`). */
 export const AUDIT_OUTBOX = 'audit_outbox';
-/** How a relay of the audit events runs: no LISTEN, woken in-process after each write, polling as a safety net. */
-export const AUDIT_RELAY = { table: AUDIT_OUTBOX, listen: false, pollMs: 1_000 } as const;
+/**
+ * How a service's relay runs with its audit records: both outbox tables in one loop per shard (read
+ * together, marked together), woken by the outbox's NOTIFY and in-process after each audit write,
+ * and polling every second as the safety net for audit records another process wrote (their
+ * table sends no NOTIFY).
+ */
+export const AUDIT_RELAY = { tables: ['outbox', AUDIT_OUTBOX], pollMs: 1_000 } as const;
 
 /** The scope an auditor's token needs for ListAuditRecords. */
 export const AUDIT_READ_SCOPE = 'audit:read';

@@ -90,12 +90,14 @@ export interface RelayOptions {
   /** Rows one cleanup deletes at most per table (in batches), so a backlog is worked off over several runs. */
   cleanupMaxRows?: number;
   /**
-   * The table relayed: `outbox` (the default: the service's events; its cleanup also ages the
-   * inbox and it feeds the outbox gauges) or another with the same columns, e.g. the kit's
-   * `audit_outbox` (audit.ts), relayed on its own so that no reader of `outbox` meets its rows.
+   * The tables relayed, each with the columns of `outbox`: `outbox` (the default: the service's
+   * events; its cleanup also ages the inbox and it feeds the outbox gauges), and others such as the
+   * kit's `audit_outbox` (audit.ts), kept apart so that no reader of `outbox` meets their rows. One
+   * loop per shard relays them all: they are read together in one round trip and marked sent in
+   * one, each in its own order and under its own lock.
    */
-  table?: string;
-  /** Listen for the table's NOTIFY (default true); false: poll every pollMs and wakeShard. */
+  tables?: readonly string[];
+  /** Listen for the outbox's NOTIFY (default true); false: poll every pollMs and wakeShard. */
   listen?: boolean;
 }
 
@@ -118,8 +120,8 @@ export class OutboxRelay {
     private readonly opts: RelayOptions = {},
   ) {}
 
-  private get table(): string {
-    return this.opts.table ?? 'outbox';
+  private get tables(): readonly string[] {
+    return this.opts.tables ?? ['outbox'];
   }
 
   start(): void {
@@ -181,24 +183,28 @@ export class OutboxRelay {
   }
 
   /**
-   * Publishes what waits in one shard's outbox; returns how many rows were sent. Two round trips
-   * for a batch relayed alone: BEGIN travels with the lock and the read (the simple query protocol;
-   * the statement has no parameters, its only variable is the table's name), and the mark travels
-   * with COMMIT (its values are the bigint seqs just read). While more waits (the batch was full,
+   * Publishes what waits in one shard's outbox tables; returns how many rows were sent. Two round
+   * trips for a batch relayed alone: BEGIN travels with the locks and the reads (the simple query
+   * protocol; the statements have no parameters, their only variable is the table's name), and
+   * the marks travel with COMMIT (their values are the bigint seqs just read). While more waits (the batch was full,
    * or a wake-up came while it was published), the mark and COMMIT travel with the next BEGIN and
    * read: one round trip per batch under load. A chain of batches ends after cleanupEveryMs, so
    * the loop's cleanup still runs.
    */
   async relayOnce(shard: Shard): Promise<number> {
-    const table = this.table;
+    const tables = this.tables;
     const batchSize = Math.trunc(this.opts.batchSize ?? 500);
-    // One active relay per service and shard across replicas keeps the stream in outbox order
-    // (keyed by schema: services sharing a database relay independently). The lock is an
+    // One active relay per service, shard and table across replicas keeps the stream in outbox
+    // order (keyed by schema: services sharing a database relay independently). The lock is an
     // InitPlan: taken once, and when another replica holds it the scan is skipped.
-    const read = `begin; select seq, id, subject, payload, headers from ${table}
+    const read = `begin; ${tables
+      .map(
+        (table) => `select seq, id, subject, payload, headers from ${table}
       where sent_at is null
         and (select pg_try_advisory_xact_lock(hashtext('corebank.${table}.relay.' || current_schema())))
-      order by seq limit ${batchSize}`;
+      order by seq limit ${batchSize}`,
+      )
+      .join('; ')}`;
     const waker = this.wakers.get(shard.index);
     const chainEnds = Date.now() + (this.opts.cleanupEveryMs ?? 60_000);
     const conn = (await shard.db.client.acquireConnection()) as pg.Client;
@@ -206,12 +212,15 @@ export class OutboxRelay {
       let results = (await conn.query(read)) as unknown as pg.QueryResult[];
       let sent = 0;
       for (;;) {
-        const rows = results.at(-1)!.rows as OutboxRow[];
+        // The reads' results are the last ones (after the previous batch's marks, COMMIT and BEGIN).
+        const batches = results.slice(-tables.length).map((r) => r.rows as OutboxRow[]);
+        const rows = batches.flat();
         if (!rows.length) {
           await conn.query('commit');
           return sent;
         }
-        // Published in seq order over one connection, so the stream keeps that order; acks awaited together.
+        // Published in seq order over one connection, so the stream keeps each table's order; acks
+        // awaited together.
         await Promise.all(
           rows.map((r) => {
             const h = natsHeaders();
@@ -220,9 +229,15 @@ export class OutboxRelay {
           }),
         );
         sent += rows.length;
-        const seqs = rows.map((r) => BigInt(r.seq).toString()).join(',');
-        const mark = `update ${table} set sent_at = now() where seq = any('{${seqs}}'::bigint[]); commit`;
-        const more = rows.length >= batchSize || waker?.takeWake() === true;
+        const marks = batches.flatMap((b, i) =>
+          b.length
+            ? [
+                `update ${tables[i]} set sent_at = now() where seq = any('{${b.map((r) => BigInt(r.seq).toString()).join(',')}}'::bigint[])`,
+              ]
+            : [],
+        );
+        const mark = `${marks.join('; ')}; commit`;
+        const more = batches.some((b) => b.length >= batchSize) || waker?.takeWake() === true;
         if (!more || !this.running || Date.now() > chainEnds) {
           await conn.query(mark);
           // A full batch may have more behind it: the loop goes on at once (see loop).
@@ -240,23 +255,26 @@ export class OutboxRelay {
   }
 
   /**
-   * Deletes sent outbox rows and inbox rows past their retention, through the indexes of kit
-   * migration 001 (outbox_sent, inbox_processed), in bounded batches, by one replica at a time
-   * per service and shard (an advisory lock; the others skip), then refreshes the outbox gauges.
+   * Deletes sent rows of each relayed table and inbox rows past their retention, through the
+   * indexes of kit migrations 001 and 002 (outbox_sent, audit_outbox_sent, inbox_processed), in
+   * bounded batches, by one replica at a time per service and shard (an advisory lock; the others
+   * skip), then refreshes the outbox gauges. Returns the rows deleted per table.
    */
-  async cleanup(shard: Shard): Promise<{ outbox: number; inbox: number }> {
+  async cleanup(shard: Shard): Promise<Record<string, number>> {
     const max = this.opts.cleanupMaxRows ?? 100_000;
-    const table = this.table;
-    const outbox = await deleteInBatches(
-      shard,
-      table,
-      `select seq from ${table} where sent_at < now() - make_interval(secs => ?) order by sent_at limit ?`,
-      `delete from ${table} o using doomed d where o.seq = d.seq`,
-      (this.opts.retainSentMs ?? 24 * 3600 * 1000) / 1000,
-      max,
-    );
-    if (table !== 'outbox') return { outbox, inbox: 0 };
-    const inbox = await deleteInBatches(
+    const deleted: Record<string, number> = {};
+    for (const table of this.tables) {
+      deleted[table] = await deleteInBatches(
+        shard,
+        table,
+        `select seq from ${table} where sent_at < now() - make_interval(secs => ?) order by sent_at limit ?`,
+        `delete from ${table} o using doomed d where o.seq = d.seq`,
+        (this.opts.retainSentMs ?? 24 * 3600 * 1000) / 1000,
+        max,
+      );
+    }
+    if (!this.tables.includes('outbox')) return deleted;
+    deleted.inbox = await deleteInBatches(
       shard,
       'inbox',
       `select consumer, event_id from inbox where processed_at < now() - make_interval(secs => ?)
@@ -272,7 +290,7 @@ export class OutboxRelay {
     const r = rows[0] as { n: bigint; age: number };
     outboxUnsent.set({ shard: String(shard.index) }, Number(r.n));
     outboxOldestAge.set({ shard: String(shard.index) }, r.age);
-    return { outbox, inbox };
+    return deleted;
   }
 }
 

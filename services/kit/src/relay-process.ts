@@ -20,13 +20,10 @@ export async function runRelayProcess(o: {
   await ensureStream(nats.jsm, o.domain);
   // Audit records go to the bank-wide audit stream (see audit.ts).
   await ensureStream(nats.jsm, AUDIT_DOMAIN);
-  const relay = new OutboxRelay(o.router, nats.js, log);
+  const relay = new OutboxRelay(o.router, nats.js, log, AUDIT_RELAY);
   relay.start();
-  const auditRelay = new OutboxRelay(o.router, nats.js, log, AUDIT_RELAY);
-  auditRelay.start();
   exitOnSignals(async () => {
     await relay.stop();
-    await auditRelay.stop();
     await nats.nc.drain();
     await o.router.close();
   }, log);

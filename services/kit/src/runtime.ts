@@ -69,7 +69,8 @@ export async function startRuntime(o: {
   });
   await ensureStream(nats.jsm, o.domain);
   await ensureStream(nats.jsm, AUDIT_DOMAIN);
-  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, o.relay) : undefined;
+  // The service's events and its audit records' events, one relay (AUDIT_RELAY).
+  const relay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, { ...AUDIT_RELAY, ...o.relay }) : undefined;
   relay?.start();
 
   const poolTimer = setInterval(() => {
@@ -82,8 +83,6 @@ export async function startRuntime(o: {
   }, 5000);
   poolTimer.unref();
 
-  const auditRelay = config.relayEnabled ? new OutboxRelay(router, nats.js, log, AUDIT_RELAY) : undefined;
-  auditRelay?.start();
   const audit = new AuditTrail(
     router,
     o.domain,
@@ -94,7 +93,7 @@ export async function startRuntime(o: {
       bufferMax: config.auditBufferMax,
       retentionDays: config.auditRetentionDays,
     },
-    (shard) => auditRelay?.wakeShard(shard),
+    (shard) => relay?.wakeShard(shard),
   );
 
   return {
@@ -137,7 +136,6 @@ export async function startRuntime(o: {
             clearInterval(poolTimer);
             metrics?.close();
             await relay?.stop();
-            await auditRelay?.stop();
           },
           () => nats.nc.drain(),
           () => router.close(),
