@@ -65,7 +65,8 @@ export const firstStep = (kind: K, route: PaymentRoute): P =>
  * Runs an order's first step inline, so the caller learns at once whether the money moved or was
  * held; when it cannot be made now, the sweeper makes it later. The step debits the caller's own
  * account (the payer's, or the refunding payee's): a customer-bound caller's binding goes along
- * to the ledger, which checks it again.
+ * to the ledger, which checks it again. An order with steps left (a cross-shard order's credit
+ * and post) goes on at once, after the answer, with the next step claimed by the first's advance.
  */
 export async function firstStepInline(
   deps: PaymentDeps,
@@ -75,12 +76,13 @@ export async function firstStepInline(
 ): Promise<PaymentRow> {
   const shard = deps.router.byId(row.id)!;
   deps.saga.expect(row.id, row.step);
-  const step = deps.saga.step(shard, row.id, ctx.deadline, ctx.principal, claimed ? row : undefined);
-  const { row: after } = await step.catch((err: unknown) => {
+  const step = deps.saga.step(shard, row.id, ctx.deadline, ctx.principal, claimed ? row : undefined, true);
+  const { row: after, claimed: next } = await step.catch((err: unknown) => {
     ctx.log.warn({ err, payment_id: row.id }, 'first payment step failed; the sweeper retries it');
     deps.saga.wakeAt(shard, Date.now());
-    return { row: undefined };
+    return { row: undefined, claimed: false };
   });
+  if (after && next) deps.saga.goOn(shard, after);
   return after ?? (await findPayment(shard.db, row.id))!;
 }
 

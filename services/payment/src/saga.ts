@@ -25,6 +25,13 @@ import { nextAfter, WAITING_STEPS } from './state.js';
 import type { PaymentRow } from './proto.js';
 import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog } from './store.js';
 
+/** A step's outcome; `claimed`: the order moved on to a step this driver holds (advance's claim). */
+export interface StepOutcome {
+  result: DriveResult;
+  row?: PaymentRow;
+  claimed?: boolean;
+}
+
 export interface SagaOptions {
   /** Durable consumer name (and inbox consumer key). */
   consumerName: string;
@@ -63,6 +70,8 @@ export class Saga {
    * step again. Only a hint: a process that forgot (restarted, evicted) claims, and finds it done.
    */
   private made = new Set<string>();
+  /** Drives going on after the call that started them answered (goOn): stop() waits for them. */
+  private going = new Set<Promise<void>>();
 
   constructor(
     private readonly router: ShardRouter,
@@ -77,8 +86,10 @@ export class Saga {
   }
 
   /**
-   * One step of one order, if it is due and nobody else holds it. `claimed`: the order as its
-   * creator wrote it, with its first step claimed already (insertOrder's claimForMs).
+   * One step of one order, if it is due and nobody else holds it. `claimed`: the order with its
+   * step claimed already (by its creator, insertOrder's claimForMs, or by the advance of a step
+   * before). `claimNext`: the caller goes on with the order at once, so the advance claims the
+   * next step for it (the next step's event then needs nothing of the consumer).
    */
   async step(
     shard: Shard,
@@ -86,17 +97,21 @@ export class Saga {
     deadline?: Date,
     onBehalfOf?: Principal,
     claimed?: PaymentRow,
-  ): Promise<{ result: DriveResult; row?: PaymentRow }> {
+    claimNext = false,
+  ): Promise<StepOutcome> {
+    const lease = claimNext ? this.leaseMs : undefined;
     const row = claimed ?? (await claimStep(shard, id, this.leaseMs));
     if (!row) return { result: 'busy' };
     if (row.step === PaymentStep.PAYMENT_STEP_AWAIT_RELEASE) {
       // An escrow whose auto-release time passed (the step is only due then): the seller is paid.
-      const after = await advance(shard, row, {
-        ...nextAfter(row, 'ok')!,
-        reason: 'AUTO_RELEASED',
-        escrowOutcome: 'AUTO_RELEASED',
-      });
-      return { result: 'advanced', row: after ?? row };
+      const after = await advance(
+        shard,
+        row,
+        { ...nextAfter(row, 'ok')!, reason: 'AUTO_RELEASED', escrowOutcome: 'AUTO_RELEASED' },
+        lease,
+      );
+      if (after?.claimed) this.remember(id, after.step);
+      return { result: 'advanced', row: after ?? row, claimed: after?.claimed === true };
     }
     const res = await this.ledger.execute(row, deadline, onBehalfOf);
     sagaSteps.inc({ step: PaymentStep[row.step] ?? String(row.step), outcome: res.kind });
@@ -112,9 +127,16 @@ export class Saga {
     }
     const next = nextAfter(row, res.kind);
     if (!next) throw new Error(`payment ${id}: step ${row.step} has no outcome ${res.kind}`);
-    const after = await advance(shard, row, { ...next, ...(res.kind === 'refused' ? { reason: res.reason } : {}) });
+    const after = await advance(
+      shard,
+      row,
+      { ...next, ...(res.kind === 'refused' ? { reason: res.reason } : {}) },
+      lease,
+    );
     if (after) this.remember(id, row.step);
-    return { result: 'advanced', row: after ?? row };
+    // The next step is this driver's: its event needs no claim from the consumer.
+    if (after?.claimed) this.remember(id, after.step);
+    return { result: 'advanced', row: after ?? row, claimed: after?.claimed === true };
   }
 
   /**
@@ -132,16 +154,36 @@ export class Saga {
     this.made.add(`${id}:${step}`);
   }
 
-  /** Drives an order until it settles, waits for a retry, or another driver holds it. */
-  async drive(shard: Shard, id: string): Promise<void> {
+  /**
+   * Drives an order until it settles, waits for a retry, or another driver holds it. `claimed`:
+   * the order with its step claimed for this drive already (a step's advance claimed it).
+   */
+  async drive(shard: Shard, id: string, claimed?: PaymentRow): Promise<void> {
+    let held = claimed;
     for (let i = 0; i < 8; i++) {
-      const { result, row } = await this.step(shard, id);
+      // Each advance claims the step after it, but the last: this loop would not make that one.
+      const { result, row, claimed: next } = await this.step(shard, id, undefined, undefined, held, i < 7);
       // Settled, or waiting for a person or a timer: no step to claim.
       if (result !== 'advanced' || !row || row.step === PaymentStep.PAYMENT_STEP_DONE) return;
       if (WAITING_STEPS.includes(row.step)) return;
       // The next step is this loop's: its event needs no claim from the consumer.
       this.remember(id, row.step);
+      held = next ? row : undefined;
     }
+  }
+
+  /**
+   * Goes on with an order whose next step the caller's advance claimed (StepOutcome.claimed), after
+   * the caller answered: what the consumer would do on the step's event, without the claim or the
+   * wait for the event. A drive that fails leaves the step to the sweeper once the lease passes.
+   */
+  goOn(shard: Shard, row: PaymentRow): void {
+    const going: Promise<void> = this.drive(shard, row.id, row)
+      .catch((err: unknown) =>
+        this.log.warn({ err, payment_id: row.id }, 'payment drive failed; the sweeper retries it'),
+      )
+      .finally(() => this.going.delete(going));
+    this.going.add(going);
   }
 
   /** Makes the shard's sweeper run by `at` (epoch ms) at the latest. */
@@ -239,5 +281,6 @@ export class Saga {
     this.wakers.forEach((w) => w.wake());
     await Promise.all(this.sweepers);
     await Promise.all(this.consumers.map((c) => c.stop()));
+    await Promise.all(this.going);
   }
 }

@@ -555,8 +555,22 @@ async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
   await writeEvents(tx, [paymentChanged(event, paymentToProto(rows[0] as PaymentRow), original.status, now)]);
 }
 
-/** A saga step's outcome, recorded with its event (see changeOrder). */
-export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise<PaymentRow | undefined> {
+/** Whether the saga makes a step itself, at once (not a person, a timer, or nothing left). */
+export const drivable = (step: P): boolean => step !== P.PAYMENT_STEP_DONE && !WAITING_STEPS.includes(step);
+
+/**
+ * A saga step's outcome, recorded with its event (see changeOrder). `claimNextForMs`: when the
+ * order moves on to a step the saga makes, the same statement claims that step for the caller for
+ * so long, as claimStep would (attempts 1, due after the lease): a driver that goes on with the
+ * order needs no claim of its own, and no other driver takes the step meanwhile. The returned row
+ * says whether it did (`claimed`).
+ */
+export async function advance(
+  shard: Shard,
+  row: PaymentRow,
+  c: Change,
+  claimNextForMs?: number,
+): Promise<(PaymentRow & { claimed?: boolean }) | undefined> {
   // A change with side effects (a limit or risk counts given back, a refund added to its
   // original) takes changeOrder's transaction.
   if (NOTHING_MOVED.includes(c.status) || (c.status === S.PAYMENT_STATUS_COMPLETED && row.original_payment_id)) {
@@ -570,7 +584,8 @@ export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise
   // which every other change moves).
   const now = new Date();
   const settles = FINAL_FOR_MONEY.includes(c.status) && !FINAL_FOR_MONEY.includes(row.status);
-  const after: PaymentRow = {
+  const claims = claimNextForMs !== undefined && c.step !== row.step && drivable(c.step);
+  const after: PaymentRow & { claimed?: boolean } = {
     ...row,
     status: c.status,
     step: c.step,
@@ -578,10 +593,13 @@ export async function advance(shard: Shard, row: PaymentRow, c: Change): Promise
     note: c.note ?? row.note,
     review_decision: c.reviewDecision ?? row.review_decision,
     escrow_outcome: c.escrowOutcome ?? row.escrow_outcome,
-    attempts: c.step === row.step ? row.attempts : 0,
-    next_attempt_at: nextAttemptFor(c.step, row.auto_release_at, now) as Date,
+    attempts: claims ? 1 : c.step === row.step ? row.attempts : 0,
+    next_attempt_at: claims
+      ? new Date(now.getTime() + claimNextForMs!)
+      : (nextAttemptFor(c.step, row.auto_release_at, now) as Date),
     updated_at: now,
     settled_at: settles ? now : row.settled_at,
+    ...(claims ? { claimed: true } : {}),
   };
   const event = outboxInsert([paymentChanged(c.event, paymentToProto(after), row.status, now)]);
   const { rows } = (await preparedRaw(
