@@ -25,7 +25,7 @@ import { accountIdField, geoFields, keyField, referenceField, timeField } from '
 import type { Ledger } from './clients/ledger.js';
 import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './clients/peers.js';
-import { evaluateRisk, rememberSession, riskFacts, velocityBucketOf, verdictOf } from './risk.js';
+import { evaluateRisk, rememberSession, riskFacts, tierMatters, velocityBucketOf, verdictOf } from './risk.js';
 import type { Saga } from './saga.js';
 import {
   bodyHashOf,
@@ -217,7 +217,8 @@ async function createClaimed(
     }
   }
   const [tier, limits] = await Promise.all([
-    peers.riskTier(payer.ownerId, ctx.deadline),
+    // Asked only when it can matter (tierMatters); otherwise HIGH changes nothing.
+    tierMatters(req.amount, config) ? peers.riskTier(payer.ownerId, ctx.deadline) : ('HIGH' as const),
     peers.limitsOf(payer, ctx.deadline),
   ]);
 

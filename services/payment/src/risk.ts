@@ -72,6 +72,15 @@ const RULE_OF: Record<FiringRule, RuleName> = {
 /** The reason code of a rule: RISK_ and the rule's name. */
 const reasonOf = (rule: FiringRule): string => `RISK_${RiskRule[rule]!.replace('RISK_RULE_', '')}`;
 
+/**
+ * Whether the payer's risk tier can change the verdict on this amount: only the amount-over-tier
+ * rule reads it, and only a tier whose threshold (switched on) is below the amount fires. For
+ * smaller amounts, most payments, the tier is not asked at all (a call to the customer service
+ * for a payer not cached); evaluating them as HIGH, the strictest, gives the same findings.
+ */
+export const tierMatters = (amount: bigint, c: Pick<RiskConfig, 'riskTierThresholds'>): boolean =>
+  Object.values(c.riskTierThresholds).some((t) => t > 0n && amount > t);
+
 /** Every rule that fires for these facts, in the order of the RiskRule enum. */
 export function evaluateRisk(f: RiskFacts, c: RiskConfig, now: Date): RiskFinding[] {
   const out: RiskFinding[] = [];

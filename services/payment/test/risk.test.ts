@@ -2,6 +2,7 @@
 // the tier threshold, velocity by count (exact under concurrency) and by amount, a first payment
 // to a new payee, impossible travel, and the review that releases or rejects a held order.
 import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
 import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import type { Account } from '@corebank/kit/gen/corebank/v1/account';
 import {
@@ -19,7 +20,7 @@ import { status as Code } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balances, expectRpcError, fund } from '../../account/test/helpers.js';
 import { loadPaymentConfig } from '../src/config.js';
-import { distanceKm, evaluateRisk, type RiskFacts } from '../src/risk.js';
+import { distanceKm, evaluateRisk, tierMatters, type RiskFacts } from '../src/risk.js';
 import {
   accountsOn,
   ADMIN_SCOPES,
@@ -75,6 +76,22 @@ describe('risk rules (pure)', () => {
     expect(rules({ amount: 20_001n })).toContain('RISK_AMOUNT_OVER_TIER_THRESHOLD');
     expect(rules({ amount: 20_001n, tier: 'LOW' })).not.toContain('RISK_AMOUNT_OVER_TIER_THRESHOLD');
     expect(rules({ amount: 8_001n, tier: 'HIGH' })).toEqual(['RISK_AMOUNT_OVER_TIER_THRESHOLD']);
+  });
+
+  it("needs the tier only for an amount some tier's threshold is below: otherwise every tier finds the same", () => {
+    expect(tierMatters(8_000n, config)).toBe(false);
+    expect(tierMatters(8_001n, config)).toBe(true);
+    const tiers = ['LOW', 'MEDIUM', 'HIGH'] as const;
+    const threshold = fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 10n ** 9n }));
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 2n * 10n ** 9n }), threshold, threshold, threshold, (amount, l, m, h) => {
+        const c = { ...config, riskTierThresholds: { LOW: l, MEDIUM: m, HIGH: h } };
+        const found = tiers.map((tier) => evaluateRisk({ ...quiet, amount, tier }, c, now).map((x) => x.reason));
+        // Where it does not matter, HIGH (what CreatePayment assumes without asking) finds what any tier would.
+        if (!tierMatters(amount, c)) for (const f of found) expect(f).toEqual(found[2]);
+        else expect(found.some((f) => f.includes('RISK_AMOUNT_OVER_TIER_THRESHOLD'))).toBe(true);
+      }),
+    );
   });
 
   it('counts this payment into the velocity window, by number and by amount; velocity rejects', () => {
@@ -307,6 +324,24 @@ describe('risk rules on real services (3 shards)', () => {
     // The counters count: the one call made here is the only one since `before`.
     await t.bank.client.getAccount({ accountId: payer.id });
     expect(await asked()).toEqual({ ...before, getAccount: before.getAccount + 1 });
+  });
+
+  it("asks for no tier when the amount is under every tier's threshold; over one, it asks", async () => {
+    // An owner the customer service does not know: asked, it is HIGH; never cached beforehand.
+    const [payer] = await accountsOn(t.bank, 0, 1, 100_000n);
+    const getCustomer = async () =>
+      (await registry.getSingleMetric('grpc_server_requests_total')!.get()).values
+        .filter((v) => v.labels.method === 'getCustomer')
+        .reduce((sum, v) => sum + v.value, 0);
+    const before = await getCustomer();
+    const small = (await pay(payer!, 2_000n, payees[1]!)).payment!;
+    expect(small.riskFindings).toEqual([]);
+    expect((await settled(t.client, small.id)).status).toBe(S.PAYMENT_STATUS_COMPLETED);
+    expect(await getCustomer()).toBe(before);
+    const large = (await pay(payer!, 9_000n, payees[1]!)).payment!;
+    expect(large.riskFindings.map((f) => f.reason)).toContain('RISK_AMOUNT_OVER_TIER_THRESHOLD');
+    // (The customer service counts its call once it has answered it.)
+    await expect.poll(getCustomer).toBe(before + 1);
   });
 
   it('rejects a payment that takes the money paid in the window over the velocity amount', async () => {
