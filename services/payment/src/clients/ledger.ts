@@ -21,9 +21,11 @@ import {
   TransferResultCode as R,
   type Account,
   type Transfer,
+  type TransferResult,
 } from '@corebank/kit/gen/corebank/v1/account';
 import { PaymentStep as P } from '@corebank/kit/gen/corebank/v1/payment';
 import type { PaymentRow } from '../proto.js';
+import { TransferCalls } from './transfer-calls.js';
 
 /** The chart-of-accounts code of payment transfers. */
 export const PAYMENT_TRANSFER_CODE = 2;
@@ -69,6 +71,11 @@ export class Ledger {
     }
   });
   private facts = new Map<string, AccountFacts>();
+  /** Steps made with this service's own identity, many orders' to a call (transfer-calls.ts). */
+  private readonly calls = new TransferCalls(
+    async (transfers, deadline) => (await this.client.createTransfers({ transfers }, { deadline })).results,
+    (err) => !RETRYABLE.has(fromDownstream(err, 'account', 'CreateTransfers').code),
+  );
   private watching: ReturnType<Nats['nc']['subscribe']> | undefined;
 
   constructor(
@@ -222,16 +229,21 @@ export class Ledger {
    * refusal is also retried (logged by the caller): the hold is the saga's own and never expires,
    * so a refusal means an outage or a bug, never a reason to settle the order differently.
    * With `onBehalfOf` (a step made while serving its customer-bound caller), the ledger checks the
-   * customer owns the debited account (DEBIT_ACCOUNT_NOT_OWNED otherwise).
+   * customer owns the debited account (DEBIT_ACCOUNT_NOT_OWNED otherwise): such a step has a call
+   * of its own; every other goes with other orders' steps (TransferCalls).
    */
   async execute(row: PaymentRow, deadline?: Date, onBehalfOf?: Principal): Promise<StepResult> {
-    let results;
+    let results: TransferResult[];
     try {
       const transfer = await this.transferFor(row);
-      ({ results } = await this.client.createTransfers(
-        { transfers: [transfer] },
-        { deadline: this.deadline(deadline), ...(onBehalfOf ? { onBehalfOf } : {}) },
-      ));
+      results = onBehalfOf
+        ? (
+            await this.client.createTransfers(
+              { transfers: [transfer] },
+              { deadline: this.deadline(deadline), onBehalfOf },
+            )
+          ).results
+        : [await this.calls.submit(transfer, this.deadline(deadline))];
     } catch (err) {
       const e = fromDownstream(err, 'account', 'CreateTransfers');
       if (RETRYABLE.has(e.code)) return { kind: 'retry', error: e };
