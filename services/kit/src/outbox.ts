@@ -186,10 +186,10 @@ export class OutboxRelay {
    * Publishes what waits in one shard's outbox tables; returns how many rows were sent. Two round
    * trips for a batch relayed alone: BEGIN travels with the locks and the reads (the simple query
    * protocol; the statements have no parameters, their only variable is the table's name), and
-   * the marks travel with COMMIT (their values are the bigint seqs just read). While more waits (the batch was full,
-   * or a wake-up came while it was published), the mark and COMMIT travel with the next BEGIN and
-   * read: one round trip per batch under load. A chain of batches ends after cleanupEveryMs, so
-   * the loop's cleanup still runs.
+   * the marks travel with COMMIT (their values are the bigint seqs just read). While more waits
+   * (a batch was full, or a wake-up came while it was published), the marks and COMMIT travel
+   * with the next BEGIN and reads: one round trip per batch under load. A chain of batches ends
+   * after cleanupEveryMs, so the loop's cleanup still runs.
    */
   async relayOnce(shard: Shard): Promise<number> {
     const tables = this.tables;
