@@ -62,7 +62,7 @@ describe('saga transfers share CreateTransfers calls', () => {
     const l = ledger();
     const calls = new TransferCalls(l.send, (e) => e instanceof Refused, 1, 8);
     const blocker = calls.submit(transfer('x'), later());
-    const results = ['f', 'bad', 'g'].map((id) => calls.submit(transfer(id), later()).then(ok, (e: unknown) => e));
+    const results = ['f', 'bad', 'g'].map((id) => calls.submit(transfer(id), later()).catch((e: unknown) => e));
     await settle();
     l.calls[0]!.answer();
     await blocker;
