@@ -22,7 +22,8 @@
 // participation account to the funding account, and pays the partner's interest less the fee from
 // the repayment account to the funding account. Pure apart from the types it names.
 import { hashedUuid, toTimestamp } from '@corebank/kit';
-import { TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
+import type { Transfer } from '@corebank/kit/gen/corebank/v1/account';
+import { singlePhase } from './clients/accounts.js';
 import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import type {
   LoanPartnerShare,
@@ -345,19 +346,8 @@ export const PARTNER_CODES = {
   servicingFee: 7014,
 } as const;
 
-const leg = (id: string, debit: string, credit: string, amount: bigint, code: number, reference: string): Transfer => ({
-  id,
-  debitAccountId: debit,
-  creditAccountId: credit,
-  amount,
-  kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-  linked: false,
-  pendingId: '',
-  timeoutSeconds: 0,
-  code,
-  reference,
-  currency: '',
-});
+const leg = (id: string, debit: string, credit: string, amount: bigint, code: number, reference: string): Transfer =>
+  singlePhase({ id, debitAccountId: debit, creditAccountId: credit, amount, code, reference });
 
 /** Each partner's part of the principal, from its funding account to the loan's participation account. */
 export const disbursementLegs = (loanId: string, partners: LoanPartnerRow[]): Transfer[] =>

@@ -49,12 +49,7 @@ import {
   divRoundHalfEven,
 } from '@corebank/kit';
 import type { Knex } from 'knex';
-import {
-  SystemAccountKind as G,
-  TransferKind,
-  type Account,
-  type Transfer,
-} from '@corebank/kit/gen/corebank/v1/account';
+import { SystemAccountKind as G, type Account, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanDelinquencyChanged, LoanInstalmentOverdue } from '@corebank/kit/gen/corebank/v1/events';
 import { DayCount, type LoanTerms } from '@corebank/kit/gen/corebank/v1/product';
 import {
@@ -63,7 +58,7 @@ import {
   type LoanDayTotals,
   type RunLoanDayResponse,
 } from '@corebank/kit/gen/corebank/v1/loan';
-import { CODES, type Accounts } from './clients/accounts.js';
+import { CODES, singlePhase, type Accounts } from './clients/accounts.js';
 import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { loanToProto, type RepaymentRow } from './proto.js';
@@ -704,21 +699,17 @@ export async function postPostings(
   deadline?: Date,
 ): Promise<number> {
   if (!list.length) return 0;
-  const transfer = (p: (typeof list)[0]): Transfer => ({
-    id: p.id,
-    debitAccountId: p.debit_account_id,
-    creditAccountId: p.credit_account_id,
-    amount: p.amount,
-    kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-    linked: false,
-    pendingId: '',
-    timeoutSeconds: 0,
-    code: p.step === KIND.interest ? CODES.interestAccrual : CODES.penaltyAccrual,
-    reference: `loan day ${p.step === KIND.interest ? 'interest' : 'penalty'} accrual`,
-    currency: '',
-    // The day it belongs to, the day the close of business is closing (the ledger is on the next).
-    businessDate: p.business_date,
-  });
+  const transfer = (p: (typeof list)[0]): Transfer =>
+    singlePhase({
+      id: p.id,
+      debitAccountId: p.debit_account_id,
+      creditAccountId: p.credit_account_id,
+      amount: p.amount,
+      code: p.step === KIND.interest ? CODES.interestAccrual : CODES.penaltyAccrual,
+      reference: `loan day ${p.step === KIND.interest ? 'interest' : 'penalty'} accrual`,
+      // The day it belongs to, the day the close of business is closing (the ledger is on the next).
+      businessDate: p.business_date,
+    });
   const outcomes = await d.accounts.transferChains(
     list.map((p) => [transfer(p)]),
     deadline,

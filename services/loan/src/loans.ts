@@ -14,12 +14,11 @@ import {
   readShardBusinessDate,
 } from '@corebank/kit';
 import type { Knex } from 'knex';
-import { TransferKind } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanChanged } from '@corebank/kit/gen/corebank/v1/events';
 import { LoanStatus as L, type Loan } from '@corebank/kit/gen/corebank/v1/loan';
 import { newEventId, toTimestamp } from '@corebank/kit';
 import type { Accounts } from './clients/accounts.js';
-import { CODES } from './clients/accounts.js';
+import { CODES, singlePhase } from './clients/accounts.js';
 import type { Products } from './clients/products.js';
 import { SUBJECTS } from './events.js';
 import { disbursementTransferId, loanToProto, type ApplicationRow, type LoanRow } from './proto.js';
@@ -113,19 +112,14 @@ export async function disburse(d: LoanDeps, loanId: string, deadline?: Date): Pr
   );
   const step = await d.accounts.transfer(
     [
-      {
+      singlePhase({
         id: disbursementTransferId(loan.id),
         debitAccountId: account.id,
         creditAccountId: loan.disbursement_account_id,
         amount: loan.principal,
-        kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-        linked: false,
-        pendingId: '',
-        timeoutSeconds: 0,
         code: CODES.disbursement,
         reference: `loan ${loan.id} disbursement`,
-        currency: '',
-      },
+      }),
       ...disbursementLegs(loan.id, partners),
     ],
     deadline,

@@ -13,9 +13,9 @@
 // penalties all go to LOAN_PENALTY_RECEIVABLE.
 import type { Knex } from 'knex';
 import { DomainError } from '@corebank/kit';
-import { SystemAccountKind as G, TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
+import { SystemAccountKind as G, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { RepaymentKind as K, RepaymentStatus as S } from '@corebank/kit/gen/corebank/v1/loan';
-import { CODES, type Accounts } from './clients/accounts.js';
+import { CODES, singlePhase, type Accounts } from './clients/accounts.js';
 import { repaymentParts, repaymentTransferIds, type LoanRow, type RepaymentRow } from './proto.js';
 import { REPAYMENT_COLUMNS } from './store.js';
 
@@ -124,21 +124,17 @@ export async function recordRecovery(
 /** A repayment's ledger transfers (one linked chain; ids derived from the repayment id). */
 export function repaymentTransfers(r: RepaymentRow, loanLedgerAccountId: string): Transfer[] {
   const ids = repaymentTransferIds(r.id);
-  const transfer = (id: string, credit: string, amount: bigint, code: number): Transfer => ({
-    id,
-    debitAccountId: r.from_account_id,
-    creditAccountId: credit,
-    amount,
-    kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-    linked: false,
-    pendingId: '',
-    timeoutSeconds: 0,
-    code,
-    reference: `loan ${r.loan_id} repayment ${r.id}`,
-    currency: '',
-    // A collection belongs to the day the close of business collected it for.
-    ...(r.kind === K.REPAYMENT_KIND_COLLECTION && r.business_date ? { businessDate: r.business_date } : {}),
-  });
+  const transfer = (id: string, credit: string, amount: bigint, code: number): Transfer =>
+    singlePhase({
+      id,
+      debitAccountId: r.from_account_id,
+      creditAccountId: credit,
+      amount,
+      code,
+      reference: `loan ${r.loan_id} repayment ${r.id}`,
+      // A collection belongs to the day the close of business collected it for.
+      businessDate: r.kind === K.REPAYMENT_KIND_COLLECTION ? (r.business_date ?? undefined) : undefined,
+    });
   if (r.kind === K.REPAYMENT_KIND_RECOVERY)
     return [transfer(ids.income, r.income_account_id, r.amount, CODES.recovery)];
   const parts = repaymentParts(r);

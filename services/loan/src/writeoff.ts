@@ -19,9 +19,9 @@ import {
   readShardBusinessDate,
 } from '@corebank/kit';
 import type { Knex } from 'knex';
-import { SystemAccountKind as G, TransferKind, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
+import { SystemAccountKind as G, type Transfer } from '@corebank/kit/gen/corebank/v1/account';
 import { LoanStatus as L, RepaymentStatus as S, type WriteOffLoanResponse } from '@corebank/kit/gen/corebank/v1/loan';
-import { CODES, type Accounts } from './clients/accounts.js';
+import { CODES, singlePhase, type Accounts } from './clients/accounts.js';
 import { SUBJECTS } from './events.js';
 import { loanEvent } from './loans.js';
 import { loanToProto } from './proto.js';
@@ -162,19 +162,15 @@ export async function postWriteOff(d: WriteOffDeps, loanId: string, deadline?: D
   if (!w || w.write_off_posted) return;
   const gl = (kind: G) => d.accounts.system(kind, shard.index, w.currency, deadline);
   const ids = writeOffTransferIds(loanId);
-  const transfer = (id: string, debit: string, credit: string, amount: bigint, code: number): Transfer => ({
-    id,
-    debitAccountId: debit,
-    creditAccountId: credit,
-    amount,
-    kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
-    linked: false,
-    pendingId: '',
-    timeoutSeconds: 0,
-    code,
-    reference: `loan ${loanId} write-off`,
-    currency: '',
-  });
+  const transfer = (id: string, debit: string, credit: string, amount: bigint, code: number): Transfer =>
+    singlePhase({
+      id,
+      debitAccountId: debit,
+      creditAccountId: credit,
+      amount,
+      code,
+      reference: `loan ${loanId} write-off`,
+    });
   const chain: Transfer[] = [];
   if (w.written_off_principal > 0n) {
     chain.push(

@@ -14,6 +14,7 @@ import {
   AccountServiceClient,
   CreateAccountResultCode,
   SystemAccountKind,
+  TransferKind,
   TransferResultCode as R,
   type Account,
   type Transfer,
@@ -43,6 +44,35 @@ export const CODES = {
   /** A repayment on a written-off loan, to LOAN_RECOVERY_INCOME. */
   recovery: 7023,
 } as const;
+
+/**
+ * A single-phase transfer as every money movement of the loan service is one (no hold, no
+ * timeout; linked into a chain by the caller where its legs must go together; the currency is the
+ * accounts' own). `businessDate`: the day it belongs to, for a transfer made by the close of
+ * business for the day it is closing.
+ */
+export const singlePhase = (t: {
+  id: string;
+  debitAccountId: string;
+  creditAccountId: string;
+  amount: bigint;
+  code: number;
+  reference: string;
+  businessDate?: string | undefined;
+}): Transfer => ({
+  id: t.id,
+  debitAccountId: t.debitAccountId,
+  creditAccountId: t.creditAccountId,
+  amount: t.amount,
+  kind: TransferKind.TRANSFER_KIND_SINGLE_PHASE,
+  linked: false,
+  pendingId: '',
+  timeoutSeconds: 0,
+  code: t.code,
+  reference: t.reference,
+  currency: '',
+  ...(t.businessDate ? { businessDate: t.businessDate } : {}),
+});
 
 /** Codes of the ledger's results a caller sees per transfer of a batch. */
 export type TransferOutcome = 'ok' | string;
