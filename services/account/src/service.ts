@@ -1,4 +1,5 @@
-// The account service: wires the ledger to gRPC, the outbox relay and the expiry sweeper.
+// The account service: wires the ledger to gRPC, the outbox relay, the expiry sweeper and the close
+// of business (day/close.ts).
 import {
   bindService,
   createLogger,
@@ -18,18 +19,14 @@ import { BusinessDayServiceService } from '@corebank/kit/gen/corebank/v1/day';
 import { getBusinessDate, setBusinessDate } from './day/dates.js';
 import { depositStep, productTerms } from './day/deposits.js';
 import { accrualsOf, glStep, trialBalance } from './day/gl.js';
-import type { CoordinatorDeps } from './day/coordinator.js';
-import { cobQueue, ensureCobQueue } from './day/queue.js';
-import { installationId } from './day/store.js';
-import { getCloseOfBusiness, runCloseOfBusiness, startCobScheduler } from './day/service.js';
-import type { StepName, StepRunner } from './day/steps.js';
+import { startCloseOfBusiness } from './day/close.js';
 import {
   claimIdempotencyKey,
   validateBusinessDate,
   validateRunCloseOfBusiness,
   validateSetBusinessDate,
 } from './day/validate.js';
-import { startCobWorker } from './day/worker.js';
+import type { StepName, StepRunner } from './day/steps.js';
 import { connectLoans, loanDayStep } from './clients/loans.js';
 import { connectPeers } from './clients/peers.js';
 import { openDepositAccount } from './opening.js';
@@ -107,42 +104,21 @@ export async function startAccountService(
   await ensureSystemAccounts(router, config.systemCurrencies);
   // Before any booking: the shards' copies of the business date follow the global one.
   const day = await followBusinessDate(config.globalDatabaseUrl, router, log, 4);
-  const cobQueueOf = cobQueue(await installationId(day.db), config.cobAckWaitMs);
-  await ensureCobQueue(nats, cobQueueOf);
-  const cobAbort = new AbortController();
-  const cob: CoordinatorDeps = {
+  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
+  const loans = connectLoans(config.loanServiceAddress, identity);
+  const cob = await startCloseOfBusiness({
+    config,
     db: day.db,
     router,
     nats,
-    queue: cobQueueOf,
     log,
-    chunksPerShard: config.cobChunksPerShard,
-    steps: config.cobSteps,
-    signal: cobAbort.signal,
-  };
-  const peers = connectPeers(config.customerServiceAddress, config.productServiceAddress, identity);
-  const loans = connectLoans(config.loanServiceAddress, identity);
-  const cobSteps: Record<StepName, StepRunner> = {
-    loans: loanDayStep(loans),
-    deposits: depositStep({ router, terms: productTerms(peers) }),
-    gl: glStep(),
-    ...options.cobSteps,
-  };
-  const cobWorker = config.cobWorkerEnabled
-    ? startCobWorker({
-        nats,
-        queue: cobQueueOf,
-        db: day.db,
-        router,
-        steps: cobSteps,
-        log,
-        concurrency: config.cobWorkerConcurrency,
-      })
-    : undefined;
-  const cobScheduler = config.cobSchedule
-    ? startCobScheduler(cob, config.cobSchedule, config.cobTimeZone, log)
-    : undefined;
-  const cobRuns = new Set<Promise<unknown>>();
+    steps: {
+      loans: loanDayStep(loans),
+      deposits: depositStep({ router, terms: productTerms(peers) }),
+      gl: glStep(),
+      ...options.cobSteps,
+    },
+  });
   const batchers = router.shards.map((s) => new ShardBatcher(s, log, config.batchesInFlight));
 
   const sweeper =
@@ -249,11 +225,11 @@ export async function startAccountService(
       async runCloseOfBusiness(req) {
         validateRunCloseOfBusiness(req);
         await claimIdempotencyKey(day.db, 'RunCloseOfBusiness', req.idempotencyKey, [req.through]);
-        return runCloseOfBusiness(cob, req.through, cobRuns);
+        return cob.run(req.through);
       },
       async getCloseOfBusiness(req) {
         validateBusinessDate(req.businessDate);
-        return getCloseOfBusiness(cob, req.businessDate);
+        return cob.get(req.businessDate);
       },
       getTrialBalance: (req) => trialBalance(router, req.businessDate, req.shard),
       async getAccruals(req, ctx) {
@@ -276,10 +252,7 @@ export async function startAccountService(
     [
       () => sweeper?.stop(),
       // A close of business in progress stops waiting; its run stays RUNNING and is resumed later.
-      () => cobAbort.abort(),
-      () => cobScheduler?.stop(),
-      () => cobWorker?.stop(),
-      () => Promise.all(cobRuns),
+      () => cob.stop(),
       () => peers.customers.close(),
       () => peers.products.close(),
       () => loans.close(),
