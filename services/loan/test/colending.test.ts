@@ -34,7 +34,7 @@ import {
 import { SUBJECTS } from '../src/events.js';
 import {
   TEST_SCORECARD,
-  customer,
+  applyingCustomer,
   depositAccount,
   loanCounts,
   publishedDeposit,
@@ -169,19 +169,16 @@ describe.each([1, 3])('co-lending on %i shard(s)', (shards) => {
 
   /** A LOW-tier borrower (scorecard: 30 + 10 + 0 + 10 = 50 points, approved) with 3,000.00. */
   async function apply(productId: string, tier = RiskTier.RISK_TIER_LOW, key = randomUUID()) {
-    const c = await customer(t, { tier });
-    const account = await depositAccount(t, c.id, depositProductId, 300_000n);
-    const req = {
-      idempotencyKey: key,
-      customerId: c.id,
-      productId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: account.id,
-      repaymentAccountId: account.id,
-      declaredMonthlyIncome: 0n,
-    };
+    const {
+      customer: c,
+      account,
+      request,
+    } = await applyingCustomer(t, {
+      loanProductId: productId,
+      depositProductId,
+      tier,
+    });
+    const req = request({ idempotencyKey: key });
     const res = await t.client.applyForLoan(req);
     return { customer: c, account, req, ...res };
   }

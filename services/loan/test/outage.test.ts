@@ -3,18 +3,15 @@
 // ledger is back pays out exactly once; a borrower frozen meanwhile gets DISBURSEMENT_REFUSED (the
 // loan's new ledger account takes the owner's freeze), with nothing paid. The sweeper is off here
 // (disbursement.test.ts covers it), so each step is the test's own. On 1 and 3 shards.
-import { randomUUID } from 'node:crypto';
 import { createLogger } from '@corebank/kit';
 import { ApplicationState as A, LoanStatus as L } from '@corebank/kit/gen/corebank/v1/loan';
-import { RiskTier } from '@corebank/kit/gen/corebank/v1/customer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAccountConfig } from '../../account/src/config.js';
 import { startAccountService, type AccountApp } from '../../account/src/service.js';
 import { balances } from '../../account/test/helpers.js';
 import {
   TEST_SCORECARD,
-  customer,
-  depositAccount,
+  applyingCustomer,
   publishedDeposit,
   publishedLoan,
   startLoans,
@@ -43,19 +40,8 @@ describe.each([1, 3])('loan disbursement while the ledger is down, on %i shard(s
 
   /** A MEDIUM applicant (30 points: REFERRED) with 3,000.00 in. */
   async function referred() {
-    const c = await customer(t, { tier: RiskTier.RISK_TIER_MEDIUM });
-    const account = await depositAccount(t, c.id, depositProductId, 300_000n);
-    const { application } = await t.client.applyForLoan({
-      idempotencyKey: randomUUID(),
-      customerId: c.id,
-      productId: loanProductId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: account.id,
-      repaymentAccountId: account.id,
-      declaredMonthlyIncome: 0n,
-    });
+    const { customer: c, account, request } = await applyingCustomer(t, { loanProductId, depositProductId });
+    const { application } = await t.client.applyForLoan(request());
     expect(application!.state).toBe(A.APPLICATION_STATE_REFERRED);
     return { customer: c, account, application: application! };
   }

@@ -19,7 +19,7 @@ import { balances, expectRpcError } from '../../account/test/helpers.js';
 import { SUBJECTS } from '../src/events.js';
 import {
   TEST_SCORECARD,
-  customer,
+  applyingCustomer,
   depositAccount,
   loanCounts,
   publishedDeposit,
@@ -50,19 +50,16 @@ describe.each([1, 3])('loan repayments on %i shard(s)', (shards) => {
    * 2,642.9 -> 2,643 + principal 40,597; in all 518,883 (interest 18,883).
    */
   async function borrower() {
-    const c = await customer(t, { tier: RiskTier.RISK_TIER_LOW });
-    const account = await depositAccount(t, c.id, depositProductId, 300_000n);
-    const res = await t.client.applyForLoan({
-      idempotencyKey: randomUUID(),
-      customerId: c.id,
-      productId: loanProductId,
-      productVersion: 0,
-      amount: 500_000n,
-      termMonths: 12,
-      disbursementAccountId: account.id,
-      repaymentAccountId: account.id,
-      declaredMonthlyIncome: 0n,
+    const {
+      customer: c,
+      account,
+      request,
+    } = await applyingCustomer(t, {
+      loanProductId,
+      depositProductId,
+      tier: RiskTier.RISK_TIER_LOW,
     });
+    const res = await t.client.applyForLoan(request());
     expect(res.loan!.status).toBe(L.LOAN_STATUS_ACTIVE);
     const repay = (amount: bigint, o: Partial<RepayLoanRequest> = {}) =>
       t.client.repayLoan({ loanId: res.loan!.id, idempotencyKey: randomUUID(), amount, fromAccountId: '', ...o });
