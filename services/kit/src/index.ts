@@ -28,4 +28,5 @@ export * from './relay-process.js';
 export * from './paging.js';
 export * from './progress.js';
 export * from './runtime.js';
+export * from './batch-queue.js';
 export * from './group-commit.js';

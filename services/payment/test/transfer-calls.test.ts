@@ -1,7 +1,7 @@
 // How the saga's transfers share CreateTransfers calls (TransferCalls), against a stand-in for the
 // call that records what it was sent: alone a step goes at once; while calls are in flight the
 // next steps go together; each gets its own result; a request refused for one transfer's sake is
-// made again one transfer per call; a transient failure fails the steps of that call only.
+// made again in halves down to that transfer; a transient failure fails the steps of that call only.
 import { TransferResultCode as R, type Transfer, type TransferResult } from '@corebank/kit/gen/corebank/v1/account';
 import { describe, expect, it } from 'vitest';
 import { TransferCalls } from '../src/clients/transfer-calls.js';
@@ -58,7 +58,7 @@ describe('saga transfers share CreateTransfers calls', () => {
     expect((await Promise.all(rest)).map((r) => r.id)).toEqual(['b', 'c', 'd', 'e']);
   });
 
-  it('makes a refused request again one transfer per call: only the transfer at fault is refused', async () => {
+  it('makes a refused request again in halves: only the transfer at fault is refused', async () => {
     const l = ledger();
     const calls = new TransferCalls(l.send, (e) => e instanceof Refused, 1, 8);
     const blocker = calls.submit(transfer('x'), later());
@@ -66,12 +66,13 @@ describe('saga transfers share CreateTransfers calls', () => {
     await settle();
     l.calls[0]!.answer();
     await blocker;
+    // Each call answered as it comes: the halves go one after the other.
     await settle();
-    expect(l.calls[1]!.ids).toEqual(['f', 'bad', 'g']);
-    l.calls[1]!.answer();
-    await settle();
-    expect(l.calls.slice(2).map((c) => c.ids)).toEqual([['f'], ['bad'], ['g']]);
-    for (const c of l.calls.slice(2)) c.answer();
+    for (let i = 1; i < l.calls.length; i++) {
+      l.calls[i]!.answer();
+      await settle();
+    }
+    expect(l.calls.slice(1).map((c) => c.ids)).toEqual([['f', 'bad', 'g'], ['f'], ['bad', 'g'], ['bad'], ['g']]);
     const [f, bad, g] = await Promise.all(results);
     expect(f).toMatchObject({ id: 'f' });
     expect(bad).toBeInstanceOf(Refused);
