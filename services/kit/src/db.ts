@@ -73,7 +73,7 @@ const UNREACHABLE = new Set([
 ]);
 
 /** Runs fn again after serialization failures, deadlocks and unique races, a few times. */
-async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+export async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();

@@ -115,13 +115,14 @@ export const paymentSpec = {
   orderBatchesInFlight: {
     name: 'ORDER_BATCHES_IN_FLIGHT',
     description:
-      'group commit of new payment orders: transactions in flight per shard, each creating many orders at once; 0: one transaction per order',
+      'group commit of new payment orders: transactions (and idempotency-key claim statements) in flight per shard, each for many orders at once; 0: one of each per order',
     parse: parsers.int(0, 64),
     default: '2',
   },
   orderBatchMax: {
     name: 'ORDER_BATCH_MAX',
-    description: 'group commit of new payment orders: orders in one transaction at most',
+    description:
+      'group commit of new payment orders: orders in one transaction (and key claims in one statement) at most',
     parse: parsers.int(1, 10_000),
     default: '256',
   },

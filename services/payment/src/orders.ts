@@ -27,16 +27,14 @@ import { limitDay, reserveLimits } from './limits.js';
 import type { Peers } from './clients/peers.js';
 import { evaluateRisk, rememberSession, riskFacts, tierMatters, velocityBucketOf, verdictOf } from './risk.js';
 import type { Saga } from './saga.js';
+import { requireOwnClaim, type KeyClaim, type KeyClaims } from './keys.js';
 import {
   bodyHashOf,
-  claimKey,
   createOnce,
   findPayment,
   giveBackClaim,
   paymentIdFor,
   replayOf,
-  requireOwnClaim,
-  type KeyClaim,
   type NewOrder,
   type OrderBatches,
 } from './store.js';
@@ -47,6 +45,8 @@ const MAX_ESCROW_DAYS = 366;
 
 export interface PaymentDeps {
   router: ShardRouter;
+  /** The channels' idempotency keys (keys.ts). */
+  keys: KeyClaims;
   /** Group commit of new payment orders, per shard (absent: one transaction per order). */
   orderBatches?: OrderBatches;
   ledger: Ledger;
@@ -132,7 +132,7 @@ export async function createPayment(
   // concurrent request, another order's key) sends us to look for a recorded order. A retry finds
   // its order without asking anyone anything.
   const claim: KeyClaim = { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash };
-  const claimed = await claimKey(router, claim);
+  const claimed = await deps.keys.claim(claim);
   if (!claimed.fresh || claimed.paymentId !== id || claimed.bodyHash !== hash) {
     const existing = await findPayment(shard.db, id);
     if (existing) {
@@ -153,7 +153,7 @@ export async function createPayment(
       firstAsked,
     });
   } catch (err) {
-    await giveBackClaim(router, shard, claim, err);
+    await giveBackClaim(deps.keys, shard, claim, err);
     throw err;
   }
 }
@@ -241,7 +241,7 @@ async function createClaimed(
     velocityBucket: velocityBucketOf(now, config.riskVelocityWindowSeconds),
   };
   const created = await createOnce(
-    router,
+    deps.keys,
     shard,
     claim,
     async (tx) => {

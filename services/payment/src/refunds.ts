@@ -69,7 +69,7 @@ export async function createReturn(
       ? PaymentRoute.PAYMENT_ROUTE_SAME_SHARD
       : PaymentRoute.PAYMENT_ROUTE_CROSS_SHARD;
   const created = await createOnce(
-    router,
+    deps.keys,
     shard,
     { channel, key: req.idempotencyKey, paymentId: id, bodyHash: hash },
     async (tx) => {

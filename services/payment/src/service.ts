@@ -31,6 +31,7 @@ import { customerIdField, listPaymentsPage, paymentIdField, pendingPage } from '
 import { createReturn } from './refunds.js';
 import { Saga } from './saga.js';
 import { paymentToProto } from './proto.js';
+import { KeyClaims } from './keys.js';
 import { findPayment, listPayments, orderBatches, refundsOf, waitingOrders } from './store.js';
 
 export const SERVICE = 'payment';
@@ -93,15 +94,19 @@ export async function startPaymentService(
     sweepIntervalMs: config.sagaSweepIntervalMs,
   });
   await saga.start(config.sagaConsumerEnabled ? nats : undefined);
+  // New orders' key claims and their writes are batched alike (ORDER_BATCHES_IN_FLIGHT, ORDER_BATCH_MAX).
+  const batching =
+    config.orderBatchesInFlight > 0
+      ? { maxInFlight: config.orderBatchesInFlight, maxBatch: config.orderBatchMax }
+      : undefined;
   const deps: PaymentDeps = {
     router,
+    keys: new KeyClaims(router, batching),
     ledger,
     peers,
     saga,
     config,
-    ...(config.orderBatchesInFlight > 0
-      ? { orderBatches: orderBatches(router, config.orderBatchesInFlight, config.orderBatchMax) }
-      : {}),
+    ...(batching ? { orderBatches: orderBatches(router, batching.maxInFlight, batching.maxBatch) } : {}),
   };
 
   const binding = bindService(

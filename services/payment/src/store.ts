@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import {
   bucketedId,
   bind,
-  bucketOf,
   DomainError,
   encodePageToken,
   GroupCommit,
@@ -27,6 +26,7 @@ import {
   type RiskFinding,
 } from '@corebank/kit/gen/corebank/v1/payment';
 import { paymentChanged, type PaymentEventName } from './events.js';
+import { keyReused, requireOwnClaim, type KeyClaim, type KeyClaims } from './keys.js';
 import { listPaymentsQuery, pendingQuery } from './validate.js';
 import { releaseLimit } from './limits.js';
 import { COUNTED_KINDS, countOrderCtes, uncountOrder } from './risk.js';
@@ -47,15 +47,6 @@ export const bodyHashOf = (...parts: (string | bigint | number)[]): string =>
   createHash('sha256')
     .update(JSON.stringify(parts.map(String)))
     .digest('base64url');
-
-const keyReused = (paymentId: string) =>
-  new DomainError(
-    'ALREADY_EXISTS',
-    'PAYMENT_EXISTS_WITH_DIFFERENT_BODY',
-    'idempotency_key: this channel made a payment with this key and a different body',
-    [{ field: 'idempotency_key', description: 'was used before with a different body' }],
-    { payment_id: paymentId },
-  );
 
 export async function findPayment(db: Shard['db'] | Tx, id: string): Promise<PaymentRow | undefined> {
   return (await db('payments').where('id', id).first()) as PaymentRow | undefined;
@@ -275,64 +266,20 @@ export function orderBatches(router: ShardRouter, maxInFlight: number, maxBatch:
 /** Verdicts on a request: nothing was written, and a corrected request may use the same key. */
 const REQUEST_VERDICTS = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'PERMISSION_DENIED']);
 
-/** A channel's claim on an idempotency key for one order. */
-export interface KeyClaim {
-  channel: string;
-  key: string;
-  paymentId: string;
-  bodyHash: string;
-}
-
-/** The database that holds a key's claim: the key's own shard (a hash of channel and key). */
-const keysDb = (router: ShardRouter, c: KeyClaim) => router.byBucket(bucketOf(`${c.channel}\u0000${c.key}`)).db;
-
-/**
- * Claims the channel's key for the order, and returns the claim recorded: ours when the key was
- * free (`fresh`: this call made it, so no order with this key can exist yet), else the one made
- * before (`firstAt`: when) (by an earlier attempt of this request, or for another order or body). One statement
- * that always returns the key's claim (DO UPDATE, unlike DO NOTHING, locks and returns the row
- * that conflicts, even one committed after the statement began; xmax is 0 only in a row this
- * statement inserted). A second statement to read the claim could find none: a request that
- * fails with a verdict gives its claim back, and may do so in between.
- */
-export async function claimKey(
-  router: ShardRouter,
-  c: KeyClaim,
-): Promise<{ paymentId: string; bodyHash: string; fresh: boolean; firstAt: Date }> {
-  const { rows } = await preparedRaw(
-    keysDb(router, c),
-    `insert into payment_keys (channel, idempotency_key, payment_id, body_hash) values (?, ?, ?, ?)
-       on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
-     returning payment_id, body_hash, xmax = 0 as fresh, created_at`,
-    [c.channel, c.key, c.paymentId, c.bodyHash],
-  );
-  const r = (rows as { payment_id: string; body_hash: string; fresh: boolean; created_at: Date }[])[0]!;
-  return { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh, firstAt: r.created_at };
-}
-
-/** Throws ALREADY_EXISTS unless the claim recorded is this order's, with this body. */
-export function requireOwnClaim(c: KeyClaim, claimed: { paymentId: string; bodyHash: string }): void {
-  if (claimed.paymentId !== c.paymentId || claimed.bodyHash !== c.bodyHash) throw keyReused(claimed.paymentId);
-}
-
 /**
  * After a request failed: when it failed with a verdict on the request and no order exists,
  * nothing was written, and the claim is given back, so a corrected request may use the key.
  */
-export async function giveBackClaim(router: ShardRouter, shard: Shard, c: KeyClaim, err: unknown): Promise<void> {
+export async function giveBackClaim(keys: KeyClaims, shard: Shard, c: KeyClaim, err: unknown): Promise<void> {
   if (!(err instanceof DomainError && REQUEST_VERDICTS.has(err.code))) return;
   if (await orderOfKey(shard.db, c.paymentId, c.channel, c.key)) return;
-  await keysDb(router, c).raw(`delete from payment_keys where channel = ? and idempotency_key = ? and payment_id = ?`, [
-    c.channel,
-    c.key,
-    c.paymentId,
-  ]);
+  await keys.release(c);
 }
 
 /**
  * Creates an order once.
  *
- * First the channel's claim on its key (claimKey; skipped when the caller `claimed` it already):
+ * First the channel's claim on its key (keys.ts; skipped when the caller `claimed` it already):
  * a key first used for another order, on any shard, is ALREADY_EXISTS. Claiming again for the
  * same order is a no-op, so a crash between the claim and the order leaves nothing a retry cannot
  * finish. Then one transaction on `shard`: `decide` makes its checks and writes (limits, risk
@@ -345,7 +292,7 @@ export async function giveBackClaim(router: ShardRouter, shard: Shard, c: KeyCla
  * back, so a corrected request may use the key.
  */
 export async function createOnce(
-  router: ShardRouter,
+  keys: KeyClaims,
   shard: Shard,
   claim: KeyClaim,
   decide: (tx: Tx) => Promise<NewOrder>,
@@ -353,7 +300,7 @@ export async function createOnce(
   opts: { claimed?: boolean; batch?: { batches: OrderBatches; lockKey: string } } = {},
 ): Promise<{ row: PaymentRow; replayed: false } | { payment: Payment; replayed: true }> {
   const { channel, key, paymentId, bodyHash } = claim;
-  if (!opts.claimed) requireOwnClaim(claim, await claimKey(router, claim));
+  if (!opts.claimed) requireOwnClaim(claim, await keys.claim(claim));
   try {
     const batches = opts.batch?.batches.get(shard.index);
     const row = batches
@@ -368,7 +315,7 @@ export async function createOnce(
     const existing = await orderOfKey(shard.db, paymentId, channel, key);
     if (existing) return replayOf(existing, bodyHash);
     // A caller that claimed the key gives it back itself (it may fail before it gets here).
-    if (!opts.claimed) await giveBackClaim(router, shard, claim, err);
+    if (!opts.claimed) await giveBackClaim(keys, shard, claim, err);
     throw err;
   }
 }

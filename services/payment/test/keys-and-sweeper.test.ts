@@ -8,10 +8,11 @@ import {
   PaymentStatus as S,
   PaymentStep as P,
 } from '@corebank/kit/gen/corebank/v1/payment';
-import { createDatabases, testAuth } from '@corebank/kit/testing';
+import { countQueries, createDatabases, testAuth } from '@corebank/kit/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { Ledger } from '../src/clients/ledger.js';
+import { KeyClaims } from '../src/keys.js';
 import { paymentMigrations } from '../src/migrations.js';
 import { Saga } from '../src/saga.js';
 import { bodyHashOf, createOnce, findPayment, insertOrder, paymentIdFor, type NewOrder } from '../src/store.js';
@@ -89,7 +90,7 @@ describe('payment keys and the saga sweeper', () => {
         await s.db.raw(`alter table payment_keys enable trigger give_back_claims`);
       }
       const res = createOnce(
-        router,
+        new KeyClaims(router),
         shard,
         { channel: 'test', key: o.idempotencyKey, paymentId: o.id, bodyHash: o.bodyHash },
         () => Promise.resolve(o),
@@ -171,5 +172,41 @@ describe('payment keys and the saga sweeper', () => {
     } finally {
       await saga.stop();
     }
+  });
+
+  it('claims keys that arrive together in one statement per shard, each with its own answer', async () => {
+    const keys = new KeyClaims(router, { maxInFlight: 1, maxBatch: 64 });
+    const claim = (key: string, paymentId: string = randomUUID(), bodyHash = 'h') => ({
+      channel: 'batch',
+      key,
+      paymentId,
+      bodyHash,
+    });
+    const first = claim(`k-${randomUUID()}`);
+    // The same order again (a retry), and another order with the same key and another body: both
+    // wait behind the first, in one batch with forty new keys.
+    const retry = { ...first };
+    const reused = { ...first, paymentId: randomUUID(), bodyHash: 'other' };
+    const fresh = Array.from({ length: 40 }, (_, i) => claim(`m-${i}-${randomUUID()}`));
+    const counter = countQueries();
+    const results = await Promise.all([first, retry, reused, ...fresh].map((c) => keys.claim(c)));
+    const statements = [...counter.take().byText.entries()]
+      .filter(([text]) => text.startsWith('insert into payment_keys'))
+      .reduce((a, [, n]) => a + n, 0);
+    counter.stop();
+    expect(results[0]).toMatchObject({ paymentId: first.paymentId, bodyHash: 'h', fresh: true });
+    expect(results[1]).toMatchObject({ paymentId: first.paymentId, bodyHash: 'h', fresh: false });
+    expect(results[2]).toMatchObject({ paymentId: first.paymentId, bodyHash: 'h', fresh: false });
+    fresh.forEach((c, i) => expect(results[3 + i]).toMatchObject({ paymentId: c.paymentId, fresh: true }));
+    // On each of the two shards the first key to come goes alone and what waited meanwhile in one
+    // statement; the key asked twice in that batch takes one more on its shard: 5 for 43 claims.
+    expect(statements).toBe(5);
+    let rows = 0;
+    for (const s of router.shards) {
+      rows += Number(
+        ((await s.db('payment_keys').where('channel', 'batch').count({ n: '*' })) as [{ n: string }])[0].n,
+      );
+    }
+    expect(rows).toBe(41);
   });
 });
