@@ -29,13 +29,13 @@ import {
   updateApplication,
 } from './store.js';
 import { annualRateOf, checkRanges, formatRate, loanTermsOf, periodOf, scheduleFor } from './terms.js';
+import { partnerSieve } from './partners.js';
+import { applications, decisionSeconds, reviews } from './metrics.js';
 
 /** What an instalment costs a month: a weekly one times 52 / 12, rounded half-even (the scorecard compares it with monthly income). */
 function monthlyEquivalent(terms: LoanTerms, instalment: bigint): bigint {
   return periodOf(terms) === 'weekly' ? divRoundHalfEven(instalment * 52n, 12n) : instalment;
 }
-import { partnerSieve } from './partners.js';
-import { applications, decisionSeconds, reviews } from './metrics.js';
 
 export interface Deps extends LoanDeps {
   router: ShardRouter;

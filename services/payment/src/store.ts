@@ -1,7 +1,7 @@
-// Payment orders in the payments table of a shard: the channel's idempotency keys, reads and
-// lists, and the one function every change of an order goes through (changeOrder: a guarded
-// update, the state machine's check, the event, and the change's side effects on limits and on the
-// original of a refund, all in one transaction).
+// Payment orders in the payments table of a shard: their creation (after the key's claim,
+// keys.ts), reads and lists, and the one function every change of an order goes through
+// (changeOrder: a guarded update, the state machine's check, the event, and the change's side
+// effects on limits and on the original of a refund, all in one transaction).
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
@@ -503,7 +503,7 @@ async function addRefund(tx: Tx, refund: PaymentRow, now: Date): Promise<void> {
 }
 
 /** Whether the saga makes a step itself, at once (not a person, a timer, or nothing left). */
-export const drivable = (step: P): boolean => step !== P.PAYMENT_STEP_DONE && !WAITING_STEPS.includes(step);
+const drivable = (step: P): boolean => step !== P.PAYMENT_STEP_DONE && !WAITING_STEPS.includes(step);
 
 /**
  * A saga step's outcome, recorded with its event (see changeOrder). `claimNextForMs`: when the
