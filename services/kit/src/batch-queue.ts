@@ -81,3 +81,20 @@ export class BatchQueue<I, O> {
     }
   }
 }
+
+/**
+ * A batch in rounds whose items have distinct keys, in their order: for a batch applied as one
+ * statement, which cannot insert or update one row twice (a key asked twice in one batch goes in
+ * the next round, and sees the first's outcome).
+ */
+export function distinctRounds<T>(items: readonly T[], key: (item: T) => string): T[][] {
+  const rounds: { keys: Set<string>; items: T[] }[] = [];
+  for (const item of items) {
+    const k = key(item);
+    let round = rounds.find((r) => !r.keys.has(k));
+    if (!round) rounds.push((round = { keys: new Set(), items: [] }));
+    round.keys.add(k);
+    round.items.push(item);
+  }
+  return rounds.map((r) => r.items);
+}

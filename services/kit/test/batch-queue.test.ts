@@ -3,7 +3,7 @@
 // wait and go together, up to the batch's size, each with its own outcome; a failure `splits`
 // names is retried in halves down to the request at fault; any other fails that batch only.
 import { describe, expect, it } from 'vitest';
-import { BatchQueue } from '../src/batch-queue.js';
+import { BatchQueue, distinctRounds } from '../src/batch-queue.js';
 
 class Refused extends Error {}
 
@@ -94,5 +94,11 @@ describe('BatchQueue', () => {
   it('fails a batch whose apply gave the wrong number of outcomes', async () => {
     const q = new BatchQueue(async (items: number[]) => items.slice(1), { maxInFlight: 1, maxBatch: 8 });
     await expect(q.submit(1)).rejects.toThrow('batch applied with 0 outcomes for 1 requests');
+  });
+
+  it('splits a batch into rounds of distinct keys, a repeated key in a later round, order kept', () => {
+    const items = ['a1', 'b1', 'a2', 'c1', 'a3', 'b2'];
+    expect(distinctRounds(items, (x) => x[0]!)).toEqual([['a1', 'b1', 'c1'], ['a2', 'b2'], ['a3']]);
+    expect(distinctRounds([], (x: string) => x)).toEqual([]);
   });
 });

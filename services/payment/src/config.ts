@@ -115,7 +115,7 @@ export const paymentSpec = {
   orderBatchesInFlight: {
     name: 'ORDER_BATCHES_IN_FLIGHT',
     description:
-      'group commit of new payment orders: transactions (and idempotency-key claim statements) in flight per shard, each for many orders at once; 0: one of each per order',
+      'group commit of new payment orders: transactions (and statements claiming idempotency keys or advancing saga steps) in flight per shard, each for many orders at once; 0: one of each per order',
     parse: parsers.int(0, 64),
     default: '2',
   },

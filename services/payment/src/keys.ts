@@ -7,6 +7,7 @@
 import {
   BatchQueue,
   bucketOf,
+  distinctRounds,
   DomainError,
   isPermanentFailure,
   preparedRaw,
@@ -77,7 +78,7 @@ export class KeyClaims {
   }
 
   private shardOf(c: KeyClaim): Shard {
-    return this.router.byBucket(bucketOf(`${c.channel}\u0000${c.key}`));
+    return this.router.byBucket(bucketOf(keyOf(c)));
   }
 
   /** Claims the channel's key for the order; returns the claim the key holds (ours, or an earlier one). */
@@ -105,17 +106,9 @@ export class KeyClaims {
  * order of their keys, so that two statements lock keys in one order and never deadlock.
  */
 async function claimAll(shard: Shard, claims: KeyClaim[]): Promise<RecordedClaim[]> {
-  const out = new Array<RecordedClaim>(claims.length);
-  let left = claims.map((c, i) => ({ c, i }));
-  while (left.length) {
-    const seen = new Set<string>();
-    const round: typeof left = [];
-    const later: typeof left = [];
-    for (const x of left) {
-      const id = `${x.c.channel}\u0000${x.c.key}`;
-      (seen.has(id) ? later : round).push(x);
-      seen.add(id);
-    }
+  const recorded = new Array<RecordedClaim>(claims.length);
+  const entries = claims.map((c, i) => ({ c, i }));
+  for (const round of distinctRounds(entries, ({ c }) => keyOf(c))) {
     const { rows } = await retryOnConflict(() =>
       preparedRaw(
         shard.db,
@@ -126,34 +119,35 @@ async function claimAll(shard: Shard, claims: KeyClaim[]): Promise<RecordedClaim
          on conflict (channel, idempotency_key) do update set payment_id = payment_keys.payment_id
          returning channel, idempotency_key, payment_id, body_hash, xmax = 0 as fresh, created_at`,
         [
-          round.map((x) => x.c.channel),
-          round.map((x) => x.c.key),
-          round.map((x) => x.c.paymentId),
-          round.map((x) => x.c.bodyHash),
+          round.map(({ c }) => c.channel),
+          round.map(({ c }) => c.key),
+          round.map(({ c }) => c.paymentId),
+          round.map(({ c }) => c.bodyHash),
         ],
       ),
     );
     const byKey = new Map(
-      (
-        rows as {
-          channel: string;
-          idempotency_key: string;
-          payment_id: string;
-          body_hash: string;
-          fresh: boolean;
-          created_at: Date;
-        }[]
-      ).map((r) => [
-        `${r.channel}\u0000${r.idempotency_key}`,
+      (rows as ClaimRow[]).map((r) => [
+        keyOf({ channel: r.channel, key: r.idempotency_key }),
         { paymentId: r.payment_id, bodyHash: r.body_hash, fresh: r.fresh, firstAt: r.created_at },
       ]),
     );
-    for (const x of round) {
-      const claimed = byKey.get(`${x.c.channel}\u0000${x.c.key}`);
+    for (const { i, c } of round) {
+      const claimed = byKey.get(keyOf(c));
       if (!claimed) throw new Error('a key claim returned no row');
-      out[x.i] = claimed;
+      recorded[i] = claimed;
     }
-    left = later;
   }
-  return out;
+  return recorded;
 }
+
+interface ClaimRow {
+  channel: string;
+  idempotency_key: string;
+  payment_id: string;
+  body_hash: string;
+  fresh: boolean;
+  created_at: Date;
+}
+
+const keyOf = (c: { channel: string; key: string }) => `${c.channel}\u0000${c.key}`;

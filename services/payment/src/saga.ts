@@ -23,7 +23,16 @@ import type { Ledger } from './clients/ledger.js';
 import { sagaOldestAge, sagaSteps, sagaUnsettled } from './metrics.js';
 import { nextAfter, WAITING_STEPS } from './state.js';
 import type { PaymentRow } from './proto.js';
-import { advance, claimStep, deferStep, dueOrders, nextDueInMs, sagaBacklog } from './store.js';
+import {
+  advance,
+  claimStep,
+  deferStep,
+  dueOrders,
+  nextDueInMs,
+  sagaBacklog,
+  stepAdvances,
+  type StepAdvances,
+} from './store.js';
 
 /** A step's outcome; `claimed`: the order moved on to a step this driver holds (advance's claim). */
 export interface StepOutcome {
@@ -47,6 +56,8 @@ export interface SagaOptions {
   sweepConcurrency?: number;
   /** Parallel pulls on the durable consumer. */
   consumerConcurrency?: number;
+  /** Advances of concurrent steps written many to a statement per shard (absent: one each). */
+  advanceBatches?: { maxInFlight: number; maxBatch: number };
 }
 
 /** Orders one sweep of a shard takes at most. */
@@ -72,13 +83,17 @@ export class Saga {
   private made = new Set<string>();
   /** Drives going on after the call that started them answered (goOn): stop() waits for them. */
   private going = new Set<Promise<void>>();
+  private readonly advances: StepAdvances | undefined;
 
   constructor(
     private readonly router: ShardRouter,
     private readonly ledger: Ledger,
     private readonly log: Logger,
     private readonly o: SagaOptions,
-  ) {}
+  ) {
+    const b = o.advanceBatches;
+    this.advances = b ? stepAdvances(router, b.maxInFlight, b.maxBatch) : undefined;
+  }
 
   /** The lease a claimed step holds: the ledger call's deadline and a margin. */
   get leaseMs(): number {
@@ -109,6 +124,7 @@ export class Saga {
         row,
         { ...nextAfter(row, 'ok')!, reason: 'AUTO_RELEASED', escrowOutcome: 'AUTO_RELEASED' },
         lease,
+        this.advances,
       );
       if (after?.claimed) this.remember(id, after.step);
       return { result: 'advanced', row: after ?? row, claimed: after?.claimed === true };
@@ -132,6 +148,7 @@ export class Saga {
       row,
       { ...next, ...(res.kind === 'refused' ? { reason: res.reason } : {}) },
       lease,
+      this.advances,
     );
     if (after) this.remember(id, row.step);
     // The next step is this driver's: its event needs no claim from the consumer.

@@ -87,18 +87,20 @@ export async function startPaymentService(
   );
   peers.watchCustomers(nats.nc);
   ledger.watchAccounts(nats.nc);
+  // New orders' key claims and their writes, and the saga's step advances, are batched alike per
+  // shard (ORDER_BATCHES_IN_FLIGHT, ORDER_BATCH_MAX).
+  const batching =
+    config.orderBatchesInFlight > 0
+      ? { maxInFlight: config.orderBatchesInFlight, maxBatch: config.orderBatchMax }
+      : undefined;
   const saga = new Saga(router, ledger, log, {
     consumerName: config.sagaConsumerName,
     callTimeoutMs: config.ledgerCallTimeoutMs,
     maxBackoffMs: config.sagaMaxBackoffMs,
     sweepIntervalMs: config.sagaSweepIntervalMs,
+    ...(batching ? { advanceBatches: batching } : {}),
   });
   await saga.start(config.sagaConsumerEnabled ? nats : undefined);
-  // New orders' key claims and their writes are batched alike (ORDER_BATCHES_IN_FLIGHT, ORDER_BATCH_MAX).
-  const batching =
-    config.orderBatchesInFlight > 0
-      ? { maxInFlight: config.orderBatchesInFlight, maxBatch: config.orderBatchMax }
-      : undefined;
   const deps: PaymentDeps = {
     router,
     keys: new KeyClaims(router, batching),

@@ -5,7 +5,13 @@
 import { createHash } from 'node:crypto';
 import {
   bucketedId,
+  BatchQueue,
   bind,
+  distinctRounds,
+  isPermanentFailure,
+  retryOnConflict,
+  traceCarrier,
+  type OutboxEvent,
   DomainError,
   encodePageToken,
   GroupCommit,
@@ -510,13 +516,15 @@ const drivable = (step: P): boolean => step !== P.PAYMENT_STEP_DONE && !WAITING_
  * order moves on to a step the saga makes, the same statement claims that step for the caller for
  * so long, as claimStep would (attempts 1, due after the lease): a driver that goes on with the
  * order needs no claim of its own, and no other driver takes the step meanwhile. The returned row
- * says whether it did (`claimed`).
+ * says whether it did (`claimed`). `batches`: the shard's queue of advances (stepAdvances), which
+ * writes the advances of concurrent steps in one statement; absent: a statement of its own.
  */
 export async function advance(
   shard: Shard,
   row: PaymentRow,
   c: Change,
   claimNextForMs?: number,
+  batches?: StepAdvances,
 ): Promise<(PaymentRow & { claimed?: boolean }) | undefined> {
   // A change with side effects (a limit or risk counts given back, a refund added to its
   // original) takes changeOrder's transaction.
@@ -524,11 +532,24 @@ export async function advance(
     return shard.db.transaction((tx) => changeOrder(tx, row, c));
   }
   if (c.status !== row.status) transition(row.status, c.status);
-  // Otherwise one statement, atomic by itself (no BEGIN, no COMMIT): the update and its event.
+  const planned = plannedAdvance(row, c, claimNextForMs);
+  const queue = batches?.get(shard.index);
+  const moved = queue ? await queue.submit(planned) : (await writeAdvances(shard, [planned]))[0];
+  return moved ? planned.after : undefined;
+}
+
+/** An advance without side effects, as it will be written: the row before and after, its event. */
+interface PlannedAdvance {
+  row: PaymentRow;
+  after: PaymentRow & { claimed?: boolean };
+  event: OutboxEvent;
+}
+
+function plannedAdvance(row: PaymentRow, c: Change, claimNextForMs: number | undefined): PlannedAdvance {
   // The event is built from the row as it will be, which is exact because the update applies
   // only to the row as the caller read it (every column it does not set and the event carries is
-  // either immutable or guarded here: status, step, attempts, refunded_amount, and updated_at,
-  // which every other change moves).
+  // either immutable or guarded: status, step, attempts, refunded_amount, and updated_at, which
+  // every other change moves).
   const now = new Date();
   const settles = FINAL_FOR_MONEY.includes(c.status) && !FINAL_FOR_MONEY.includes(row.status);
   const claims = claimNextForMs !== undefined && c.step !== row.step && drivable(c.step);
@@ -548,37 +569,95 @@ export async function advance(
     settled_at: settles ? now : row.settled_at,
     ...(claims ? { claimed: true } : {}),
   };
-  const event = outboxInsert([paymentChanged(c.event, paymentToProto(after), row.status, now)]);
-  const { rows } = (await preparedRaw(
-    shard.db,
-    `with moved as (
-       update payments set status = ?, step = ?, reason = ?, note = ?, review_decision = ?, escrow_outcome = ?,
-              attempts = ?, next_attempt_at = ?, updated_at = ?, settled_at = ?
-        where id = ? and step = ? and status = ? and attempts = ? and refunded_amount = ? and updated_at = ?
-        returning 1),
-     announced as (${event.sql} where exists (select 1 from moved))
-     select count(*)::int as n from moved`,
-    bind([
-      after.status,
-      after.step,
-      after.reason,
-      after.note,
-      after.review_decision,
-      after.escrow_outcome,
-      after.attempts,
-      after.next_attempt_at,
-      now,
-      after.settled_at,
-      row.id,
-      row.step,
-      row.status,
-      row.attempts,
-      row.refunded_amount.toString(),
-      row.updated_at,
-      ...event.bindings,
+  const event = paymentChanged(c.event, paymentToProto(after), row.status, now);
+  // Stamped now, in the step's own context: the statement that writes it may carry other steps'.
+  return { row, after, event: { ...event, trace: event.trace ?? traceCarrier() } };
+}
+
+/**
+ * Writes advances in one statement per round (atomic by itself: no BEGIN, no COMMIT), each update
+ * with its event; an order asked twice goes in a second round and finds itself moved. Returns, per
+ * advance, whether its order was still where its driver saw it (and so moved).
+ */
+async function writeAdvances(shard: Shard, planned: PlannedAdvance[]): Promise<boolean[]> {
+  const moved = new Array<boolean>(planned.length).fill(false);
+  const entries = planned.map((p, i) => ({ p, i }));
+  for (const round of distinctRounds(entries, ({ p }) => p.row.id)) {
+    const col = <T>(f: (p: PlannedAdvance) => T): T[] => round.map(({ p }) => f(p));
+    const { rows } = await retryOnConflict(() =>
+      preparedRaw(
+        shard.db,
+        `with s as (
+           select * from unnest(?::uuid[], ?::smallint[], ?::smallint[], ?::int[], ?::bigint[], ?::timestamptz[],
+                                ?::smallint[], ?::smallint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[],
+                                ?::timestamptz[], ?::timestamptz[], ?::timestamptz[],
+                                ?::uuid[], ?::text[], ?::bytea[], ?::jsonb[])
+             as s(id, was_step, was_status, was_attempts, was_refunded, was_updated,
+                  status, step, reason, note, review_decision, escrow_outcome, attempts,
+                  next_attempt_at, updated_at, settled_at,
+                  event_id, subject, payload, headers)),
+         moved as (
+           update payments p
+              set status = s.status, step = s.step, reason = s.reason, note = s.note,
+                  review_decision = s.review_decision, escrow_outcome = s.escrow_outcome, attempts = s.attempts,
+                  next_attempt_at = s.next_attempt_at, updated_at = s.updated_at, settled_at = s.settled_at
+             from s
+            where p.id = s.id and p.step = s.was_step and p.status = s.was_status and p.attempts = s.was_attempts
+              and p.refunded_amount = s.was_refunded and p.updated_at = s.was_updated
+           returning p.id),
+         announced as (
+           insert into outbox (id, subject, payload, headers)
+           select s.event_id, s.subject, s.payload, s.headers from s join moved on moved.id = s.id)
+         select id from moved`,
+        [
+          col((p) => p.row.id),
+          col((p) => p.row.step),
+          col((p) => p.row.status),
+          col((p) => p.row.attempts),
+          col((p) => p.row.refunded_amount.toString()),
+          col((p) => p.row.updated_at),
+          col((p) => p.after.status),
+          col((p) => p.after.step),
+          col((p) => p.after.reason),
+          col((p) => p.after.note),
+          col((p) => p.after.review_decision),
+          col((p) => p.after.escrow_outcome),
+          col((p) => p.after.attempts),
+          col((p) => p.after.next_attempt_at),
+          col((p) => p.after.updated_at),
+          col((p) => p.after.settled_at),
+          col((p) => p.event.id),
+          col((p) => p.event.subject),
+          col((p) => Buffer.from(p.event.payload)),
+          col((p) => JSON.stringify(p.event.trace)),
+        ],
+      ),
+    );
+    const ids = new Set((rows as { id: string }[]).map((r) => r.id));
+    for (const { p, i } of round) moved[i] = ids.has(p.row.id);
+  }
+  return moved;
+}
+
+/**
+ * One queue per shard for saga step advances (the kit's BatchQueue): under load, the advances of
+ * the steps a shared CreateTransfers call answered go in one statement, one round trip and one
+ * WAL flush for many orders.
+ */
+export type StepAdvances = ReadonlyMap<number, BatchQueue<PlannedAdvance, boolean>>;
+
+export function stepAdvances(router: ShardRouter, maxInFlight: number, maxBatch: number): StepAdvances {
+  return new Map(
+    router.shards.map((s) => [
+      s.index,
+      new BatchQueue<PlannedAdvance, boolean>((planned) => writeAdvances(s, planned), {
+        maxInFlight,
+        maxBatch,
+        // An advance PostgreSQL refuses for its own data is refused alone.
+        splits: isPermanentFailure,
+      }),
     ]),
-  )) as { rows: { n: number }[] };
-  return rows[0]!.n === 1 ? after : undefined;
+  );
 }
 
 /** Orders with saga work left whose next attempt is due (retries, dead drivers, escrow timers), oldest due first. */

@@ -1,4 +1,4 @@
-// The payment key claim and the saga's sweeper, on migrated payment databases of their own (no
+// The payment key claims, the saga's step advances and its sweeper, on migrated payment databases of their own (no
 // ledger behind them: nothing here reaches one).
 import { randomUUID } from 'node:crypto';
 import { createLogger, DomainError, migrateAllShards, ShardMap, ShardRouter } from '@corebank/kit';
@@ -15,7 +15,16 @@ import { Ledger } from '../src/clients/ledger.js';
 import { KeyClaims } from '../src/keys.js';
 import { paymentMigrations } from '../src/migrations.js';
 import { Saga } from '../src/saga.js';
-import { bodyHashOf, createOnce, findPayment, insertOrder, paymentIdFor, type NewOrder } from '../src/store.js';
+import {
+  advance,
+  bodyHashOf,
+  createOnce,
+  findPayment,
+  insertOrder,
+  paymentIdFor,
+  stepAdvances,
+  type NewOrder,
+} from '../src/store.js';
 
 const log = createLogger('payment', 'silent');
 
@@ -208,5 +217,41 @@ describe('payment keys and the saga sweeper', () => {
       );
     }
     expect(rows).toBe(41);
+  });
+
+  it('advances concurrent steps in one statement, each with its event, guarded as one alone', async () => {
+    const shard = router.shards[0]!;
+    const rows = [];
+    for (let i = 0; i < 6; i++) {
+      const o = order(router, `adv-${randomUUID()}`, bodyHashOf('a'));
+      rows.push((await shard.db.transaction((tx) => insertOrder(tx, o, new Date())))!);
+    }
+    // The last order moved since its driver read it (another driver took its step): not advanced.
+    await shard.db('payments').where('id', rows[5]!.id).update({ attempts: 3 });
+    const batches = stepAdvances(router, 1, 64);
+    const held = { status: S.PAYMENT_STATUS_HELD, step: P.PAYMENT_STEP_CREDIT, event: 'payment_held' } as const;
+    const outbox = async () => Number(((await shard.db('outbox').count({ n: '*' })) as [{ n: string }])[0].n);
+    const before = await outbox();
+    const counter = countQueries();
+    // The first goes alone; the others wait for it and go together, the first order's twice (a
+    // second driver with the same view of it): that one finds it moved.
+    const results = await Promise.all([
+      ...rows.map((r) => advance(shard, r, held, 5_000, batches)),
+      advance(shard, rows[1]!, held, 5_000, batches),
+    ]);
+    const statements = [...counter.take().byText.entries()]
+      .filter(([text]) => text.startsWith('with s as ( select * from unnest'))
+      .reduce((a, [, n]) => a + n, 0);
+    counter.stop();
+    expect(results.map((r) => r?.step)).toEqual([...Array(5).fill(P.PAYMENT_STEP_CREDIT), undefined, undefined]);
+    // Each advance claimed the next step for its driver (claimNextForMs).
+    expect(results.slice(0, 5).every((r) => r?.claimed === true && r.attempts === 1)).toBe(true);
+    expect(statements).toBe(3);
+    for (const r of rows.slice(0, 5)) {
+      expect(await findPayment(shard.db, r.id)).toMatchObject({ step: P.PAYMENT_STEP_CREDIT, attempts: 1 });
+    }
+    expect((await findPayment(shard.db, rows[5]!.id))!.step).toBe(P.PAYMENT_STEP_HOLD);
+    // One event per order moved, none for the ones that were not.
+    expect((await outbox()) - before).toBe(5);
   });
 });

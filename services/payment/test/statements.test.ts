@@ -39,8 +39,13 @@ describe('round trips per payment', () => {
   let s0: Account[];
   let s1: Account[];
   beforeAll(async () => {
-    // The production sweep interval: the tests' 250 ms would add its polling to every order.
-    t = await startPayments(2, { ...NO_RISK_RULES, SAGA_SWEEP_INTERVAL_MS: '5000' });
+    // The production sweep intervals: the tests' 250 ms (saga) and 200 ms (hold expiry) would add
+    // their polling to every order.
+    t = await startPayments(
+      2,
+      { ...NO_RISK_RULES, SAGA_SWEEP_INTERVAL_MS: '5000' },
+      { EXPIRY_SWEEP_INTERVAL_MS: '5000' },
+    );
     s0 = await accountsOn(t.bank, 0, 9, 1_000_000n);
     s1 = await accountsOn(t.bank, 1, 2, 1_000_000n);
   });
