@@ -61,6 +61,19 @@ export const kitMigrations: Migration[] = [
   },
   auditMigration,
   shardBusinessDateMigration,
+  {
+    name: '004_kit_outbox_vacuum',
+    async up(db) {
+      // Every outbox row is inserted, then updated once (sent_at) and soon dead: the unsent index
+      // keeps an entry for each until vacuum, which the relay's reads step over. The default
+      // (vacuum once dead rows pass a fifth of the table) lets tens of thousands gather under load;
+      // vacuum these tables after a fixed number instead, whatever their size.
+      await db.raw(`
+        alter table outbox set (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+        alter table audit_outbox set (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+      `);
+    },
+  },
 ];
 
 /**

@@ -197,7 +197,13 @@ export class OutboxRelay {
     // One active relay per service, shard and table across replicas keeps the stream in outbox
     // order (keyed by schema: services sharing a database relay independently). The lock is an
     // InitPlan: taken once, and when another replica holds it the scan is skipped.
-    const read = `begin; ${tables
+    // The reads walk the unsent index in seq order (an index scan, never a bitmap scan): its
+    // entries of rows marked sent stay until vacuum, and only an index scan marks them dead as it
+    // passes (kill_prior_tuple), so that the next read steps over them without visiting the
+    // table. Measured in the bench: with 10,000 such entries a bitmap scan read 530 table pages
+    // for 4 rows (1.1 ms a read, half a core of PostgreSQL at 130 payments/s); the index scan,
+    // once they are marked, 30 index pages (0.3 ms).
+    const read = `begin; set local enable_bitmapscan = off; ${tables
       .map(
         (table) => `select seq, id, subject, payload, headers from ${table}
       where sent_at is null
