@@ -2,8 +2,8 @@
 // applied, and go together in the next batch, up to maxBatch. Under load one round trip (a
 // transaction, a statement, a call to another service) carries many requests, each with its own
 // outcome; alone, a request goes at once, so nothing waits for a timer. Group commit
-// (group-commit.ts), the payment service's shared ledger calls and its idempotency-key claims are
-// this queue with their own `apply`.
+// (group-commit.ts), and the payment service's shared ledger calls, idempotency-key claims and saga
+// step advances are this queue with their own `apply`.
 //
 // One request's bad data must never fail its neighbours: when a batch of more than one fails with
 // an error that `splits` names (one a single request can cause and retrying cannot cure), it is

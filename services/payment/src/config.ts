@@ -122,7 +122,7 @@ export const paymentSpec = {
   orderBatchMax: {
     name: 'ORDER_BATCH_MAX',
     description:
-      'group commit of new payment orders: orders in one transaction (and key claims in one statement) at most',
+      'group commit of new payment orders: orders in one transaction (key claims, step advances in one statement) at most',
     parse: parsers.int(1, 10_000),
     default: '256',
   },
