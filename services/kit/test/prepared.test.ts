@@ -1,9 +1,9 @@
 // Prepared statements against real PostgreSQL: preparedRaw names a fixed statement once per
 // connection (PostgreSQL's pg_prepared_statements lists it, with the server's count of generic and
 // custom plans), inside a transaction as on the pool, with the same results as knex.raw; and with
-// DATABASE_PREPARED_STATEMENTS off nothing is prepared.
+// DATABASE_PREPARED_STATEMENTS off nothing is prepared; a text is turned into native SQL once.
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import {
   createLogger,
@@ -71,5 +71,19 @@ describe('prepared statements', () => {
     const select = `select label from items where id = ? and label <> ?`;
     expect((await preparedRaw(db, select, [3, 'unprepared'])).rows).toEqual([{ label: 'item 3' }]);
     expect(await prepared(`select label from items where id = $1 and label <> $2`)).toEqual([]);
+  });
+
+  it('works out a text once, yet binds a knex.raw into the text and refuses an undefined binding', async () => {
+    const db = router.shards[0]!.db;
+    const select = `select label from items where id = ? and label <> ?`;
+    expect((await preparedRaw(db, select, [2, 'x'])).rows).toEqual([{ label: 'item 2' }]);
+    // The same text with a knex.raw binding: written into the statement, as knex.raw does.
+    expect((await preparedRaw(db, select, [db.raw('3'), 'x'])).rows).toEqual([{ label: 'item 3' }]);
+    // Plain values again: the text worked out at the first call, knex not asked.
+    const knexRaw = vi.spyOn(db, 'raw');
+    expect((await preparedRaw(db, select, [4, 'x'])).rows).toEqual([{ label: 'item 4' }]);
+    expect(knexRaw).not.toHaveBeenCalled();
+    knexRaw.mockRestore();
+    await expect(preparedRaw(db, select, [undefined, 'x'])).rejects.toThrow(/Undefined binding/);
   });
 });
