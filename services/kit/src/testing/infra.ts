@@ -7,7 +7,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
+/** A free TCP port on 127.0.0.1, never one that this process handed out before. */
 export async function freePort(): Promise<number> {
+  // The probe's port is free again once it closes, and the kernel may offer it to the next probe
+  // before whoever asked for the first one listens on it (the bench once gave the customer and
+  // payment services one port): a port this process handed out is never handed out again.
+  for (;;) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+/** Ports freePort handed out in this process. */
+const handedOut = new Set<number>();
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
