@@ -1,5 +1,5 @@
-// The payment key claims, the saga's step advances and its sweeper, on migrated payment databases of their own (no
-// ledger behind them: nothing here reaches one).
+// The payment key claims, the saga's step advances and its sweeper, on migrated payment databases
+// of their own (no ledger behind them: nothing here reaches one).
 import { randomUUID } from 'node:crypto';
 import { createLogger, DomainError, migrateAllShards, ShardMap, ShardRouter } from '@corebank/kit';
 import {
